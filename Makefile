@@ -1,0 +1,40 @@
+# PGXS build of db_virtuoso.
+#   make && make install            build and install into the server found by pg_config
+#   scripts/test.sh                 every test suite (see README)
+EXTENSION   = db_virtuoso
+EXTVERSION  = 0.1.0
+MODULE_big  = db_virtuoso
+
+# The install script is assembled from one fragment per capability, in this order, so
+# that each capability keeps its SQL next to its C++.
+SQL_PARTS = src/pg/schema.sql \
+            src/pg/runner.sql \
+            src/online/online.sql \
+            src/pg/privileges.sql
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql
+DATA       = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+
+SRCS = $(sort $(wildcard src/*/*.cpp))
+OBJS = $(SRCS:.cpp=.o)
+HEADERS = $(wildcard include/db_virtuoso/*/*.hpp)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(CURDIR)/include
+SHLIB_LINK += -lfmt -lstdc++
+
+# Debian builds the server with LLVM JIT; bitcode for C++ sources is not worth it here.
+override with_llvm = no
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+override CXXFLAGS += -std=c++17 -fPIC -Wno-register -Wno-missing-field-initializers -Werror=return-type
+
+$(OBJS): $(HEADERS)
+
+$(DATA_built): $(SQL_PARTS)
+	{ echo '-- db_virtuoso $(EXTVERSION): generated from $(SQL_PARTS); edit those files'; \
+	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
+	  for f in $(SQL_PARTS); do echo; echo "-- ==== $$f"; cat $$f; done; } > $@
+
+all: $(DATA_built)

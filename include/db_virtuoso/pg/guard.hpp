@@ -1,0 +1,129 @@
+// The C++ / PostgreSQL error boundary.
+//
+// PostgreSQL reports errors with longjmp, C++ with exceptions; neither may cross the other.
+//  * Every SQL-callable entry point runs its body through guarded(): a C++ exception is
+//    caught, its text copied, the catch block left, and only then ereport(ERROR) is raised.
+//  * C++ code that holds objects with destructors calls PostgreSQL through pg_call(): a
+//    PostgreSQL error raised inside is caught with PG_TRY, copied, flushed, and rethrown as
+//    a PgError exception.  The transaction is then in an error state: the exception must end
+//    in guarded() (which rethrows the original error) or in a SubTransaction rollback.
+#pragma once
+
+#include "db_virtuoso/pg/postgres.hpp"
+
+namespace virtuoso::pg {
+
+// An error a user can cause, raised from C++ code, with its SQLSTATE.
+class UserError : public std::exception {
+public:
+    UserError(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
+        : sqlstate_(sqlstate),
+          message_(std::move(message)),
+          detail_(std::move(detail)),
+          hint_(std::move(hint)) {}
+    const char *what() const noexcept override { return message_.c_str(); }
+    int sqlstate() const { return sqlstate_; }
+    const std::string &detail() const { return detail_; }
+    const std::string &hint() const { return hint_; }
+
+private:
+    int sqlstate_;
+    std::string message_, detail_, hint_;
+};
+
+// A PostgreSQL error caught by pg_call(); owns nothing C++-side: the ErrorData lives in the
+// memory context that was current when pg_call() was entered.
+class PgError : public std::exception {
+public:
+    explicit PgError(ErrorData *data) : data_(data) {}
+    const char *what() const noexcept override {
+        return data_ && data_->message ? data_->message : "PostgreSQL error";
+    }
+    ErrorData *data() const { return data_; }
+    int sqlstate() const { return data_ ? data_->sqlerrcode : ERRCODE_INTERNAL_ERROR; }
+
+private:
+    ErrorData *data_;
+};
+
+// Runs f (plain calls into PostgreSQL, nothing that throws C++ exceptions) and turns a
+// PostgreSQL ERROR raised inside it into a PgError.
+ErrorData *catch_pg_error(void (*fn)(void *), void *arg);
+
+template <typename F>
+auto pg_call(F &&f) -> decltype(f()) {
+    using Result = decltype(f());
+    if constexpr (std::is_void_v<Result>) {
+        auto thunk = [](void *p) { (*static_cast<std::remove_reference_t<F> *>(p))(); };
+        if (ErrorData *e = catch_pg_error(thunk, &f)) throw PgError(e);
+    } else {
+        struct Call {
+            std::remove_reference_t<F> *fn;
+            std::optional<Result> result;
+        } call{&f, std::nullopt};
+        auto thunk = [](void *p) {
+            auto *c = static_cast<Call *>(p);
+            c->result.emplace((*c->fn)());
+        };
+        if (ErrorData *e = catch_pg_error(thunk, &call)) throw PgError(e);
+        return std::move(*call.result);
+    }
+}
+
+// Raises the error described by the current exception as a PostgreSQL ERROR.  Must be
+// called after the catch block that caught it has ended (see guarded()).
+struct PendingError {
+    ErrorData *pg = nullptr;  // rethrown as is
+    int sqlstate = 0;
+    char *message = nullptr;
+    char *detail = nullptr;
+    char *hint = nullptr;
+};
+void capture_current_exception(PendingError &out) noexcept;
+[[noreturn]] void raise_pending(const PendingError &err, const char *function_name);
+
+// Runs the body of a SQL-callable function.  The body returns a Datum.
+template <typename Body>
+Datum guarded(const char *function_name, Body &&body) {
+    PendingError pending;
+    try {
+        return body();
+    } catch (...) {
+        capture_current_exception(pending);
+    }
+    raise_pending(pending, function_name);
+}
+
+// Sends a NOTICE (or another level below ERROR) to the client.
+void report(int elevel, const std::string &message);
+
+// A subtransaction that is rolled back unless commit() is called.  Resource owner and
+// memory context of the caller are restored either way.
+class SubTransaction {
+public:
+    SubTransaction();
+    ~SubTransaction();
+    SubTransaction(const SubTransaction &) = delete;
+    SubTransaction &operator=(const SubTransaction &) = delete;
+    void commit();
+    void rollback();
+
+private:
+    MemoryContext caller_context_;
+    ResourceOwner caller_owner_;
+    bool open_ = true;
+};
+
+}  // namespace virtuoso::pg
+
+// Declares a SQL-callable C function whose body runs inside the guard:
+//   VIRTUOSO_FUNCTION(my_function) { ...C++...; return Datum; }
+#define VIRTUOSO_FUNCTION(name)                                                   \
+    static Datum name##_impl(FunctionCallInfo fcinfo);                            \
+    extern "C" {                                                                  \
+    PG_FUNCTION_INFO_V1(name);                                                    \
+    Datum name(PG_FUNCTION_ARGS) {                                                \
+        return virtuoso::pg::guarded(#name, [fcinfo] { return name##_impl(fcinfo); }); \
+    }                                                                             \
+    }                                                                             \
+    static Datum name##_impl(FunctionCallInfo fcinfo)

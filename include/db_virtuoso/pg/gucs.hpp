@@ -1,0 +1,18 @@
+// The extension's configuration parameters (all under the reserved prefix "virtuoso.").
+#pragma once
+
+namespace virtuoso::gucs {
+
+extern char *database_names;
+extern int maintenance_naptime_s;
+extern char *maintenance_window;
+extern char *maintenance_role;
+extern bool enable_maintenance_worker;
+extern int dead_tuple_threshold;
+extern double dead_tuple_pct;
+extern int lock_timeout_ms;
+extern int max_lock_retries;
+
+void define_all();
+
+}  // namespace virtuoso::gucs

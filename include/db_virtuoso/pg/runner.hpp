@@ -1,0 +1,42 @@
+// The statement runner: executes SQL in a dynamic background worker, in the caller's
+// database, as the caller's role and with the caller's settings, and hands back the
+// outcome.
+//
+//  * TopLevel: one statement run as a top-level command through a portal, so VACUUM,
+//    CREATE/DROP INDEX CONCURRENTLY and REINDEX CONCURRENTLY work from inside a function.
+//  * Autonomous: SQL (with text parameters) run through SPI in the worker's own
+//    transaction, which commits even when the caller later rolls back.
+//
+// Never hangs: no free worker slot is an ERROR (53400); a worker that waits for a lock the
+// caller holds is stopped and reported as a deadlock (40P01); cancelling or terminating the
+// caller terminates the worker.
+#pragma once
+
+#include "db_virtuoso/pg/guard.hpp"
+
+namespace virtuoso::pg {
+
+enum class RunMode { TopLevel, Autonomous };
+
+struct RunRequest {
+    RunMode mode = RunMode::TopLevel;
+    std::string sql;
+    std::vector<std::optional<std::string>> params;  // Autonomous only: $1.. as text
+};
+
+struct RunOutcome {
+    bool ok = false;
+    std::string command_tag;           // e.g. "VACUUM", "CREATE INDEX", "INSERT 0 1"
+    std::optional<std::string> value;  // Autonomous: first column of the first row, if any
+    ErrorData *error = nullptr;        // the worker's error when !ok (elevel ERROR)
+    int worker_pid = 0;
+};
+
+// Runs the request and waits for it.  Errors of the statement come back in the outcome;
+// errors of the runner itself (no slot, self-deadlock, cancel) are thrown as PgError.
+RunOutcome run_in_worker(const RunRequest &request);
+
+// As run_in_worker, but an error of the statement is raised in the caller.
+RunOutcome run_in_worker_or_raise(const RunRequest &request);
+
+}  // namespace virtuoso::pg

@@ -1,0 +1,81 @@
+// RAII over SPI, with results copied into C++ memory before SPI lets go of them.
+#pragma once
+
+#include "db_virtuoso/pg/guard.hpp"
+
+namespace virtuoso::pg {
+
+using Value = std::optional<std::string>;  // a column value in text form; nullopt is NULL
+
+struct SpiResult {
+    std::vector<std::string> columns;
+    std::vector<std::vector<Value>> rows;
+    uint64_t processed = 0;
+
+    bool empty() const { return rows.empty(); }
+    // The first column of the first row; nullopt when there is no row or it is NULL.
+    Value scalar() const { return rows.empty() || rows[0].empty() ? Value{} : rows[0][0]; }
+    // Index of a column by name, or -1.
+    int column(std::string_view name) const;
+};
+
+// A parameter of a query: its text form, passed as type `text` (cast in SQL where needed).
+using Param = Value;
+
+class Spi {
+public:
+    Spi();
+    ~Spi();
+    Spi(const Spi &) = delete;
+    Spi &operator=(const Spi &) = delete;
+
+    // Runs sql with $1.. bound to params (all of type text).  max_rows 0 = all rows.
+    SpiResult execute(const std::string &sql, const std::vector<Param> &params = {},
+                      bool read_only = false, long max_rows = 0);
+    // Convenience: the scalar result of a query.
+    Value scalar(const std::string &sql, const std::vector<Param> &params = {},
+                 bool read_only = false);
+
+private:
+    bool connected_ = false;
+};
+
+// Sets GUCs for the rest of the current (sub)transaction and restores them on scope exit,
+// e.g. a pinned search_path for the extension's own SQL.
+class GucScope {
+public:
+    GucScope();
+    ~GucScope();
+    GucScope(const GucScope &) = delete;
+    GucScope &operator=(const GucScope &) = delete;
+    void set(const char *name, const std::string &value);
+
+private:
+    int nest_level_;
+};
+
+// The extension's own SQL: SPI with search_path pinned to pg_catalog (then pg_temp), so that
+// objects a user creates cannot capture what internal queries call.  Do not run user
+// statements (or the statement runner, which copies the settings) inside one.
+class InternalSql : public Spi {
+public:
+    InternalSql() { guc_.set("search_path", "pg_catalog, pg_temp"); }
+
+private:
+    GucScope guc_;
+};
+
+// Sleeps, waking up for interrupts (cancel, terminate, postmaster death).
+void interruptible_sleep(long milliseconds);
+
+// quote_ident / quote_literal as PostgreSQL does them.
+std::string quote_identifier(const std::string &ident);
+std::string quote_literal(const std::string &literal);
+// schema-qualified, quoted name of a relation.
+std::string qualified_relation_name(Oid relid);
+
+// Text of a SQL-callable argument, or nullopt when NULL.
+Value text_arg(FunctionCallInfo fcinfo, int argno);
+Datum text_datum(const std::string &s);
+
+}  // namespace virtuoso::pg

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the benchmarks of test/bench on a throwaway cluster and prints one table of
+# medians and ratios measured side by side in this run.
+#   scripts/bench.sh                 all benchmarks
+#   BENCH="runner" scripts/bench.sh  those whose file name contains a word
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+"$REPO/scripts/install-deps.sh"
+build_extension
+trap stop_cluster EXIT
+start_cluster "$(make_workdir bench)" "fsync = on
+synchronous_commit = on"
+psql -X -q -c 'CREATE EXTENSION db_virtuoso' -c 'CREATE EXTENSION pg_stat_statements'
+
+RESULTS=$(mktemp)
+export RESULTS REPO
+for b in "$REPO"/test/bench/*.sh; do
+    case "$b" in *"${BENCH:-}"*) ;; *) continue ;; esac
+    echo "== $(basename "$b" .sh)" >&2
+    bash "$b"
+done
+echo
+printf '%-28s %-44s %12s %12s %9s %-12s\n' benchmark measure subject baseline ratio target
+printf '%.0s-' {1..122}; echo
+while IFS='|' read -r bench measure subject baseline ratio target; do
+    printf '%-28s %-44s %12s %12s %9s %-12s\n' "$bench" "$measure" "$subject" "$baseline" "$ratio" "$target"
+done <"$RESULTS"
+rm -f "$RESULTS"

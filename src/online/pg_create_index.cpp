@@ -1,0 +1,204 @@
+// virtuoso.create_index_concurrently(index_definition text, max_attempts int DEFAULT 3)
+//
+// Builds an index with CREATE INDEX CONCURRENTLY through the statement runner (it cannot
+// run inside a function otherwise), checks pg_index.indisvalid, and drops and retries a
+// build that failed for a transient reason.  A build that fails for good leaves no invalid
+// index behind.
+#include "db_virtuoso/online/index_build.hpp"
+
+#include "db_virtuoso/core/sql_lexer.hpp"
+#include "db_virtuoso/pg/runner.hpp"
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "parser/parser.h"
+}
+
+namespace virtuoso::online {
+namespace {
+
+using pg::PgError;
+using pg::UserError;
+
+struct IndexTarget {
+    Oid table = InvalidOid;
+    Oid schema = InvalidOid;
+    std::optional<std::string> index_name;
+};
+
+// The real parser decides: exactly one CREATE INDEX statement, on a table that exists.
+IndexTarget resolve_target(const std::string &sql) {
+    return pg::pg_call([&sql] {
+        IndexTarget target;
+        List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
+        if (list_length(stmts) != 1 || !IsA(linitial_node(RawStmt, stmts)->stmt, IndexStmt))
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("index_definition must be exactly one CREATE INDEX statement"),
+                            errhint("Pass one statement such as CREATE INDEX ON t (col).")));
+        auto *stmt = reinterpret_cast<IndexStmt *>(linitial_node(RawStmt, stmts)->stmt);
+        target.table = RangeVarGetRelid(stmt->relation, NoLock, false);
+        target.schema = get_rel_namespace(target.table);
+        if (stmt->idxname != nullptr) target.index_name = std::string(stmt->idxname);
+        return target;
+    });
+}
+
+std::vector<Oid> indexes_of(Oid table) {
+    pg::InternalSql spi;
+    auto result = spi.execute("SELECT indexrelid FROM pg_index WHERE indrelid = $1::oid",
+                              {std::to_string(table)});
+    std::vector<Oid> oids;
+    for (const auto &row : result.rows) oids.push_back(static_cast<Oid>(std::stoul(*row[0])));
+    return oids;
+}
+
+// The index this build created: by name when it has one, else the one that is new.
+std::optional<Oid> created_index(const IndexTarget &target, const std::vector<Oid> &before) {
+    if (target.index_name) {
+        pg::InternalSql spi;
+        auto oid = spi.scalar(
+            "SELECT c.oid FROM pg_class c WHERE c.relname = $1 AND c.relnamespace = $2::oid "
+            "AND c.relkind IN ('i', 'I')",
+            {*target.index_name, std::to_string(target.schema)});
+        if (!oid) return std::nullopt;
+        Oid found = static_cast<Oid>(std::stoul(*oid));
+        for (Oid b : before)
+            if (b == found) return std::nullopt;  // it was there already (IF NOT EXISTS)
+        return found;
+    }
+    for (Oid oid : indexes_of(target.table)) {
+        bool existed = false;
+        for (Oid b : before) existed = existed || b == oid;
+        if (!existed) return oid;
+    }
+    return std::nullopt;
+}
+
+void drop_index_concurrently(const std::string &qualified_name) {
+    pg::run_in_worker_or_raise(
+        {pg::RunMode::TopLevel, "DROP INDEX CONCURRENTLY IF EXISTS " + qualified_name, {}});
+}
+
+// CREATE INDEX CONCURRENTLY commits an (invalid) catalog entry before it waits for other
+// transactions; when the one it would wait for is the caller's own, the build can neither
+// finish nor be cleaned up from here.  Refuse those cases before anything is created.
+void refuse_if_caller_blocks(Oid table) {
+    if (IsolationUsesXactSnapshot())
+        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                        "cannot build an index concurrently inside a REPEATABLE READ or "
+                        "SERIALIZABLE transaction",
+                        "The build would wait for this transaction's snapshot.",
+                        "Call it outside a transaction block or in READ COMMITTED.");
+    pg::InternalSql spi;
+    // Modes that conflict with the ShareLock the build waits for.
+    auto held = spi.scalar(
+        "SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks "
+        "WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND relation = $1::oid AND mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', "
+        "'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')",
+        {std::to_string(table)});
+    if (held)
+        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                        fmt::format("cannot build an index concurrently on {}: this transaction "
+                                    "holds {} on it",
+                                    pg::qualified_relation_name(table), *held),
+                        "", "Commit the transaction that changed the table first.");
+}
+
+// An invalid index of the requested name is the remains of an earlier failed build.
+void drop_leftover_invalid_index(const IndexTarget &target) {
+    if (!target.index_name) return;
+    pg::InternalSql spi;
+    auto leftover = spi.scalar(
+        "SELECT c.oid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+        "WHERE c.relname = $1 AND c.relnamespace = $2::oid AND i.indrelid = $3::oid "
+        "AND NOT i.indisvalid",
+        {*target.index_name, std::to_string(target.schema), std::to_string(target.table)});
+    if (!leftover) return;
+    std::string name = pg::qualified_relation_name(static_cast<Oid>(std::stoul(*leftover)));
+    pg::report(NOTICE, fmt::format("dropping invalid index {} left by an earlier build", name));
+    drop_index_concurrently(name);
+}
+
+bool index_is_valid(Oid index) {
+    pg::InternalSql spi;
+    auto valid = spi.scalar("SELECT indisvalid FROM pg_index WHERE indexrelid = $1::oid",
+                            {std::to_string(index)});
+    return valid && *valid == "t";
+}
+
+// Failures worth another attempt: lock and snapshot conflicts, not bad definitions.
+bool transient(int sqlstate) {
+    return sqlstate == ERRCODE_T_R_DEADLOCK_DETECTED || sqlstate == ERRCODE_LOCK_NOT_AVAILABLE ||
+           sqlstate == ERRCODE_T_R_SERIALIZATION_FAILURE;
+}
+
+}  // namespace
+
+IndexBuildResult build_index_concurrently(const std::string &definition, int max_attempts) {
+    std::string why;
+    std::optional<std::string> sql = core::with_concurrently(definition, &why);
+    if (!sql)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("index_definition is not an index definition: {}", why),
+                        "", "Pass one statement such as CREATE INDEX ON t (col).");
+    IndexTarget target = resolve_target(*sql);
+    refuse_if_caller_blocks(target.table);
+    drop_leftover_invalid_index(target);
+
+    IndexBuildResult result;
+    result.statement = *sql;
+    for (int attempt = 1; attempt <= max_attempts; ++attempt) {
+        result.attempts = attempt;
+        std::vector<Oid> before = indexes_of(target.table);
+        pg::RunOutcome outcome = pg::run_in_worker({pg::RunMode::TopLevel, *sql, {}});
+        std::optional<Oid> index = created_index(target, before);
+        if (index) result.index_name = pg::qualified_relation_name(*index);
+
+        if (outcome.ok && !index) {
+            result.status = "exists";  // IF NOT EXISTS met an existing index
+            return result;
+        }
+        if (outcome.ok && index_is_valid(*index)) {
+            result.status = "valid";
+            return result;
+        }
+        // Failed, or built but invalid: never leave an invalid index behind.
+        if (index) drop_index_concurrently(result.index_name);
+        bool retry = attempt < max_attempts && (outcome.ok || transient(outcome.error->sqlerrcode));
+        if (!retry) {
+            if (!outcome.ok) throw PgError(outcome.error);
+            throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("index {} stayed invalid after {} attempts; it was dropped",
+                                        result.index_name, attempt));
+        }
+        if (!outcome.ok)
+            pg::report(NOTICE, fmt::format("index build attempt {} of {} failed: {}; retrying",
+                                           attempt, max_attempts, outcome.error->message));
+        pg::interruptible_sleep(200L << std::min(attempt - 1, 5));
+    }
+    throw UserError(ERRCODE_INTERNAL_ERROR, "index build loop ended without a result");
+}
+
+}  // namespace virtuoso::online
+
+using virtuoso::pg::UserError;
+
+VIRTUOSO_FUNCTION(virtuoso_create_index_concurrently) {
+    auto definition = virtuoso::pg::text_arg(fcinfo, 0);
+    if (!definition || definition->find_first_not_of(" \t\r\n") == std::string::npos)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "index_definition must not be NULL or empty");
+    int max_attempts = PG_NARGS() > 1 && !PG_ARGISNULL(1) ? PG_GETARG_INT32(1) : 3;
+    if (max_attempts < 1 || max_attempts > 20)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("max_attempts must be between 1 and 20, got {}", max_attempts));
+    auto result = virtuoso::online::build_index_concurrently(*definition, max_attempts);
+    std::string text =
+        result.status == "exists"
+            ? "index already exists; nothing built"
+            : fmt::format("index {} built concurrently and valid (attempt {} of {})",
+                          result.index_name, result.attempts, max_attempts);
+    return virtuoso::pg::text_datum(text);
+}

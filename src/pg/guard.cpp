@@ -1,0 +1,99 @@
+#include "db_virtuoso/pg/guard.hpp"
+
+extern "C" {
+#include "utils/resowner.h"
+}
+
+namespace virtuoso::pg {
+
+ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
+    MemoryContext caller_context = CurrentMemoryContext;
+    ErrorData *volatile error = nullptr;
+    PG_TRY();
+    {
+        fn(arg);
+    }
+    PG_CATCH();
+    {
+        // The copy must outlive contexts that unwinding destroys (an SPI procedure context,
+        // say) until guarded() or a subtransaction rollback has dealt with it.
+        MemoryContextSwitchTo(IsTransactionState() ? TopTransactionContext : caller_context);
+        error = CopyErrorData();
+        FlushErrorState();
+        MemoryContextSwitchTo(caller_context);
+    }
+    PG_END_TRY();
+    return error;
+}
+
+void capture_current_exception(PendingError &out) noexcept {
+    // pstrdup may itself fail only when out of memory; that error then wins, which is fine.
+    try {
+        throw;
+    } catch (const PgError &e) {
+        out.pg = e.data();
+    } catch (const UserError &e) {
+        out.sqlstate = e.sqlstate();
+        out.message = pstrdup(e.what());
+        out.detail = e.detail().empty() ? nullptr : pstrdup(e.detail().c_str());
+        out.hint = e.hint().empty() ? nullptr : pstrdup(e.hint().c_str());
+    } catch (const std::bad_alloc &) {
+        out.sqlstate = ERRCODE_OUT_OF_MEMORY;
+        out.message = nullptr;
+    } catch (const std::exception &e) {
+        out.sqlstate = ERRCODE_INTERNAL_ERROR;
+        out.message = pstrdup(e.what());
+    } catch (...) {
+        out.sqlstate = ERRCODE_INTERNAL_ERROR;
+        out.message = nullptr;
+    }
+}
+
+void raise_pending(const PendingError &err, const char *function_name) {
+    if (err.pg != nullptr) {
+        // Back into the context the error was copied in and raise it unchanged.
+        ReThrowError(err.pg);
+    }
+    if (err.sqlstate == ERRCODE_OUT_OF_MEMORY && err.message == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));
+    ereport(ERROR,
+            (errcode(err.sqlstate),
+             err.message ? errmsg_internal("%s", err.message)
+                         : errmsg_internal("unexpected internal error in %s", function_name),
+             err.detail ? errdetail_internal("%s", err.detail) : 0,
+             err.hint ? errhint("%s", err.hint) : 0));
+    pg_unreachable();
+}
+
+void report(int elevel, const std::string &message) {
+    pg_call([&] { ereport(elevel, (errmsg_internal("%s", message.c_str()))); });
+}
+
+SubTransaction::SubTransaction()
+    : caller_context_(CurrentMemoryContext), caller_owner_(CurrentResourceOwner) {
+    pg_call([] { BeginInternalSubTransaction(nullptr); });
+    MemoryContextSwitchTo(caller_context_);
+}
+
+SubTransaction::~SubTransaction() {
+    if (open_) rollback();
+}
+
+void SubTransaction::commit() {
+    if (!open_) return;
+    open_ = false;
+    pg_call([] { ReleaseCurrentSubTransaction(); });
+    MemoryContextSwitchTo(caller_context_);
+    CurrentResourceOwner = caller_owner_;
+}
+
+void SubTransaction::rollback() {
+    if (!open_) return;
+    open_ = false;
+    // Rolling back cannot fail short of a FATAL problem; it is what error recovery does.
+    RollbackAndReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(caller_context_);
+    CurrentResourceOwner = caller_owner_;
+}
+
+}  // namespace virtuoso::pg

@@ -1,0 +1,86 @@
+#include "db_virtuoso/pg/gucs.hpp"
+
+#include "db_virtuoso/core/time_window.hpp"
+#include "db_virtuoso/pg/postgres.hpp"
+
+namespace virtuoso::gucs {
+
+char *database_names = nullptr;
+int maintenance_naptime_s = 60;
+char *maintenance_window = nullptr;
+char *maintenance_role = nullptr;
+bool enable_maintenance_worker = true;
+int dead_tuple_threshold = 1000;
+double dead_tuple_pct = 10.0;
+int lock_timeout_ms = 1000;
+int max_lock_retries = 10;
+
+namespace {
+
+// GUC check hooks are called from C: nothing may escape them.
+bool check_window(char **newval, void **, GucSource) {
+    try {
+        std::string error;
+        if (core::TimeWindow::parse(*newval ? *newval : "", &error)) return true;
+        GUC_check_errdetail("%s", error.c_str());
+    } catch (...) {
+        GUC_check_errdetail("could not parse the maintenance window");
+    }
+    return false;
+}
+
+bool check_database_names(char **newval, void **, GucSource) {
+    try {
+        std::string error;
+        if (core::parse_name_list(*newval ? *newval : "", &error)) return true;
+        GUC_check_errdetail("%s", error.c_str());
+    } catch (...) {
+        GUC_check_errdetail("could not parse the database list");
+    }
+    return false;
+}
+
+}  // namespace
+
+void define_all() {
+    DefineCustomStringVariable(
+        "virtuoso.database_names",
+        "Comma-separated databases in which the maintenance scheduler works.", nullptr,
+        &database_names, "postgres", PGC_SIGHUP, 0, check_database_names, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.maintenance_naptime",
+                            "Time between two rounds of the maintenance scheduler.", nullptr,
+                            &maintenance_naptime_s, 60, 1, 86400 * 7, PGC_SIGHUP, GUC_UNIT_S,
+                            nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "virtuoso.maintenance_window",
+        "Daily window 'HH:MM-HH:MM' (server local time) in which scheduled maintenance runs; "
+        "empty means always.",
+        nullptr, &maintenance_window, "", PGC_SIGHUP, 0, check_window, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "virtuoso.maintenance_role",
+        "Role the maintenance scheduler works as; empty means the bootstrap superuser.", nullptr,
+        &maintenance_role, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("virtuoso.enable_maintenance_worker",
+                             "Whether the maintenance scheduler does its rounds.", nullptr,
+                             &enable_maintenance_worker, true, PGC_SIGHUP, 0, nullptr, nullptr,
+                             nullptr);
+    DefineCustomIntVariable("virtuoso.dead_tuple_threshold",
+                            "Dead tuples a table needs before maintenance vacuums it.", nullptr,
+                            &dead_tuple_threshold, 1000, 0, INT_MAX, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomRealVariable("virtuoso.dead_tuple_pct",
+                             "Dead tuples, in percent of live tuples, a table needs before "
+                             "maintenance vacuums it.",
+                             nullptr, &dead_tuple_pct, 10.0, 0.0, 100000.0, PGC_SIGHUP, 0,
+                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.lock_timeout",
+                            "lock_timeout of each attempt of a migration statement.", nullptr,
+                            &lock_timeout_ms, 1000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.max_lock_retries",
+                            "How often a migration is retried after a lock timeout.", nullptr,
+                            &max_lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr,
+                            nullptr);
+}
+
+}  // namespace virtuoso::gucs

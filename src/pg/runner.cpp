@@ -1,0 +1,504 @@
+// The statement runner: caller side (launch, wait, relay) and worker side (execute).
+//
+// The code that calls into PostgreSQL here is written in plain C style, with no C++ object
+// alive across a call that may ereport; the C++ API at the bottom goes through pg_call().
+#include "db_virtuoso/pg/runner.hpp"
+
+extern "C" {
+#include "access/printtup.h"
+#include "commands/async.h"
+#include "libpq/pqformat.h"
+#include "libpq/pqmq.h"
+#include "mb/pg_wchar.h"
+#include "nodes/parsenodes.h"
+#include "parser/analyze.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "tcop/pquery.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/array.h"
+#include "utils/fmgrprotos.h"
+#include "utils/portal.h"
+#include "utils/ps_status.h"
+#include "utils/timeout.h"
+#include "utils/wait_event.h"
+}
+
+extern "C" PGDLLEXPORT void virtuoso_runner_main(Datum main_arg);
+
+namespace virtuoso::pg {
+namespace {
+
+constexpr uint64 kRunnerMagic = 0x56495254;  // "VIRT"
+constexpr Size kQueueSize = 64 * 1024;
+constexpr long kPollMillis = 50;  // how often the caller checks for a self-deadlock
+
+enum TocKey : uint64 { kKeyFixed = 1, kKeySql, kKeyParams, kKeyGuc, kKeyQueue };
+
+// Message types of the worker's replies beyond the protocol's 'E', 'N' and 'C'.
+constexpr char kMsgValue = 'V';  // first column of the first row (Autonomous)
+constexpr char kMsgDone = 'Z';   // the worker finished; nothing follows
+
+struct RunnerShared {
+    Oid database_id;
+    Oid authenticated_user_id;
+    Oid outer_user_id;  // GetCurrentRoleId(): InvalidOid when no SET ROLE is active
+    bool outer_is_superuser;
+    Oid current_user_id;
+    int sec_context;
+    int mode;  // RunMode
+    int nparams;
+    pid_t caller_pid;
+};
+
+// The runner the caller is waiting for, so that a FATAL exit of the caller (terminate,
+// postmaster death) still stops it.
+BackgroundWorkerHandle *active_worker = nullptr;
+bool exit_callback_registered = false;
+
+void terminate_active_worker(int, Datum) {
+    if (active_worker != nullptr) TerminateBackgroundWorker(active_worker);
+    active_worker = nullptr;
+}
+
+// PROC_IN_SAFE_IC tells concurrent index builds that this backend's snapshot need not be
+// waited for.  While the caller only waits for its worker, that is true in READ COMMITTED
+// (later statements take new snapshots); it is what lets CREATE INDEX CONCURRENTLY run
+// from inside a function call.  VACUUM still honours the caller's xmin (PostgreSQL 15 only
+// ignores PROC_IN_VACUUM backends there).
+void set_safe_index_flag(bool on) {
+    LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
+    if (on)
+        MyProc->statusFlags |= PROC_IN_SAFE_IC;
+    else
+        MyProc->statusFlags &= ~PROC_IN_SAFE_IC;
+    ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
+    LWLockRelease(ProcArrayLock);
+}
+
+// Is the worker waiting for a lock that this backend holds?
+bool worker_blocked_by_caller(int worker_pid) {
+    Datum blockers = DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(worker_pid));
+    ArrayType *array = DatumGetArrayTypeP(blockers);
+    Datum *elems;
+    bool *nulls;
+    int n;
+    deconstruct_array(array, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &n);
+    for (int i = 0; i < n; ++i)
+        if (!nulls[i] && DatumGetInt32(elems[i]) == MyProcPid) return true;
+    return false;
+}
+
+struct RawOutcome {
+    bool ok;
+    bool done;
+    char *tag;
+    char *value;
+    ErrorData *error;
+    int worker_pid;
+};
+
+// Handles one message of the worker.  Notices are re-raised here at their own level.
+void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
+    StringInfoData msg;
+    initStringInfo(&msg);
+    appendBinaryStringInfo(&msg, data, static_cast<int>(nbytes));
+    char type = pq_getmsgbyte(&msg);
+    switch (type) {
+        case 'E':
+        case 'N': {
+            ErrorData *edata = static_cast<ErrorData *>(palloc0(sizeof(ErrorData)));
+            pq_parse_errornotice(&msg, edata);
+            if (type == 'N' || edata->elevel < ERROR) {
+                ThrowErrorData(edata);  // a notice or warning: show it and go on
+            } else {
+                edata->elevel = ERROR;  // a worker's FATAL is an ERROR for the caller
+                if (out->error == nullptr) out->error = edata;
+                out->ok = false;
+            }
+            break;
+        }
+        case 'C':
+            out->tag = pstrdup(pq_getmsgstring(&msg));
+            out->ok = out->error == nullptr;
+            break;
+        case kMsgValue:
+            out->value = pstrdup(pq_getmsgstring(&msg));
+            break;
+        case kMsgDone:
+            out->done = true;
+            break;
+        default:
+            break;  // ParameterStatus, NotificationResponse and the like: not ours to relay
+    }
+    pfree(msg.data);
+}
+
+void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutcome *out) {
+    long waited = 0;
+    for (;;) {
+        Size nbytes;
+        void *data;
+        shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, true);
+        if (res == SHM_MQ_SUCCESS) {
+            handle_message(mqh, static_cast<char *>(data), nbytes, out);
+            if (out->done) return;
+            continue;
+        }
+        if (res == SHM_MQ_DETACHED) return;  // the worker is gone
+
+        pid_t pid;
+        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STARTED) {
+            out->worker_pid = pid;
+            if (waited >= kPollMillis && worker_blocked_by_caller(pid)) {
+                TerminateBackgroundWorker(handle);
+                ereport(ERROR,
+                        (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+                         errmsg("the statement needs a lock that the calling transaction holds"),
+                         errdetail("The db_virtuoso runner (PID %d) waits for a lock held by "
+                                   "this session (PID %d); it has been stopped.",
+                                   static_cast<int>(pid), MyProcPid),
+                         errhint("Run it outside a transaction block, or commit the work that "
+                                 "locked the table first.")));
+            }
+        }
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMillis,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        waited += kPollMillis;
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+struct LaunchArgs {
+    const RunRequest *request;
+    RawOutcome out;
+};
+
+void launch_and_wait(void *arg) {
+    auto *args = static_cast<LaunchArgs *>(arg);
+    const RunRequest &req = *args->request;
+    RawOutcome *out = &args->out;
+
+    // Everything the worker needs goes through one DSM segment.
+    Size sql_len = req.sql.size() + 1;
+    Size params_len = 0;
+    for (const auto &p : req.params) params_len += sizeof(int32) + (p ? p->size() : 0);
+    Size guc_len = EstimateGUCStateSpace();
+
+    shm_toc_estimator e;
+    shm_toc_initialize_estimator(&e);
+    shm_toc_estimate_chunk(&e, sizeof(RunnerShared));
+    shm_toc_estimate_chunk(&e, sql_len);
+    shm_toc_estimate_chunk(&e, params_len + 1);
+    shm_toc_estimate_chunk(&e, guc_len);
+    shm_toc_estimate_chunk(&e, kQueueSize);
+    shm_toc_estimate_keys(&e, 5);
+    Size segsize = shm_toc_estimate(&e);
+
+    dsm_segment *seg = dsm_create(segsize, 0);
+    shm_toc *toc = shm_toc_create(kRunnerMagic, dsm_segment_address(seg), segsize);
+
+    auto *fixed = static_cast<RunnerShared *>(shm_toc_allocate(toc, sizeof(RunnerShared)));
+    fixed->database_id = MyDatabaseId;
+    fixed->authenticated_user_id = GetAuthenticatedUserId();
+    fixed->outer_user_id = GetCurrentRoleId();
+    fixed->outer_is_superuser = superuser_arg(GetOuterUserId());
+    GetUserIdAndSecContext(&fixed->current_user_id, &fixed->sec_context);
+    fixed->mode = static_cast<int>(req.mode);
+    fixed->nparams = static_cast<int>(req.params.size());
+    fixed->caller_pid = MyProcPid;
+    shm_toc_insert(toc, kKeyFixed, fixed);
+
+    char *sql = static_cast<char *>(shm_toc_allocate(toc, sql_len));
+    memcpy(sql, req.sql.c_str(), sql_len);
+    shm_toc_insert(toc, kKeySql, sql);
+
+    char *params = static_cast<char *>(shm_toc_allocate(toc, params_len + 1));
+    char *cursor = params;
+    for (const auto &p : req.params) {
+        int32 len = p ? static_cast<int32>(p->size()) : -1;
+        memcpy(cursor, &len, sizeof(int32));
+        cursor += sizeof(int32);
+        if (p) {
+            memcpy(cursor, p->data(), p->size());
+            cursor += p->size();
+        }
+    }
+    shm_toc_insert(toc, kKeyParams, params);
+
+    char *gucstate = static_cast<char *>(shm_toc_allocate(toc, guc_len));
+    SerializeGUCState(guc_len, gucstate);
+    shm_toc_insert(toc, kKeyGuc, gucstate);
+
+    shm_mq *mq = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
+    shm_toc_insert(toc, kKeyQueue, mq);
+    shm_mq_set_receiver(mq, MyProc);
+    shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
+
+    BackgroundWorker worker;
+    memset(&worker, 0, sizeof(worker));
+    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    worker.bgw_start_time = BgWorkerStart_ConsistentState;
+    worker.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(worker.bgw_library_name, BGW_MAXLEN, "db_virtuoso");
+    snprintf(worker.bgw_function_name, BGW_MAXLEN, "virtuoso_runner_main");
+    snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
+    snprintf(worker.bgw_type, BGW_MAXLEN, "db_virtuoso runner");
+    worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+    worker.bgw_notify_pid = MyProcPid;
+
+    BackgroundWorkerHandle *handle;
+    if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+        ereport(ERROR,
+                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                 errmsg("could not start a db_virtuoso runner: no free background worker slot"),
+                 errhint("Raise max_worker_processes (now %d) or retry when fewer background "
+                         "workers are running.",
+                         max_worker_processes)));
+    shm_mq_set_handle(mqh, handle);
+
+    if (!exit_callback_registered) {
+        before_shmem_exit(terminate_active_worker, (Datum)0);
+        exit_callback_registered = true;
+    }
+    active_worker = handle;
+
+    const bool flag_snapshot =
+        req.mode == RunMode::TopLevel && !IsolationUsesXactSnapshot();
+    PG_TRY();
+    {
+        if (flag_snapshot) set_safe_index_flag(true);
+        wait_for_worker(handle, mqh, out);
+        if (flag_snapshot) set_safe_index_flag(false);
+    }
+    PG_CATCH();
+    {
+        if (flag_snapshot) set_safe_index_flag(false);
+        TerminateBackgroundWorker(handle);
+        active_worker = nullptr;
+        PG_RE_THROW();
+    }
+    PG_END_TRY();
+    active_worker = nullptr;
+
+    if (!out->done && out->error == nullptr) {
+        TerminateBackgroundWorker(handle);
+        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                        errmsg("the db_virtuoso runner exited before finishing its statement"),
+                        errhint("See the server log for the reason.")));
+    }
+    if (out->error != nullptr) out->ok = false;
+    dsm_detach(seg);
+}
+
+// ---- worker side -------------------------------------------------------------------------
+
+void send_string_message(char type, const char *s) {
+    StringInfoData buf;
+    pq_beginmessage(&buf, type);
+    pq_sendstring(&buf, s);
+    pq_endmessage(&buf);
+}
+
+// "INSERT 0 5", "UPDATE 3", "VACUUM": the tag as the protocol's CommandComplete has it.
+void format_command_tag(char (&out)[COMPLETION_TAG_BUFSIZE], CommandTag tag, uint64 rows) {
+    const char *name = GetCommandTagName(tag);
+    if (command_tag_display_rowcount(tag))
+        snprintf(out, sizeof(out), tag == CMDTAG_INSERT ? "%s 0 " UINT64_FORMAT : "%s " UINT64_FORMAT,
+                 name, rows);
+    else
+        snprintf(out, sizeof(out), "%s", name);
+}
+
+void run_top_level(const char *sql) {
+    // Parse and plan trees must outlive the transaction: VACUUM and CREATE INDEX
+    // CONCURRENTLY commit it from under the portal (exec_simple_query keeps them in
+    // MessageContext for the same reason).
+    MemoryContext statement_context =
+        AllocSetContextCreate(TopMemoryContext, "db_virtuoso runner statement",
+                              ALLOCSET_DEFAULT_SIZES);
+    MemoryContextSwitchTo(statement_context);
+    List *parsetrees = pg_parse_query(sql);
+    if (list_length(parsetrees) != 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the statement runner takes exactly one statement, got %d",
+                               list_length(parsetrees))));
+    RawStmt *parsetree = linitial_node(RawStmt, parsetrees);
+    if (IsA(parsetree->stmt, TransactionStmt))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+                        errmsg("transaction control statements cannot run in the statement "
+                               "runner")));
+
+    CommandTag tag = CreateCommandTag(parsetree->stmt);
+    set_ps_display(GetCommandTagName(tag));
+    bool snapshot_set = false;
+    if (analyze_requires_snapshot(parsetree)) {
+        PushActiveSnapshot(GetTransactionSnapshot());
+        snapshot_set = true;
+    }
+    List *querytrees = pg_analyze_and_rewrite_fixedparams(parsetree, sql, nullptr, 0, nullptr);
+    List *plantrees = pg_plan_queries(querytrees, sql, CURSOR_OPT_PARALLEL_OK, nullptr);
+    if (snapshot_set) PopActiveSnapshot();
+    CHECK_FOR_INTERRUPTS();
+
+    Portal portal = CreatePortal("", true, true);
+    portal->visible = false;
+    PortalDefineQuery(portal, nullptr, sql, tag, plantrees, nullptr);
+    PortalStart(portal, nullptr, 0, InvalidSnapshot);
+    int16 format = 0;
+    PortalSetResultFormat(portal, 1, &format);
+    DestReceiver *receiver = CreateDestReceiver(DestNone);
+    QueryCompletion qc;
+    InitializeQueryCompletion(&qc);
+    (void)PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+    receiver->rDestroy(receiver);
+    PortalDrop(portal, false);
+
+    char completion[COMPLETION_TAG_BUFSIZE];
+    format_command_tag(completion, qc.commandTag, qc.nprocessed);
+    CommitTransactionCommand();
+    MemoryContextSwitchTo(TopMemoryContext);
+    MemoryContextDelete(statement_context);
+    send_string_message('C', completion);
+}
+
+void run_autonomous(const char *sql, int nparams, const char *params) {
+    Oid *types = static_cast<Oid *>(palloc(sizeof(Oid) * (nparams + 1)));
+    Datum *values = static_cast<Datum *>(palloc0(sizeof(Datum) * (nparams + 1)));
+    char *nulls = static_cast<char *>(palloc(nparams + 1));
+    const char *cursor = params;
+    for (int i = 0; i < nparams; ++i) {
+        int32 len;
+        memcpy(&len, cursor, sizeof(int32));
+        cursor += sizeof(int32);
+        types[i] = TEXTOID;
+        if (len < 0) {
+            nulls[i] = 'n';
+        } else {
+            nulls[i] = ' ';
+            values[i] = PointerGetDatum(cstring_to_text_with_len(cursor, len));
+            cursor += len;
+        }
+    }
+    nulls[nparams] = '\0';
+
+    // The command tag is that of the last statement, as psql would show it.
+    List *parsetrees = pg_parse_query(sql);
+    CommandTag tag = parsetrees == NIL ? CMDTAG_UNKNOWN
+                                       : CreateCommandTag(llast_node(RawStmt, parsetrees)->stmt);
+
+    PushActiveSnapshot(GetTransactionSnapshot());
+    SPI_connect();
+    int rc = SPI_execute_with_args(sql, nparams, types, values, nulls, false, 0);
+    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    char completion[COMPLETION_TAG_BUFSIZE];
+    format_command_tag(completion, tag, SPI_processed);
+    char *value = nullptr;
+    if (SPI_tuptable != nullptr && SPI_processed > 0 && SPI_tuptable->tupdesc->natts > 0)
+        value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    if (value != nullptr) value = MemoryContextStrdup(TopMemoryContext, value);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    if (value != nullptr) send_string_message(kMsgValue, value);
+    send_string_message('C', completion);
+}
+
+}  // namespace
+
+RunOutcome run_in_worker(const RunRequest &request) {
+    LaunchArgs args{&request, {}};
+    if (ErrorData *e = catch_pg_error(launch_and_wait, &args)) throw PgError(e);
+    RunOutcome outcome;
+    outcome.ok = args.out.ok && args.out.error == nullptr;
+    if (args.out.tag) outcome.command_tag = args.out.tag;
+    if (args.out.value) outcome.value = std::string(args.out.value);
+    outcome.error = args.out.error;
+    outcome.worker_pid = args.out.worker_pid;
+    return outcome;
+}
+
+RunOutcome run_in_worker_or_raise(const RunRequest &request) {
+    RunOutcome outcome = run_in_worker(request);
+    if (!outcome.ok) throw PgError(outcome.error);
+    return outcome;
+}
+
+}  // namespace virtuoso::pg
+
+using namespace virtuoso::pg;
+
+extern "C" void virtuoso_runner_main(Datum main_arg) {
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+
+    CurrentResourceOwner = ResourceOwnerCreate(nullptr, "db_virtuoso runner");
+    dsm_segment *seg = dsm_attach(DatumGetUInt32(main_arg));
+    if (seg == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("db_virtuoso runner: could not map its shared memory segment")));
+    shm_toc *toc = shm_toc_attach(kRunnerMagic, dsm_segment_address(seg));
+    if (toc == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("db_virtuoso runner: bad magic number in its shared memory")));
+    auto *fixed = static_cast<RunnerShared *>(shm_toc_lookup(toc, kKeyFixed, false));
+    char *sql = static_cast<char *>(shm_toc_lookup(toc, kKeySql, false));
+    char *params = static_cast<char *>(shm_toc_lookup(toc, kKeyParams, false));
+    char *gucstate = static_cast<char *>(shm_toc_lookup(toc, kKeyGuc, false));
+    auto *mq = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyQueue, false));
+
+    // From here on, errors and notices travel to the caller through the queue.
+    shm_mq_set_sender(mq, MyProc);
+    shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
+    pq_redirect_to_shm_mq(seg, mqh);
+
+    BackgroundWorkerInitializeConnectionByOid(fixed->database_id, fixed->authenticated_user_id,
+                                              0);
+
+    // The caller's settings (search_path, timeouts, work_mem, session authorization...),
+    // then its role and security context, as parallel workers restore them.  Messages go
+    // back in the database encoding: the caller converts them for its client.
+    StartTransactionCommand();
+    RestoreGUCState(gucstate);
+    CommitTransactionCommand();
+    SetClientEncoding(GetDatabaseEncoding());
+    SetCurrentRoleId(fixed->outer_user_id, fixed->outer_is_superuser);
+    SetUserIdAndSecContext(fixed->current_user_id, fixed->sec_context);
+
+    debug_query_string = sql;
+    pgstat_report_activity(STATE_RUNNING, sql);
+    SetCurrentStatementStartTimestamp();
+
+    PG_TRY();
+    {
+        StartTransactionCommand();
+        if (fixed->mode == static_cast<int>(RunMode::TopLevel))
+            run_top_level(sql);
+        else
+            run_autonomous(sql, fixed->nparams, params);
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        EmitErrorReport();  // goes to the caller as an 'E' message, and to the log
+        AbortOutOfAnyTransaction();
+        FlushErrorState();
+        RESUME_INTERRUPTS();
+    }
+    PG_END_TRY();
+
+    pgstat_report_activity(STATE_IDLE, nullptr);
+    StringInfoData done;
+    pq_beginmessage(&done, kMsgDone);
+    pq_endmessage(&done);
+    dsm_detach(seg);
+}

@@ -1,0 +1,164 @@
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "storage/latch.h"
+#include "utils/rel.h"
+#include "utils/wait_event.h"
+}
+
+namespace virtuoso::pg {
+
+int SpiResult::column(std::string_view name) const {
+    for (size_t i = 0; i < columns.size(); ++i)
+        if (columns[i] == name) return static_cast<int>(i);
+    return -1;
+}
+
+Spi::Spi() {
+    pg_call([] {
+        if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    });
+    connected_ = true;
+}
+
+Spi::~Spi() {
+    if (connected_) SPI_finish();
+}
+
+namespace {
+
+// Everything SPI hands back, copied into palloc'd C strings inside the PG_TRY region, so
+// that no C++ allocation (which could throw) happens there.
+struct RawResult {
+    int ncols = 0;
+    uint64 nrows = 0;
+    uint64 processed = 0;
+    char **names = nullptr;
+    char **cells = nullptr;  // nrows * ncols, NULL for SQL NULL
+};
+
+struct RawCall {
+    const char *sql;
+    int nargs;
+    Oid *types;
+    Datum *values;
+    char *nulls;
+    bool read_only;
+    long max_rows;
+    RawResult out;
+};
+
+void run_raw(void *arg) {
+    auto *c = static_cast<RawCall *>(arg);
+    int rc = SPI_execute_with_args(c->sql, c->nargs, c->types, c->values, c->nulls, c->read_only,
+                                   c->max_rows);
+    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    c->out.processed = SPI_processed;
+    if (SPI_tuptable == nullptr) return;
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    c->out.ncols = desc->natts;
+    c->out.nrows = SPI_processed;
+    c->out.names = static_cast<char **>(palloc0(sizeof(char *) * (desc->natts + 1)));
+    for (int i = 0; i < desc->natts; ++i)
+        c->out.names[i] = pstrdup(NameStr(TupleDescAttr(desc, i)->attname));
+    c->out.cells =
+        static_cast<char **>(palloc0(sizeof(char *) * (SPI_processed * desc->natts + 1)));
+    for (uint64 r = 0; r < SPI_processed; ++r)
+        for (int col = 0; col < desc->natts; ++col)
+            c->out.cells[r * desc->natts + col] =
+                SPI_getvalue(SPI_tuptable->vals[r], desc, col + 1);
+}
+
+}  // namespace
+
+SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params, bool read_only,
+                       long max_rows) {
+    const int nargs = static_cast<int>(params.size());
+    std::vector<Oid> types(nargs, TEXTOID);
+    std::vector<Datum> values(nargs, 0);
+    std::vector<char> nulls(nargs + 1, ' ');
+    for (int i = 0; i < nargs; ++i) {
+        if (!params[i]) {
+            nulls[i] = 'n';
+            continue;
+        }
+        const std::string &p = *params[i];
+        values[i] = pg_call([&p] {
+            return PointerGetDatum(cstring_to_text_with_len(p.data(), static_cast<int>(p.size())));
+        });
+    }
+    RawCall call{sql.c_str(), nargs,     types.data(), values.data(), nulls.data(),
+                 read_only,   max_rows, {}};
+    if (ErrorData *e = catch_pg_error(run_raw, &call)) throw PgError(e);
+
+    SpiResult result;
+    result.processed = call.out.processed;
+    for (int i = 0; i < call.out.ncols; ++i) result.columns.emplace_back(call.out.names[i]);
+    result.rows.reserve(call.out.nrows);
+    for (uint64 r = 0; r < call.out.nrows; ++r) {
+        std::vector<Value> row;
+        row.reserve(call.out.ncols);
+        for (int col = 0; col < call.out.ncols; ++col) {
+            const char *cell = call.out.cells[r * call.out.ncols + col];
+            row.push_back(cell ? Value(cell) : Value());
+        }
+        result.rows.push_back(std::move(row));
+    }
+    return result;
+}
+
+Value Spi::scalar(const std::string &sql, const std::vector<Param> &params, bool read_only) {
+    return execute(sql, params, read_only, 1).scalar();
+}
+
+GucScope::GucScope() : nest_level_(NewGUCNestLevel()) {}
+
+GucScope::~GucScope() { AtEOXact_GUC(true, nest_level_); }
+
+void GucScope::set(const char *name, const std::string &value) {
+    pg_call([&] {
+        (void)set_config_option(name, value.c_str(), PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                true, 0, false);
+    });
+}
+
+void interruptible_sleep(long milliseconds) {
+    pg_call([milliseconds] {
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, milliseconds,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    });
+}
+
+std::string quote_identifier(const std::string &ident) {
+    return pg_call([&] { return std::string(::quote_identifier(ident.c_str())); });
+}
+
+std::string quote_literal(const std::string &literal) {
+    return pg_call([&] { return std::string(quote_literal_cstr(literal.c_str())); });
+}
+
+std::string qualified_relation_name(Oid relid) {
+    return pg_call([relid] {
+        char *rel = get_rel_name(relid);
+        if (rel == nullptr)
+            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
+                            errmsg("relation with OID %u does not exist", relid)));
+        char *nsp = get_namespace_name(get_rel_namespace(relid));
+        return std::string(quote_qualified_identifier(nsp, rel));
+    });
+}
+
+Value text_arg(FunctionCallInfo fcinfo, int argno) {
+    if (PG_NARGS() <= argno || PG_ARGISNULL(argno)) return std::nullopt;
+    return pg_call([&] { return std::string(text_to_cstring(PG_GETARG_TEXT_PP(argno))); });
+}
+
+Datum text_datum(const std::string &s) {
+    return pg_call([&] {
+        return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
+    });
+}
+
+}  // namespace virtuoso::pg
