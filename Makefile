@@ -5,11 +5,10 @@ EXTENSION   = db_virtuoso
 EXTVERSION  = 0.1.0
 MODULE_big  = db_virtuoso
 
-# The install script is assembled from one fragment per capability, in this order, so
-# that each capability keeps its SQL next to its C++.
-SQL_PARTS = src/pg/schema.sql \
-            src/pg/runner.sql \
-            src/online/online.sql \
+# The install script is assembled from one fragment per capability (src/<capability>/*.sql,
+# in name order), between the schema set-up and the privileges that must come last.
+SQL_PARTS = src/pg/schema.sql src/pg/runner.sql \
+            $(filter-out src/pg/%,$(sort $(wildcard src/*/*.sql))) \
             src/pg/privileges.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))

@@ -11,5 +11,9 @@ echo "== starting a throwaway cluster"
 trap stop_cluster EXIT
 start_cluster "$(make_workdir demo)"
 echo "   (socket $PGHOST, port $PGPORT)"
-psql -X -v ON_ERROR_STOP=1 -q -f "$REPO/scripts/demo.sql"
+psql -X -v ON_ERROR_STOP=1 -q -c 'CREATE EXTENSION db_virtuoso' -c 'CREATE EXTENSION pg_stat_statements'
+# one part per capability, in name order
+for part in "$REPO"/scripts/demo/*.sql; do
+    psql -X -v ON_ERROR_STOP=1 -q -f "$part"
+done
 echo "== demo finished; the cluster is removed"

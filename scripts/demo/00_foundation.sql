@@ -1,8 +1,6 @@
--- A tour of db_virtuoso on sample data (run by scripts/demo.sh).
+-- Demo part: the statement runner and concurrent index builds (run by scripts/demo.sh).
 \pset footer off
 \set ECHO queries
-CREATE EXTENSION db_virtuoso;
-CREATE EXTENSION pg_stat_statements;
 
 \echo
 \echo '### Sample data: an orders table with churn'
