@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
     postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-hypopg
-    libfmt-dev libipc-run-perl googletest libgtest-dev cmake g++ make
+    libfmt-dev nlohmann-json3-dev libipc-run-perl googletest libgtest-dev cmake g++ make
     sqitch libdbd-pg-perl
 )
 
