@@ -14,6 +14,7 @@ extern "C" {
 #include "common/sha2.h"
 #include "commands/defrem.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -170,8 +171,8 @@ private:
 std::string describe_blockers(const std::vector<Oid> &relations) {
     std::string oids;
     for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
+    pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
-    spi.execute("SELECT pg_stat_clear_snapshot()");
     auto blockers = spi.scalar(
         "SELECT coalesce(json_agg(json_build_object("
         "  'pid', l.pid, 'relation', l.relation::regclass::text, 'mode', l.mode,"
@@ -387,8 +388,8 @@ void acquire_migration_lock(int lock_timeout_ms) {
         scope.commit();  // the lock now belongs to the caller's transaction
     } catch (const PgError &e) {
         if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE) throw;
+        pg::pg_call([] { pgstat_clear_snapshot(); });
         pg::InternalSql spi;
-        spi.execute("SELECT pg_stat_clear_snapshot()");
         auto holder = spi.execute(
             fmt::format("SELECT l.pid, a.xact_start, left(a.query, 300) FROM pg_locks l "
                         "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "

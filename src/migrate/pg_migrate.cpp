@@ -12,6 +12,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 
 extern "C" {
+#include "pgstat.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 }
@@ -45,10 +46,13 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
     return out;
 }
 
-void mark_orphans_failed() {
+// Marks RUNNING rows of sessions that are gone as FAILED (only a statement-by-statement run
+// writes RUNNING rows; holding the migration lock, no live session can own one), and returns
+// the latest SUCCESS row of this name, if any.  One round of internal SQL as the owner.
+std::optional<pg::Row> settle_and_find_applied(const std::string &name) {
     AsExtensionOwner owner;
+    pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
-    spi.execute("SELECT pg_stat_clear_snapshot()");
     spi.execute(
         "UPDATE virtuoso.migration_log SET status = 'FAILED', completed_at = clock_timestamp(),"
         " duration = clock_timestamp() - started_at,"
@@ -59,12 +63,6 @@ void mark_orphans_failed() {
         "check with virtuoso.verify_migration_integrity().' "
         "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
         "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
-}
-
-// The latest SUCCESS row of this name, if any.
-std::optional<pg::Row> latest_success(const std::string &name) {
-    AsExtensionOwner owner;
-    pg::InternalSql spi;
     auto result = spi.execute(
         "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status = 'SUCCESS' "
         "ORDER BY started_at DESC LIMIT 1",
@@ -219,8 +217,7 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     const std::string checksum = sha256_hex(sql);
 
     acquire_migration_lock(limits.lock_timeout_ms);
-    mark_orphans_failed();
-    if (auto applied = latest_success(name); applied && !options->force) {
+    if (auto applied = settle_and_find_applied(name); applied && !options->force) {
         const std::string &recorded = *(*applied)[log_column("checksum")];
         if (recorded == checksum) {
             pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
@@ -236,15 +233,13 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     }
 
     const TimestampTz started = GetCurrentTimestamp();
-    const std::string initial_stats = collect_stats(touched_relations(statements, {}));
-    const std::string initial_lsn =
-        nlohmann::json::parse(initial_stats).value("wal_lsn", std::string());
+    const Stats initial_stats = collect_stats(touched_relations(statements, {}));
 
     LogRow row;
     row.set("name", name)
         .set("checksum", checksum)
         .set_time("started_at", started)
-        .set("initial_stats", initial_stats, "jsonb")
+        .set("initial_stats", initial_stats.json, "jsonb")
         .set("migration_sql", sql)
         .set("rollback_sql", rollback_sql)
         .set("executed_by", current_user_name(), "name")
@@ -284,7 +279,8 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         .set_time("completed_at", completed)
         .set("duration", std::to_string(completed - started) + " microseconds", "interval")
         .set("final_stats",
-             collect_stats(touched_relations(statements, result.affected), initial_lsn), "jsonb")
+             collect_stats(touched_relations(statements, result.affected), &initial_stats).json,
+             "jsonb")
         .set("affected_objects", json_array(result.affected), "jsonb")
         .set("attempts", std::to_string(result.attempts), "integer")
         .set("lock_waits", json_array(result.lock_waits), "jsonb")

@@ -55,9 +55,19 @@ private:
 // The whole row of a log entry (in the order of the table's columns).
 pg::Row read_log(const std::string &id);
 
-// Statistics of the database and of the given relations, as a JSON object text.
-// since_lsn: the WAL position of the initial statistics, to report WAL bytes written.
-std::string collect_stats(const std::vector<Oid> &relations, const std::string &since_lsn = "");
+// Statistics of the database and of the given relations, as a JSON object text: connections,
+// commits, rollbacks, WAL insert position (and WAL bytes since `since`), the size and row
+// estimate of each relation, and the database size.  pg_database_size() walks the whole
+// database directory, so it is measured at most once a minute per session; in between the
+// size is the last measurement plus the size changes of the relations measured here (or,
+// for final statistics, the initial size plus what the touched relations gained).
+struct Stats {
+    std::string json;
+    std::string wal_lsn;
+    int64_t database_size = 0;
+    int64_t relations_size = 0;  // sum over the relations measured
+};
+Stats collect_stats(const std::vector<Oid> &relations, const Stats *since = nullptr);
 
 // Column index of a migration_log row, by name.
 int log_column(const std::string &name);

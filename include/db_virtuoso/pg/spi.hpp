@@ -24,7 +24,9 @@ using Param = Value;
 
 class Spi {
 public:
-    Spi();
+    // keep_plans: prepare each distinct SQL text once per session and keep the plan (for
+    // the extension's own fixed SQL; PostgreSQL revalidates kept plans after DDL).
+    explicit Spi(bool keep_plans = false);
     ~Spi();
     Spi(const Spi &) = delete;
     Spi &operator=(const Spi &) = delete;
@@ -38,6 +40,7 @@ public:
 
 private:
     bool connected_ = false;
+    bool keep_plans_ = false;
 };
 
 // Sets GUCs for the rest of the current (sub)transaction and restores them on scope exit,
@@ -59,7 +62,7 @@ private:
 // statements (or the statement runner, which copies the settings) inside one.
 class InternalSql : public Spi {
 public:
-    InternalSql() { guc_.set("search_path", "pg_catalog, pg_temp"); }
+    InternalSql() : Spi(true) { guc_.set("search_path", "pg_catalog, pg_temp"); }
 
 private:
     GucScope guc_;
