@@ -31,13 +31,36 @@ Oid extension_owner() {
 
 // Every column of migration_log, in table order (its row type).
 const std::vector<std::string> &log_columns() {
-    static const std::vector<std::string> columns = {
-        "id", "name", "checksum", "status", "started_at", "completed_at", "duration",
-        "initial_stats", "final_stats", "sqlstate", "error_message", "error_detail",
-        "error_hint", "error_context", "migration_sql", "rollback_sql", "rollback_at",
-        "rollback_reason", "affected_objects", "attempts", "lock_waits", "lint",
-        "plan_changes", "backup_tables", "executed_by", "options", "transactional",
-        "statements_total", "statements_done", "backend_pid"};
+    static const std::vector<std::string> columns = {"id",
+                                                     "name",
+                                                     "checksum",
+                                                     "status",
+                                                     "started_at",
+                                                     "completed_at",
+                                                     "duration",
+                                                     "initial_stats",
+                                                     "final_stats",
+                                                     "sqlstate",
+                                                     "error_message",
+                                                     "error_detail",
+                                                     "error_hint",
+                                                     "error_context",
+                                                     "migration_sql",
+                                                     "rollback_sql",
+                                                     "rollback_at",
+                                                     "rollback_reason",
+                                                     "affected_objects",
+                                                     "attempts",
+                                                     "lock_waits",
+                                                     "lint",
+                                                     "plan_changes",
+                                                     "backup_tables",
+                                                     "executed_by",
+                                                     "options",
+                                                     "transactional",
+                                                     "statements_total",
+                                                     "statements_done",
+                                                     "backend_pid"};
     return columns;
 }
 
@@ -48,14 +71,16 @@ pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool
     if (!autonomous) {
         pg::InternalSql spi;
         auto rows = spi.execute(sql + "*", params);
-        if (rows.empty()) throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
+        if (rows.empty())
+            throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
         return rows.rows[0];
     }
     // The worker copies these settings: the pinned search_path and the owner identity.
     pg::GucScope settings;
     settings.set("search_path", "pg_catalog, pg_temp");
     auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql + "id", params});
-    if (!outcome.value) throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
+    if (!outcome.value)
+        throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
     return read_log(*outcome.value);
 }
 
@@ -67,7 +92,9 @@ AsExtensionOwner::AsExtensionOwner() {
     SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-AsExtensionOwner::~AsExtensionOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+AsExtensionOwner::~AsExtensionOwner() {
+    SetUserIdAndSecContext(saved_user_, saved_context_);
+}
 
 LogRow &LogRow::set(const std::string &column, pg::Value value, const std::string &type) {
     columns_.push_back({column, type, std::move(value)});
@@ -109,9 +136,9 @@ pg::Row LogRow::insert(bool autonomous) const {
         names += (i ? ", " : "") + columns_[i].name;
         exprs += (i ? ", " : "") + values[i];
     }
-    return write(fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) RETURNING ",
-                             names, exprs),
-                 this->values(), autonomous);
+    return write(
+        fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) RETURNING ", names, exprs),
+        this->values(), autonomous);
 }
 
 pg::Row LogRow::update(const std::string &id, bool autonomous) const {
@@ -189,36 +216,41 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
     stats.wal_lsn = fmt::format("{:X}/{:X}", static_cast<uint32>(counters.lsn >> 32),
                                 static_cast<uint32>(counters.lsn));
 
-    std::string oids;
-    for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
-    pg::InternalSql spi;
-    auto rel = spi.execute(
-        "SELECT coalesce(jsonb_object_agg(c.oid::regclass::text, jsonb_build_object("
-        "    'kind', c.relkind, 'size_bytes', pg_total_relation_size(c.oid),"
-        "    'rows_estimate', c.reltuples::bigint)), '{}'::jsonb)::text,"
-        "  coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint "
-        "FROM pg_class c WHERE c.oid = ANY($1::oid[])",
-        {"{" + oids + "}"});
-    std::string relations_json = rel.rows[0][0].value_or("{}");
-    stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
+    std::string relations_json = "{}";
+    if (!relations.empty()) {
+        std::string oids;
+        for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
+        pg::InternalSql spi;
+        auto rel = spi.execute(
+            "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
+            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)), '{}'::jsonb)::text,"
+            "  coalesce(sum(r.size), 0)::bigint "
+            "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
+            "        pg_total_relation_size(c.oid) AS size"
+            "      FROM pg_class c WHERE c.oid = ANY($1::oid[])) r",
+            {"{" + oids + "}"});
+        relations_json = rel.rows[0][0].value_or("{}");
+        stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
+    }
 
     const DatabaseSize &measured = database_size();
-    stats.database_size = since ? since->database_size + (stats.relations_size - since->relations_size)
-                                : measured.bytes;
+    stats.database_size =
+        since ? since->database_size + (stats.relations_size - since->relations_size)
+              : measured.bytes;
     std::string wal_bytes =
-        since ? std::to_string(static_cast<int64>(counters.lsn) -
-                               static_cast<int64>(pg::pg_call([&] {
-                                   return DatumGetLSN(DirectFunctionCall1(
-                                       pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
-                               })))
-              : "null";
-    stats.json = fmt::format(
-        R"({{"captured_at": "{}", "connections": {}, "commits": {}, "rollbacks": {}, )"
-        R"("wal_lsn": "{}", "wal_bytes": {}, "database_size_bytes": {}, )"
-        R"("database_size_measured_at": "{}", "relations": {}}})",
-        timestamp_text(GetCurrentTimestamp()), counters.connections, counters.commits,
-        counters.rollbacks, stats.wal_lsn, wal_bytes, stats.database_size,
-        timestamp_text(measured.measured_at), relations_json);
+        since
+            ? std::to_string(static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
+                                 return DatumGetLSN(DirectFunctionCall1(
+                                     pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
+                             })))
+            : "null";
+    stats.json =
+        fmt::format(R"({{"captured_at": "{}", "connections": {}, "commits": {}, "rollbacks": {}, )"
+                    R"("wal_lsn": "{}", "wal_bytes": {}, "database_size_bytes": {}, )"
+                    R"("database_size_measured_at": "{}", "relations": {}}})",
+                    timestamp_text(GetCurrentTimestamp()), counters.connections, counters.commits,
+                    counters.rollbacks, stats.wal_lsn, wal_bytes, stats.database_size,
+                    timestamp_text(measured.measured_at), relations_json);
     return stats;
 }
 

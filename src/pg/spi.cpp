@@ -136,7 +136,9 @@ Value Spi::scalar(const std::string &sql, const std::vector<Param> &params, bool
 
 GucScope::GucScope() : nest_level_(NewGUCNestLevel()) {}
 
-GucScope::~GucScope() { AtEOXact_GUC(true, nest_level_); }
+GucScope::~GucScope() {
+    AtEOXact_GUC(true, nest_level_);
+}
 
 void GucScope::set(const char *name, const std::string &value) {
     pg_call([&] {

@@ -14,20 +14,20 @@ namespace virtuoso::migrate {
 // Acts as the extension's owner while alive (SECURITY_LOCAL_USERID_CHANGE), like a
 // SECURITY DEFINER function; the caller's identity comes back on scope exit.
 class AsExtensionOwner {
-public:
+  public:
     AsExtensionOwner();
     ~AsExtensionOwner();
     AsExtensionOwner(const AsExtensionOwner &) = delete;
     AsExtensionOwner &operator=(const AsExtensionOwner &) = delete;
 
-private:
+  private:
     Oid saved_user_;
     int saved_context_;
 };
 
 // Column values of a log row, in text form, each with the SQL type it is cast to.
 class LogRow {
-public:
+  public:
     LogRow &set(const std::string &column, pg::Value value, const std::string &type = "text");
     // A timestamptz as microseconds since 2000-01-01 (TimestampTz).
     LogRow &set_time(const std::string &column, int64_t timestamp);
@@ -40,7 +40,7 @@ public:
     // UPDATE ... WHERE id = $id RETURNING *; autonomous likewise.
     pg::Row update(const std::string &id, bool autonomous) const;
 
-private:
+  private:
     struct Column {
         std::string name;
         std::string type;  // SQL type of the value, or "" for a TimestampTz in microseconds
