@@ -14,6 +14,6 @@ echo "   (socket $PGHOST, port $PGPORT)"
 psql -X -v ON_ERROR_STOP=1 -q -c 'CREATE EXTENSION db_virtuoso' -c 'CREATE EXTENSION pg_stat_statements'
 # one part per capability, in name order
 for part in "$REPO"/scripts/demo/*.sql; do
-    psql -X -v ON_ERROR_STOP=1 -q -f "$part"
+    psql -X -v ON_ERROR_STOP=1 -v host="$PGHOST" -v port="$PGPORT" -q -f "$part"
 done
 echo "== demo finished; the cluster is removed"

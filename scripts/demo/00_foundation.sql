@@ -1,6 +1,11 @@
 -- Demo part: the statement runner and concurrent index builds (run by scripts/demo.sh).
 \pset footer off
 \set ECHO queries
+-- shows an error's SQLSTATE and message instead of stopping the demo
+CREATE FUNCTION public.demo_try(sql text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN EXECUTE sql; RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
 
 \echo
 \echo '### Sample data: an orders table with churn'
