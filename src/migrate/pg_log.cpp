@@ -162,6 +162,20 @@ pg::Row read_log(const std::string &id) {
     return result.rows[0];
 }
 
+pg::Row latest_run(const std::string &name, const std::string &filter,
+                   const std::string &preference) {
+    AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto rows = spi.execute(fmt::format("SELECT * FROM virtuoso.migration_log WHERE name = $1 "
+                                        "AND ({}) ORDER BY {} started_at DESC LIMIT 1",
+                                        filter, preference.empty() ? "" : preference + ","),
+                            {name});
+    if (rows.empty())
+        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT, fmt::format("no migration named \"{}\"", name),
+                            "", "See SELECT name, status FROM virtuoso.migration_log.");
+    return rows.rows[0];
+}
+
 int log_column(const std::string &name) {
     const auto &columns = log_columns();
     for (size_t i = 0; i < columns.size(); ++i)

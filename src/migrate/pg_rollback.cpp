@@ -14,16 +14,7 @@ using pg::UserError;
 
 // The latest SUCCESS row of the migration; a precise error otherwise.
 pg::Row rollback_target(const std::string &name) {
-    AsExtensionOwner owner;
-    pg::InternalSql spi;
-    auto rows = spi.execute(
-        "SELECT * FROM virtuoso.migration_log WHERE name = $1 "
-        "ORDER BY (status = 'SUCCESS') DESC, started_at DESC LIMIT 1",
-        {name});
-    if (rows.empty())
-        throw UserError(ERRCODE_UNDEFINED_OBJECT, fmt::format("no migration named \"{}\"", name),
-                        "", "See SELECT name, status FROM virtuoso.migration_log.");
-    const pg::Row &row = rows.rows[0];
+    pg::Row row = latest_run(name, "true", "(status = 'SUCCESS') DESC");
     std::string status = row[log_column("status")].value_or("");
     if (status != "SUCCESS")
         throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

@@ -6,26 +6,9 @@
 using namespace virtuoso;
 using namespace virtuoso::migrate;
 
-namespace {
-
-pg::Row latest_run(const std::string &name) {
-    AsExtensionOwner owner;
-    pg::InternalSql spi;
-    auto rows = spi.execute(
-        "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status <> 'DRY_RUN' "
-        "ORDER BY started_at DESC LIMIT 1",
-        {name});
-    if (rows.empty())
-        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT,
-                            fmt::format("no migration named \"{}\"", name));
-    return rows.rows[0];
-}
-
-}  // namespace
-
 VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
     const std::string name = required_text(fcinfo, 0, "migration_name");
-    pg::Row run = latest_run(name);
+    pg::Row run = latest_run(name, "status <> 'DRY_RUN'");
     auto col = [&run](const char *c) { return run[log_column(c)]; };
     const std::string status = col("status").value_or("");
     const std::string affected = col("affected_objects").value_or("[]");

@@ -55,6 +55,11 @@ class LogRow {
 // The whole row of a log entry (in the order of the table's columns).
 pg::Row read_log(const std::string &id);
 
+// The latest run of a migration among the rows matching `filter` (SQL over the log's
+// columns), ordered by `preference` first; 42704 when the name has no such row.
+pg::Row latest_run(const std::string &name, const std::string &filter,
+                   const std::string &preference = "");
+
 // Statistics of the database and of the given relations, as a JSON object text: connections,
 // commits, rollbacks, WAL insert position (and WAL bytes since `since`), the size and row
 // estimate of each relation, and the database size.  pg_database_size() walks the whole
