@@ -138,8 +138,9 @@ Thresholds current_thresholds() {
     return t;
 }
 
-std::string acting_role_name() {
-    return pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
+// Read through the backend: the scheduler's worker is outside any transaction here.
+std::string acting_role_name(Backend &backend) {
+    return backend.read("SELECT CURRENT_USER", {}).scalar().value_or("");
 }
 
 struct Measure {
@@ -164,7 +165,8 @@ std::string quote_ident(const std::string &s) {
 // Carries out one decision: lock probe, log row, statement, measurements, log update.
 class ServerExecutor : public Executor {
   public:
-    explicit ServerExecutor(Backend &backend) : backend_(backend), role_(acting_role_name()) {}
+    explicit ServerExecutor(Backend &backend)
+        : backend_(backend), role_(acting_role_name(backend)) {}
 
     Outcome perform(const Decision &d) override {
         const auto start = std::chrono::steady_clock::now();

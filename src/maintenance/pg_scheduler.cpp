@@ -13,6 +13,9 @@
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
@@ -230,21 +233,28 @@ void clear_reports(const std::string &database) {
         reported->erase(kind + database);
 }
 
-// Whether the database exists and accepts connections (read from the shared catalog).
+// Whether the database exists and accepts connections.  The scheduler has no database, so
+// it scans the shared catalog pg_database itself (as the autovacuum launcher does): its
+// indexes are not usable without one.
 bool database_connectable(const char *name, bool *exists) {
     bool ok = false;
     *exists = false;
     SetCurrentStatementStartTimestamp();
     StartTransactionCommand();
-    Oid dboid = get_database_oid(name, true);
-    if (OidIsValid(dboid)) {
-        HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(dboid));
-        if (HeapTupleIsValid(tuple)) {
+    (void)GetTransactionSnapshot();
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    HeapTuple tuple;
+    while (HeapTupleIsValid(tuple = heap_getnext(scan, ForwardScanDirection))) {
+        auto *db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+        if (strcmp(NameStr(db->datname), name) == 0) {
             *exists = true;
-            ok = ((Form_pg_database)GETSTRUCT(tuple))->datallowconn;
-            ReleaseSysCache(tuple);
+            ok = db->datallowconn;
+            break;
         }
     }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
     CommitTransactionCommand();
     return ok;
 }
