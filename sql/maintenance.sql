@@ -122,6 +122,16 @@ SET ROLE regress_virtuoso_nobody;
 SELECT try('SELECT * FROM virtuoso.perform_maintenance_if_needed(true)');
 RESET ROLE;
 
+-- Names are quoted, never pasted into the statements.
+CREATE TABLE maint."Odd ""name""; DROP TABLE maint.fresh" (id int);
+INSERT INTO maint."Odd ""name""; DROP TABLE maint.fresh" SELECT generate_series(1, 2000);
+DELETE FROM maint."Odd ""name""; DROP TABLE maint.fresh";
+CALL maint.flush();
+SELECT tablename, action, status FROM virtuoso.perform_maintenance_if_needed()
+WHERE schemaname = 'maint' ORDER BY tablename;
+SELECT command FROM virtuoso.maintenance_log WHERE tablename LIKE 'Odd%';
+SELECT count(*) AS fresh_still_there FROM pg_class WHERE oid = 'maint.fresh'::regclass;
+
 -- Bad input and bad settings are rejected with clear errors.
 SELECT try('SELECT * FROM virtuoso.perform_maintenance_if_needed(NULL)');
 SELECT try('SET virtuoso.dead_tuple_threshold = 5');
