@@ -132,6 +132,28 @@ WHERE schemaname = 'maint' ORDER BY tablename;
 SELECT command FROM virtuoso.maintenance_log WHERE tablename LIKE 'Odd%';
 SELECT count(*) AS fresh_still_there FROM pg_class WHERE oid = 'maint.fresh'::regclass;
 
+-- A failing action is FAILED with its SQLSTATE and message, in the result and in the log.
+-- (An expression index whose function fails once maint.boom is set: the
+-- caller's settings travel with the statement.)
+CREATE FUNCTION maint.boom(int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('maint.boom', true) = 'on' THEN
+        RAISE EXCEPTION 'boom on %', $1 USING HINT = 'unset maint.boom';
+    END IF;
+    RETURN $1;
+END $$;
+CREATE TABLE maint.fragile (id int);
+CREATE INDEX ON maint.fragile (maint.boom(id));
+INSERT INTO maint.fragile SELECT generate_series(1, 2000);
+CALL maint.flush();
+SET maint.boom = on;
+SELECT tablename, action, regexp_replace(reason, 'on \d+', 'on N') AS reason, status
+FROM virtuoso.perform_maintenance_if_needed() WHERE schemaname = 'maint' ORDER BY tablename;
+RESET maint.boom;
+SELECT action, status, sqlstate, regexp_replace(error_message, 'on \d+', 'on N') AS error_message,
+       finished_at IS NOT NULL AS finished
+FROM virtuoso.maintenance_log WHERE tablename = 'fragile';
+
 -- Bad input and bad settings are rejected with clear errors.
 SELECT try('SELECT * FROM virtuoso.perform_maintenance_if_needed(NULL)');
 SELECT try('SET virtuoso.dead_tuple_threshold = 5');
