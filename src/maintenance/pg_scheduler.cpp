@@ -151,7 +151,7 @@ class WorkerBackend : public Backend {
     Oid owner_ = InvalidOid;
 };
 
-// The round of one database; returns the result code for the scheduler.
+// The round of one database; its result goes to the scheduler through shared memory.
 void maintain_database(DatabaseWorkerShared *shared) {
     // Checked in a transaction of its own: the extension and the role to act as.
     Oid role = InvalidOid;
@@ -175,15 +175,16 @@ void maintain_database(DatabaseWorkerShared *shared) {
     // it connected as the bootstrap superuser and switches here); the log is written as the
     // log's owner.  Statements never wait long for a lock and are throttled like autovacuum.
     if (OidIsValid(role)) SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
-    SetConfigOption("lock_timeout", kStatementLockTimeout, PGC_SUSET, PGC_S_SESSION);
-    SetConfigOption("vacuum_cost_delay", autovacuum_cost_delay_setting().c_str(), PGC_SUSET,
-                    PGC_S_SESSION);
-    SetConfigOption("vacuum_cost_limit", autovacuum_cost_limit_setting().c_str(), PGC_SUSET,
-                    PGC_S_SESSION);
-
+    const std::string cost_delay = autovacuum_cost_delay_setting();
+    const std::string cost_limit = autovacuum_cost_limit_setting();
     pg::PendingError pending;
     bool failed = false;
     try {
+        pg::pg_call([&] {
+            SetConfigOption("lock_timeout", kStatementLockTimeout, PGC_SUSET, PGC_S_SESSION);
+            SetConfigOption("vacuum_cost_delay", cost_delay.c_str(), PGC_SUSET, PGC_S_SESSION);
+            SetConfigOption("vacuum_cost_limit", cost_limit.c_str(), PGC_SUSET, PGC_S_SESSION);
+        });
         WorkerBackend backend;
         shared->abandoned = static_cast<int>(fail_abandoned_runs(backend));
         for (const auto &row : run_maintenance_round(backend, false)) {
