@@ -1,5 +1,6 @@
 // perform_maintenance_if_needed: the catalog scan, the executor of decisions and the
 // function's backend (caller's transaction + statement runner).
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 
