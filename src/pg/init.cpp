@@ -1,5 +1,6 @@
 // Module entry: refuses to load unless preloaded, defines the GUCs.
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
+#include "db_virtuoso/migrate/capture.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
 
@@ -17,6 +18,7 @@ void _PG_init(void) {
                  errhint("Add db_virtuoso to shared_preload_libraries in postgresql.conf and "
                          "restart the server.")));
     virtuoso::gucs::define_all();
+    virtuoso::migrate::install_capture();
     MarkGUCPrefixReserved("virtuoso");
     virtuoso::maintenance::register_scheduler();
 }

@@ -104,7 +104,11 @@ struct RawOutcome {
     char *value;
     ErrorData *error;
     int worker_pid;
+    List *captured;  // messages of kCaptureSqlstate, collected instead of shown
 };
+
+// INFO messages with this SQLSTATE carry data for the caller (objects a migration touched).
+constexpr int kCaptureSqlstate = MAKE_SQLSTATE('V', 'X', 'D', 'D', 'L');
 
 // Handles one message of the worker.  Notices are re-raised here at their own level.
 void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
@@ -117,7 +121,9 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
         case 'N': {
             ErrorData *edata = static_cast<ErrorData *>(palloc0(sizeof(ErrorData)));
             pq_parse_errornotice(&msg, edata);
-            if (type == 'N' || edata->elevel < ERROR) {
+            if (edata->elevel == INFO && edata->sqlerrcode == kCaptureSqlstate) {
+                out->captured = lappend(out->captured, pstrdup(edata->message));
+            } else if (type == 'N' || edata->elevel < ERROR) {
                 ThrowErrorData(edata);  // a notice or warning: show it and go on
             } else {
                 edata->elevel = ERROR;  // a worker's FATAL is an ERROR for the caller
@@ -436,6 +442,8 @@ RunOutcome run_in_worker(const RunRequest &request) {
     if (args.out.value) outcome.value = std::string(args.out.value);
     outcome.error = args.out.error;
     outcome.worker_pid = args.out.worker_pid;
+    ListCell *lc;
+    foreach (lc, args.out.captured) outcome.captured.emplace_back(static_cast<char *>(lfirst(lc)));
     return outcome;
 }
 
@@ -489,6 +497,9 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
     debug_query_string = sql;
     pgstat_report_activity(STATE_RUNNING, sql);
     SetCurrentStatementStartTimestamp();
+    // The caller's statement_timeout came with its settings; a background worker has to arm
+    // the timer itself (postgres.c does it per statement for client backends).
+    if (StatementTimeout > 0) enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 
     PG_TRY();
     {

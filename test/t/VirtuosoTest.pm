@@ -9,7 +9,7 @@ use Test::More;
 use Time::HiRes qw(usleep);
 
 use Exporter 'import';
-our @EXPORT = qw(new_virtuoso_node wait_until);
+our @EXPORT = qw(new_virtuoso_node wait_until restart_after_crash);
 
 # A started node with db_virtuoso preloaded and created in database postgres.
 # Extra postgresql.conf lines may be passed.
@@ -37,6 +37,29 @@ sub wait_until
     {
         my $got = $node->safe_psql('postgres', $query);
         return 1 if $got eq $expected;
+        usleep(100_000);
+    }
+    return 0;
+}
+
+# After kill -9 of a backend the postmaster stops (the test clusters run with
+# restart_after_crash = off): wait for it to go, start it again (crash recovery), and wait
+# until it answers.
+sub restart_after_crash
+{
+    my ($node) = @_;
+    my $pidfile = $node->data_dir . '/postmaster.pid';
+    for (1 .. 600)
+    {
+        last unless -e $pidfile;
+        usleep(100_000);
+    }
+    $node->_update_pid(0);  # the cluster object still remembers the old postmaster
+    $node->start;
+    for (1 .. 600)
+    {
+        my $up = eval { $node->safe_psql('postgres', 'SELECT 1') };
+        return 1 if defined $up && $up eq '1';
         usleep(100_000);
     }
     return 0;

@@ -30,6 +30,7 @@ struct RunOutcome {
     std::optional<std::string> value;  // Autonomous: first column of the first row, if any
     ErrorData *error = nullptr;        // the worker's error when !ok (elevel ERROR)
     int worker_pid = 0;
+    std::vector<std::string> captured;  // objects the statement touched, when capturing
 };
 
 // Runs the request and waits for it.  Errors of the statement come back in the outcome;

@@ -1,0 +1,65 @@
+// Writing virtuoso.migration_log (server side).  Rows are written as the extension's owner
+// with a pinned search_path, so a caller needs EXECUTE on the function, not rights on the
+// table; `executed_by` records the caller.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "db_virtuoso/pg/result.hpp"
+
+namespace virtuoso::migrate {
+
+// Acts as the extension's owner while alive (SECURITY_LOCAL_USERID_CHANGE), like a
+// SECURITY DEFINER function; the caller's identity comes back on scope exit.
+class AsExtensionOwner {
+public:
+    AsExtensionOwner();
+    ~AsExtensionOwner();
+    AsExtensionOwner(const AsExtensionOwner &) = delete;
+    AsExtensionOwner &operator=(const AsExtensionOwner &) = delete;
+
+private:
+    Oid saved_user_;
+    int saved_context_;
+};
+
+// Column values of a log row, in text form, each with the SQL type it is cast to.
+class LogRow {
+public:
+    LogRow &set(const std::string &column, pg::Value value, const std::string &type = "text");
+    // A timestamptz as microseconds since 2000-01-01 (TimestampTz).
+    LogRow &set_time(const std::string &column, int64_t timestamp);
+    // Adds the columns of another row.
+    LogRow &merge(const LogRow &other);
+
+    // INSERT ... RETURNING *; in the caller's transaction, or autonomously (committed on its
+    // own, surviving the caller's rollback), then read back.
+    pg::Row insert(bool autonomous) const;
+    // UPDATE ... WHERE id = $id RETURNING *; autonomous likewise.
+    pg::Row update(const std::string &id, bool autonomous) const;
+
+private:
+    struct Column {
+        std::string name;
+        std::string type;  // SQL type of the value, or "" for a TimestampTz in microseconds
+        pg::Value value;
+    };
+    // "col = expr" pieces with $1.. numbered from first_param, and their values.
+    std::vector<std::string> expressions(size_t first_param) const;
+    std::vector<pg::Value> values() const;
+    std::vector<Column> columns_;
+};
+
+// The whole row of a log entry (in the order of the table's columns).
+pg::Row read_log(const std::string &id);
+
+// Statistics of the database and of the given relations, as a JSON object text.
+// since_lsn: the WAL position of the initial statistics, to report WAL bytes written.
+std::string collect_stats(const std::vector<Oid> &relations, const std::string &since_lsn = "");
+
+// Column index of a migration_log row, by name.
+int log_column(const std::string &name);
+
+}  // namespace virtuoso::migrate

@@ -1,0 +1,80 @@
+-- Monitored, reversible migrations.
+CREATE TABLE virtuoso.migration_log (
+    id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name             text NOT NULL,
+    checksum         text NOT NULL,
+    status           text NOT NULL
+                     CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED', 'SKIPPED', 'ROLLED_BACK', 'DRY_RUN')),
+    started_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    completed_at     timestamptz,
+    duration         interval,
+    initial_stats    jsonb,
+    final_stats      jsonb,
+    sqlstate         text,
+    error_message    text,
+    error_detail     text,
+    error_hint       text,
+    error_context    text,
+    migration_sql    text NOT NULL,
+    rollback_sql     text,
+    rollback_at      timestamptz,
+    rollback_reason  text,
+    affected_objects jsonb NOT NULL DEFAULT '[]',
+    attempts         int NOT NULL DEFAULT 0,
+    lock_waits       jsonb NOT NULL DEFAULT '[]',
+    lint             jsonb,
+    plan_changes     jsonb,
+    backup_tables    text[],
+    executed_by      name NOT NULL DEFAULT current_user,
+    -- beyond the contract: what verify_migration_integrity and operators need
+    options          jsonb NOT NULL DEFAULT '{}',
+    transactional    boolean NOT NULL DEFAULT true,
+    statements_total int,
+    statements_done  int,
+    backend_pid      int
+);
+CREATE INDEX migration_log_name_idx ON virtuoso.migration_log (name, started_at DESC);
+CREATE INDEX migration_log_running_idx ON virtuoso.migration_log (status) WHERE status = 'RUNNING';
+COMMENT ON TABLE virtuoso.migration_log IS
+'One row per migration run of virtuoso.execute_migration_with_monitoring: status, timing, statistics before and after, the error (SQLSTATE, message, detail, hint, context), lock waits, affected objects and rollback state.';
+SELECT pg_catalog.pg_extension_config_dump('virtuoso.migration_log', '');
+
+CREATE FUNCTION virtuoso.execute_migration_with_monitoring(
+    migration_name text,
+    migration_sql  text,
+    rollback_sql   text  DEFAULT NULL,
+    options        jsonb DEFAULT '{}')
+RETURNS virtuoso.migration_log
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_execute_migration';
+COMMENT ON FUNCTION virtuoso.execute_migration_with_monitoring(text, text, text, jsonb) IS
+'Runs migration_sql once per name, serialised per database, each attempt with a short lock_timeout and retried with backoff on 55P03, atomically, and returns the virtuoso.migration_log row it recorded. Same name and SQL again returns the recorded row with a NOTICE; other SQL under an applied name is an error unless options.force. A failure is recorded as FAILED (surviving the caller''s rollback) and its error raised. Options: lock_timeout, max_retries, statement_timeout, validation_rules, transactional, dry_run, force.';
+
+CREATE FUNCTION virtuoso.execute_rollback_with_backup(
+    migration_name    text,
+    preserve_new_data boolean DEFAULT true,
+    reason            text DEFAULT NULL)
+RETURNS virtuoso.migration_log
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_execute_rollback';
+COMMENT ON FUNCTION virtuoso.execute_rollback_with_backup(text, boolean, text) IS
+'Runs the stored rollback_sql of the latest SUCCESS run of a migration, lock-safe and atomically; with preserve_new_data first copies every table the migration touched into schema virtuoso_backup (names in backup_tables). The row becomes ROLLED_BACK.';
+
+CREATE FUNCTION virtuoso.verify_migration_integrity(migration_name text)
+RETURNS TABLE (check_name text, status text, object text, message text)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_verify_migration';
+COMMENT ON FUNCTION virtuoso.verify_migration_integrity(text) IS
+'Checks what the latest run of a migration touched: objects that no longer exist, invalid indexes, NOT VALID constraints left behind, statements of a non-transactional run that did not complete, and its stored validation rules. One row per check: PASS, FAIL, WARN or ERROR.';
+
+-- Captures the objects DDL touches while a migration runs (does nothing otherwise).
+CREATE FUNCTION virtuoso.capture_migration_ddl()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_capture_migration_ddl';
+COMMENT ON FUNCTION virtuoso.capture_migration_ddl() IS
+'Event trigger function: records the objects created, altered or dropped by a running migration into its affected_objects. Returns at once when no migration runs.';
+CREATE EVENT TRIGGER virtuoso_capture_ddl ON ddl_command_end
+    EXECUTE FUNCTION virtuoso.capture_migration_ddl();
+CREATE EVENT TRIGGER virtuoso_capture_drops ON sql_drop
+    EXECUTE FUNCTION virtuoso.capture_migration_ddl();

@@ -1,0 +1,307 @@
+// virtuoso.execute_migration_with_monitoring(name, sql, rollback_sql, options)
+//
+// The success path stays in the caller's transaction: no background worker, no extra
+// commit (the log row commits with the migration).  Only a failure, and the statement-by-
+// statement mode, write the log autonomously through the statement runner.
+#include <nlohmann/json.hpp>
+
+#include "db_virtuoso/migrate/executor.hpp"
+#include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/migrate/options.hpp"
+#include "db_virtuoso/migrate/run.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
+
+extern "C" {
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+}
+
+namespace virtuoso::migrate {
+namespace {
+
+using pg::UserError;
+
+std::string json_array(const std::vector<std::string> &objects) {
+    std::string out = "[";
+    for (const auto &o : objects) out += (out.size() > 1 ? ", " : "") + o;
+    return out + "]";
+}
+
+// Relations named by the statements (before) and touched by them (after).
+std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
+                                   const std::vector<std::string> &affected) {
+    std::vector<Oid> out;
+    auto add = [&out](Oid relid) {
+        if (std::find(out.begin(), out.end(), relid) == out.end()) out.push_back(relid);
+    };
+    for (const auto &s : statements)
+        for (Oid r : s.relations) add(r);
+    for (const auto &text : affected) {
+        auto object = nlohmann::json::parse(text, nullptr, false);
+        if (object.is_object() && object.value("classid", 0) == static_cast<int>(RelationRelationId) &&
+            object.value("command", "") != "DROP")
+            add(static_cast<Oid>(object.value("objid", 0L)));
+    }
+    return out;
+}
+
+void mark_orphans_failed() {
+    AsExtensionOwner owner;
+    pg::InternalSql spi;
+    spi.execute("SELECT pg_stat_clear_snapshot()");
+    spi.execute(
+        "UPDATE virtuoso.migration_log SET status = 'FAILED', completed_at = clock_timestamp(),"
+        " duration = clock_timestamp() - started_at,"
+        " error_message = format('the session running this migration (PID %s) ended before it"
+        " finished; %s of %s statements had completed', backend_pid,"
+        " coalesce(statements_done, 0), statements_total),"
+        " error_hint = 'Completed statements of a non-transactional migration stay applied; "
+        "check with virtuoso.verify_migration_integrity().' "
+        "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
+        "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
+}
+
+// The latest SUCCESS row of this name, if any.
+std::optional<pg::Row> latest_success(const std::string &name) {
+    AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto result = spi.execute(
+        "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status = 'SUCCESS' "
+        "ORDER BY started_at DESC LIMIT 1",
+        {name});
+    if (result.empty()) return std::nullopt;
+    return result.rows[0];
+}
+
+std::string current_user_name() {
+    return pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
+}
+
+std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
+    return pg::pg_call([&] {
+        Jsonb *jb = PG_GETARG_JSONB_P(argno);
+        return std::string(JsonbToCString(nullptr, &jb->root, VARSIZE(jb)));
+    });
+}
+
+// Raises the failure as the error the caller sees, with where it was recorded.
+[[noreturn]] void raise_failure(const Failure &f, const std::string &name, const std::string &id,
+                                int attempts) {
+    std::string where = fmt::format(
+        "migration \"{}\" failed{} after {} attempt{}; recorded as FAILED in "
+        "virtuoso.migration_log (id {})",
+        name, f.statement > 0 ? fmt::format(" at statement {}", f.statement) : "", attempts,
+        attempts == 1 ? "" : "s", id);
+    if (f.error != nullptr) {
+        ErrorData *e = f.error;
+        pg::pg_call([&] {
+            e->context = e->context ? psprintf("%s\n%s", e->context, where.c_str())
+                                    : pstrdup(where.c_str());
+        });
+        throw pg::PgError(e);
+    }
+    std::string detail = f.detail ? *f.detail + "\n" + where : where;
+    throw UserError(ERRCODE_CHECK_VIOLATION, f.message, detail, f.hint.value_or(""));
+}
+
+// A concurrent build that failed leaves an invalid index that no event trigger reported:
+// find it on the failed statement's tables, add it to the affected objects and say so.
+void report_leftover_indexes(const std::vector<Statement> &statements, RunResult &result) {
+    const Failure &f = *result.failure;
+    if (f.statement <= 0) return;
+    std::string oids;
+    for (Oid r : statements[f.statement - 1].relations)
+        oids += (oids.empty() ? "" : ",") + std::to_string(r);
+    pg::InternalSql spi;
+    auto invalid = spi.execute(
+        "SELECT json_build_object('command', 'FAILED BUILD', 'object_type', 'index', "
+        "'schema', n.nspname, 'identity', i.indexrelid::regclass::text, "
+        "'classid', 'pg_class'::regclass::oid::bigint, 'objid', i.indexrelid::bigint)::text, "
+        "i.indexrelid::regclass::text "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE NOT i.indisvalid AND i.indrelid = ANY($1::oid[])",
+        {"{" + oids + "}"});
+    if (invalid.empty()) return;
+    std::string names;
+    for (const auto &row : invalid.rows) {
+        result.affected.push_back(*row[0]);
+        names += (names.empty() ? "" : ", ") + *row[1];
+    }
+    std::string note = fmt::format("The failed concurrent build left invalid index {}; drop it "
+                                   "with DROP INDEX CONCURRENTLY before trying again.",
+                                   names);
+    result.failure->hint = f.hint ? *f.hint + " " + note : note;
+}
+
+void fill_failure(LogRow &row, const Failure &f) {
+    row.set("sqlstate", f.sqlstate)
+        .set("error_message", f.message)
+        .set("error_detail", f.detail)
+        .set("error_hint", f.hint)
+        .set("error_context", f.context);
+}
+
+}  // namespace
+
+std::string required_text(FunctionCallInfo fcinfo, int argno, const char *what) {
+    auto value = pg::text_arg(fcinfo, argno);
+    if (!value || value->find_first_not_of(" \t\r\n") == std::string::npos)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("{} must not be NULL or empty", what));
+    return *value;
+}
+
+void require_read_committed() {
+    if (IsolationUsesXactSnapshot())
+        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                        "migrations need READ COMMITTED isolation",
+                        "In REPEATABLE READ or SERIALIZABLE this transaction could not see a "
+                        "migration that another session committed while it waited.",
+                        "Run it outside an explicit transaction, or in READ COMMITTED.");
+}
+
+Limits limits_from(const MigrationOptions &options) {
+    Limits limits;
+    limits.lock_timeout_ms = options.lock_timeout ? duration_ms(*options.lock_timeout, "lock_timeout")
+                                                  : gucs::lock_timeout_ms;
+    limits.statement_timeout_ms =
+        options.statement_timeout ? duration_ms(*options.statement_timeout, "statement_timeout") : 0;
+    limits.max_retries = options.max_retries.value_or(gucs::max_lock_retries);
+    return limits;
+}
+
+std::vector<Statement> checked_statements(const std::string &sql, bool transactional,
+                                          const char *what) {
+    std::vector<Statement> statements = split_statements(sql);
+    if (statements.empty())
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, fmt::format("{} contains no statement", what));
+    for (const auto &s : statements) {
+        if (s.transaction_control)
+            throw UserError(
+                ERRCODE_INVALID_TRANSACTION_TERMINATION,
+                fmt::format("{} must not control transactions ({} at statement {})", what, s.tag,
+                            s.number),
+                "", "The migration runs in one transaction, or with {\"transactional\": false} "
+                    "each statement in its own; remove BEGIN/COMMIT/ROLLBACK.");
+        if (transactional && s.top_level_only)
+            throw UserError(
+                ERRCODE_ACTIVE_SQL_TRANSACTION,
+                fmt::format("statement {} ({}) cannot run inside a transaction", s.number, s.tag),
+                "", "Pass options {\"transactional\": false} to run the migration statement by "
+                    "statement.");
+    }
+    return statements;
+}
+
+}  // namespace virtuoso::migrate
+
+using namespace virtuoso;
+using namespace virtuoso::migrate;
+
+VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
+    const std::string name = required_text(fcinfo, 0, "migration_name");
+    const std::string sql = required_text(fcinfo, 1, "migration_sql");
+    pg::Value rollback_sql = pg::text_arg(fcinfo, 2);
+    if (rollback_sql && rollback_sql->find_first_not_of(" \t\r\n") == std::string::npos)
+        rollback_sql.reset();
+    const std::string options_text = PG_ARGISNULL(3) ? "{}" : jsonb_text(fcinfo, 3);
+    OptionError option_error;
+    auto options = parse_options(options_text, &option_error);
+    if (!options)
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, option_error.message, "",
+                            option_error.hint);
+    require_read_committed();
+    const Limits limits = limits_from(*options);
+    const std::vector<Statement> statements =
+        checked_statements(sql, options->transactional, "migration_sql");
+    if (rollback_sql) (void)checked_statements(*rollback_sql, options->transactional, "rollback_sql");
+    const std::string checksum = sha256_hex(sql);
+
+    acquire_migration_lock(limits.lock_timeout_ms);
+    mark_orphans_failed();
+    if (auto applied = latest_success(name); applied && !options->force) {
+        const std::string &recorded = *(*applied)[log_column("checksum")];
+        if (recorded == checksum) {
+            pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
+                                           "nothing was run",
+                                           name));
+            return pg::return_composite(fcinfo, *applied);
+        }
+        throw UserError(ERRCODE_DUPLICATE_OBJECT,
+                        fmt::format("migration \"{}\" was already applied with different SQL", name),
+                        fmt::format("Recorded checksum {}, this SQL has {}.", recorded, checksum),
+                        "Give the change a new migration name, or pass {\"force\": true} to run "
+                        "it again under this name.");
+    }
+
+    const TimestampTz started = GetCurrentTimestamp();
+    const std::string initial_stats = collect_stats(touched_relations(statements, {}));
+    const std::string initial_lsn =
+        nlohmann::json::parse(initial_stats).value("wal_lsn", std::string());
+
+    LogRow row;
+    row.set("name", name)
+        .set("checksum", checksum)
+        .set_time("started_at", started)
+        .set("initial_stats", initial_stats, "jsonb")
+        .set("migration_sql", sql)
+        .set("rollback_sql", rollback_sql)
+        .set("executed_by", current_user_name(), "name")
+        .set("options", options_text, "jsonb")
+        .set("transactional", options->transactional ? "true" : "false", "boolean")
+        .set("statements_total", std::to_string(statements.size()), "integer");
+
+    std::string running_id;  // statement-by-statement mode: the RUNNING row written up front
+    RunResult result;
+    if (options->transactional) {
+        result = run_transactional(statements, limits, options->validation_rules, !options->dry_run);
+    } else {
+        LogRow running = row;
+        running.set("status", "RUNNING")
+            .set("statements_done", "0", "integer")
+            .set("backend_pid", std::to_string(MyProcPid), "integer");
+        running_id = *running.insert(true)[log_column("id")];
+        result = run_one_by_one(statements, limits, [&running_id](int done) {
+            LogRow progress;
+            progress.set("statements_done", std::to_string(done), "integer");
+            progress.update(running_id, true);
+        });
+        if (!result.ok) report_leftover_indexes(statements, result);
+        if (result.ok && options->validation_rules) {
+            pg::Spi spi;
+            if (auto failed = check_rules(spi, *options->validation_rules)) {
+                result.ok = false;
+                result.failure = failed;
+            }
+        }
+    }
+
+    const TimestampTz completed = GetCurrentTimestamp();
+    LogRow outcome;
+    outcome
+        .set("status", result.ok ? (options->dry_run ? "DRY_RUN" : "SUCCESS") : "FAILED")
+        .set_time("completed_at", completed)
+        .set("duration", std::to_string(completed - started) + " microseconds", "interval")
+        .set("final_stats",
+             collect_stats(touched_relations(statements, result.affected), initial_lsn), "jsonb")
+        .set("affected_objects", json_array(result.affected), "jsonb")
+        .set("attempts", std::to_string(result.attempts), "integer")
+        .set("lock_waits", json_array(result.lock_waits), "jsonb")
+        .set("statements_done", std::to_string(result.statements_done), "integer");
+    if (result.failure) fill_failure(outcome, *result.failure);
+
+    if (!running_id.empty()) {
+        pg::Row recorded = outcome.update(running_id, true);
+        if (!result.ok) raise_failure(*result.failure, name, running_id, result.attempts);
+        return pg::return_composite(fcinfo, recorded);
+    }
+    // Transactional: merge the two halves into one row.
+    LogRow full = row;
+    full.merge(outcome);
+    if (!result.ok) {
+        pg::Row recorded = full.insert(true);  // survives the caller's rollback
+        raise_failure(*result.failure, name, *recorded[log_column("id")], result.attempts);
+    }
+    return pg::return_composite(fcinfo, full.insert(false));
+}

@@ -1,0 +1,135 @@
+// virtuoso.execute_rollback_with_backup(migration_name, preserve_new_data, reason)
+#include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/migrate/run.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
+
+extern "C" {
+#include "utils/timestamp.h"
+}
+
+namespace virtuoso::migrate {
+namespace {
+
+using pg::UserError;
+
+// The latest SUCCESS row of the migration; a precise error otherwise.
+pg::Row rollback_target(const std::string &name) {
+    AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto rows = spi.execute(
+        "SELECT * FROM virtuoso.migration_log WHERE name = $1 "
+        "ORDER BY (status = 'SUCCESS') DESC, started_at DESC LIMIT 1",
+        {name});
+    if (rows.empty())
+        throw UserError(ERRCODE_UNDEFINED_OBJECT, fmt::format("no migration named \"{}\"", name),
+                        "", "See SELECT name, status FROM virtuoso.migration_log.");
+    const pg::Row &row = rows.rows[0];
+    std::string status = row[log_column("status")].value_or("");
+    if (status != "SUCCESS")
+        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("migration \"{}\" has no SUCCESS run to roll back (its latest "
+                                    "run is {})",
+                                    name, status));
+    if (!row[log_column("rollback_sql")])
+        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("migration \"{}\" has no rollback_sql", name), "",
+                        "Record one by passing rollback_sql to execute_migration_with_monitoring.");
+    return row;
+}
+
+// Copies each table the migration touched into schema virtuoso_backup; returns their names.
+std::vector<std::string> back_up_tables(const std::string &affected_objects) {
+    pg::InternalSql spi;  // as the caller: a backup reads only what the caller may read
+    auto tables = spi.execute(
+        "SELECT DISTINCT c.oid::regclass::text, "
+        "  left(c.relname, 40) || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS') "
+        "FROM jsonb_array_elements($1::jsonb) AS o "
+        "JOIN pg_class c ON c.oid = (o->>'objid')::oid "
+        "WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid AND o->>'command' <> 'DROP' "
+        "AND c.relkind IN ('r', 'p')",
+        {affected_objects});
+    std::vector<std::string> names;
+    if (tables.empty()) return names;
+    spi.execute("CREATE SCHEMA IF NOT EXISTS virtuoso_backup");
+    for (const auto &t : tables.rows) {
+        std::string base = *t[1];
+        std::string name = base;
+        for (int n = 2; spi.scalar("SELECT to_regclass($1) IS NOT NULL",
+                                   {"virtuoso_backup." + pg::quote_identifier(name)}) == "t";
+             ++n)
+            name = base + "_" + std::to_string(n);
+        std::string target = "virtuoso_backup." + pg::quote_identifier(name);
+        spi.execute(fmt::format("CREATE TABLE {} AS TABLE {}", target, *t[0]));
+        names.push_back(target);
+    }
+    return names;
+}
+
+std::string text_array(const std::vector<std::string> &items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+        out += i ? ",\"" : "\"";
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
+
+}  // namespace
+}  // namespace virtuoso::migrate
+
+using namespace virtuoso;
+using namespace virtuoso::migrate;
+
+VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
+    const std::string name = required_text(fcinfo, 0, "migration_name");
+    const bool preserve = PG_NARGS() < 2 || PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+    pg::Value reason = pg::text_arg(fcinfo, 2);
+    require_read_committed();
+
+    acquire_migration_lock(gucs::lock_timeout_ms);
+    pg::Row target = rollback_target(name);
+    const std::string id = *target[log_column("id")];
+    OptionError ignored;
+    auto options = parse_options(target[log_column("options")].value_or("{}"), &ignored);
+    const Limits limits = limits_from(options.value_or(MigrationOptions{}));
+    const std::string rollback_sql = *target[log_column("rollback_sql")];
+    // A migration that ran statement by statement rolls back the same way.
+    const bool transactional = target[log_column("transactional")] != "f";
+    const std::vector<Statement> statements =
+        checked_statements(rollback_sql, transactional, "rollback_sql");
+
+    std::vector<std::string> backups;
+    if (preserve) backups = back_up_tables(target[log_column("affected_objects")].value_or("[]"));
+    RunResult result = transactional ? run_transactional(statements, limits, std::nullopt, true)
+                                     : run_one_by_one(statements, limits, [](int) {});
+    if (!result.ok) {
+        const Failure &f = *result.failure;
+        std::string where = fmt::format(
+            "rollback of migration \"{}\" failed at statement {}; {}", name, f.statement,
+            transactional ? "nothing was changed"
+                          : fmt::format("statements before it were applied", f.statement));
+        if (f.error) {
+            pg::pg_call([&] {
+                f.error->context = f.error->context
+                                       ? psprintf("%s\n%s", f.error->context, where.c_str())
+                                       : pstrdup(where.c_str());
+            });
+            throw pg::PgError(f.error);
+        }
+        throw pg::UserError(ERRCODE_INTERNAL_ERROR, where);
+    }
+    LogRow update;
+    update.set("status", "ROLLED_BACK")
+        .set_time("rollback_at", GetCurrentTimestamp())
+        .set("rollback_reason",
+             reason.value_or("requested by " + std::string(pg::pg_call([] {
+                                 return GetUserNameFromId(GetUserId(), false);
+                             }))))
+        .set("backup_tables", backups.empty() ? pg::Value() : pg::Value(text_array(backups)),
+             "text[]");
+    return pg::return_composite(fcinfo, update.update(id, false));
+}
