@@ -5,14 +5,19 @@
 namespace virtuoso::core {
 namespace {
 
-bool is_ident_start(unsigned char c) { return std::isalpha(c) || c == '_' || c >= 0x80; }
-bool is_ident_char(unsigned char c) { return is_ident_start(c) || std::isdigit(c) || c == '$'; }
+bool is_ident_start(unsigned char c) {
+    return std::isalpha(c) || c == '_' || c >= 0x80;
+}
+bool is_ident_char(unsigned char c) {
+    return is_ident_start(c) || std::isdigit(c) || c == '$';
+}
 
 // Position after a dollar-quote opening tag at i ("$$" or "$tag$"), or npos.
 size_t dollar_tag_end(std::string_view s, size_t i) {
     size_t j = i + 1;
     if (j < s.size() && s[j] == '$') return j + 1;
-    if (j >= s.size() || !is_ident_start(static_cast<unsigned char>(s[j]))) return std::string::npos;
+    if (j >= s.size() || !is_ident_start(static_cast<unsigned char>(s[j])))
+        return std::string::npos;
     while (j < s.size() && is_ident_char(static_cast<unsigned char>(s[j])) && s[j] != '$') ++j;
     return j < s.size() && s[j] == '$' ? j + 1 : std::string::npos;
 }
@@ -100,10 +105,11 @@ std::vector<Token> tokenize(std::string_view s) {
             size_t start = i;
             while (i < n && is_ident_char(static_cast<unsigned char>(s[i]))) ++i;
             emit(TokenKind::Word, start, i);
-        } else if (std::isdigit(c) || (c == '.' && i + 1 < n && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
+        } else if (std::isdigit(c) ||
+                   (c == '.' && i + 1 < n && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
             size_t start = i;
-            while (i < n && (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '.' ||
-                             s[i] == '_'))
+            while (i < n &&
+                   (std::isalnum(static_cast<unsigned char>(s[i])) || s[i] == '.' || s[i] == '_'))
                 ++i;
             emit(TokenKind::Number, start, i);
         } else {

@@ -42,8 +42,8 @@ std::optional<TimeWindow> TimeWindow::parse(const std::string &text, std::string
     }
     if (!start || !end) {
         if (error)
-            *error = fmt::format("\"{}\" is not a window of the form HH:MM-HH:MM, e.g. 01:00-05:00",
-                                 t);
+            *error =
+                fmt::format("\"{}\" is not a window of the form HH:MM-HH:MM, e.g. 01:00-05:00", t);
         return std::nullopt;
     }
     if (*start == *end) {

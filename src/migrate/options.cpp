@@ -16,15 +16,23 @@ constexpr const char *kValidOptions =
 
 const char *type_name(const json &v) {
     switch (v.type()) {
-        case json::value_t::null: return "null";
-        case json::value_t::boolean: return "boolean";
-        case json::value_t::string: return "string";
-        case json::value_t::array: return "array";
-        case json::value_t::object: return "object";
+        case json::value_t::null:
+            return "null";
+        case json::value_t::boolean:
+            return "boolean";
+        case json::value_t::string:
+            return "string";
+        case json::value_t::array:
+            return "array";
+        case json::value_t::object:
+            return "object";
         case json::value_t::number_integer:
-        case json::value_t::number_unsigned: return "integer";
-        case json::value_t::number_float: return "number";
-        default: return "value";
+        case json::value_t::number_unsigned:
+            return "integer";
+        case json::value_t::number_float:
+            return "number";
+        default:
+            return "value";
     }
 }
 
@@ -35,7 +43,8 @@ bool fail(OptionError *error, std::string message, std::string hint = {}) {
 
 bool read_bool(const json &v, const std::string &key, bool *out, OptionError *error) {
     if (!v.is_boolean())
-        return fail(error, fmt::format("option \"{}\" must be a boolean, got {}", key, type_name(v)));
+        return fail(error,
+                    fmt::format("option \"{}\" must be a boolean, got {}", key, type_name(v)));
     *out = v.get<bool>();
     return true;
 }
@@ -56,9 +65,8 @@ bool read_duration(const json &v, const std::string &key, std::optional<std::str
         *out = fmt::format("{}ms", v.get<long long>());
         return true;
     }
-    return fail(error,
-                fmt::format("option \"{}\" must be a duration such as \"500ms\", got {}", key,
-                            type_name(v)));
+    return fail(error, fmt::format("option \"{}\" must be a duration such as \"500ms\", got {}",
+                                   key, type_name(v)));
 }
 
 }  // namespace

@@ -63,7 +63,9 @@ void install_capture() {
     ExecutorStart_hook = capture_executor_start;
 }
 
-const char *worker_capture_setting() { return "virtuoso.capture_migration_objects"; }
+const char *worker_capture_setting() {
+    return "virtuoso.capture_migration_objects";
+}
 
 CaptureScope::CaptureScope() {
     captured = new std::vector<std::string>();
@@ -85,7 +87,9 @@ void CaptureScope::clear() {
     written_tables->clear();
 }
 
-void CaptureScope::pause(bool p) { paused = p; }
+void CaptureScope::pause(bool p) {
+    paused = p;
+}
 
 void CaptureScope::add(const std::vector<std::string> &objects) {
     for (const auto &o : objects) add_unique(o);
@@ -99,7 +103,8 @@ std::vector<std::string> CaptureScope::objects() const {
         pg::InternalSql spi;
         auto rows = spi.execute(
             "SELECT json_build_object('command', 'DML', 'object_type', 'table', "
-            "'schema', n.nspname, 'identity', quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+            "'schema', n.nspname, 'identity', quote_ident(n.nspname) || '.' || "
+            "quote_ident(c.relname), "
             "'classid', 'pg_class'::regclass::oid::bigint, 'objid', c.oid::bigint)::text "
             "FROM unnest($1::oid[]) WITH ORDINALITY AS w(relid, ord) "
             "JOIN pg_class c ON c.oid = w.relid JOIN pg_namespace n ON n.oid = c.relnamespace "

@@ -14,6 +14,7 @@ extern "C" {
 #include "common/sha2.h"
 #include "commands/defrem.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "parser/parser.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -53,37 +54,54 @@ bool detach_concurrently(AlterTableStmt *stmt) {
 // Statements PostgreSQL refuses inside a transaction block.
 bool top_level_only(Node *stmt) {
     switch (nodeTag(stmt)) {
-        case T_VacuumStmt: return castNode(VacuumStmt, stmt)->is_vacuumcmd;
-        case T_IndexStmt: return castNode(IndexStmt, stmt)->concurrent;
-        case T_ReindexStmt: return reindex_is_concurrent(castNode(ReindexStmt, stmt));
-        case T_DropStmt: return castNode(DropStmt, stmt)->concurrent;
-        case T_AlterTableStmt: return detach_concurrently(castNode(AlterTableStmt, stmt));
-        case T_ClusterStmt: return castNode(ClusterStmt, stmt)->relation == nullptr;
+        case T_VacuumStmt:
+            return castNode(VacuumStmt, stmt)->is_vacuumcmd;
+        case T_IndexStmt:
+            return castNode(IndexStmt, stmt)->concurrent;
+        case T_ReindexStmt:
+            return reindex_is_concurrent(castNode(ReindexStmt, stmt));
+        case T_DropStmt:
+            return castNode(DropStmt, stmt)->concurrent;
+        case T_AlterTableStmt:
+            return detach_concurrently(castNode(AlterTableStmt, stmt));
+        case T_ClusterStmt:
+            return castNode(ClusterStmt, stmt)->relation == nullptr;
         case T_CreatedbStmt:
         case T_DropdbStmt:
         case T_CreateTableSpaceStmt:
         case T_DropTableSpaceStmt:
-        case T_AlterSystemStmt: return true;
-        default: return false;
+        case T_AlterSystemStmt:
+            return true;
+        default:
+            return false;
     }
 }
 
 // Relations a statement names, as RangeVars (the common DDL and DML forms).
 List *named_relations(Node *stmt) {
     switch (nodeTag(stmt)) {
-        case T_AlterTableStmt: return list_make1(castNode(AlterTableStmt, stmt)->relation);
-        case T_IndexStmt: return list_make1(castNode(IndexStmt, stmt)->relation);
-        case T_CreateStmt: return list_make1(castNode(CreateStmt, stmt)->relation);
+        case T_AlterTableStmt:
+            return list_make1(castNode(AlterTableStmt, stmt)->relation);
+        case T_IndexStmt:
+            return list_make1(castNode(IndexStmt, stmt)->relation);
+        case T_CreateStmt:
+            return list_make1(castNode(CreateStmt, stmt)->relation);
         case T_RenameStmt: {
             RangeVar *rv = castNode(RenameStmt, stmt)->relation;
             return rv ? list_make1(rv) : NIL;
         }
-        case T_InsertStmt: return list_make1(castNode(InsertStmt, stmt)->relation);
-        case T_UpdateStmt: return list_make1(castNode(UpdateStmt, stmt)->relation);
-        case T_DeleteStmt: return list_make1(castNode(DeleteStmt, stmt)->relation);
-        case T_TruncateStmt: return list_copy(castNode(TruncateStmt, stmt)->relations);
-        case T_LockStmt: return list_copy(castNode(LockStmt, stmt)->relations);
-        case T_CreateTrigStmt: return list_make1(castNode(CreateTrigStmt, stmt)->relation);
+        case T_InsertStmt:
+            return list_make1(castNode(InsertStmt, stmt)->relation);
+        case T_UpdateStmt:
+            return list_make1(castNode(UpdateStmt, stmt)->relation);
+        case T_DeleteStmt:
+            return list_make1(castNode(DeleteStmt, stmt)->relation);
+        case T_TruncateStmt:
+            return list_copy(castNode(TruncateStmt, stmt)->relations);
+        case T_LockStmt:
+            return list_copy(castNode(LockStmt, stmt)->relations);
+        case T_CreateTrigStmt:
+            return list_make1(castNode(CreateTrigStmt, stmt)->relation);
         case T_ReindexStmt: {
             RangeVar *rv = castNode(ReindexStmt, stmt)->relation;
             return rv ? list_make1(rv) : NIL;
@@ -105,10 +123,12 @@ List *named_relations(Node *stmt) {
                 return NIL;
             List *out = NIL;
             ListCell *lc;
-            foreach (lc, drop->objects) out = lappend(out, makeRangeVarFromNameList(castNode(List, lfirst(lc))));
+            foreach (lc, drop->objects)
+                out = lappend(out, makeRangeVarFromNameList(castNode(List, lfirst(lc))));
             return out;
         }
-        default: return NIL;
+        default:
+            return NIL;
     }
 }
 
@@ -142,7 +162,7 @@ List *parse_statements(const char *sql) {
 
 // Arms the statement timeout for the migration's statements, and restores the caller's.
 class StatementDeadline {
-public:
+  public:
     explicit StatementDeadline(int ms) : ms_(ms) {
         if (ms_ <= 0) return;
         pg::pg_call([this] {
@@ -160,7 +180,7 @@ public:
     StatementDeadline(const StatementDeadline &) = delete;
     StatementDeadline &operator=(const StatementDeadline &) = delete;
 
-private:
+  private:
     int ms_;
     bool had_outer_ = false;
     TimestampTz outer_finish_ = 0;
@@ -170,8 +190,8 @@ private:
 std::string describe_blockers(const std::vector<Oid> &relations) {
     std::string oids;
     for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
+    pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
-    spi.execute("SELECT pg_stat_clear_snapshot()");
     auto blockers = spi.scalar(
         "SELECT coalesce(json_agg(json_build_object("
         "  'pid', l.pid, 'relation', l.relation::regclass::text, 'mode', l.mode,"
@@ -257,8 +277,8 @@ std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules) {
     for (const auto &row : result.rows) {
         std::string status = row[1].value_or("");
         if (status == "FAIL" || status == "ERROR")
-            failed.push_back(fmt::format("{} {}: {}", row[0].value_or("?"), status,
-                                         row[4].value_or("")));
+            failed.push_back(
+                fmt::format("{} {}: {}", row[0].value_or("?"), status, row[4].value_or("")));
     }
     if (failed.empty()) return std::nullopt;
     Failure f;
@@ -348,13 +368,15 @@ RunResult run_one_by_one(const std::vector<Statement> &statements, const Limits 
                 // The worker copies these settings: lock timeout, statement timeout, capture.
                 pg::GucScope settings;
                 settings.set("lock_timeout", lock_timeout);
-                settings.set("statement_timeout", std::to_string(limits.statement_timeout_ms) + "ms");
+                settings.set("statement_timeout",
+                             std::to_string(limits.statement_timeout_ms) + "ms");
                 settings.set(worker_capture_setting(), "on");
                 outcome = pg::run_in_worker({pg::RunMode::TopLevel, stmt.text, {}});
             }
             capture.add(outcome.captured);
             if (outcome.ok) break;
-            if (outcome.error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE && attempt <= limits.max_retries) {
+            if (outcome.error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
+                attempt <= limits.max_retries) {
                 long sleep = backoff_ms(attempt, kBackoffBaseMs, kBackoffCapMs, random_source());
                 result.lock_waits.push_back(lock_wait_json(attempt, stmt, elapsed_ms(started),
                                                            limits.lock_timeout_ms, sleep,
@@ -375,6 +397,13 @@ RunResult run_one_by_one(const std::vector<Statement> &statements, const Limits 
 }
 
 void acquire_migration_lock(int lock_timeout_ms) {
+    {
+        // Usually nobody holds it: take it without waiting, no subtransaction needed.
+        pg::InternalSql spi;
+        if (spi.scalar(fmt::format("SELECT pg_try_advisory_xact_lock({}, {})", kLockClass,
+                                   kLockObject)) == "t")
+            return;
+    }
     try {
         pg::SubTransaction scope;
         {
@@ -387,8 +416,8 @@ void acquire_migration_lock(int lock_timeout_ms) {
         scope.commit();  // the lock now belongs to the caller's transaction
     } catch (const PgError &e) {
         if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE) throw;
+        pg::pg_call([] { pgstat_clear_snapshot(); });
         pg::InternalSql spi;
-        spi.execute("SELECT pg_stat_clear_snapshot()");
         auto holder = spi.execute(
             fmt::format("SELECT l.pid, a.xact_start, left(a.query, 300) FROM pg_locks l "
                         "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -400,10 +429,10 @@ void acquire_migration_lock(int lock_timeout_ms) {
         throw UserError(
             ERRCODE_LOCK_NOT_AVAILABLE,
             fmt::format("another migration is running in this database (backend PID {})", pid),
-            holder.empty() ? ""
-                           : fmt::format("Its transaction started at {}; it is running: {}",
-                                         holder.rows[0][1].value_or("?"),
-                                         holder.rows[0][2].value_or("?")),
+            holder.empty()
+                ? ""
+                : fmt::format("Its transaction started at {}; it is running: {}",
+                              holder.rows[0][1].value_or("?"), holder.rows[0][2].value_or("?")),
             fmt::format("Migrations run one at a time; this call waited {} ms. Retry later or "
                         "raise options.lock_timeout.",
                         lock_timeout_ms));
@@ -415,11 +444,11 @@ int duration_ms(const std::string &text, const char *option) {
         int ms;
         const char *hint = nullptr;
         if (!parse_int(text.c_str(), &ms, GUC_UNIT_MS, &hint) || ms < 0)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("option \"%s\" is not a valid duration: \"%s\"", option,
-                                   text.c_str()),
-                            hint ? errhint("%s", hint)
-                                 : errhint("Use a number with a unit, such as \"500ms\" or \"2s\".")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("option \"%s\" is not a valid duration: \"%s\"", option, text.c_str()),
+                     hint ? errhint("%s", hint)
+                          : errhint("Use a number with a unit, such as \"500ms\" or \"2s\".")));
         return ms;
     });
 }
@@ -429,7 +458,8 @@ std::string sha256_hex(const std::string &data) {
     pg::pg_call([&] {
         pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
         if (pg_cryptohash_init(ctx) < 0 ||
-            pg_cryptohash_update(ctx, reinterpret_cast<const uint8 *>(data.data()), data.size()) < 0 ||
+            pg_cryptohash_update(ctx, reinterpret_cast<const uint8 *>(data.data()), data.size()) <
+                0 ||
             pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
             elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
         pg_cryptohash_free(ctx);

@@ -3,49 +3,85 @@
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
-#include "catalog/pg_extension.h"
-#include "commands/extension.h"
-#include "utils/syscache.h"
+#include "access/xlog.h"
+#include "pgstat.h"
+#include "storage/proc.h"
+#include "utils/backend_status.h"
+#include "utils/fmgrprotos.h"
+#include "utils/pg_lsn.h"
+#include "utils/timestamp.h"
 }
 
 namespace virtuoso::migrate {
 namespace {
 
+// The extension's owner, looked up once per transaction.
 Oid extension_owner() {
+    static LocalTransactionId looked_up_in = InvalidLocalTransactionId;
+    static Oid owner = InvalidOid;
+    if (looked_up_in == MyProc->lxid && OidIsValid(owner)) return owner;
     pg::InternalSql spi;
-    auto owner = spi.scalar("SELECT extowner FROM pg_extension WHERE extname = 'db_virtuoso'");
-    if (!owner)
+    auto found = spi.scalar("SELECT extowner FROM pg_extension WHERE extname = 'db_virtuoso'");
+    if (!found)
         throw pg::UserError(ERRCODE_UNDEFINED_OBJECT, "extension db_virtuoso is not installed");
-    return static_cast<Oid>(std::stoul(*owner));
+    owner = static_cast<Oid>(std::stoul(*found));
+    looked_up_in = MyProc->lxid;
+    return owner;
 }
 
 // Every column of migration_log, in table order (its row type).
 const std::vector<std::string> &log_columns() {
-    static const std::vector<std::string> columns = {
-        "id", "name", "checksum", "status", "started_at", "completed_at", "duration",
-        "initial_stats", "final_stats", "sqlstate", "error_message", "error_detail",
-        "error_hint", "error_context", "migration_sql", "rollback_sql", "rollback_at",
-        "rollback_reason", "affected_objects", "attempts", "lock_waits", "lint",
-        "plan_changes", "backup_tables", "executed_by", "options", "transactional",
-        "statements_total", "statements_done", "backend_pid"};
+    static const std::vector<std::string> columns = {"id",
+                                                     "name",
+                                                     "checksum",
+                                                     "status",
+                                                     "started_at",
+                                                     "completed_at",
+                                                     "duration",
+                                                     "initial_stats",
+                                                     "final_stats",
+                                                     "sqlstate",
+                                                     "error_message",
+                                                     "error_detail",
+                                                     "error_hint",
+                                                     "error_context",
+                                                     "migration_sql",
+                                                     "rollback_sql",
+                                                     "rollback_at",
+                                                     "rollback_reason",
+                                                     "affected_objects",
+                                                     "attempts",
+                                                     "lock_waits",
+                                                     "lint",
+                                                     "plan_changes",
+                                                     "backup_tables",
+                                                     "executed_by",
+                                                     "options",
+                                                     "transactional",
+                                                     "statements_total",
+                                                     "statements_done",
+                                                     "backend_pid"};
     return columns;
 }
 
-// Runs internal SQL that writes the log, here or in an autonomous worker; returns the id.
-std::string write(const std::string &sql, const std::vector<pg::Value> &params, bool autonomous) {
+// Runs internal SQL that writes the log (ending in "RETURNING "), here or in an autonomous
+// worker, and returns the whole row.
+pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool autonomous) {
     AsExtensionOwner owner;
     if (!autonomous) {
         pg::InternalSql spi;
-        auto id = spi.scalar(sql, params);
-        if (!id) throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
-        return *id;
+        auto rows = spi.execute(sql + "*", params);
+        if (rows.empty())
+            throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
+        return rows.rows[0];
     }
     // The worker copies these settings: the pinned search_path and the owner identity.
     pg::GucScope settings;
     settings.set("search_path", "pg_catalog, pg_temp");
-    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql, params});
-    if (!outcome.value) throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
-    return *outcome.value;
+    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql + "id", params});
+    if (!outcome.value)
+        throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
+    return read_log(*outcome.value);
 }
 
 }  // namespace
@@ -56,7 +92,9 @@ AsExtensionOwner::AsExtensionOwner() {
     SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
 }
 
-AsExtensionOwner::~AsExtensionOwner() { SetUserIdAndSecContext(saved_user_, saved_context_); }
+AsExtensionOwner::~AsExtensionOwner() {
+    SetUserIdAndSecContext(saved_user_, saved_context_);
+}
 
 LogRow &LogRow::set(const std::string &column, pg::Value value, const std::string &type) {
     columns_.push_back({column, type, std::move(value)});
@@ -98,10 +136,9 @@ pg::Row LogRow::insert(bool autonomous) const {
         names += (i ? ", " : "") + columns_[i].name;
         exprs += (i ? ", " : "") + values[i];
     }
-    return read_log(write(fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) "
-                                      "RETURNING id",
-                                      names, exprs),
-                          this->values(), autonomous));
+    return write(
+        fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) RETURNING ", names, exprs),
+        this->values(), autonomous);
 }
 
 pg::Row LogRow::update(const std::string &id, bool autonomous) const {
@@ -111,10 +148,9 @@ pg::Row LogRow::update(const std::string &id, bool autonomous) const {
         sets += (i ? ", " : "") + columns_[i].name + " = " + values[i];
     std::vector<pg::Value> params{id};
     for (const auto &v : this->values()) params.push_back(v);
-    return read_log(write(fmt::format("UPDATE virtuoso.migration_log SET {} WHERE id = $1::uuid "
-                                      "RETURNING id",
-                                      sets),
-                          params, autonomous));
+    return write(
+        fmt::format("UPDATE virtuoso.migration_log SET {} WHERE id = $1::uuid RETURNING ", sets),
+        params, autonomous);
 }
 
 pg::Row read_log(const std::string &id) {
@@ -133,28 +169,89 @@ int log_column(const std::string &name) {
     throw pg::UserError(ERRCODE_INTERNAL_ERROR, "no migration_log column " + name);
 }
 
-std::string collect_stats(const std::vector<Oid> &relations, const std::string &since_lsn) {
-    std::string oids;
-    for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
-    pg::InternalSql spi;
-    spi.execute("SELECT pg_stat_clear_snapshot()");
-    auto stats = spi.scalar(
-        "SELECT jsonb_build_object("
-        " 'captured_at', clock_timestamp(),"
-        " 'connections', (SELECT count(*) FROM pg_stat_activity WHERE datid = d.datid),"
-        " 'commits', d.xact_commit, 'rollbacks', d.xact_rollback,"
-        " 'database_size_bytes', pg_database_size(d.datid),"
-        " 'wal_lsn', pg_current_wal_insert_lsn(),"
-        " 'wal_bytes', CASE WHEN $2 = '' THEN NULL"
-        "              ELSE pg_wal_lsn_diff(pg_current_wal_insert_lsn(), $2::pg_lsn) END,"
-        " 'relations', coalesce((SELECT jsonb_object_agg(c.oid::regclass::text, jsonb_build_object("
-        "     'kind', c.relkind, 'size_bytes', pg_total_relation_size(c.oid),"
-        "     'rows_estimate', c.reltuples::bigint))"
-        "   FROM pg_class c WHERE c.oid = ANY($1::oid[])), '{}'::jsonb))::text "
-        "FROM pg_stat_database d "
-        "WHERE d.datid = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        {"{" + oids + "}", since_lsn});
-    return stats.value_or("{}");
+namespace {
+
+struct DatabaseSize {
+    Oid database = InvalidOid;
+    int64 bytes = 0;
+    TimestampTz measured_at = 0;
+};
+
+constexpr long kDatabaseSizeMaxAgeMs = 60 * 1000;
+
+// pg_database_size(), remembered for a minute (see collect_stats).
+const DatabaseSize &database_size() {
+    static DatabaseSize cached;
+    TimestampTz now = GetCurrentTimestamp();
+    if (cached.database != MyDatabaseId ||
+        TimestampDifferenceExceeds(cached.measured_at, now, kDatabaseSizeMaxAgeMs)) {
+        cached.bytes = pg::pg_call([] {
+            return DatumGetInt64(
+                DirectFunctionCall1(pg_database_size_oid, ObjectIdGetDatum(MyDatabaseId)));
+        });
+        cached.database = MyDatabaseId;
+        cached.measured_at = now;
+    }
+    return cached;
+}
+
+std::string timestamp_text(TimestampTz t) {
+    return pg::pg_call([t] { return std::string(timestamptz_to_str(t)); });
+}
+
+}  // namespace
+
+Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
+    struct Counters {
+        int64 commits, rollbacks;
+        int connections;
+        XLogRecPtr lsn;
+    } counters = pg::pg_call([] {
+        pgstat_clear_snapshot();
+        PgStat_StatDBEntry *db = pgstat_fetch_stat_dbentry(MyDatabaseId);
+        return Counters{db ? db->n_xact_commit : 0, db ? db->n_xact_rollback : 0,
+                        pgstat_fetch_stat_numbackends(), GetXLogInsertRecPtr()};
+    });
+    Stats stats;
+    stats.wal_lsn = fmt::format("{:X}/{:X}", static_cast<uint32>(counters.lsn >> 32),
+                                static_cast<uint32>(counters.lsn));
+
+    std::string relations_json = "{}";
+    if (!relations.empty()) {
+        std::string oids;
+        for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
+        pg::InternalSql spi;
+        auto rel = spi.execute(
+            "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
+            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)), '{}'::jsonb)::text,"
+            "  coalesce(sum(r.size), 0)::bigint "
+            "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
+            "        pg_total_relation_size(c.oid) AS size"
+            "      FROM pg_class c WHERE c.oid = ANY($1::oid[])) r",
+            {"{" + oids + "}"});
+        relations_json = rel.rows[0][0].value_or("{}");
+        stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
+    }
+
+    const DatabaseSize &measured = database_size();
+    stats.database_size =
+        since ? since->database_size + (stats.relations_size - since->relations_size)
+              : measured.bytes;
+    std::string wal_bytes =
+        since
+            ? std::to_string(static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
+                                 return DatumGetLSN(DirectFunctionCall1(
+                                     pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
+                             })))
+            : "null";
+    stats.json =
+        fmt::format(R"({{"captured_at": "{}", "connections": {}, "commits": {}, "rollbacks": {}, )"
+                    R"("wal_lsn": "{}", "wal_bytes": {}, "database_size_bytes": {}, )"
+                    R"("database_size_measured_at": "{}", "relations": {}}})",
+                    timestamp_text(GetCurrentTimestamp()), counters.connections, counters.commits,
+                    counters.rollbacks, stats.wal_lsn, wal_bytes, stats.database_size,
+                    timestamp_text(measured.measured_at), relations_json);
+    return stats;
 }
 
 }  // namespace virtuoso::migrate

@@ -12,6 +12,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 
 extern "C" {
+#include "pgstat.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 }
@@ -38,17 +39,21 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
         for (Oid r : s.relations) add(r);
     for (const auto &text : affected) {
         auto object = nlohmann::json::parse(text, nullptr, false);
-        if (object.is_object() && object.value("classid", 0) == static_cast<int>(RelationRelationId) &&
+        if (object.is_object() &&
+            object.value("classid", 0) == static_cast<int>(RelationRelationId) &&
             object.value("command", "") != "DROP")
             add(static_cast<Oid>(object.value("objid", 0L)));
     }
     return out;
 }
 
-void mark_orphans_failed() {
+// Marks RUNNING rows of sessions that are gone as FAILED (only a statement-by-statement run
+// writes RUNNING rows; holding the migration lock, no live session can own one), and returns
+// the latest SUCCESS row of this name, if any.  One round of internal SQL as the owner.
+std::optional<pg::Row> settle_and_find_applied(const std::string &name) {
     AsExtensionOwner owner;
+    pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
-    spi.execute("SELECT pg_stat_clear_snapshot()");
     spi.execute(
         "UPDATE virtuoso.migration_log SET status = 'FAILED', completed_at = clock_timestamp(),"
         " duration = clock_timestamp() - started_at,"
@@ -59,12 +64,6 @@ void mark_orphans_failed() {
         "check with virtuoso.verify_migration_integrity().' "
         "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
         "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
-}
-
-// The latest SUCCESS row of this name, if any.
-std::optional<pg::Row> latest_success(const std::string &name) {
-    AsExtensionOwner owner;
-    pg::InternalSql spi;
     auto result = spi.execute(
         "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status = 'SUCCESS' "
         "ORDER BY started_at DESC LIMIT 1",
@@ -95,8 +94,8 @@ std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
     if (f.error != nullptr) {
         ErrorData *e = f.error;
         pg::pg_call([&] {
-            e->context = e->context ? psprintf("%s\n%s", e->context, where.c_str())
-                                    : pstrdup(where.c_str());
+            e->context =
+                e->context ? psprintf("%s\n%s", e->context, where.c_str()) : pstrdup(where.c_str());
         });
         throw pg::PgError(e);
     }
@@ -128,9 +127,10 @@ void report_leftover_indexes(const std::vector<Statement> &statements, RunResult
         result.affected.push_back(*row[0]);
         names += (names.empty() ? "" : ", ") + *row[1];
     }
-    std::string note = fmt::format("The failed concurrent build left invalid index {}; drop it "
-                                   "with DROP INDEX CONCURRENTLY before trying again.",
-                                   names);
+    std::string note = fmt::format(
+        "The failed concurrent build left invalid index {}; drop it "
+        "with DROP INDEX CONCURRENTLY before trying again.",
+        names);
     result.failure->hint = f.hint ? *f.hint + " " + note : note;
 }
 
@@ -154,8 +154,7 @@ std::string required_text(FunctionCallInfo fcinfo, int argno, const char *what) 
 
 void require_read_committed() {
     if (IsolationUsesXactSnapshot())
-        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                        "migrations need READ COMMITTED isolation",
+        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION, "migrations need READ COMMITTED isolation",
                         "In REPEATABLE READ or SERIALIZABLE this transaction could not see a "
                         "migration that another session committed while it waited.",
                         "Run it outside an explicit transaction, or in READ COMMITTED.");
@@ -163,10 +162,12 @@ void require_read_committed() {
 
 Limits limits_from(const MigrationOptions &options) {
     Limits limits;
-    limits.lock_timeout_ms = options.lock_timeout ? duration_ms(*options.lock_timeout, "lock_timeout")
-                                                  : gucs::lock_timeout_ms;
-    limits.statement_timeout_ms =
-        options.statement_timeout ? duration_ms(*options.statement_timeout, "statement_timeout") : 0;
+    limits.lock_timeout_ms = options.lock_timeout
+                                 ? duration_ms(*options.lock_timeout, "lock_timeout")
+                                 : gucs::lock_timeout_ms;
+    limits.statement_timeout_ms = options.statement_timeout
+                                      ? duration_ms(*options.statement_timeout, "statement_timeout")
+                                      : 0;
     limits.max_retries = options.max_retries.value_or(gucs::max_lock_retries);
     return limits;
 }
@@ -175,21 +176,24 @@ std::vector<Statement> checked_statements(const std::string &sql, bool transacti
                                           const char *what) {
     std::vector<Statement> statements = split_statements(sql);
     if (statements.empty())
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, fmt::format("{} contains no statement", what));
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("{} contains no statement", what));
     for (const auto &s : statements) {
         if (s.transaction_control)
             throw UserError(
                 ERRCODE_INVALID_TRANSACTION_TERMINATION,
                 fmt::format("{} must not control transactions ({} at statement {})", what, s.tag,
                             s.number),
-                "", "The migration runs in one transaction, or with {\"transactional\": false} "
-                    "each statement in its own; remove BEGIN/COMMIT/ROLLBACK.");
+                "",
+                "The migration runs in one transaction, or with {\"transactional\": false} "
+                "each statement in its own; remove BEGIN/COMMIT/ROLLBACK.");
         if (transactional && s.top_level_only)
             throw UserError(
                 ERRCODE_ACTIVE_SQL_TRANSACTION,
                 fmt::format("statement {} ({}) cannot run inside a transaction", s.number, s.tag),
-                "", "Pass options {\"transactional\": false} to run the migration statement by "
-                    "statement.");
+                "",
+                "Pass options {\"transactional\": false} to run the migration statement by "
+                "statement.");
     }
     return statements;
 }
@@ -215,12 +219,12 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     const Limits limits = limits_from(*options);
     const std::vector<Statement> statements =
         checked_statements(sql, options->transactional, "migration_sql");
-    if (rollback_sql) (void)checked_statements(*rollback_sql, options->transactional, "rollback_sql");
+    if (rollback_sql)
+        (void)checked_statements(*rollback_sql, options->transactional, "rollback_sql");
     const std::string checksum = sha256_hex(sql);
 
     acquire_migration_lock(limits.lock_timeout_ms);
-    mark_orphans_failed();
-    if (auto applied = latest_success(name); applied && !options->force) {
+    if (auto applied = settle_and_find_applied(name); applied && !options->force) {
         const std::string &recorded = *(*applied)[log_column("checksum")];
         if (recorded == checksum) {
             pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
@@ -228,23 +232,22 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
                                            name));
             return pg::return_composite(fcinfo, *applied);
         }
-        throw UserError(ERRCODE_DUPLICATE_OBJECT,
-                        fmt::format("migration \"{}\" was already applied with different SQL", name),
-                        fmt::format("Recorded checksum {}, this SQL has {}.", recorded, checksum),
-                        "Give the change a new migration name, or pass {\"force\": true} to run "
-                        "it again under this name.");
+        throw UserError(
+            ERRCODE_DUPLICATE_OBJECT,
+            fmt::format("migration \"{}\" was already applied with different SQL", name),
+            fmt::format("Recorded checksum {}, this SQL has {}.", recorded, checksum),
+            "Give the change a new migration name, or pass {\"force\": true} to run "
+            "it again under this name.");
     }
 
     const TimestampTz started = GetCurrentTimestamp();
-    const std::string initial_stats = collect_stats(touched_relations(statements, {}));
-    const std::string initial_lsn =
-        nlohmann::json::parse(initial_stats).value("wal_lsn", std::string());
+    const Stats initial_stats = collect_stats(touched_relations(statements, {}));
 
     LogRow row;
     row.set("name", name)
         .set("checksum", checksum)
         .set_time("started_at", started)
-        .set("initial_stats", initial_stats, "jsonb")
+        .set("initial_stats", initial_stats.json, "jsonb")
         .set("migration_sql", sql)
         .set("rollback_sql", rollback_sql)
         .set("executed_by", current_user_name(), "name")
@@ -255,7 +258,8 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     std::string running_id;  // statement-by-statement mode: the RUNNING row written up front
     RunResult result;
     if (options->transactional) {
-        result = run_transactional(statements, limits, options->validation_rules, !options->dry_run);
+        result =
+            run_transactional(statements, limits, options->validation_rules, !options->dry_run);
     } else {
         LogRow running = row;
         running.set("status", "RUNNING")
@@ -279,12 +283,12 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
 
     const TimestampTz completed = GetCurrentTimestamp();
     LogRow outcome;
-    outcome
-        .set("status", result.ok ? (options->dry_run ? "DRY_RUN" : "SUCCESS") : "FAILED")
+    outcome.set("status", result.ok ? (options->dry_run ? "DRY_RUN" : "SUCCESS") : "FAILED")
         .set_time("completed_at", completed)
         .set("duration", std::to_string(completed - started) + " microseconds", "interval")
         .set("final_stats",
-             collect_stats(touched_relations(statements, result.affected), initial_lsn), "jsonb")
+             collect_stats(touched_relations(statements, result.affected), &initial_stats).json,
+             "jsonb")
         .set("affected_objects", json_array(result.affected), "jsonb")
         .set("attempts", std::to_string(result.attempts), "integer")
         .set("lock_waits", json_array(result.lock_waits), "jsonb")

@@ -125,10 +125,9 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
     LogRow update;
     update.set("status", "ROLLED_BACK")
         .set_time("rollback_at", GetCurrentTimestamp())
-        .set("rollback_reason",
-             reason.value_or("requested by " + std::string(pg::pg_call([] {
-                                 return GetUserNameFromId(GetUserId(), false);
-                             }))))
+        .set("rollback_reason", reason.value_or("requested by " + std::string(pg::pg_call([] {
+                                                    return GetUserNameFromId(GetUserId(), false);
+                                                }))))
         .set("backup_tables", backups.empty() ? pg::Value() : pg::Value(text_array(backups)),
              "text[]");
     return pg::return_composite(fcinfo, update.update(id, false));

@@ -16,7 +16,8 @@ pg::Row latest_run(const std::string &name) {
         "ORDER BY started_at DESC LIMIT 1",
         {name});
     if (rows.empty())
-        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT, fmt::format("no migration named \"{}\"", name));
+        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT,
+                            fmt::format("no migration named \"{}\"", name));
     return rows.rows[0];
 }
 
@@ -30,13 +31,17 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
     const std::string affected = col("affected_objects").value_or("[]");
     std::vector<pg::Row> out;
 
-    std::string run_status = status == "SUCCESS" ? "PASS" : status == "ROLLED_BACK" ? "WARN" : "FAIL";
-    out.push_back({"migration_status", run_status, name,
-                   status == "FAILED" || status == "RUNNING"
-                       ? fmt::format("latest run is {}: {}", status, col("error_message").value_or(""))
-                       : fmt::format("latest run is {}", status)});
+    std::string run_status = status == "SUCCESS"       ? "PASS"
+                             : status == "ROLLED_BACK" ? "WARN"
+                                                       : "FAIL";
+    out.push_back(
+        {"migration_status", run_status, name,
+         status == "FAILED" || status == "RUNNING"
+             ? fmt::format("latest run is {}: {}", status, col("error_message").value_or(""))
+             : fmt::format("latest run is {}", status)});
     if (col("transactional") == "f") {
-        std::string done = col("statements_done").value_or("0"), total = col("statements_total").value_or("?");
+        std::string done = col("statements_done").value_or("0"),
+                    total = col("statements_total").value_or("?");
         out.push_back({"statements_completed", done == total ? "PASS" : "FAIL", name,
                        fmt::format("{} of {} statements completed", done, total)});
     }
@@ -76,22 +81,26 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
         "UNION SELECT x.indrelid FROM pg_index x WHERE x.indexrelid IN "
         "  (SELECT (o->>'objid')::oid FROM jsonb_array_elements($1::jsonb) AS o "
         "   WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid)";
-    auto invalid = spi.execute(fmt::format(
-        "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text FROM pg_index i "
-        "WHERE NOT i.indisvalid AND (i.indrelid IN ({0}) OR i.indexrelid IN ({0}))",
-        touched_tables), {affected});
+    auto invalid = spi.execute(
+        fmt::format(
+            "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text FROM pg_index i "
+            "WHERE NOT i.indisvalid AND (i.indrelid IN ({0}) OR i.indexrelid IN ({0}))",
+            touched_tables),
+        {affected});
     for (const auto &i : invalid.rows)
         out.push_back({"invalid_index", "FAIL", i[0],
                        fmt::format("index {} on {} is invalid (a failed concurrent build); drop it "
                                    "and build it again",
                                    i[0].value_or("?"), i[1].value_or("?"))});
     if (invalid.empty())
-        out.push_back({"invalid_index", "PASS", std::nullopt, "no invalid index on the touched tables"});
+        out.push_back(
+            {"invalid_index", "PASS", std::nullopt, "no invalid index on the touched tables"});
 
-    auto not_valid = spi.execute(fmt::format(
-        "SELECT conname, conrelid::regclass::text FROM pg_constraint "
-        "WHERE NOT convalidated AND conrelid IN ({})",
-        touched_tables), {affected});
+    auto not_valid =
+        spi.execute(fmt::format("SELECT conname, conrelid::regclass::text FROM pg_constraint "
+                                "WHERE NOT convalidated AND conrelid IN ({})",
+                                touched_tables),
+                    {affected});
     for (const auto &c : not_valid.rows)
         out.push_back({"not_valid_constraint", "WARN", c[0],
                        fmt::format("constraint {} on {} is NOT VALID: run ALTER TABLE {} VALIDATE "
@@ -102,7 +111,8 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
         out.push_back({"not_valid_constraint", "PASS", std::nullopt,
                        "no NOT VALID constraint on the touched tables"});
 
-    auto rules = spi.scalar("SELECT $1::jsonb -> 'validation_rules'", {col("options").value_or("{}")});
+    auto rules =
+        spi.scalar("SELECT $1::jsonb -> 'validation_rules'", {col("options").value_or("{}")});
     if (rules) {
         pg::Spi user;  // rules are the user's SQL: the caller's settings
         auto results = user.execute(

@@ -141,8 +141,8 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
     std::optional<std::string> sql = core::with_concurrently(definition, &why);
     if (!sql)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                        fmt::format("index_definition is not an index definition: {}", why),
-                        "", "Pass one statement such as CREATE INDEX ON t (col).");
+                        fmt::format("index_definition is not an index definition: {}", why), "",
+                        "Pass one statement such as CREATE INDEX ON t (col).");
     IndexTarget target = resolve_target(*sql);
     refuse_if_caller_blocks(target.table);
     drop_leftover_invalid_index(target);
@@ -195,10 +195,9 @@ VIRTUOSO_FUNCTION(virtuoso_create_index_concurrently) {
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         fmt::format("max_attempts must be between 1 and 20, got {}", max_attempts));
     auto result = virtuoso::online::build_index_concurrently(*definition, max_attempts);
-    std::string text =
-        result.status == "exists"
-            ? "index already exists; nothing built"
-            : fmt::format("index {} built concurrently and valid (attempt {} of {})",
-                          result.index_name, result.attempts, max_attempts);
+    std::string text = result.status == "exists"
+                           ? "index already exists; nothing built"
+                           : fmt::format("index {} built concurrently and valid (attempt {} of {})",
+                                         result.index_name, result.attempts, max_attempts);
     return virtuoso::pg::text_datum(text);
 }

@@ -10,9 +10,7 @@ ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile error = nullptr;
     PG_TRY();
-    {
-        fn(arg);
-    }
+    { fn(arg); }
     PG_CATCH();
     {
         // The copy must outlive contexts that unwinding destroys (an SPI procedure context,
@@ -55,13 +53,13 @@ void raise_pending(const PendingError &err, const char *function_name) {
         ReThrowError(err.pg);
     }
     if (err.sqlstate == ERRCODE_OUT_OF_MEMORY && err.message == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));
-    ereport(ERROR,
-            (errcode(err.sqlstate),
-             err.message ? errmsg_internal("%s", err.message)
-                         : errmsg_internal("unexpected internal error in %s", function_name),
-             err.detail ? errdetail_internal("%s", err.detail) : 0,
-             err.hint ? errhint("%s", err.hint) : 0));
+        ereport(ERROR,
+                (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));
+    ereport(ERROR, (errcode(err.sqlstate),
+                    err.message ? errmsg_internal("%s", err.message)
+                                : errmsg_internal("unexpected internal error in %s", function_name),
+                    err.detail ? errdetail_internal("%s", err.detail) : 0,
+                    err.hint ? errhint("%s", err.hint) : 0));
     pg_unreachable();
 }
 

@@ -61,27 +61,23 @@ void define_all() {
         "virtuoso.maintenance_role",
         "Role the maintenance scheduler works as; empty means the bootstrap superuser.", nullptr,
         &maintenance_role, "", PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable("virtuoso.enable_maintenance_worker",
-                             "Whether the maintenance scheduler does its rounds.", nullptr,
-                             &enable_maintenance_worker, true, PGC_SIGHUP, 0, nullptr, nullptr,
-                             nullptr);
-    DefineCustomIntVariable("virtuoso.dead_tuple_threshold",
-                            "Dead tuples a table needs before maintenance vacuums it.", nullptr,
-                            &dead_tuple_threshold, 1000, 0, INT_MAX, PGC_SIGHUP, 0, nullptr,
-                            nullptr, nullptr);
+    DefineCustomBoolVariable(
+        "virtuoso.enable_maintenance_worker", "Whether the maintenance scheduler does its rounds.",
+        nullptr, &enable_maintenance_worker, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.dead_tuple_threshold", "Dead tuples a table needs before maintenance vacuums it.",
+        nullptr, &dead_tuple_threshold, 1000, 0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     DefineCustomRealVariable("virtuoso.dead_tuple_pct",
                              "Dead tuples, in percent of live tuples, a table needs before "
                              "maintenance vacuums it.",
-                             nullptr, &dead_tuple_pct, 10.0, 0.0, 100000.0, PGC_SIGHUP, 0,
-                             nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("virtuoso.lock_timeout",
-                            "lock_timeout of each attempt of a migration statement.", nullptr,
-                            &lock_timeout_ms, 1000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
-                            nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("virtuoso.max_lock_retries",
-                            "How often a migration is retried after a lock timeout.", nullptr,
-                            &max_lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr,
-                            nullptr);
+                             nullptr, &dead_tuple_pct, 10.0, 0.0, 100000.0, PGC_SIGHUP, 0, nullptr,
+                             nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.lock_timeout", "lock_timeout of each attempt of a migration statement.", nullptr,
+        &lock_timeout_ms, 1000, 1, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.max_lock_retries", "How often a migration is retried after a lock timeout.",
+        nullptr, &max_lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("virtuoso.maintenance_time_budget",
                             "Time after which a maintenance round starts no further action; 0 "
                             "means no limit.",

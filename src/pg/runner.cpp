@@ -278,8 +278,7 @@ void launch_and_wait(void *arg) {
     }
     active_worker = handle;
 
-    const bool flag_snapshot =
-        req.mode == RunMode::TopLevel && !IsolationUsesXactSnapshot();
+    const bool flag_snapshot = req.mode == RunMode::TopLevel && !IsolationUsesXactSnapshot();
     PG_TRY();
     {
         if (flag_snapshot) set_safe_index_flag(true);
@@ -319,8 +318,8 @@ void send_string_message(char type, const char *s) {
 void format_command_tag(char (&out)[COMPLETION_TAG_BUFSIZE], CommandTag tag, uint64 rows) {
     const char *name = GetCommandTagName(tag);
     if (command_tag_display_rowcount(tag))
-        snprintf(out, sizeof(out), tag == CMDTAG_INSERT ? "%s 0 " UINT64_FORMAT : "%s " UINT64_FORMAT,
-                 name, rows);
+        snprintf(out, sizeof(out),
+                 tag == CMDTAG_INSERT ? "%s 0 " UINT64_FORMAT : "%s " UINT64_FORMAT, name, rows);
     else
         snprintf(out, sizeof(out), "%s", name);
 }
@@ -333,9 +332,8 @@ void run_top_level_statement(const char *sql, char *completion) {
     // Parse and plan trees must outlive the transaction: VACUUM and CREATE INDEX
     // CONCURRENTLY commit it from under the portal (exec_simple_query keeps them in
     // MessageContext for the same reason).
-    MemoryContext statement_context =
-        AllocSetContextCreate(TopMemoryContext, "db_virtuoso runner statement",
-                              ALLOCSET_DEFAULT_SIZES);
+    MemoryContext statement_context = AllocSetContextCreate(
+        TopMemoryContext, "db_virtuoso runner statement", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(statement_context);
     List *parsetrees = pg_parse_query(sql);
     if (list_length(parsetrees) != 1)
@@ -481,8 +479,7 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
     pq_redirect_to_shm_mq(seg, mqh);
 
-    BackgroundWorkerInitializeConnectionByOid(fixed->database_id, fixed->authenticated_user_id,
-                                              0);
+    BackgroundWorkerInitializeConnectionByOid(fixed->database_id, fixed->authenticated_user_id, 0);
 
     // The caller's settings (search_path, timeouts, work_mem, session authorization...),
     // then its role and security context, as parallel workers restore them.  Messages go

@@ -1,5 +1,7 @@
 #include "db_virtuoso/pg/spi.hpp"
 
+#include <unordered_map>
+
 extern "C" {
 #include "storage/latch.h"
 #include "utils/rel.h"
@@ -14,7 +16,7 @@ int SpiResult::column(std::string_view name) const {
     return -1;
 }
 
-Spi::Spi() {
+Spi::Spi(bool keep_plans) : keep_plans_(keep_plans) {
     pg_call([] {
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
     });
@@ -38,6 +40,7 @@ struct RawResult {
 };
 
 struct RawCall {
+    SPIPlanPtr plan;  // a kept plan, or nullptr to plan sql now
     const char *sql;
     int nargs;
     Oid *types;
@@ -50,9 +53,10 @@ struct RawCall {
 
 void run_raw(void *arg) {
     auto *c = static_cast<RawCall *>(arg);
-    int rc = SPI_execute_with_args(c->sql, c->nargs, c->types, c->values, c->nulls, c->read_only,
-                                   c->max_rows);
-    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    int rc = c->plan ? SPI_execute_plan(c->plan, c->values, c->nulls, c->read_only, c->max_rows)
+                     : SPI_execute_with_args(c->sql, c->nargs, c->types, c->values, c->nulls,
+                                             c->read_only, c->max_rows);
+    if (rc < 0) elog(ERROR, "SPI execution failed: %s", SPI_result_code_string(rc));
     c->out.processed = SPI_processed;
     if (SPI_tuptable == nullptr) return;
     TupleDesc desc = SPI_tuptable->tupdesc;
@@ -87,8 +91,27 @@ SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params,
             return PointerGetDatum(cstring_to_text_with_len(p.data(), static_cast<int>(p.size())));
         });
     }
-    RawCall call{sql.c_str(), nargs,     types.data(), values.data(), nulls.data(),
-                 read_only,   max_rows, {}};
+    SPIPlanPtr plan = nullptr;
+    if (keep_plans_) {
+        // Kept plans of the extension's own SQL, per session, by text and parameter count.
+        static std::unordered_map<std::string, SPIPlanPtr> kept;
+        std::string key = std::to_string(nargs) + ":" + sql;
+        auto found = kept.find(key);
+        if (found == kept.end()) {
+            plan = pg_call([&] {
+                SPIPlanPtr p = SPI_prepare(sql.c_str(), nargs, types.data());
+                if (p == nullptr)
+                    elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+                if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
+                return p;
+            });
+            kept.emplace(std::move(key), plan);
+        } else {
+            plan = found->second;
+        }
+    }
+    RawCall call{plan,      sql.c_str(), nargs, types.data(), values.data(), nulls.data(),
+                 read_only, max_rows,    {}};
     if (ErrorData *e = catch_pg_error(run_raw, &call)) throw PgError(e);
 
     SpiResult result;
@@ -113,7 +136,9 @@ Value Spi::scalar(const std::string &sql, const std::vector<Param> &params, bool
 
 GucScope::GucScope() : nest_level_(NewGUCNestLevel()) {}
 
-GucScope::~GucScope() { AtEOXact_GUC(true, nest_level_); }
+GucScope::~GucScope() {
+    AtEOXact_GUC(true, nest_level_);
+}
 
 void GucScope::set(const char *name, const std::string &value) {
     pg_call([&] {

@@ -19,7 +19,7 @@ void install_capture();
 
 // Captures while alive, in this backend.
 class CaptureScope {
-public:
+  public:
     CaptureScope();
     ~CaptureScope();
     CaptureScope(const CaptureScope &) = delete;

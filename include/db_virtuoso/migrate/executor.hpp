@@ -11,12 +11,12 @@
 namespace virtuoso::migrate {
 
 struct Statement {
-    int number = 0;                // 1-based position in the migration
-    std::string text;              // exactly as written
-    std::string tag;               // command tag, e.g. "ALTER TABLE"
-    bool top_level_only = false;   // refuses to run inside a transaction block
+    int number = 0;               // 1-based position in the migration
+    std::string text;             // exactly as written
+    std::string tag;              // command tag, e.g. "ALTER TABLE"
+    bool top_level_only = false;  // refuses to run inside a transaction block
     bool transaction_control = false;
-    std::vector<Oid> relations;    // relations it names that exist right now
+    std::vector<Oid> relations;  // relations it names that exist right now
 };
 
 // Splits SQL into statements with PostgreSQL's parser (a syntax error is raised as 42601).
@@ -32,8 +32,8 @@ struct Failure {
     std::string sqlstate;
     std::string message;
     std::optional<std::string> detail, hint, context;
-    int statement = 0;            // the statement that failed; 0 when validation failed
-    ErrorData *error = nullptr;   // the server's error, re-raised as is when present
+    int statement = 0;           // the statement that failed; 0 when validation failed
+    ErrorData *error = nullptr;  // the server's error, re-raised as is when present
 };
 
 struct RunResult {

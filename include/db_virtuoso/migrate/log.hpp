@@ -14,20 +14,20 @@ namespace virtuoso::migrate {
 // Acts as the extension's owner while alive (SECURITY_LOCAL_USERID_CHANGE), like a
 // SECURITY DEFINER function; the caller's identity comes back on scope exit.
 class AsExtensionOwner {
-public:
+  public:
     AsExtensionOwner();
     ~AsExtensionOwner();
     AsExtensionOwner(const AsExtensionOwner &) = delete;
     AsExtensionOwner &operator=(const AsExtensionOwner &) = delete;
 
-private:
+  private:
     Oid saved_user_;
     int saved_context_;
 };
 
 // Column values of a log row, in text form, each with the SQL type it is cast to.
 class LogRow {
-public:
+  public:
     LogRow &set(const std::string &column, pg::Value value, const std::string &type = "text");
     // A timestamptz as microseconds since 2000-01-01 (TimestampTz).
     LogRow &set_time(const std::string &column, int64_t timestamp);
@@ -40,7 +40,7 @@ public:
     // UPDATE ... WHERE id = $id RETURNING *; autonomous likewise.
     pg::Row update(const std::string &id, bool autonomous) const;
 
-private:
+  private:
     struct Column {
         std::string name;
         std::string type;  // SQL type of the value, or "" for a TimestampTz in microseconds
@@ -55,9 +55,19 @@ private:
 // The whole row of a log entry (in the order of the table's columns).
 pg::Row read_log(const std::string &id);
 
-// Statistics of the database and of the given relations, as a JSON object text.
-// since_lsn: the WAL position of the initial statistics, to report WAL bytes written.
-std::string collect_stats(const std::vector<Oid> &relations, const std::string &since_lsn = "");
+// Statistics of the database and of the given relations, as a JSON object text: connections,
+// commits, rollbacks, WAL insert position (and WAL bytes since `since`), the size and row
+// estimate of each relation, and the database size.  pg_database_size() walks the whole
+// database directory, so it is measured at most once a minute per session; in between the
+// size is the last measurement plus the size changes of the relations measured here (or,
+// for final statistics, the initial size plus what the touched relations gained).
+struct Stats {
+    std::string json;
+    std::string wal_lsn;
+    int64_t database_size = 0;
+    int64_t relations_size = 0;  // sum over the relations measured
+};
+Stats collect_stats(const std::vector<Oid> &relations, const Stats *since = nullptr);
 
 // Column index of a migration_log row, by name.
 int log_column(const std::string &name);

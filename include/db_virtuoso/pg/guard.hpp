@@ -15,7 +15,7 @@ namespace virtuoso::pg {
 
 // An error a user can cause, raised from C++ code, with its SQLSTATE.
 class UserError : public std::exception {
-public:
+  public:
     UserError(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
         : sqlstate_(sqlstate),
           message_(std::move(message)),
@@ -26,7 +26,7 @@ public:
     const std::string &detail() const { return detail_; }
     const std::string &hint() const { return hint_; }
 
-private:
+  private:
     int sqlstate_;
     std::string message_, detail_, hint_;
 };
@@ -34,7 +34,7 @@ private:
 // A PostgreSQL error caught by pg_call(); owns nothing C++-side: the ErrorData lives in the
 // memory context that was current when pg_call() was entered.
 class PgError : public std::exception {
-public:
+  public:
     explicit PgError(ErrorData *data) : data_(data) {}
     const char *what() const noexcept override {
         return data_ && data_->message ? data_->message : "PostgreSQL error";
@@ -42,7 +42,7 @@ public:
     ErrorData *data() const { return data_; }
     int sqlstate() const { return data_ ? data_->sqlerrcode : ERRCODE_INTERNAL_ERROR; }
 
-private:
+  private:
     ErrorData *data_;
 };
 
@@ -100,7 +100,7 @@ void report(int elevel, const std::string &message);
 // A subtransaction that is rolled back unless commit() is called.  Resource owner and
 // memory context of the caller are restored either way.
 class SubTransaction {
-public:
+  public:
     SubTransaction();
     ~SubTransaction();
     SubTransaction(const SubTransaction &) = delete;
@@ -108,7 +108,7 @@ public:
     void commit();
     void rollback();
 
-private:
+  private:
     MemoryContext caller_context_;
     ResourceOwner caller_owner_;
     bool open_ = true;
@@ -118,12 +118,12 @@ private:
 
 // Declares a SQL-callable C function whose body runs inside the guard:
 //   VIRTUOSO_FUNCTION(my_function) { ...C++...; return Datum; }
-#define VIRTUOSO_FUNCTION(name)                                                   \
-    static Datum name##_impl(FunctionCallInfo fcinfo);                            \
-    extern "C" {                                                                  \
-    PG_FUNCTION_INFO_V1(name);                                                    \
-    Datum name(PG_FUNCTION_ARGS) {                                                \
+#define VIRTUOSO_FUNCTION(name)                                                        \
+    static Datum name##_impl(FunctionCallInfo fcinfo);                                 \
+    extern "C" {                                                                       \
+    PG_FUNCTION_INFO_V1(name);                                                         \
+    Datum name(PG_FUNCTION_ARGS) {                                                     \
         return virtuoso::pg::guarded(#name, [fcinfo] { return name##_impl(fcinfo); }); \
-    }                                                                             \
-    }                                                                             \
+    }                                                                                  \
+    }                                                                                  \
     static Datum name##_impl(FunctionCallInfo fcinfo)

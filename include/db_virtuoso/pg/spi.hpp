@@ -23,8 +23,10 @@ struct SpiResult {
 using Param = Value;
 
 class Spi {
-public:
-    Spi();
+  public:
+    // keep_plans: prepare each distinct SQL text once per session and keep the plan (for
+    // the extension's own fixed SQL; PostgreSQL revalidates kept plans after DDL).
+    explicit Spi(bool keep_plans = false);
     ~Spi();
     Spi(const Spi &) = delete;
     Spi &operator=(const Spi &) = delete;
@@ -36,21 +38,22 @@ public:
     Value scalar(const std::string &sql, const std::vector<Param> &params = {},
                  bool read_only = false);
 
-private:
+  private:
     bool connected_ = false;
+    bool keep_plans_ = false;
 };
 
 // Sets GUCs for the rest of the current (sub)transaction and restores them on scope exit,
 // e.g. a pinned search_path for the extension's own SQL.
 class GucScope {
-public:
+  public:
     GucScope();
     ~GucScope();
     GucScope(const GucScope &) = delete;
     GucScope &operator=(const GucScope &) = delete;
     void set(const char *name, const std::string &value);
 
-private:
+  private:
     int nest_level_;
 };
 
@@ -58,10 +61,10 @@ private:
 // objects a user creates cannot capture what internal queries call.  Do not run user
 // statements (or the statement runner, which copies the settings) inside one.
 class InternalSql : public Spi {
-public:
-    InternalSql() { guc_.set("search_path", "pg_catalog, pg_temp"); }
+  public:
+    InternalSql() : Spi(true) { guc_.set("search_path", "pg_catalog, pg_temp"); }
 
-private:
+  private:
     GucScope guc_;
 };
 
