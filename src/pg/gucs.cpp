@@ -14,6 +14,7 @@ int dead_tuple_threshold = 1000;
 double dead_tuple_pct = 10.0;
 int lock_timeout_ms = 1000;
 int max_lock_retries = 10;
+int maintenance_time_budget_s = 300;
 
 namespace {
 
@@ -77,6 +78,11 @@ void define_all() {
     DefineCustomIntVariable(
         "virtuoso.max_lock_retries", "How often a migration is retried after a lock timeout.",
         nullptr, &max_lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.maintenance_time_budget",
+                            "Time after which a maintenance round starts no further action; 0 "
+                            "means no limit.",
+                            nullptr, &maintenance_time_budget_s, 300, 0, 86400 * 7, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs

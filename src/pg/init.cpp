@@ -1,4 +1,5 @@
 // Module entry: refuses to load unless preloaded, defines the GUCs.
+#include "db_virtuoso/maintenance/pg_maintenance.hpp"
 #include "db_virtuoso/migrate/capture.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
@@ -19,5 +20,6 @@ void _PG_init(void) {
     virtuoso::gucs::define_all();
     virtuoso::migrate::install_capture();
     MarkGUCPrefixReserved("virtuoso");
+    virtuoso::maintenance::register_scheduler();
 }
 }

@@ -324,7 +324,11 @@ void format_command_tag(char (&out)[COMPLETION_TAG_BUFSIZE], CommandTag tag, uin
         snprintf(out, sizeof(out), "%s", name);
 }
 
-void run_top_level(const char *sql) {
+}  // namespace
+
+// Runs one statement at top level through a portal, in the transaction the caller started,
+// and commits it; its completion tag goes to `completion` (COMPLETION_TAG_BUFSIZE bytes).
+void run_top_level_statement(const char *sql, char *completion) {
     // Parse and plan trees must outlive the transaction: VACUUM and CREATE INDEX
     // CONCURRENTLY commit it from under the portal (exec_simple_query keeps them in
     // MessageContext for the same reason).
@@ -367,11 +371,19 @@ void run_top_level(const char *sql) {
     receiver->rDestroy(receiver);
     PortalDrop(portal, false);
 
-    char completion[COMPLETION_TAG_BUFSIZE];
-    format_command_tag(completion, qc.commandTag, qc.nprocessed);
+    char tag_text[COMPLETION_TAG_BUFSIZE];
+    format_command_tag(tag_text, qc.commandTag, qc.nprocessed);
     CommitTransactionCommand();
     MemoryContextSwitchTo(TopMemoryContext);
     MemoryContextDelete(statement_context);
+    strlcpy(completion, tag_text, COMPLETION_TAG_BUFSIZE);
+}
+
+namespace {
+
+void run_top_level(const char *sql) {
+    char completion[COMPLETION_TAG_BUFSIZE];
+    run_top_level_statement(sql, completion);
     send_string_message('C', completion);
 }
 

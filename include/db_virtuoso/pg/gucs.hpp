@@ -12,6 +12,7 @@ extern int dead_tuple_threshold;
 extern double dead_tuple_pct;
 extern int lock_timeout_ms;
 extern int max_lock_retries;
+extern int maintenance_time_budget_s;
 
 void define_all();
 

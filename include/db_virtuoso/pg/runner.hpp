@@ -40,4 +40,10 @@ RunOutcome run_in_worker(const RunRequest &request);
 // As run_in_worker, but an error of the statement is raised in the caller.
 RunOutcome run_in_worker_or_raise(const RunRequest &request);
 
+// For code that is itself at top level (a background worker): runs one statement through a
+// portal as exec_simple_query would, inside the transaction the caller started, and commits
+// that transaction.  Plain PostgreSQL style: errors are ereport()ed.  `completion` receives
+// the command tag and must hold COMPLETION_TAG_BUFSIZE bytes.
+void run_top_level_statement(const char *sql, char *completion);
+
 }  // namespace virtuoso::pg
