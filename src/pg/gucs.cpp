@@ -14,6 +14,7 @@ int dead_tuple_threshold = 1000;
 double dead_tuple_pct = 10.0;
 int lock_timeout_ms = 1000;
 int max_lock_retries = 10;
+int rule_timeout_ms = 300000;
 
 namespace {
 
@@ -81,6 +82,11 @@ void define_all() {
                             "How often a migration is retried after a lock timeout.", nullptr,
                             &max_lock_retries, 10, 0, 1000, PGC_USERSET, 0, nullptr, nullptr,
                             nullptr);
+    DefineCustomIntVariable("virtuoso.rule_timeout",
+                            "Time one rule of validate_data_integrity may run unless the rule "
+                            "gives its own \"timeout\"; 0 means no limit.",
+                            nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs
