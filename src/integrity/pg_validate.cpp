@@ -5,8 +5,9 @@
 // verdict becomes a row.  Every rule runs in its own subtransaction that is always rolled
 // back, with the transaction marked read-only meanwhile and SPI in read-only mode: a rule
 // that tries to write fails with ERROR and nothing it did survives.  Read-only SPI runs on
-// the snapshot that was active when the function was called, so all rules see the same
-// data, including what the calling transaction has written and not yet committed.
+// the active snapshot, which the function sets once for all rules (push_rules_snapshot), so
+// all rules see the same data, including what the calling transaction has written and not
+// yet committed.
 #include "db_virtuoso/integrity/rules.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/spi.hpp"
@@ -215,7 +216,8 @@ Measurement measure(pg::Spi &spi, const Rule &rule, const RuleSql &sql) {
         m.count = to_int64(result.rows[0][col < 0 ? 0 : col], "the query's count");
         return m;
     }
-    auto result = spi.execute(sql.count, sql.params, true, 1);
+    auto result =
+        spi.execute(sql.count, sql.params, true, 0);  // one row; no limit keeps parallel plans
     const auto &row = result.rows.at(0);
     if (rule.type == RuleType::Freshness) {
         m.newest = row[0];
@@ -243,7 +245,7 @@ Row run_rule(const Rule &rule, long timeout_ms) {
         if (rule.type != RuleType::Query) resolved = resolve(rule);
         RuleSql sql = build_sql(rule, resolved, kSampleSize);
         Measurement m = measure(spi, rule, sql);
-        if (timer.fired_and_forget_cancel(false)) pg::pg_call([] { CHECK_FOR_INTERRUPTS(); });
+        (void)timer.fired_and_forget_cancel(false);  // finished just in time: the result stands
         Verdict v = judge(rule, resolved, m);
         row.status = v.status;
         row.result_count = v.result_count;
@@ -274,6 +276,20 @@ Row run_rule(const Rule &rule, long timeout_ms) {
     timer.stop();
     sub.rollback();  // a rule never leaves anything behind
     return row;
+}
+
+// The snapshot every rule reads: the caller's, advanced to the caller's latest command, so
+// that the rules see everything the calling transaction has done so far (a migration's
+// uncommitted changes) however the caller ran us, and nothing committed meanwhile.  An
+// error leaves it to transaction abort to pop.
+void push_rules_snapshot() {
+    pg::pg_call([] {
+        if (ActiveSnapshotSet())
+            PushCopiedSnapshot(GetActiveSnapshot());
+        else
+            PushActiveSnapshot(GetTransactionSnapshot());
+        UpdateActiveSnapshotCommandId();
+    });
 }
 
 Datum emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
@@ -324,7 +340,9 @@ VIRTUOSO_FUNCTION(virtuoso_validate_data_integrity) {
                                         : gucs::rule_timeout_ms);
     }
     std::vector<integrity::Row> rows;
+    integrity::push_rules_snapshot();
     for (size_t i = 0; i < rules.size(); ++i)
         rows.push_back(integrity::run_rule(rules[i], timeouts[i]));
+    pg::pg_call([] { PopActiveSnapshot(); });
     return integrity::emit(fcinfo, rows);
 }
