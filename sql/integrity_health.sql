@@ -80,6 +80,11 @@ ALTER TABLE health.bloated_nostats ALTER COLUMN payload SET STATISTICS 0;
 INSERT INTO health.bloated_nostats SELECT g, repeat('x', 100) FROM generate_series(1, 40000) g;
 DELETE FROM health.bloated_nostats WHERE id % 10 <> 0;
 VACUUM ANALYZE health.bloated_nostats;
+-- never analyzed (CREATE INDEX sets its row count, but there are no statistics): skipped
+CREATE TABLE health.unanalyzed (id int, payload text) WITH (autovacuum_enabled = off);
+INSERT INTO health.unanalyzed SELECT g, repeat('x', 100) FROM generate_series(1, 40000) g;
+DELETE FROM health.unanalyzed WHERE id % 10 <> 0;
+CREATE INDEX ON health.unanalyzed (id);
 SELECT check_name, severity, object,
        regexp_replace(message, 'about [0-9.]+% \([^)]*\)', 'about N% (X of Y)') AS message
 FROM health_findings WHERE check_name = 'table_bloat' ORDER BY object;

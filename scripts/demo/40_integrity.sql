@@ -71,6 +71,9 @@ ALTER TABLE invoices ADD CONSTRAINT total_positive CHECK (total > 0) NOT VALID;
 CREATE SEQUENCE ticket_seq AS smallint;
 SELECT setval('ticket_seq', 31000);
 CREATE TABLE refunds (id int PRIMARY KEY, invoice_id bigint REFERENCES invoices);
+DELETE FROM invoices WHERE id % 4 <> 0 AND id <= 48000;  -- three quarters of most pages
+VACUUM ANALYZE invoices;
+ANALYZE customers;
 SELECT check_name, severity, object, value, message, remedy
 FROM virtuoso.check_database_health()
 WHERE object NOT LIKE '%orders%'

@@ -224,7 +224,7 @@ BEGIN
 
     -- Tables without a primary key.
     RETURN QUERY
-    SELECT 'no_primary_key', 'INFO', c.oid::regclass::text, c.reltuples::numeric,
+    SELECT 'no_primary_key', 'INFO', c.oid::regclass::text, NULLIF(GREATEST(c.reltuples, -1), -1)::numeric,
            format('table %s has no primary key: duplicate rows cannot be told apart, and logical replication cannot replicate its UPDATEs and DELETEs',
                   c.oid::regclass),
            format('ALTER TABLE %s ADD PRIMARY KEY (...);  -- or add a column: ALTER TABLE %s ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY;',
@@ -237,7 +237,8 @@ BEGIN
 
     -- Estimated table bloat, from pg_stats like the well-known catalog-based estimators: the
     -- pages the live rows need (tuple header, null bitmap, average column widths, fillfactor)
-    -- against the pages the table has.  Marked unreliable where statistics are missing.
+    -- against the pages the table has.  Marked unreliable where some column has no statistics;
+    -- skipped where none has.
     RETURN QUERY
     WITH t AS (
         SELECT c.oid, c.relpages::numeric AS pages, c.reltuples::numeric AS tuples,
@@ -277,7 +278,8 @@ BEGIN
            format('Reclaim online with pg_repack, or run VACUUM (FULL) %s in a maintenance window (it takes an ACCESS EXCLUSIVE lock and rewrites the table)',
                   oid::regclass)
     FROM bloat
-    WHERE pages > needed AND 100 * (pages - needed) / pages >= 40 AND (pages - needed) * block_size >= 1024 * 1024
+    WHERE with_stats > 0  -- never analyzed (CREATE INDEX sets reltuples too): nothing to estimate from
+      AND pages > needed AND 100 * (pages - needed) / pages >= 40 AND (pages - needed) * block_size >= 1024 * 1024
     ORDER BY 4 DESC, 3;
 
     -- Long-running statements and sessions idle in a transaction (they hold locks and the
