@@ -159,6 +159,31 @@ SELECT rule_name, status, result_count FROM virtuoso.validate_data_integrity($$[
 ROLLBACK;
 SELECT count(*) AS rolled_back FROM player_stats WHERE id = 100;
 
+-- As a migration calls it: from inside another function, after that function's writes,
+-- through SPI, before anything is committed; a failing rule lets the caller roll back.
+CREATE FUNCTION public.migrate_and_validate(fix boolean) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    bad bigint;
+BEGIN
+    INSERT INTO player_stats VALUES (200, 777, 2200, 5, 'active', now());
+    IF fix THEN
+        INSERT INTO players VALUES (777, 'new player', 'red');
+    END IF;
+    SELECT count(*) INTO bad FROM virtuoso.validate_data_integrity($r$[
+      {"name": "fk", "type": "foreign_key", "table": "player_stats", "column": "player_id", "references": "players", "referenced_column": "id"}
+    ]$r$) WHERE status IN ('FAIL', 'ERROR');
+    IF bad > 0 THEN
+        RAISE EXCEPTION 'validation failed: % rule(s)', bad;
+    END IF;
+    RETURN 'validated';
+END $$;
+SELECT try('SELECT public.migrate_and_validate(false)');
+SELECT count(*) AS nothing_left FROM player_stats WHERE id = 200;
+BEGIN;
+SELECT public.migrate_and_validate(true);
+ROLLBACK;
+DROP FUNCTION public.migrate_and_validate(boolean);
+
 -- Per-rule timeout, its default from virtuoso.rule_timeout, and the user's own limits.
 SELECT rule_name, status, validation_message FROM virtuoso.validate_data_integrity($$[
   {"name": "slow", "query": "SELECT count(*) FROM pg_sleep(5)", "timeout": "100ms"},

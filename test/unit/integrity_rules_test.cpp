@@ -187,3 +187,35 @@ TEST(IntegrityJudge, CompareOperators) {
     EXPECT_TRUE(compare(Operator::Ge, 2, 2));
     EXPECT_FALSE(compare(Operator::Le, 3, 2));
 }
+
+TEST(IntegritySql, ExpressionFailsOnlyWhenFalseAndFreshnessComparesWithAnInterval) {
+    auto rules = parse_rules(R"([
+      {"name": "e", "type": "expression", "table": "t", "expression": "a > 0"},
+      {"name": "f", "type": "freshness", "table": "t", "column": "c", "max_age": "1 day"}])");
+    auto e = build_sql(rules[0], resolved_one(), 5);
+    EXPECT_EQ(e.count, "SELECT count(*) FROM public.t WHERE (\na > 0\n) IS FALSE");
+    auto f = build_sql(rules[1], resolved_one("\"c\"", "timestamp with time zone"), 5);
+    ASSERT_EQ(f.params.size(), 1u);  // max_age, used twice
+    EXPECT_EQ(*f.params[0], "1 day");
+    EXPECT_NE(f.count.find("max(\"c\") >= now() - CAST($1 AS interval)"), std::string::npos);
+    EXPECT_TRUE(f.sample.empty());
+}
+
+TEST(IntegrityJudge, FreshnessUsesAgeAndMaxAge) {
+    auto rules = parse_rules(
+        R"([{"name": "f", "type": "freshness", "table": "t", "column": "c", "max_age": "1 hour"}])");
+    Measurement m;
+    m.newest = "2020-01-01";
+    m.age_s = 7200;
+    m.max_age_s = 3600;
+    m.fresh = false;
+    auto v = judge(rules[0], resolved_one(), m);
+    EXPECT_EQ(v.status, "FAIL");
+    EXPECT_EQ(v.result_count, 7200);
+    EXPECT_EQ(v.expected_count, 3600);
+    m = Measurement{};
+    m.max_age_s = 3600;
+    v = judge(rules[0], resolved_one(), m);
+    EXPECT_EQ(v.status, "FAIL");
+    EXPECT_EQ(v.message, "public.t has no \"c\" value to judge freshness by");
+}
