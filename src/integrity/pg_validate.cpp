@@ -264,8 +264,10 @@ Row run_rule(const Rule &rule, long timeout_ms) {
                    std::string_view(e.what()).find("non-volatile function") !=
                        std::string_view::npos) {
             // Read-only SPI refuses a writing statement with a message about functions.
-            row.message =
-                fmt::format("25006: a rule must only read; it tried to write ({})", e.what());
+            row.message = fmt::format(
+                "25006: a rule must only read, but its SQL writes (DML, DDL or a writable WITH); "
+                "PostgreSQL says: {}",
+                e.what());
         } else {
             row.message = pg_error_text(e);
         }
