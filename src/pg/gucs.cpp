@@ -15,6 +15,7 @@ double dead_tuple_pct = 10.0;
 int lock_timeout_ms = 1000;
 int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
+int rule_timeout_ms = 300000;
 
 namespace {
 
@@ -83,6 +84,11 @@ void define_all() {
                             "means no limit.",
                             nullptr, &maintenance_time_budget_s, 300, 0, 86400 * 7, PGC_SIGHUP,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.rule_timeout",
+                            "Time one rule of validate_data_integrity may run unless the rule "
+                            "gives its own \"timeout\"; 0 means no limit.",
+                            nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs
