@@ -175,3 +175,19 @@ SELECT status FROM virtuoso.execute_migration_with_monitoring('hostile_path', 'C
 RESET search_path;
 SELECT to_regclass('public.safe') IS NOT NULL AS created;
 DROP SCHEMA evil CASCADE;
+
+-- Validation rules run after the SQL, before it is kept: a FAIL fails the migration.
+SELECT status FROM virtuoso.execute_migration_with_monitoring('with_rules',
+    'CREATE TABLE rated (id int PRIMARY KEY, stars int); INSERT INTO rated SELECT g, 1 + g % 5 FROM generate_series(1, 100) g',
+    'DROP TABLE rated',
+    '{"validation_rules": [{"name": "stars_in_range", "type": "range", "table": "rated", "column": "stars", "min": 1, "max": 5},
+                           {"name": "has_rows", "query": "SELECT count(*) FROM rated", "expected": 100}]}');
+SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('bad_data',
+    'CREATE TABLE rated_bad (id int PRIMARY KEY, stars int); INSERT INTO rated_bad VALUES (1, 9)', NULL,
+    '{"validation_rules": [{"name": "stars_in_range", "type": "range", "table": "rated_bad", "column": "stars", "min": 1, "max": 5}]}')$$);
+SELECT status, sqlstate, error_message, error_detail LIKE 'stars_in_range FAIL:%' AS names_rule
+FROM virtuoso.migration_log WHERE name = 'bad_data';
+SELECT to_regclass('rated_bad') AS rated_bad;
+-- verification re-runs the stored rules against today's data
+UPDATE rated SET stars = 7 WHERE id = 1;
+SELECT check_name, status, object FROM virtuoso.verify_migration_integrity('with_rules') WHERE check_name = 'validation_rule' ORDER BY object;

@@ -29,75 +29,81 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
                        fmt::format("{} of {} statements completed", done, total)});
     }
 
-    pg::InternalSql spi;
-    // Objects the run created or altered must exist; objects it dropped must stay gone.
-    auto objects = spi.execute(
-        "SELECT DISTINCT ON (classid, objid, dropped) identity, object_type, dropped, "
-        "  pg_describe_object(classid, objid, 0) IS NOT NULL AS present "
-        "FROM (SELECT o->>'identity' AS identity, o->>'object_type' AS object_type, "
-        "        (o->>'classid')::oid AS classid, (o->>'objid')::oid AS objid, "
-        "        o->>'command' = 'DROP' AS dropped "
-        "      FROM jsonb_array_elements($1::jsonb) AS o) s "
-        "ORDER BY classid, objid, dropped",
-        {affected});
-    int missing = 0;
-    for (const auto &o : objects.rows) {
-        bool dropped = o[2] == "t", present = o[3] == "t";
-        if (dropped == present) {
-            ++missing;
-            out.push_back({dropped ? "object_dropped" : "object_exists", "FAIL", o[0],
-                           fmt::format("{} {} {}", o[1].value_or("object"), o[0].value_or("?"),
-                                       dropped ? "was dropped by the migration but exists again"
-                                               : "no longer exists")});
+    pg::Value rules;
+    {
+        // catalog checks: internal SQL with a pinned search_path, closed before the rules run
+        pg::InternalSql spi;
+        // Objects the run created or altered must exist; objects it dropped must stay gone.
+        auto objects = spi.execute(
+            "SELECT DISTINCT ON (classid, objid, dropped) identity, object_type, dropped, "
+            "  pg_describe_object(classid, objid, 0) IS NOT NULL AS present "
+            "FROM (SELECT o->>'identity' AS identity, o->>'object_type' AS object_type, "
+            "        (o->>'classid')::oid AS classid, (o->>'objid')::oid AS objid, "
+            "        o->>'command' = 'DROP' AS dropped "
+            "      FROM jsonb_array_elements($1::jsonb) AS o) s "
+            "ORDER BY classid, objid, dropped",
+            {affected});
+        int missing = 0;
+        for (const auto &o : objects.rows) {
+            bool dropped = o[2] == "t", present = o[3] == "t";
+            if (dropped == present) {
+                ++missing;
+                out.push_back({dropped ? "object_dropped" : "object_exists", "FAIL", o[0],
+                               fmt::format("{} {} {}", o[1].value_or("object"), o[0].value_or("?"),
+                                           dropped ? "was dropped by the migration but exists again"
+                                                   : "no longer exists")});
+            }
         }
+        if (missing == 0)
+            out.push_back({"objects", "PASS", std::nullopt,
+                           fmt::format("all {} touched objects are as the migration left them",
+                                       objects.rows.size())});
+
+        // Relations the run touched, and the tables of the indexes among them.
+        const char *touched_tables =
+            "SELECT r.oid FROM (SELECT DISTINCT (o->>'objid')::oid AS oid "
+            "  FROM jsonb_array_elements($1::jsonb) AS o "
+            "  WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid) r "
+            "UNION SELECT x.indrelid FROM pg_index x WHERE x.indexrelid IN "
+            "  (SELECT (o->>'objid')::oid FROM jsonb_array_elements($1::jsonb) AS o "
+            "   WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid)";
+        auto invalid = spi.execute(
+            fmt::format(
+                "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text FROM pg_index i "
+                "WHERE NOT i.indisvalid AND (i.indrelid IN ({0}) OR i.indexrelid IN ({0}))",
+                touched_tables),
+            {affected});
+        for (const auto &i : invalid.rows)
+            out.push_back(
+                {"invalid_index", "FAIL", i[0],
+                 fmt::format("index {} on {} is invalid (a failed concurrent build); drop it "
+                             "and build it again",
+                             i[0].value_or("?"), i[1].value_or("?"))});
+        if (invalid.empty())
+            out.push_back(
+                {"invalid_index", "PASS", std::nullopt, "no invalid index on the touched tables"});
+
+        auto not_valid =
+            spi.execute(fmt::format("SELECT conname, conrelid::regclass::text FROM pg_constraint "
+                                    "WHERE NOT convalidated AND conrelid IN ({})",
+                                    touched_tables),
+                        {affected});
+        for (const auto &c : not_valid.rows)
+            out.push_back(
+                {"not_valid_constraint", "WARN", c[0],
+                 fmt::format("constraint {} on {} is NOT VALID: run ALTER TABLE {} VALIDATE "
+                             "CONSTRAINT {}",
+                             c[0].value_or("?"), c[1].value_or("?"), c[1].value_or("?"),
+                             pg::quote_identifier(c[0].value_or("?")))});
+        if (not_valid.empty())
+            out.push_back({"not_valid_constraint", "PASS", std::nullopt,
+                           "no NOT VALID constraint on the touched tables"});
+
+        rules =
+            spi.scalar("SELECT $1::jsonb -> 'validation_rules'", {col("options").value_or("{}")});
     }
-    if (missing == 0)
-        out.push_back({"objects", "PASS", std::nullopt,
-                       fmt::format("all {} touched objects are as the migration left them",
-                                   objects.rows.size())});
-
-    // Relations the run touched, and the tables of the indexes among them.
-    const char *touched_tables =
-        "SELECT r.oid FROM (SELECT DISTINCT (o->>'objid')::oid AS oid "
-        "  FROM jsonb_array_elements($1::jsonb) AS o "
-        "  WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid) r "
-        "UNION SELECT x.indrelid FROM pg_index x WHERE x.indexrelid IN "
-        "  (SELECT (o->>'objid')::oid FROM jsonb_array_elements($1::jsonb) AS o "
-        "   WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid)";
-    auto invalid = spi.execute(
-        fmt::format(
-            "SELECT i.indexrelid::regclass::text, i.indrelid::regclass::text FROM pg_index i "
-            "WHERE NOT i.indisvalid AND (i.indrelid IN ({0}) OR i.indexrelid IN ({0}))",
-            touched_tables),
-        {affected});
-    for (const auto &i : invalid.rows)
-        out.push_back({"invalid_index", "FAIL", i[0],
-                       fmt::format("index {} on {} is invalid (a failed concurrent build); drop it "
-                                   "and build it again",
-                                   i[0].value_or("?"), i[1].value_or("?"))});
-    if (invalid.empty())
-        out.push_back(
-            {"invalid_index", "PASS", std::nullopt, "no invalid index on the touched tables"});
-
-    auto not_valid =
-        spi.execute(fmt::format("SELECT conname, conrelid::regclass::text FROM pg_constraint "
-                                "WHERE NOT convalidated AND conrelid IN ({})",
-                                touched_tables),
-                    {affected});
-    for (const auto &c : not_valid.rows)
-        out.push_back({"not_valid_constraint", "WARN", c[0],
-                       fmt::format("constraint {} on {} is NOT VALID: run ALTER TABLE {} VALIDATE "
-                                   "CONSTRAINT {}",
-                                   c[0].value_or("?"), c[1].value_or("?"), c[1].value_or("?"),
-                                   pg::quote_identifier(c[0].value_or("?")))});
-    if (not_valid.empty())
-        out.push_back({"not_valid_constraint", "PASS", std::nullopt,
-                       "no NOT VALID constraint on the touched tables"});
-
-    auto rules =
-        spi.scalar("SELECT $1::jsonb -> 'validation_rules'", {col("options").value_or("{}")});
     if (rules) {
-        pg::Spi user;  // rules are the user's SQL: the caller's settings
+        pg::Spi user;  // rules are the user's SQL: the caller's settings and search_path
         auto results = user.execute(
             "SELECT rule_name, status, validation_message FROM "
             "virtuoso.validate_data_integrity($1::jsonb)",
