@@ -93,6 +93,25 @@ class CostCache {
     size_t plans_ = 0;
 };
 
+// Groups of tables that some statement joins (union-find): statements of different groups
+// do not influence each other's plans.
+class TableGroups {
+  public:
+    explicit TableGroups(const std::vector<QueryDesc> &queries) {
+        for (const QueryDesc &q : queries)
+            for (size_t i = 1; i < q.tables.size(); ++i)
+                parent_[of(q.tables[i].table)] = of(q.tables[0].table);
+    }
+    TableId of(TableId t) {
+        auto it = parent_.find(t);
+        if (it == parent_.end()) return parent_[t] = t;
+        return it->second == t ? t : (it->second = of(it->second));
+    }
+
+  private:
+    std::map<TableId, TableId> parent_;
+};
+
 Selection evaluate_with(CostCache &cache, const std::vector<QueryDesc> &queries,
                         const std::vector<size_t> &chosen) {
     Selection s;
@@ -396,21 +415,12 @@ Selection select_exhaustive(const std::vector<QueryDesc> &queries,
                             const std::vector<Candidate> &candidates,
                             const std::vector<size_t> &subset_of, const CostFn &cost_fn) {
     CostCache cache(queries, candidates, cost_fn);
-    // Groups of tables that some statement joins (union-find).
-    std::map<TableId, TableId> parent;
-    std::function<TableId(TableId)> find = [&](TableId t) {
-        auto it = parent.find(t);
-        if (it == parent.end()) return parent[t] = t;
-        return it->second == t ? t : (it->second = find(it->second));
-    };
-    for (const QueryDesc &q : queries)
-        for (size_t i = 1; i < q.tables.size(); ++i)
-            parent[find(q.tables[i].table)] = find(q.tables[0].table);
+    TableGroups groups(queries);
     std::map<TableId, std::vector<size_t>> group_candidates, group_queries;
-    for (size_t c : subset_of) group_candidates[find(candidates[c].table)].push_back(c);
+    for (size_t c : subset_of) group_candidates[groups.of(candidates[c].table)].push_back(c);
     for (size_t q = 0; q < queries.size(); ++q)
         if (!queries[q].tables.empty())
-            group_queries[find(queries[q].tables[0].table)].push_back(q);
+            group_queries[groups.of(queries[q].tables[0].table)].push_back(q);
 
     std::vector<size_t> chosen;
     for (const auto &[group, cands] : group_candidates) {
@@ -438,6 +448,27 @@ Selection select_exhaustive(const std::vector<QueryDesc> &queries,
             if (best_mask & (uint64_t{1} << i)) chosen.push_back(cands[i]);
     }
     return evaluate_with(cache, queries, chosen);
+}
+
+std::vector<size_t> top_candidates_per_group(const std::vector<QueryDesc> &queries,
+                                             const std::vector<Candidate> &candidates,
+                                             const CostFn &cost_fn, size_t per_group) {
+    CostCache cache(queries, candidates, cost_fn);
+    TableGroups groups(queries);
+    std::map<TableId, std::vector<std::pair<double, size_t>>> ranked;
+    for (size_t c = 0; c < candidates.size(); ++c) {
+        double benefit = 0;
+        for (size_t q : candidates[c].queries)
+            benefit += queries[q].weight * (cache.cost(q, {}).cost - cache.cost(q, {c}).cost);
+        if (benefit > 0) ranked[groups.of(candidates[c].table)].push_back({-benefit, c});
+    }
+    std::vector<size_t> out;
+    for (auto &[group, list] : ranked) {
+        std::sort(list.begin(), list.end());
+        for (size_t i = 0; i < list.size() && i < per_group; ++i) out.push_back(list[i].second);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 Selection evaluate_set(const std::vector<QueryDesc> &queries,

@@ -1,4 +1,5 @@
 // Module entry: refuses to load unless preloaded, defines the GUCs.
+#include "db_virtuoso/advisor/pg_advisor.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
 
@@ -17,5 +18,6 @@ void _PG_init(void) {
                          "restart the server.")));
     virtuoso::gucs::define_all();
     MarkGUCPrefixReserved("virtuoso");
+    virtuoso::advisor::install_whatif_hook();
 }
 }

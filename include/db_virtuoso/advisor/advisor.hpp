@@ -151,6 +151,13 @@ Selection select_exhaustive(const std::vector<QueryDesc> &queries,
                             const std::vector<Candidate> &candidates,
                             const std::vector<size_t> &subset_of, const CostFn &cost);
 
+// The `per_group` candidates with the largest single-index benefit in each group of joined
+// tables (those with no benefit left out): the candidate set the benchmark hands to both
+// the greedy and the exhaustive search.
+std::vector<size_t> top_candidates_per_group(const std::vector<QueryDesc> &queries,
+                                             const std::vector<Candidate> &candidates,
+                                             const CostFn &cost, size_t per_group);
+
 // Weighted workload cost of a set of candidates (with per-index attribution).
 Selection evaluate_set(const std::vector<QueryDesc> &queries,
                        const std::vector<Candidate> &candidates, const std::vector<size_t> &chosen,
