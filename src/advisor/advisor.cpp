@@ -156,8 +156,14 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
     double leaf_bytes = rows * leaf_tuple;
     if (include.empty() && rows > 0) {
         // Deduplication stores each distinct key once with a list of heap TIDs.
-        double groups = 1;
-        for (AttrNum a : keys) groups *= distinct_values(t, a, rows);
+        // Several columns: as the planner does (estimate_num_groups), assume they are
+        // correlated and clamp the product to a tenth of the rows.
+        double groups = 1, widest = 1;
+        for (AttrNum a : keys) {
+            groups *= distinct_values(t, a, rows);
+            widest = std::max(widest, distinct_values(t, a, rows));
+        }
+        if (keys.size() > 1) groups = std::min(groups, std::max(widest, rows / 10));
         groups = std::clamp(groups, std::max(1.0, rows / kMaxPostingTids), rows);
         double deduplicated = groups * leaf_tuple + (rows - groups) * kHeapTid;
         leaf_bytes = std::min(leaf_bytes, deduplicated);
@@ -384,11 +390,13 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
                 if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
             }
             if (benefit <= 0 || improved_before <= 0) continue;
-            if (100 * benefit / improved_before < options.min_improvement_pct) continue;
+            // Writes pay for every index: on a write-heavy table the benefit counts less, and
+            // what is left must still reach the minimum improvement.
             auto tit = tables.find(cand.table);
             double write_share = tit == tables.end() ? 0 : tit->second.write_share;
             double effective = benefit * (1 - std::clamp(write_share, 0.0, 1.0));
             if (effective <= 0) continue;
+            if (100 * effective / improved_before < options.min_improvement_pct) continue;
             double bytes = std::max(static_cast<double>(cand.size.bytes()) - freed_bytes,
                                     0.1 * static_cast<double>(cand.size.bytes()));
             double score = effective / std::max(bytes, 1.0);

@@ -68,7 +68,7 @@ WHERE s.idx_scan = 0
 COMMENT ON VIEW virtuoso.unused_indexes IS
 'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement.';
 
--- An index whose key columns (same operator classes and collations) are a leading prefix of
+-- An index whose key columns (same operator classes, collations and sort orders) are a leading prefix of
 -- another index's on the same table, with the same predicate and access method, serves no
 -- query the other cannot.  Of two identical indexes, the newer is the redundant one.
 CREATE VIEW virtuoso.redundant_indexes AS
@@ -79,6 +79,7 @@ WITH idx AS (
            string_to_array(i.indkey::text, ' ')::int2[] AS all_columns,
            (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS opclasses,
            (string_to_array(i.indcollation::text, ' ')::oid[])[1:i.indnkeyatts] AS collations,
+           (string_to_array(i.indoption::text, ' ')::int2[])[1:i.indnkeyatts] AS options,
            pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
            pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions
     FROM pg_catalog.pg_index i
@@ -105,6 +106,7 @@ JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
           AND k.keys[1:r.indnkeyatts] = r.keys
           AND k.opclasses[1:r.indnkeyatts] = r.opclasses
           AND k.collations[1:r.indnkeyatts] = r.collations
+          AND k.options[1:r.indnkeyatts] = r.options
           AND k.predicate IS NOT DISTINCT FROM r.predicate
           AND k.expressions IS NOT DISTINCT FROM r.expressions
           AND r.all_columns <@ k.all_columns
@@ -121,4 +123,4 @@ WHERE NOT r.indisprimary
            AND r.indisunique)
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = r.indexrelid);
 COMMENT ON VIEW virtuoso.redundant_indexes IS
-'Indexes whose key columns (with the same operator classes, collations, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed.';
+'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed.';
