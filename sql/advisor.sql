@@ -148,3 +148,11 @@ RESET enable_bitmapscan;
 SELECT pg_stat_force_next_flush();
 SELECT pg_stat_clear_snapshot();
 SELECT indexname, idx_scan FROM virtuoso.unused_indexes WHERE tablename = 'adv_idx' ORDER BY 1;
+
+-- Without pg_stat_statements in the database there is no workload: a clear error.
+DROP EXTENSION pg_stat_statements;
+SELECT try($$SELECT * FROM virtuoso.recommend_indexes()$$);
+SELECT try($$SELECT * FROM virtuoso.optimize_table_indexes('adv_orders')$$);
+-- recommend_indexes_for_query needs no workload.
+SELECT count(*) FROM virtuoso.recommend_indexes_for_query('SELECT * FROM adv_orders WHERE amount = $1');
+CREATE EXTENSION pg_stat_statements;

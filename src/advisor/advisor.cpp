@@ -61,7 +61,8 @@ void push_unique(std::vector<AttrNum> &v, AttrNum a) {
     if (!contains(v, a)) v.push_back(a);
 }
 
-// Caches what-if plans: the cost of a statement depends only on the candidates on its tables.
+// Caches what-if plans: the cost of a statement depends only on the candidates that can
+// serve it (Candidate::queries, sorted).
 class CostCache {
   public:
     CostCache(const std::vector<QueryDesc> &queries, const std::vector<Candidate> &candidates,
@@ -69,13 +70,12 @@ class CostCache {
         : queries_(queries), candidates_(candidates), fn_(fn) {}
 
     const PlanCost &cost(size_t q, const std::vector<size_t> &config) {
+        // Only candidates whose leading column the statement uses can change its plan.
         std::vector<size_t> relevant;
-        for (size_t c : config)
-            for (const TableUse &tu : queries_[q].tables)
-                if (tu.table == candidates_[c].table) {
-                    relevant.push_back(c);
-                    break;
-                }
+        for (size_t c : config) {
+            const std::vector<size_t> &serves = candidates_[c].queries;
+            if (std::binary_search(serves.begin(), serves.end(), q)) relevant.push_back(c);
+        }
         std::sort(relevant.begin(), relevant.end());
         auto key = std::make_pair(q, relevant);
         auto it = cache_.find(key);

@@ -83,7 +83,7 @@ struct Candidate {
     std::vector<AttrNum> keys;
     std::vector<AttrNum> include;
     std::optional<PartialPredicate> predicate;
-    std::vector<size_t> queries;  // statements it may serve
+    std::vector<size_t> queries;  // statements using its leading column (sorted): all it can serve
     BtreeSize size;
 };
 
