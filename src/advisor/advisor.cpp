@@ -344,7 +344,11 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
     CostCache cache(queries, candidates, cost_fn);
     std::vector<size_t> chosen;
     std::vector<double> current(queries.size());
-    for (size_t q = 0; q < queries.size(); ++q) current[q] = cache.cost(q, {}).cost;
+    double workload = 0;
+    for (size_t q = 0; q < queries.size(); ++q) {
+        current[q] = cache.cost(q, {}).cost;
+        workload += queries[q].weight * current[q];
+    }
 
     while (chosen.size() < options.max_indexes) {
         struct Step {
@@ -397,6 +401,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
             double effective = benefit * (1 - std::clamp(write_share, 0.0, 1.0));
             if (effective <= 0) continue;
             if (100 * effective / improved_before < options.min_improvement_pct) continue;
+            if (100 * effective < options.min_workload_pct * workload) continue;
             double bytes = std::max(static_cast<double>(cand.size.bytes()) - freed_bytes,
                                     0.1 * static_cast<double>(cand.size.bytes()));
             double score = effective / std::max(bytes, 1.0);

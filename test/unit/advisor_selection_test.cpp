@@ -231,3 +231,19 @@ TEST(AdvisorDefinition, QuotesAndClauses) {
               "CREATE INDEX CONCURRENTLY ON public.t USING btree (\"c1\", \"c2\") INCLUDE "
               "(\"c3\") WHERE \"c3\" IS NOT NULL");
 }
+
+TEST(AdvisorSelection, CrumbsOfTheWorkloadAreNotWorthAnIndex) {
+    Tables ts{{1, table(100000, 2)}};
+    // A heavy statement that an index on c1 serves, and a rare one on c2 whose 90% gain is
+    // a crumb of the workload.
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 100000),
+                              query(1, {{2, UseKind::Equality}}, 1)};
+    auto cs = generate_candidates(qs, ts);
+    auto cost = toy_cost(qs, cs);
+    Selection s = select_greedy(qs, cs, ts, cost, SelectionOptions{});
+    ASSERT_EQ(s.chosen.size(), 1u);
+    EXPECT_EQ(cs[s.chosen[0]].keys, (std::vector<AttrNum>{1}));
+    SelectionOptions all;
+    all.min_workload_pct = 0;
+    EXPECT_EQ(select_greedy(qs, cs, ts, cost, all).chosen.size(), 2u);
+}

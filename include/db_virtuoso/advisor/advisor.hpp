@@ -115,6 +115,7 @@ using CostFn = std::function<PlanCost(size_t query, const std::vector<size_t> &c
 
 struct SelectionOptions {
     double min_improvement_pct = 10;  // per step, over the statements the step improves
+    double min_workload_pct = 0.1;    // per step, of the whole workload's cost (no crumbs)
     size_t max_indexes = 20;
 };
 
