@@ -8,10 +8,12 @@
 
 #include "db_virtuoso/advisor/pg_whatif.hpp"
 #include "db_virtuoso/online/index_build.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
 #include "catalog/pg_class.h"
+#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/tuplestore.h"
 }
@@ -172,7 +174,16 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
 std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, bool raise_errors,
                            double min_improvement_pct, Oid only_table) {
     pg::SubTransaction run;  // rolled back: releases the locks, leaves nothing behind
-    Analysed an = analyse_workload(statements, raise_errors);
+    // A workload statement on a table someone holds locked is reported (55P03), not waited
+    // for: analysing it waits at most virtuoso.lock_timeout (or a shorter lock_timeout).
+    Analysed an;
+    {
+        pg::GucScope guc;  // ends before the subtransaction does
+        if (!raise_errors && gucs::lock_timeout_ms > 0 &&
+            (LockTimeout == 0 || LockTimeout > gucs::lock_timeout_ms))
+            guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
+        an = analyse_workload(statements, raise_errors);
+    }
     std::vector<Candidate> candidates = generate_candidates(an.descs, an.tables);
     if (OidIsValid(only_table))
         candidates.erase(
