@@ -53,6 +53,11 @@ bool contains(const std::vector<AttrNum> &v, AttrNum a) {
     return std::find(v.begin(), v.end(), a) != v.end();
 }
 
+// Every write maintains every index: a table that is only written counts half the benefit.
+double write_penalty_factor(double write_share) {
+    return 1 - 0.5 * std::clamp(write_share, 0.0, 1.0);
+}
+
 bool is_prefix(const std::vector<AttrNum> &prefix, const std::vector<AttrNum> &of) {
     return prefix.size() <= of.size() && std::equal(prefix.begin(), prefix.end(), of.begin());
 }
@@ -398,7 +403,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
             // what is left must still reach the minimum improvement.
             auto tit = tables.find(cand.table);
             double write_share = tit == tables.end() ? 0 : tit->second.write_share;
-            double effective = benefit * (1 - std::clamp(write_share, 0.0, 1.0));
+            double effective = benefit * write_penalty_factor(write_share);
             if (effective <= 0) continue;
             if (100 * effective / improved_before < options.min_improvement_pct) continue;
             if (100 * effective < options.min_workload_pct * workload) continue;

@@ -184,6 +184,9 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
             guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
         an = analyse_workload(statements, raise_errors);
     }
+    // One statement given by hand is no workload: the write penalty is about workloads.
+    if (raise_errors)
+        for (auto &[id, table] : an.tables) table.write_share = 0;
     std::vector<Candidate> candidates = generate_candidates(an.descs, an.tables);
     if (OidIsValid(only_table))
         candidates.erase(

@@ -11,6 +11,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS b_users, b_items, b_orders, b_events, b_logs CASCADE;
 CREATE TABLE b_users (id int PRIMARY KEY, org_id int, country text, status text,
                       created_at timestamptz, score int, email text);
@@ -35,7 +36,7 @@ CREATE TABLE b_logs (id int PRIMARY KEY, level int, source int, created_at times
 INSERT INTO b_logs SELECT g, g % 5, g % 200, '2024-01-01'::timestamptz + g * interval '10 s',
        (g * 17) % 3000 FROM generate_series(1, 50000) g;
 VACUUM ANALYZE b_users, b_items, b_orders, b_events, b_logs;
-SELECT pg_stat_force_next_flush();
+SELECT pg_stat_force_next_flush() \g /dev/null
 SQL
 psql -X -q -c "SELECT pg_stat_reset_single_table_counters(t) FROM unnest(ARRAY['b_users','b_items','b_orders','b_events','b_logs']::regclass[]) t" >/dev/null
 

@@ -170,12 +170,15 @@ TEST(AdvisorSelection, GreedyPicksOneTwoColumnIndexNotTwoSingles) {
 
 TEST(AdvisorSelection, MinimumImprovementStopsAndWriteHeavyTablesArePenalised) {
     Tables ts{{1, table(100000, 2)}, {2, table(100000, 2)}};
-    ts.at(2).write_share = 0.95;  // 90% better, but worth 4.5% after the write penalty
+    ts.at(2).write_share = 0.95;  // 90% better, but worth 47% after the write penalty
     std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}),
                               query(2, {{1, UseKind::Equality}})};
     auto cs = generate_candidates(qs, ts);
     auto cost = toy_cost(qs, cs);
-    Selection s = select_greedy(qs, cs, ts, cost, SelectionOptions{});
+    EXPECT_EQ(select_greedy(qs, cs, ts, cost, SelectionOptions{}).chosen.size(), 2u);
+    SelectionOptions half;
+    half.min_improvement_pct = 50;
+    Selection s = select_greedy(qs, cs, ts, cost, half);
     ASSERT_EQ(s.chosen.size(), 1u);
     EXPECT_EQ(cs[s.chosen[0]].table, 1u);
     // 90% improvement is below a 95% threshold: nothing.

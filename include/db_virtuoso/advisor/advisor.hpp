@@ -140,7 +140,7 @@ struct Selection {
 
 // Greedy selection by benefit per byte over the weighted workload.  A step must improve the
 // statements it improves by min_improvement_pct; a candidate that extends a chosen one
-// replaces it; write-heavy tables scale the benefit down by (1 - write_share).
+// replaces it; write-heavy tables scale the benefit down by (1 - write_share / 2).
 Selection select_greedy(const std::vector<QueryDesc> &queries,
                         const std::vector<Candidate> &candidates, const Tables &tables,
                         const CostFn &cost, const SelectionOptions &options);
