@@ -62,12 +62,22 @@ std::string error_text(const std::exception &e) {
     return fmt::format("{}: {}", unpack_sql_state(sqlstate), e.what());
 }
 
-void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row) {
+// Analyses one statement and adds it to the workload.  A statement given by hand must be a
+// query; one from the workload that is a utility statement, or touches no table an index
+// could serve, is left out silently.
+void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
+                 bool given_by_hand) {
     List *queries = analyse_statement(st.text);
-    if (queries == NIL) return;    // utility statements are not part of the workload
+    if (queries == NIL) {
+        if (given_by_hand)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "query must be one SELECT, INSERT, UPDATE or DELETE statement", "",
+                            "Pass the statement whose indexes are to be advised.");
+        return;
+    }
     plan_with(queries, {}, true);  // plannable, and readable by the caller (as EXPLAIN checks)
     QueryDesc desc = describe_statement(queries, &whole_row);
-    if (desc.tables.empty()) return;  // nothing an index could serve
+    if (desc.tables.empty() && !given_by_hand) return;
     desc.weight = st.weight;
     an.texts.push_back(st.text);
     an.calls.push_back(st.calls);
@@ -84,23 +94,12 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
     for (const WorkloadStatement &st : statements) {
         ++an.statements;
         if (raise_errors) {
-            List *queries = analyse_statement(st.text);
-            if (queries == NIL)
-                throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                                "query must be one SELECT, INSERT, UPDATE or DELETE statement", "",
-                                "Pass the statement whose indexes are to be advised.");
-            plan_with(queries, {}, true);
-            QueryDesc desc = describe_statement(queries, &whole_row);
-            desc.weight = st.weight;
-            an.texts.push_back(st.text);
-            an.calls.push_back(st.calls);
-            an.queries.push_back(queries);
-            an.descs.push_back(std::move(desc));
+            analyse_one(an, st, whole_row, true);
             continue;
         }
         pg::SubTransaction sub;
         try {
-            analyse_one(an, st, whole_row);
+            analyse_one(an, st, whole_row, false);
             sub.commit();
         } catch (const std::exception &e) {
             std::string reason = error_text(e);
@@ -261,7 +260,8 @@ std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int argno, cons
     return out;
 }
 
-void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows, bool with_applied) {
+// Rows of the result; `applied` is the 10th value, ignored where the result has 9 columns.
+void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
     pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (const Row &r : rows) {
@@ -277,7 +277,6 @@ void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows, bool with_appli
         values[7] = Float8GetDatum(r.improvement_pct);
         values[8] = Int64GetDatum(r.size_bytes);
         values[9] = BoolGetDatum(r.applied);
-        (void)with_applied;
         pg::pg_call(
             [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
     }
@@ -344,13 +343,13 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
     int64_t min_calls = min_calls_arg(fcinfo, 0);
     double min_pct = improvement_arg(fcinfo, 1);
     bool by_time = weight_by_time_arg(fcinfo, 2);
-    emit(fcinfo, recommend(workload(min_calls, by_time), false, min_pct, InvalidOid), false);
+    emit(fcinfo, recommend(workload(min_calls, by_time), false, min_pct, InvalidOid));
     return (Datum)0;
 }
 
 VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
     std::string query = query_arg(fcinfo, 0);
-    emit(fcinfo, recommend({WorkloadStatement{query, 1, 1}}, true, 10, InvalidOid), false);
+    emit(fcinfo, recommend({WorkloadStatement{query, 1, 1}}, true, 10, InvalidOid));
     return (Datum)0;
 }
 
@@ -375,7 +374,7 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
             }
         }
     }
-    emit(fcinfo, rows, true);
+    emit(fcinfo, rows);
     return (Datum)0;
 }
 
