@@ -59,6 +59,20 @@ SELECT * FROM adv_show('SELECT customer_id, amount FROM adv_orders WHERE custome
 -- A predicate no B-tree serves (LIKE '%x%') gives nothing.
 SELECT * FROM adv_show('SELECT * FROM adv_orders WHERE ref_code LIKE ''%abc%''');
 
+-- Other shapes: subqueries, correlated EXISTS, a view, a self join, no table at all.
+SELECT table_name, columns FROM virtuoso.recommend_indexes_for_query(
+    'SELECT * FROM adv_orders WHERE customer_id IN (SELECT id FROM adv_customers WHERE email = $1)');
+SELECT table_name, columns FROM virtuoso.recommend_indexes_for_query(
+    'SELECT c.* FROM adv_customers c WHERE c.email = $1
+     AND EXISTS (SELECT 1 FROM adv_orders o WHERE o.customer_id = c.id)');
+CREATE VIEW adv_paid AS SELECT * FROM adv_orders WHERE status = 'paid';
+SELECT table_name, columns FROM virtuoso.recommend_indexes_for_query(
+    'SELECT * FROM adv_paid WHERE ref_code = $1');
+SELECT table_name, columns FROM virtuoso.recommend_indexes_for_query(
+    'SELECT a.id FROM adv_orders a JOIN adv_orders b ON b.id = a.customer_id WHERE a.ref_code = $1');
+SELECT count(*) FROM virtuoso.recommend_indexes_for_query('SELECT 1');
+SELECT count(*) FROM virtuoso.recommend_indexes_for_query('SELECT * FROM generate_series(1, 10) g WHERE g = 3');
+
 -- 9. From pg_stat_statements: a statement that cannot be analysed any more (its table was
 -- dropped) is reported with a NOTICE, the others are still recommended.
 CREATE TABLE adv_gone (a int);
@@ -118,6 +132,9 @@ SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_ord
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_orders', ARRAY[NULL])$$);
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_orders', '{id}', '{}', 0)$$);
 SELECT try($$SELECT * FROM virtuoso.advisor_benchmark(1, 40)$$);
+CREATE TABLE adv_geo (id int, p point);
+SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_geo', '{p}')$$);
+SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_view', '{id}')$$);
 
 -- Privileges: nothing for PUBLIC; a granted role still needs to be able to read the table.
 SET ROLE regress_virtuoso_nobody;

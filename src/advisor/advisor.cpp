@@ -327,7 +327,9 @@ std::vector<Candidate> generate_candidates(const std::vector<QueryDesc> &queries
         const TableInfo &t = tables.at(c.table);
         bool covered = false;
         for (const ExistingIndex &e : t.existing)
-            if (!e.partial && covered_by(c, e.keys, e.include, std::nullopt)) covered = true;
+            // An existing index that starts with these keys already serves the statements;
+            // a second one that adds only INCLUDE columns or a predicate is not worth it.
+            if (!e.partial && is_prefix(c.keys, e.keys)) covered = true;
         if (covered) continue;
         // Every statement that uses the leading column may use the index.
         for (size_t q = 0; q < queries.size(); ++q)

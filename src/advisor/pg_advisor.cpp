@@ -409,11 +409,19 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "query must be one SELECT, INSERT, UPDATE or DELETE statement");
     TableInfo info = describe_table(table);
-    for (AttrNum a : h.keys)
-        if (!info.columns.at(a).btree)
+    // Checked again under the lock: a column dropped meanwhile is gone from info.
+    for (AttrNum a : h.include)
+        if (!info.columns.count(a))
+            throw UserError(ERRCODE_UNDEFINED_COLUMN, "an include column no longer exists");
+    for (AttrNum a : h.keys) {
+        auto col = info.columns.find(a);
+        if (col == info.columns.end())
+            throw UserError(ERRCODE_UNDEFINED_COLUMN, "a key column no longer exists");
+        if (!col->second.btree)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                             fmt::format("column \"{}\" has no default B-tree operator class",
-                                        info.columns.at(a).name));
+                                        col->second.name));
+    }
     BtreeSize estimate = estimate_btree_size(info, h.keys, h.include, std::nullopt);
     h.size = estimate;
     if (!PG_ARGISNULL(4)) {

@@ -259,10 +259,18 @@ bool resolve_var(WalkContext *ctx, const Var *var, Oid *relid, AttrNumber *attnu
             *attnum = att;
             return true;
         }
-        if (rte->rtekind != RTE_JOIN || att <= 0 || att > list_length(rte->joinaliasvars))
-            return false;
-        Node *alias =
-            strip_implicit_coercions(static_cast<Node *>(list_nth(rte->joinaliasvars, att - 1)));
+        Node *alias = nullptr;
+        if (rte->rtekind == RTE_JOIN && att > 0 && att <= list_length(rte->joinaliasvars)) {
+            alias = static_cast<Node *>(list_nth(rte->joinaliasvars, att - 1));
+        } else if (rte->rtekind == RTE_SUBQUERY && rte->subquery != nullptr && att > 0 &&
+                   rte->subquery->setOperations == nullptr) {
+            // A view or a subquery in FROM: follow its output column into it.
+            TargetEntry *tle = get_tle_by_resno(rte->subquery->targetList, att);
+            if (tle == nullptr || tle->resjunk) return false;
+            alias = reinterpret_cast<Node *>(tle->expr);
+            query = rte->subquery;
+        }
+        alias = strip_implicit_coercions(alias);
         if (alias == nullptr || !IsA(alias, Var) ||
             reinterpret_cast<Var *>(alias)->varlevelsup != 0)
             return false;

@@ -125,11 +125,12 @@ TEST(AdvisorCandidates, ExistingIndexPrefixSuppresses) {
     Tables ts{{1, table(1000, 3)}};
     ts.at(1).existing.push_back(ExistingIndex{{1, 2}, {}, false});
     std::vector<QueryDesc> qs{
-        query(1, {{1, UseKind::Equality}}),
+        query(1, {{1, UseKind::Equality}}, 1, {1, 3}),
         query(1, {{3, UseKind::Equality}}),
     };
     auto cs = generate_candidates(qs, ts);
     EXPECT_FALSE(has_keys(cs, {1}));
+    EXPECT_FALSE(has_keys(cs, {1}, {3}));  // nor a covering twin of the existing index
     EXPECT_TRUE(has_keys(cs, {3}));
 }
 
