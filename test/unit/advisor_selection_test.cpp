@@ -251,3 +251,19 @@ TEST(AdvisorSelection, CrumbsOfTheWorkloadAreNotWorthAnIndex) {
     all.min_workload_pct = 0;
     EXPECT_EQ(select_greedy(qs, cs, ts, cost, all).chosen.size(), 2u);
 }
+
+TEST(AdvisorSelection, TopCandidatesPerGroupKeepsTheMostBeneficial) {
+    Tables ts{{1, table(100000, 4)}};
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 100),
+                              query(1, {{2, UseKind::Equality}}, 10),
+                              query(1, {{3, UseKind::Equality}}, 1),
+                              query(1, {{4, UseKind::Range}}, 1000)};  // toy cost: no gain
+    auto cs = generate_candidates(qs, ts);
+    auto cost = toy_cost(qs, cs);
+    std::vector<size_t> top = top_candidates_per_group(qs, cs, cost, 2);
+    ASSERT_EQ(top.size(), 2u);
+    std::vector<std::vector<AttrNum>> keys;
+    for (size_t c : top) keys.push_back(cs[c].keys);
+    std::sort(keys.begin(), keys.end());
+    EXPECT_EQ(keys, (std::vector<std::vector<AttrNum>>{{1}, {2}}));
+}
