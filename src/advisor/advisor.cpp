@@ -6,6 +6,7 @@
 #include <numeric>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 
 namespace virtuoso::advisor {
 namespace {
@@ -94,7 +95,14 @@ class CostCache {
     const std::vector<QueryDesc> &queries_;
     const std::vector<Candidate> &candidates_;
     const CostFn &fn_;
-    std::map<std::pair<size_t, std::vector<size_t>>, PlanCost> cache_;
+    struct KeyHash {
+        size_t operator()(const std::pair<size_t, std::vector<size_t>> &k) const {
+            size_t h = std::hash<size_t>()(k.first);
+            for (size_t c : k.second) h = h * 1000003u ^ std::hash<size_t>()(c);
+            return h;
+        }
+    };
+    std::unordered_map<std::pair<size_t, std::vector<size_t>>, PlanCost, KeyHash> cache_;
     size_t plans_ = 0;
 };
 
@@ -357,68 +365,95 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
         workload += queries[q].weight * current[q];
     }
 
+    // What choosing a candidate would mean now: the resulting set, and the statements whose
+    // cost it can change (its own, and those of the chosen indexes it replaces).
+    struct Move {
+        bool redundant = false;
+        std::vector<size_t> config, affected;
+        double freed_bytes = 0;
+    };
+    auto move_for = [&](size_t c) {
+        const Candidate &cand = candidates[c];
+        Move m;
+        std::set<size_t> affected(cand.queries.begin(), cand.queries.end());
+        for (size_t o : chosen) {
+            const Candidate &other = candidates[o];
+            if (other.table == cand.table &&
+                covered_by(cand, other.keys, other.include, other.predicate)) {
+                m.redundant = true;
+                return m;
+            }
+            if (other.table == cand.table &&
+                covered_by(other, cand.keys, cand.include, cand.predicate)) {
+                affected.insert(other.queries.begin(), other.queries.end());  // replaced
+                m.freed_bytes += static_cast<double>(other.size.bytes());
+                continue;
+            }
+            m.config.push_back(o);
+        }
+        m.config.push_back(c);
+        m.affected.assign(affected.begin(), affected.end());
+        return m;
+    };
+    // The evaluation of a candidate stays valid while neither its table's chosen indexes nor
+    // the cost of a statement it affects change (versions below): later steps reuse it.
+    struct Evaluation {
+        uint64_t stamp = 0;
+        bool admissible = false;
+        double score = 0;
+        std::vector<double> costs;  // of Move::affected
+    };
+    std::map<TableId, uint64_t> table_version;
+    std::vector<uint64_t> query_version(queries.size(), 0);
+    std::vector<std::optional<Evaluation>> memo(candidates.size());
+
     while (chosen.size() < options.max_indexes) {
-        struct Step {
-            size_t candidate;
-            std::vector<size_t> config, affected;
-            std::vector<double> costs;
-            double score;
-        };
-        std::optional<Step> best;
+        std::optional<size_t> best;
+        double best_score = 0;
         for (size_t c = 0; c < candidates.size(); ++c) {
             const Candidate &cand = candidates[c];
             if (std::find(chosen.begin(), chosen.end(), c) != chosen.end()) continue;
-            bool redundant = false;
-            std::vector<size_t> config;
-            std::set<size_t> affected(cand.queries.begin(), cand.queries.end());
-            double freed_bytes = 0;
-            for (size_t o : chosen) {
-                const Candidate &other = candidates[o];
-                if (other.table == cand.table &&
-                    covered_by(cand, other.keys, other.include, other.predicate)) {
-                    redundant = true;
-                    break;
+            Move m = move_for(c);
+            if (m.redundant) continue;
+            uint64_t stamp = table_version[cand.table] * 1000003u;
+            for (size_t q : m.affected) stamp += query_version[q] + 1;
+            if (!memo[c] || memo[c]->stamp != stamp) {
+                Evaluation e;
+                e.stamp = stamp;
+                double benefit = 0, improved_before = 0;
+                for (size_t q : m.affected) {
+                    double now = cache.cost(q, m.config).cost;
+                    e.costs.push_back(now);
+                    double w = queries[q].weight;
+                    benefit += w * (current[q] - now);
+                    if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
                 }
-                if (other.table == cand.table &&
-                    covered_by(other, cand.keys, cand.include, cand.predicate)) {
-                    affected.insert(other.queries.begin(), other.queries.end());  // replaced
-                    freed_bytes += static_cast<double>(other.size.bytes());
-                    continue;
-                }
-                config.push_back(o);
+                // Writes pay for every index: on a write-heavy table the benefit counts less,
+                // and what is left must still reach the minimum improvements.
+                auto tit = tables.find(cand.table);
+                double write_share = tit == tables.end() ? 0 : tit->second.write_share;
+                double effective = benefit * write_penalty_factor(write_share);
+                e.admissible = benefit > 0 && improved_before > 0 && effective > 0 &&
+                               100 * effective / improved_before >= options.min_improvement_pct &&
+                               100 * effective >= options.min_workload_pct * workload;
+                double bytes = std::max(static_cast<double>(cand.size.bytes()) - m.freed_bytes,
+                                        0.1 * static_cast<double>(cand.size.bytes()));
+                e.score = effective / std::max(bytes, 1.0);
+                memo[c] = std::move(e);
             }
-            if (redundant) continue;
-            config.push_back(c);
-
-            double benefit = 0, improved_before = 0;
-            std::vector<size_t> aff(affected.begin(), affected.end());
-            std::vector<double> costs;
-            for (size_t q : aff) {
-                double now = cache.cost(q, config).cost;
-                costs.push_back(now);
-                double w = queries[q].weight;
-                benefit += w * (current[q] - now);
-                if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
+            if (memo[c]->admissible && (!best || memo[c]->score > best_score)) {
+                best = c;
+                best_score = memo[c]->score;
             }
-            if (benefit <= 0 || improved_before <= 0) continue;
-            // Writes pay for every index: on a write-heavy table the benefit counts less, and
-            // what is left must still reach the minimum improvement.
-            auto tit = tables.find(cand.table);
-            double write_share = tit == tables.end() ? 0 : tit->second.write_share;
-            double effective = benefit * write_penalty_factor(write_share);
-            if (effective <= 0) continue;
-            if (100 * effective / improved_before < options.min_improvement_pct) continue;
-            if (100 * effective < options.min_workload_pct * workload) continue;
-            double bytes = std::max(static_cast<double>(cand.size.bytes()) - freed_bytes,
-                                    0.1 * static_cast<double>(cand.size.bytes()));
-            double score = effective / std::max(bytes, 1.0);
-            if (!best || score > best->score)
-                best = Step{c, std::move(config), std::move(aff), std::move(costs), score};
         }
         if (!best) break;
-        chosen = best->config;
-        for (size_t i = 0; i < best->affected.size(); ++i)
-            current[best->affected[i]] = best->costs[i];
+        Move m = move_for(*best);
+        chosen = m.config;
+        ++table_version[candidates[*best].table];
+        for (size_t i = 0; i < m.affected.size(); ++i) {
+            current[m.affected[i]] = memo[*best]->costs[i];
+            ++query_version[m.affected[i]];
+        }
     }
     // An index that a later choice made useless (no final plan uses it) is dropped.
     for (;;) {

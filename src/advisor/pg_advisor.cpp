@@ -172,6 +172,7 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
 
 std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, bool raise_errors,
                            double min_improvement_pct, Oid only_table) {
+    begin_costing();
     pg::SubTransaction run;  // rolled back: releases the locks, leaves nothing behind
     // A workload statement on a table someone holds locked is reported (55P03), not waited
     // for: analysing it waits at most virtuoso.lock_timeout (or a shorter lock_timeout).
@@ -403,6 +404,7 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
     h.keys = attnums(key_names);
     h.include = attnums(include_names);
 
+    begin_costing();
     pg::SubTransaction run;
     List *queries = analyse_statement(query);
     if (queries == NIL)
@@ -459,6 +461,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
     PlanCounters at_start = plan_counters();
     std::vector<std::pair<std::string, double>> figures;
     {
+        begin_costing();
         pg::SubTransaction run;
         std::vector<WorkloadStatement> statements = workload(min_calls, false);
         Analysed an = analyse_workload(statements, false);

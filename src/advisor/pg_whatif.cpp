@@ -2,6 +2,7 @@
 // hypothetical B-tree indexes, active only while plan_with() runs, and the walk over an
 // analysed Query that describes what a statement does with its tables.
 #include <chrono>
+#include <map>
 
 #include "db_virtuoso/advisor/pg_advisor.hpp"
 #include "db_virtuoso/advisor/pg_whatif.hpp"
@@ -47,6 +48,8 @@ struct ActiveIndex {
     int nkeys;
     int ncolumns;
     AttrNumber columns[INDEX_MAX_KEYS];
+    Oid opfamily[INDEX_MAX_KEYS];  // of the key columns' default B-tree operator classes
+    Oid opcintype[INDEX_MAX_KEYS];
     bool has_predicate;
     bool predicate_is_null;
     AttrNumber predicate_column;
@@ -94,9 +97,8 @@ void add_hypothetical_index(RelOptInfo *rel, Relation relation, const ActiveInde
             makeTargetEntry(reinterpret_cast<Expr *>(column_var(relation, rel->relid, attnum)),
                             i + 1, nullptr, false));
         if (i >= nkey) continue;
-        Oid opclass = GetDefaultOpClass(att->atttypid, BTREE_AM_OID);
-        info->opfamily[i] = get_opclass_family(opclass);
-        info->opcintype[i] = get_opclass_input_type(opclass);
+        info->opfamily[i] = h.opfamily[i];
+        info->opcintype[i] = h.opcintype[i];
         info->indexcollations[i] = att->attcollation;
     }
     info->sortopfamily = info->opfamily;  // B-tree: the opfamily is the sort opfamily
@@ -221,6 +223,32 @@ void plan_queries(PlanCall *call) {
 
 PlanCounters counters;
 MemoryContext scratch_context = nullptr;
+
+// Default B-tree operator family and input type of a column type: GetDefaultOpClass scans
+// pg_opclass, too slow to repeat for every what-if plan.
+struct BtreeOpclass {
+    Oid family = InvalidOid;
+    Oid input_type = InvalidOid;
+};
+std::map<Oid, BtreeOpclass> opclass_cache;
+
+BtreeOpclass btree_opclass_of(Oid relid, AttrNumber attnum) {
+    Oid type = pg::pg_call([relid, attnum] { return get_atttype(relid, attnum); });
+    auto it = opclass_cache.find(type);
+    if (it != opclass_cache.end()) return it->second;
+    BtreeOpclass found = pg::pg_call([type] {
+        BtreeOpclass o;
+        Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+        if (!OidIsValid(opclass))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("type %s has no default B-tree operator class", format_type_be(type))));
+        o.family = get_opclass_family(opclass);
+        o.input_type = get_opclass_input_type(opclass);
+        return o;
+    });
+    return opclass_cache.emplace(type, found).first->second;
+}
 
 // ---- describing a statement ---------------------------------------------------------------
 
@@ -438,7 +466,12 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
         a.fake_oid = kFakeOidBase + static_cast<Oid>(i);
         a.nkeys = static_cast<int>(std::min<size_t>(h.keys.size(), INDEX_MAX_KEYS));
         a.ncolumns = a.nkeys;
-        for (int k = 0; k < a.nkeys; ++k) a.columns[k] = static_cast<AttrNumber>(h.keys[k]);
+        for (int k = 0; k < a.nkeys; ++k) {
+            a.columns[k] = static_cast<AttrNumber>(h.keys[k]);
+            BtreeOpclass opclass = btree_opclass_of(h.table, a.columns[k]);
+            a.opfamily[k] = opclass.family;
+            a.opcintype[k] = opclass.input_type;
+        }
         for (AttrNum inc : h.include)
             if (a.ncolumns < INDEX_MAX_KEYS) a.columns[a.ncolumns++] = static_cast<AttrNumber>(inc);
         a.has_predicate = h.predicate.has_value();
@@ -474,6 +507,10 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
 
 PlanCounters plan_counters() {
     return counters;
+}
+
+void begin_costing() {
+    opclass_cache.clear();
 }
 
 QueryDesc describe_statement(List *queries, std::vector<TableId> *whole_row) {

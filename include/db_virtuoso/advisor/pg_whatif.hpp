@@ -28,6 +28,9 @@ List *analyse_statement(const std::string &sql);
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
                    bool check_permissions = false);
 
+// Starts a run of what-if plans: forgets what earlier runs cached about operator classes.
+void begin_costing();
+
 // Nanoseconds spent in plan_with and number of plans, since the process started.
 struct PlanCounters {
     uint64_t plans = 0;
