@@ -22,7 +22,7 @@ SELECT table_name, index_definition, round(cost_before) AS cost_before,
        round(cost_after) AS cost_after, round(improvement_pct) AS pct,
        pg_size_pretty(estimated_size_bytes) AS size
 FROM virtuoso.recommend_indexes_for_query(
-    'SELECT * FROM advisor_orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT 10');
+    'SELECT * FROM advisor_orders WHERE status = $1 ORDER BY created_at DESC LIMIT 10');
 
 \echo
 \echo '### A workload: pg_stat_statements records these (normalised, with $n)'

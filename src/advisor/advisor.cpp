@@ -313,7 +313,10 @@ std::vector<Candidate> generate_candidates(const std::vector<QueryDesc> &queries
                 std::vector<AttrNum> rest;
                 for (AttrNum a : tu.referenced)
                     if (!contains(keys, a)) push_unique(rest, a);
-                if (!rest.empty() && rest.size() <= 3) add(q, tu.table, keys, rest, std::nullopt);
+                // Covering: a few more columns, never the whole row (that is the table again).
+                if (!rest.empty() && rest.size() <= 3 &&
+                    keys.size() + rest.size() < t.columns.size())
+                    add(q, tu.table, keys, rest, std::nullopt);
                 for (const PartialPredicate &p : nulls) {
                     const ColumnInfo *c = column(t, p.attnum);
                     double share = c ? (p.is_null ? c->null_frac : 1 - c->null_frac) : 1;

@@ -121,6 +121,14 @@ TEST(AdvisorCandidates, AtMostThreeColumnsAndCoveringVariant) {
     for (const Candidate &c : cs) EXPECT_LE(c.keys.size(), 3u);
 }
 
+TEST(AdvisorCandidates, NoCoveringVariantForTheWholeRow) {
+    Tables ts{{1, table(1000, 3)}};
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 1, {1, 2, 3})};
+    auto cs = generate_candidates(qs, ts);
+    EXPECT_TRUE(has_keys(cs, {1}));
+    for (const Candidate &c : cs) EXPECT_TRUE(c.include.empty());
+}
+
 TEST(AdvisorCandidates, ExistingIndexPrefixSuppresses) {
     Tables ts{{1, table(1000, 3)}};
     ts.at(1).existing.push_back(ExistingIndex{{1, 2}, {}, false});
