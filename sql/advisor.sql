@@ -144,6 +144,20 @@ SET ROLE regress_virtuoso_user;
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes_for_query('SELECT * FROM adv_orders WHERE amount = 5')$$);
 RESET ROLE;
 
+-- apply by a role that may read but not index the table: the build fails, a WARNING says
+-- why, applied is false, and nothing is left behind.  (Its own statements are its workload.)
+CREATE TABLE adv_owned (id int PRIMARY KEY, k int) WITH (autovacuum_enabled = off);
+INSERT INTO adv_owned SELECT g, g % 5000 FROM generate_series(1, 50000) g;
+VACUUM ANALYZE adv_owned;
+SELECT pg_stat_force_next_flush();
+SELECT pg_stat_reset_single_table_counters('adv_owned'::regclass);
+GRANT SELECT ON adv_owned TO regress_virtuoso_user;
+SET ROLE regress_virtuoso_user;
+SELECT count(*) FROM adv_owned WHERE k = 5;
+SELECT columns, applied FROM virtuoso.optimize_table_indexes('adv_owned', apply => true);
+RESET ROLE;
+SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'adv_owned'::regclass;
+
 -- unused_indexes and redundant_indexes on prepared cases.
 CREATE TABLE adv_idx (a int, b int, c int, d text) WITH (autovacuum_enabled = off);
 INSERT INTO adv_idx SELECT g, g % 10, g % 100, 'x' FROM generate_series(1, 1000) g;
