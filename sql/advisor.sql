@@ -52,6 +52,9 @@ SELECT * FROM adv_show('SELECT * FROM adv_tiny WHERE code = $1');
 -- 8. UPDATE and DELETE with a WHERE clause.
 SELECT * FROM adv_show('UPDATE adv_orders SET amount = amount + 1 WHERE ref_code = $1');
 SELECT * FROM adv_show('DELETE FROM adv_orders WHERE customer_id = $1 AND region = $2');
+-- Statements are planned, never executed.
+SELECT count(*) FROM virtuoso.recommend_indexes_for_query('DELETE FROM adv_tiny WHERE code = $1');
+SELECT count(*) AS still_there FROM adv_tiny;
 -- Partial index for a rare IS NULL, with the sort column as key.
 SELECT * FROM adv_show('SELECT id FROM adv_orders WHERE shipped_at IS NULL ORDER BY created_at LIMIT 20');
 -- Covering index when it pays: an index-only scan over a range.
