@@ -1,4 +1,6 @@
-// Module entry: refuses to load unless preloaded, defines the GUCs.
+// Module entry: refuses to load unless preloaded; defines the GUCs, installs the hooks
+// (migration capture, what-if planning) and registers the maintenance scheduler.
+#include "db_virtuoso/advisor/pg_advisor.hpp"
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
 #include "db_virtuoso/migrate/capture.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
@@ -21,5 +23,6 @@ void _PG_init(void) {
     virtuoso::migrate::install_capture();
     MarkGUCPrefixReserved("virtuoso");
     virtuoso::maintenance::register_scheduler();
+    virtuoso::advisor::install_whatif_hook();
 }
 }

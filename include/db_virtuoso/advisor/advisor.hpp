@@ -1,0 +1,171 @@
+// Index advisor, pure part: candidate generation from a neutral description of analysed
+// queries, B-tree size estimation, and set selection (greedy benefit per byte, and an
+// exhaustive search used by tests and the benchmark).  No postgres.h here: the server side
+// (pg_*.cpp) describes queries and tables and supplies the what-if costing as a callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace virtuoso::advisor {
+
+using TableId = uint32_t;  // a relation OID on the server side
+using AttrNum = int;
+
+// How a query uses a column (only uses a B-tree can serve are described).
+enum class UseKind { Equality, Range, Sort, Join, IsNull, IsNotNull };
+
+struct ColumnUse {
+    AttrNum attnum = 0;
+    UseKind kind = UseKind::Equality;
+};
+
+// What one analysed statement does with one table.
+struct TableUse {
+    TableId table = 0;
+    std::vector<ColumnUse> uses;      // in query order; sort uses in ORDER BY order
+    std::vector<AttrNum> referenced;  // every column read (for covering variants)
+};
+
+struct QueryDesc {
+    std::vector<TableUse> tables;
+    double weight = 1;  // calls (or total time) of the statement
+};
+
+struct ColumnInfo {
+    std::string name;
+    double avg_width = 4;    // bytes, as stored (after TOAST compression)
+    int align = 4;           // typalign in bytes: 1, 2, 4 or 8
+    double n_distinct = -1;  // pg_stats convention: < 0 is a fraction of the rows
+    double null_frac = 0;
+    bool btree = true;  // has a default B-tree operator class
+};
+
+struct ExistingIndex {
+    std::vector<AttrNum> keys;
+    std::vector<AttrNum> include;
+    bool partial = false;
+};
+
+struct TableInfo {
+    std::string name;  // schema-qualified, quoted
+    double tuples = 0;
+    double pages = 0;
+    double write_share = 0;  // writes / (writes + reads) from the statistics, 0..1
+    std::map<AttrNum, ColumnInfo> columns;
+    std::vector<ExistingIndex> existing;
+};
+
+using Tables = std::map<TableId, TableInfo>;
+
+// A partial-index predicate on a column: "col IS NULL" or "col IS NOT NULL".
+struct PartialPredicate {
+    AttrNum attnum = 0;
+    bool is_null = false;
+    bool operator==(const PartialPredicate &o) const {
+        return attnum == o.attnum && is_null == o.is_null;
+    }
+};
+
+struct BtreeSize {
+    double tuples = 0;
+    uint64_t pages = 0;   // including the metapage
+    int tree_height = 0;  // levels above the leaves
+    uint64_t bytes() const { return pages * 8192ULL; }
+};
+
+struct Candidate {
+    TableId table = 0;
+    std::vector<AttrNum> keys;
+    std::vector<AttrNum> include;
+    std::optional<PartialPredicate> predicate;
+    std::vector<size_t> queries;  // statements using its leading column (sorted): all it can serve
+    BtreeSize size;
+};
+
+// The B-tree size of a (hypothetical) index over table t: leaf tuples with their alignment,
+// deduplication of repeated keys (PostgreSQL 13+; not for INCLUDE indexes), fillfactor 90,
+// the inner levels, and the metapage.
+BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
+                              const std::vector<AttrNum> &include,
+                              const std::optional<PartialPredicate> &predicate);
+
+// Candidates for a workload: per statement and table, equality → range → sort (or join)
+// orderings of up to max_columns columns, covering (INCLUDE) and IS [NOT] NULL partial
+// variants; merged across statements, minus those an existing index covers as a prefix.
+std::vector<Candidate> generate_candidates(const std::vector<QueryDesc> &queries,
+                                           const Tables &tables, int max_columns = 3);
+
+// true when `prefix` is served by `index`: same predicate (or the index has none), keys a
+// prefix, and INCLUDE columns all present in the index.
+bool covered_by(const Candidate &prefix, const std::vector<AttrNum> &keys,
+                const std::vector<AttrNum> &include, const std::optional<PartialPredicate> &pred);
+
+// What the planner says about one statement with a set of hypothetical indexes.
+struct PlanCost {
+    double cost = 0;
+    std::vector<size_t> used;  // candidates (indexes into the candidate list) the plan uses
+};
+// (statement, candidates on its tables) -> cost; the server plans with the real planner.
+using CostFn = std::function<PlanCost(size_t query, const std::vector<size_t> &candidates)>;
+
+struct SelectionOptions {
+    double min_improvement_pct = 10;  // per step, over the statements the step improves
+    double min_workload_pct = 0.1;    // per step, of the whole workload's cost (no crumbs)
+    size_t max_indexes = 20;
+};
+
+struct Recommendation {
+    size_t candidate = 0;
+    std::vector<size_t> queries;  // statements whose final plan uses it
+    double weight = 0;            // their summed weight (calls)
+    double cost_before = 0;       // weighted cost of those statements without any new index
+    double cost_after = 0;        // ... with the whole recommended set
+    double improvement_pct() const {
+        return cost_before > 0 ? 100 * (cost_before - cost_after) / cost_before : 0;
+    }
+};
+
+struct Selection {
+    std::vector<size_t> chosen;  // candidate indexes, in the order they were chosen
+    std::vector<Recommendation> recommendations;  // same order
+    double workload_before = 0;                   // weighted cost of the whole workload
+    double workload_after = 0;
+    size_t plans = 0;  // what-if plans asked for
+};
+
+// Greedy selection by benefit per byte over the weighted workload.  A step must improve the
+// statements it improves by min_improvement_pct; a candidate that extends a chosen one
+// replaces it; write-heavy tables scale the benefit down by (1 - write_share / 2).
+Selection select_greedy(const std::vector<QueryDesc> &queries,
+                        const std::vector<Candidate> &candidates, const Tables &tables,
+                        const CostFn &cost, const SelectionOptions &options);
+
+// The subset of `subset_of` with the largest weighted cost reduction (ties: fewest indexes),
+// by trying every subset; statements are independent across groups of tables they join, so
+// each group is searched separately.  For tests and the benchmark (2^k plans per group).
+Selection select_exhaustive(const std::vector<QueryDesc> &queries,
+                            const std::vector<Candidate> &candidates,
+                            const std::vector<size_t> &subset_of, const CostFn &cost);
+
+// The `per_group` candidates with the largest single-index benefit in each group of joined
+// tables (those with no benefit left out): the candidate set the benchmark hands to both
+// the greedy and the exhaustive search.
+std::vector<size_t> top_candidates_per_group(const std::vector<QueryDesc> &queries,
+                                             const std::vector<Candidate> &candidates,
+                                             const CostFn &cost, size_t per_group);
+
+// Weighted workload cost of a set of candidates (with per-index attribution).
+Selection evaluate_set(const std::vector<QueryDesc> &queries,
+                       const std::vector<Candidate> &candidates, const std::vector<size_t> &chosen,
+                       const CostFn &cost);
+
+// "CREATE INDEX CONCURRENTLY ON t USING btree (a, b) INCLUDE (c) WHERE d IS NULL"
+std::string index_definition(const Candidate &c, const TableInfo &t,
+                             const std::function<std::string(const std::string &)> &quote);
+
+}  // namespace virtuoso::advisor

@@ -1,0 +1,49 @@
+// Index advisor, server side: analysing statements, describing them and their tables for
+// the pure advisor, and what-if planning with hypothetical indexes.
+#pragma once
+
+#include "db_virtuoso/advisor/advisor.hpp"
+#include "db_virtuoso/pg/guard.hpp"
+
+namespace virtuoso::advisor {
+
+// A hypothetical B-tree index as the planner is to see it.
+struct Hypothetical {
+    Oid table = InvalidOid;
+    std::vector<AttrNum> keys;
+    std::vector<AttrNum> include;
+    std::optional<PartialPredicate> predicate;
+    BtreeSize size;
+    double tuple_fraction = 1;  // share of the table's rows a partial index holds
+};
+
+// Parses and analyses one statement ($n parameters get their types inferred) and rewrites
+// it.  Returns NIL (allocated nothing) when it is not SELECT/INSERT/UPDATE/DELETE.  Raises
+// PgError on any failure.  The Query trees live in CurrentMemoryContext.
+List *analyse_statement(const std::string &sql);
+
+// Plans the (rewritten) queries of one statement generically, with the hypothetical
+// indexes added, and returns the summed total cost and which hypotheticals the plans use.
+// check_permissions: raise 42501 as EXPLAIN would when the caller may not read a table.
+PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
+                   bool check_permissions = false);
+
+// Starts a run of what-if plans: forgets what earlier runs cached about operator classes.
+void begin_costing();
+
+// Nanoseconds spent in plan_with and number of plans, since the process started.
+struct PlanCounters {
+    uint64_t plans = 0;
+    uint64_t nanoseconds = 0;
+};
+PlanCounters plan_counters();
+
+// What the statement does with each table; tables that cannot get an index (catalogs,
+// views, foreign, temporary, partitioned parents) are left out.  whole_row lists the tables
+// whose entire row the statement reads.
+QueryDesc describe_statement(List *queries, std::vector<TableId> *whole_row);
+
+// Sizes, column statistics, existing B-tree indexes and write share of a table.
+TableInfo describe_table(Oid relid);
+
+}  // namespace virtuoso::advisor

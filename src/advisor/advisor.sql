@@ -1,0 +1,126 @@
+-- Index advisor (API.md §5).
+CREATE FUNCTION virtuoso.recommend_indexes(
+    min_calls bigint DEFAULT 1,
+    min_improvement_pct float8 DEFAULT 10,
+    weight_by text DEFAULT 'calls')
+RETURNS TABLE(table_name text, columns text[], index_definition text, queries_improved int,
+              total_calls bigint, cost_before float8, cost_after float8,
+              improvement_pct float8, estimated_size_bytes bigint)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_recommend_indexes';
+COMMENT ON FUNCTION virtuoso.recommend_indexes(bigint, float8, text) IS
+'Recommends a small set of B-tree indexes for the workload in pg_stat_statements (top-level statements of this database with at least min_calls calls, weighted by calls or total_time): candidates from the analysed statements, costed by the real planner with hypothetical indexes, chosen greedily by benefit per byte; each step must improve the statements it improves by min_improvement_pct. Statements that cannot be analysed are reported with a NOTICE and left out.';
+
+CREATE FUNCTION virtuoso.recommend_indexes_for_query(query text)
+RETURNS TABLE(table_name text, columns text[], index_definition text, queries_improved int,
+              total_calls bigint, cost_before float8, cost_after float8,
+              improvement_pct float8, estimated_size_bytes bigint)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_recommend_indexes_for_query';
+COMMENT ON FUNCTION virtuoso.recommend_indexes_for_query(text) IS
+'Recommends B-tree indexes for one SELECT/INSERT/UPDATE/DELETE statement ($n parameters allowed: their types are inferred and the plan is generic), costed by the real planner with hypothetical indexes; only improvements of at least 10% are proposed.';
+
+CREATE FUNCTION virtuoso.optimize_table_indexes(table_name regclass, apply boolean DEFAULT false)
+RETURNS TABLE(table_name text, columns text[], index_definition text, queries_improved int,
+              total_calls bigint, cost_before float8, cost_after float8,
+              improvement_pct float8, estimated_size_bytes bigint, applied boolean)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_optimize_table_indexes';
+COMMENT ON FUNCTION virtuoso.optimize_table_indexes(regclass, boolean) IS
+'Recommends indexes on one table from the pg_stat_statements workload, as recommend_indexes does; with apply, builds each with CREATE INDEX CONCURRENTLY through the statement runner (indisvalid checked, an invalid build dropped and retried) and sets applied. A build that fails gives a WARNING and applied = false.';
+
+CREATE FUNCTION virtuoso.hypothetical_index_cost(
+    query text, table_name regclass, key_columns text[],
+    include_columns text[] DEFAULT '{}', index_pages bigint DEFAULT NULL,
+    tree_height int DEFAULT NULL)
+RETURNS TABLE(cost_without float8, cost_with float8, index_used boolean,
+              estimated_pages bigint, estimated_size_bytes bigint, estimated_tree_height int)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_hypothetical_index_cost';
+COMMENT ON FUNCTION virtuoso.hypothetical_index_cost(text, regclass, text[], text[], bigint, int) IS
+'What-if costing of one statement with one hypothetical B-tree index (key_columns, optional INCLUDE columns): the generic plan''s total cost without and with it, whether the plan uses it, and the estimated index size. index_pages and tree_height override the estimate (to compare with other tools at the same size).';
+
+CREATE FUNCTION virtuoso.advisor_benchmark(min_calls bigint DEFAULT 1,
+                                           candidates_per_group int DEFAULT 12)
+RETURNS TABLE(measure text, value float8)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_advisor_benchmark';
+COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer) IS
+'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan.';
+
+-- Indexes that no scan has used since the statistics were reset, and that enforce nothing.
+CREATE VIEW virtuoso.unused_indexes AS
+SELECT s.schemaname,
+       s.relname AS tablename,
+       s.indexrelname AS indexname,
+       pg_relation_size(s.indexrelid) AS index_size_bytes,
+       s.idx_scan,
+       pg_get_indexdef(s.indexrelid) AS index_definition,
+       format('DROP INDEX CONCURRENTLY %s', s.indexrelid::regclass) AS drop_statement
+FROM pg_catalog.pg_stat_user_indexes s
+JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
+WHERE s.idx_scan = 0
+  AND NOT i.indisunique
+  AND NOT i.indisprimary
+  AND NOT i.indisexclusion
+  AND i.indisvalid
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid);
+COMMENT ON VIEW virtuoso.unused_indexes IS
+'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement.';
+
+-- An index whose key columns (same operator classes, collations and sort orders) are a leading prefix of
+-- another index's on the same table, with the same predicate and access method, serves no
+-- query the other cannot.  Of two identical indexes, the newer is the redundant one.
+CREATE VIEW virtuoso.redundant_indexes AS
+WITH idx AS (
+    SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
+           i.indnkeyatts,
+           (string_to_array(i.indkey::text, ' ')::int2[])[1:i.indnkeyatts] AS keys,
+           string_to_array(i.indkey::text, ' ')::int2[] AS all_columns,
+           (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS opclasses,
+           (string_to_array(i.indcollation::text, ' ')::oid[])[1:i.indnkeyatts] AS collations,
+           (string_to_array(i.indoption::text, ' ')::int2[])[1:i.indnkeyatts] AS options,
+           pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
+           pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions
+    FROM pg_catalog.pg_index i
+    JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE i.indisvalid
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_toast'
+)
+SELECT n.nspname AS schemaname,
+       t.relname AS tablename,
+       r.indexrelid::regclass::text AS redundant_index,
+       k.indexrelid::regclass::text AS covering_index,
+       pg_relation_size(r.indexrelid) AS redundant_size_bytes,
+       CASE WHEN r.keys = k.keys THEN 'duplicate'
+            ELSE 'prefix' END AS reason,
+       pg_get_indexdef(r.indexrelid) AS redundant_definition,
+       pg_get_indexdef(k.indexrelid) AS covering_definition,
+       format('DROP INDEX CONCURRENTLY %s', r.indexrelid::regclass) AS drop_statement
+FROM idx r
+JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
+          AND k.relam = r.relam
+          AND k.indnkeyatts >= r.indnkeyatts
+          AND k.keys[1:r.indnkeyatts] = r.keys
+          AND k.opclasses[1:r.indnkeyatts] = r.opclasses
+          AND k.collations[1:r.indnkeyatts] = r.collations
+          AND k.options[1:r.indnkeyatts] = r.options
+          AND k.predicate IS NOT DISTINCT FROM r.predicate
+          AND k.expressions IS NOT DISTINCT FROM r.expressions
+          AND r.all_columns <@ k.all_columns
+JOIN pg_catalog.pg_class t ON t.oid = r.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+WHERE NOT r.indisprimary
+  -- a unique index enforces uniqueness of exactly its keys: keep it unless the other is an
+  -- identical unique index
+  AND (NOT r.indisunique OR (k.indisunique AND k.keys = r.keys))
+  -- of two identical indexes report one: the newer (or the non-unique) one
+  AND NOT (k.keys = r.keys AND r.all_columns = k.all_columns AND k.indisunique = r.indisunique
+           AND NOT k.indisprimary AND k.indexrelid > r.indexrelid)
+  AND NOT (k.keys = r.keys AND r.all_columns = k.all_columns AND NOT k.indisunique
+           AND r.indisunique)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = r.indexrelid);
+COMMENT ON VIEW virtuoso.redundant_indexes IS
+'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed.';

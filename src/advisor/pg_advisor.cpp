@@ -1,0 +1,525 @@
+// virtuoso.recommend_indexes, recommend_indexes_for_query, optimize_table_indexes,
+// hypothetical_index_cost and advisor_benchmark: the SQL face of the index advisor.
+//
+// Every run happens inside a subtransaction that is rolled back at the end: the locks that
+// analysing statements takes are released, and nothing of the run stays behind.
+#include <chrono>
+#include <set>
+
+#include "db_virtuoso/advisor/pg_whatif.hpp"
+#include "db_virtuoso/online/index_build.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "catalog/pg_class.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/tuplestore.h"
+}
+
+namespace virtuoso::advisor {
+namespace {
+
+using pg::UserError;
+
+struct WorkloadStatement {
+    std::string text;
+    int64_t calls = 1;
+    double weight = 1;
+};
+
+struct Analysed {
+    std::vector<std::string> texts;
+    std::vector<int64_t> calls;
+    std::vector<List *> queries;  // rewritten Query trees of each statement
+    std::vector<QueryDesc> descs;
+    Tables tables;
+    size_t statements = 0, not_analysed = 0;
+};
+
+struct Row {
+    std::string table;
+    std::vector<std::string> columns;
+    std::string definition;
+    int queries = 0;
+    int64_t calls = 0;
+    double cost_before = 0, cost_after = 0, improvement_pct = 0;
+    int64_t size_bytes = 0;
+    bool applied = false;
+};
+
+std::string shorten(const std::string &sql) {
+    std::string flat;
+    for (char c : sql) flat += (c == '\n' || c == '\t' || c == '\r') ? ' ' : c;
+    return flat.size() > 120 ? flat.substr(0, 117) + "..." : flat;
+}
+
+std::string error_text(const std::exception &e) {
+    int sqlstate = ERRCODE_INTERNAL_ERROR;
+    if (auto *pe = dynamic_cast<const pg::PgError *>(&e)) sqlstate = pe->sqlstate();
+    if (auto *ue = dynamic_cast<const UserError *>(&e)) sqlstate = ue->sqlstate();
+    return fmt::format("{}: {}", unpack_sql_state(sqlstate), e.what());
+}
+
+// Analyses one statement and adds it to the workload.  A statement given by hand must be a
+// query; one from the workload that is a utility statement, or touches no table an index
+// could serve, is left out silently.
+void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
+                 bool given_by_hand) {
+    List *queries = analyse_statement(st.text);
+    if (queries == NIL) {
+        if (given_by_hand)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "query must be one SELECT, INSERT, UPDATE or DELETE statement", "",
+                            "Pass the statement whose indexes are to be advised.");
+        return;
+    }
+    plan_with(queries, {}, true);  // plannable, and readable by the caller (as EXPLAIN checks)
+    QueryDesc desc = describe_statement(queries, &whole_row);
+    if (desc.tables.empty() && !given_by_hand) return;
+    desc.weight = st.weight;
+    an.texts.push_back(st.text);
+    an.calls.push_back(st.calls);
+    an.queries.push_back(queries);
+    an.descs.push_back(std::move(desc));
+}
+
+// Analyses the statements.  raise_errors: the first failure is the caller's error (one
+// statement given by hand); otherwise a statement that fails is reported with a NOTICE and
+// left out, and the others go on.
+Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool raise_errors) {
+    Analysed an;
+    std::vector<TableId> whole_row;
+    for (const WorkloadStatement &st : statements) {
+        ++an.statements;
+        if (raise_errors) {
+            analyse_one(an, st, whole_row, true);
+            continue;
+        }
+        pg::SubTransaction sub;
+        try {
+            analyse_one(an, st, whole_row, false);
+            sub.commit();
+        } catch (const std::exception &e) {
+            std::string reason = error_text(e);
+            sub.rollback();
+            ++an.not_analysed;
+            pg::report(NOTICE, fmt::format("index advisor: statement not analysed ({}): {}", reason,
+                                           shorten(st.text)));
+        }
+    }
+    for (const QueryDesc &d : an.descs)
+        for (const TableUse &tu : d.tables)
+            if (!an.tables.count(tu.table)) an.tables[tu.table] = describe_table(tu.table);
+    // A statement that reads whole rows (t.*) reads every column.
+    for (QueryDesc &d : an.descs)
+        for (TableUse &tu : d.tables)
+            if (std::find(whole_row.begin(), whole_row.end(), tu.table) != whole_row.end())
+                for (const auto &[attnum, col] : an.tables[tu.table].columns)
+                    if (std::find(tu.referenced.begin(), tu.referenced.end(), attnum) ==
+                        tu.referenced.end())
+                        tu.referenced.push_back(attnum);
+    return an;
+}
+
+Hypothetical hypothetical(const Candidate &c, const Tables &tables) {
+    Hypothetical h;
+    h.table = c.table;
+    h.keys = c.keys;
+    h.include = c.include;
+    h.predicate = c.predicate;
+    h.size = c.size;
+    double tuples = tables.at(c.table).tuples;
+    h.tuple_fraction = tuples > 0 ? std::min(1.0, c.size.tuples / tuples) : 1;
+    return h;
+}
+
+CostFn make_cost_fn(const Analysed &an, const std::vector<Candidate> &candidates) {
+    return [&an, &candidates](size_t q, const std::vector<size_t> &config) {
+        std::vector<Hypothetical> hs;
+        for (size_t c : config) hs.push_back(hypothetical(candidates[c], an.tables));
+        PlanCost pc = plan_with(an.queries[q], hs);
+        for (size_t &u : pc.used) u = config[u];
+        return pc;
+    };
+}
+
+std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candidates,
+                         const Selection &selection) {
+    std::vector<Row> rows;
+    for (const Recommendation &r : selection.recommendations) {
+        if (r.queries.empty()) continue;
+        const Candidate &c = candidates[r.candidate];
+        const TableInfo &t = an.tables.at(c.table);
+        Row row;
+        row.table = t.name;
+        for (AttrNum a : c.keys) row.columns.push_back(t.columns.at(a).name);
+        row.definition = index_definition(c, t, pg::quote_identifier);
+        row.queries = static_cast<int>(r.queries.size());
+        for (size_t q : r.queries) row.calls += an.calls[q];
+        row.cost_before = r.cost_before;
+        row.cost_after = r.cost_after;
+        row.improvement_pct = r.improvement_pct();
+        row.size_bytes = static_cast<int64_t>(c.size.bytes());
+        rows.push_back(std::move(row));
+    }
+    std::stable_sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) {
+        return a.cost_before - a.cost_after > b.cost_before - b.cost_after;
+    });
+    return rows;
+}
+
+std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, bool raise_errors,
+                           double min_improvement_pct, Oid only_table) {
+    begin_costing();
+    pg::SubTransaction run;  // rolled back: releases the locks, leaves nothing behind
+    // A workload statement on a table someone holds locked is reported (55P03), not waited
+    // for: analysing it waits at most virtuoso.lock_timeout (or a shorter lock_timeout).
+    Analysed an;
+    {
+        pg::GucScope guc;  // ends before the subtransaction does
+        if (!raise_errors && gucs::lock_timeout_ms > 0 &&
+            (LockTimeout == 0 || LockTimeout > gucs::lock_timeout_ms))
+            guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
+        an = analyse_workload(statements, raise_errors);
+    }
+    // One statement given by hand is no workload: the write penalty is about workloads.
+    if (raise_errors)
+        for (auto &[id, table] : an.tables) table.write_share = 0;
+    std::vector<Candidate> candidates = generate_candidates(an.descs, an.tables);
+    if (OidIsValid(only_table))
+        candidates.erase(
+            std::remove_if(candidates.begin(), candidates.end(),
+                           [only_table](const Candidate &c) { return c.table != only_table; }),
+            candidates.end());
+    SelectionOptions options;
+    options.min_improvement_pct = min_improvement_pct;
+    CostFn cost = make_cost_fn(an, candidates);
+    Selection selection = select_greedy(an.descs, candidates, an.tables, cost, options);
+    std::vector<Row> rows = rows_of(an, candidates, selection);
+    run.rollback();
+    return rows;
+}
+
+std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
+    pg::InternalSql spi;
+    auto schema = spi.scalar(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_stat_statements'",
+        {}, true);
+    if (!schema)
+        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "pg_stat_statements is not installed in this database",
+                        "The index advisor takes its workload from pg_stat_statements.",
+                        "Add pg_stat_statements to shared_preload_libraries and run CREATE "
+                        "EXTENSION pg_stat_statements.");
+    auto result =
+        spi.execute(fmt::format("SELECT query, sum(calls)::bigint, sum(total_exec_time) "
+                                "FROM {}.pg_stat_statements "
+                                "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
+                                "WHERE datname = current_database()) "
+                                "AND query IS NOT NULL AND query <> '<insufficient privilege>' "
+                                "GROUP BY query HAVING sum(calls) >= $1::bigint ORDER BY 2 DESC, 1",
+                                pg::quote_identifier(*schema)),
+                    {std::to_string(min_calls)}, true);
+    std::vector<WorkloadStatement> out;
+    for (const auto &row : result.rows) {
+        WorkloadStatement st;
+        st.text = *row[0];
+        st.calls = std::stoll(*row[1]);
+        st.weight = by_total_time ? std::stod(*row[2]) : static_cast<double>(st.calls);
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
+Datum text_array(const std::vector<std::string> &items) {
+    return pg::pg_call([&items] {
+        Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (items.size() + 1)));
+        for (size_t i = 0; i < items.size(); ++i) elems[i] = CStringGetTextDatum(items[i].c_str());
+        return PointerGetDatum(construct_array(elems, static_cast<int>(items.size()), TEXTOID, -1,
+                                               false, TYPALIGN_INT));
+    });
+}
+
+std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int argno, const char *what) {
+    std::vector<std::string> out;
+    if (PG_ARGISNULL(argno)) return out;
+    ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
+    Datum *elems;
+    bool *nulls;
+    int n;
+    pg::pg_call(
+        [&] { deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n); });
+    for (int i = 0; i < n; ++i) {
+        if (nulls[i])
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("{} must not contain NULL", what));
+        out.push_back(TextDatumGetCString(elems[i]));
+    }
+    return out;
+}
+
+// Rows of the result; `applied` is the 10th value, ignored where the result has 9 columns.
+void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
+    pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (const Row &r : rows) {
+        Datum values[10];
+        bool nulls[10] = {false};
+        values[0] = pg::text_datum(r.table);
+        values[1] = text_array(r.columns);
+        values[2] = pg::text_datum(r.definition);
+        values[3] = Int32GetDatum(r.queries);
+        values[4] = Int64GetDatum(r.calls);
+        values[5] = Float8GetDatum(r.cost_before);
+        values[6] = Float8GetDatum(r.cost_after);
+        values[7] = Float8GetDatum(r.improvement_pct);
+        values[8] = Int64GetDatum(r.size_bytes);
+        values[9] = BoolGetDatum(r.applied);
+        pg::pg_call(
+            [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
+    }
+}
+
+double improvement_arg(FunctionCallInfo fcinfo, int argno) {
+    if (PG_ARGISNULL(argno))
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "min_improvement_pct must not be NULL");
+    double v = PG_GETARG_FLOAT8(argno);
+    if (!(v >= 0 && v <= 100))
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("min_improvement_pct must be between 0 and 100, got {}", v));
+    return v;
+}
+
+int64_t min_calls_arg(FunctionCallInfo fcinfo, int argno) {
+    if (PG_ARGISNULL(argno))
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "min_calls must not be NULL");
+    int64_t v = PG_GETARG_INT64(argno);
+    if (v < 0)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("min_calls must not be negative, got {}", v));
+    return v;
+}
+
+bool weight_by_time_arg(FunctionCallInfo fcinfo, int argno) {
+    auto w = PG_NARGS() > argno ? pg::text_arg(fcinfo, argno) : pg::Value{"calls"};
+    if (w && *w == "calls") return false;
+    if (w && *w == "total_time") return true;
+    throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                    fmt::format("weight_by must be 'calls' or 'total_time', got {}",
+                                w ? "'" + *w + "'" : std::string("NULL")));
+}
+
+Oid table_arg(FunctionCallInfo fcinfo, int argno) {
+    if (PG_ARGISNULL(argno))
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "table_name must not be NULL");
+    Oid relid = PG_GETARG_OID(argno);
+    char kind = pg::pg_call([relid] { return get_rel_relkind(relid); });
+    if (kind != RELKIND_RELATION && kind != RELKIND_MATVIEW)
+        throw UserError(
+            ERRCODE_WRONG_OBJECT_TYPE,
+            fmt::format("{} is not a table or materialized view",
+                        kind == '\0' ? std::to_string(relid) : pg::qualified_relation_name(relid)),
+            "", "Indexes are advised for tables and materialized views.");
+    return relid;
+}
+
+std::string query_arg(FunctionCallInfo fcinfo, int argno) {
+    auto q = pg::text_arg(fcinfo, argno);
+    if (!q || q->find_first_not_of(" \t\r\n;") == std::string::npos)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "query must not be NULL or empty", "",
+                        "Pass one SELECT, INSERT, UPDATE or DELETE statement.");
+    return *q;
+}
+
+}  // namespace
+}  // namespace virtuoso::advisor
+
+using namespace virtuoso;
+using namespace virtuoso::advisor;
+
+VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
+    int64_t min_calls = min_calls_arg(fcinfo, 0);
+    double min_pct = improvement_arg(fcinfo, 1);
+    bool by_time = weight_by_time_arg(fcinfo, 2);
+    emit(fcinfo, recommend(workload(min_calls, by_time), false, min_pct, InvalidOid));
+    return (Datum)0;
+}
+
+VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
+    std::string query = query_arg(fcinfo, 0);
+    emit(fcinfo, recommend({WorkloadStatement{query, 1, 1}}, true, 10, InvalidOid));
+    return (Datum)0;
+}
+
+VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
+    Oid table = table_arg(fcinfo, 0);
+    bool apply = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+    std::vector<Row> rows = recommend(workload(1, false), false, 10, table);
+    if (apply) {
+        for (Row &r : rows) {
+            pg::SubTransaction sub;
+            try {
+                online::IndexBuildResult built = online::build_index_concurrently(r.definition, 3);
+                sub.commit();
+                r.applied = true;
+                pg::report(NOTICE, fmt::format("index advisor: built {} ({} attempt(s))",
+                                               built.index_name, built.attempts));
+            } catch (const std::exception &e) {
+                std::string reason = error_text(e);
+                sub.rollback();
+                pg::report(WARNING, fmt::format("index advisor: could not build \"{}\" ({})",
+                                                r.definition, reason));
+            }
+        }
+    }
+    emit(fcinfo, rows);
+    return (Datum)0;
+}
+
+VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
+    std::string query = query_arg(fcinfo, 0);
+    Oid table = table_arg(fcinfo, 1);
+    std::vector<std::string> key_names = text_array_arg(fcinfo, 2, "key_columns");
+    std::vector<std::string> include_names = text_array_arg(fcinfo, 3, "include_columns");
+    if (key_names.empty() || key_names.size() + include_names.size() > INDEX_MAX_KEYS)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("key_columns must name 1 to {} columns", INDEX_MAX_KEYS));
+    auto attnums = [table](const std::vector<std::string> &names) {
+        std::vector<AttrNum> out;
+        for (const std::string &n : names) {
+            AttrNumber a = pg::pg_call([&] { return get_attnum(table, n.c_str()); });
+            if (a <= 0)
+                throw UserError(ERRCODE_UNDEFINED_COLUMN,
+                                fmt::format("column \"{}\" of {} does not exist", n,
+                                            pg::qualified_relation_name(table)));
+            out.push_back(a);
+        }
+        return out;
+    };
+    Hypothetical h;
+    h.table = table;
+    h.keys = attnums(key_names);
+    h.include = attnums(include_names);
+
+    begin_costing();
+    pg::SubTransaction run;
+    List *queries = analyse_statement(query);
+    if (queries == NIL)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "query must be one SELECT, INSERT, UPDATE or DELETE statement");
+    TableInfo info = describe_table(table);
+    // Checked again under the lock: a column dropped meanwhile is gone from info.
+    for (AttrNum a : h.include)
+        if (!info.columns.count(a))
+            throw UserError(ERRCODE_UNDEFINED_COLUMN, "an include column no longer exists");
+    for (AttrNum a : h.keys) {
+        auto col = info.columns.find(a);
+        if (col == info.columns.end())
+            throw UserError(ERRCODE_UNDEFINED_COLUMN, "a key column no longer exists");
+        if (!col->second.btree)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("column \"{}\" has no default B-tree operator class",
+                                        col->second.name));
+    }
+    BtreeSize estimate = estimate_btree_size(info, h.keys, h.include, std::nullopt);
+    h.size = estimate;
+    if (!PG_ARGISNULL(4)) {
+        int64 pages = PG_GETARG_INT64(4);
+        if (pages < 1 || pages > static_cast<int64>(MaxBlockNumber))
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "index_pages must be positive");
+        h.size.pages = static_cast<uint64_t>(pages);
+    }
+    if (!PG_ARGISNULL(5)) h.size.tree_height = std::max(-1, PG_GETARG_INT32(5));
+    double without = plan_with(queries, {}, true).cost;
+    PlanCost with = plan_with(queries, {h});
+    run.rollback();
+
+    pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Datum values[6] = {Float8GetDatum(without),
+                       Float8GetDatum(with.cost),
+                       BoolGetDatum(!with.used.empty()),
+                       Int64GetDatum(static_cast<int64>(estimate.pages)),
+                       Int64GetDatum(static_cast<int64>(estimate.bytes())),
+                       Int32GetDatum(estimate.tree_height)};
+    bool nulls[6] = {false};
+    pg::pg_call([&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
+    return (Datum)0;
+}
+
+VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
+    int64_t min_calls = min_calls_arg(fcinfo, 0);
+    int per_group = PG_ARGISNULL(1) ? 12 : PG_GETARG_INT32(1);
+    if (per_group < 1 || per_group > 16)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "candidates_per_group must be between 1 and 16 (the exhaustive search "
+                        "plans 2^n configurations)");
+    auto start = std::chrono::steady_clock::now();
+    PlanCounters at_start = plan_counters();
+    std::vector<std::pair<std::string, double>> figures;
+    {
+        begin_costing();
+        pg::SubTransaction run;
+        std::vector<WorkloadStatement> statements = workload(min_calls, false);
+        Analysed an = analyse_workload(statements, false);
+        std::vector<Candidate> all = generate_candidates(an.descs, an.tables);
+        CostFn all_cost = make_cost_fn(an, all);
+        std::vector<size_t> top = top_candidates_per_group(an.descs, all, all_cost, per_group);
+        std::vector<Candidate> compared;
+        for (size_t c : top) compared.push_back(all[c]);
+        CostFn cost = make_cost_fn(an, compared);
+        PlanCounters before_greedy = plan_counters();
+        auto greedy_start = std::chrono::steady_clock::now();
+        Selection greedy = select_greedy(an.descs, compared, an.tables, cost, SelectionOptions{});
+        double greedy_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - greedy_start).count();
+        uint64_t greedy_plans = plan_counters().plans - before_greedy.plans;
+        std::vector<size_t> every(compared.size());
+        for (size_t i = 0; i < every.size(); ++i) every[i] = i;
+        Selection best = select_exhaustive(an.descs, compared, every, cost);
+        run.rollback();
+
+        double g = greedy.workload_before - greedy.workload_after;
+        double e = best.workload_before - best.workload_after;
+        std::set<TableId> tables;
+        for (const auto &[t, info] : an.tables) tables.insert(t);
+        figures = {
+            {"statements", static_cast<double>(an.statements)},
+            {"statements_with_tables", static_cast<double>(an.descs.size())},
+            {"statements_not_analysed", static_cast<double>(an.not_analysed)},
+            {"tables", static_cast<double>(tables.size())},
+            {"candidates", static_cast<double>(all.size())},
+            {"candidates_compared", static_cast<double>(compared.size())},
+            {"greedy_indexes", static_cast<double>(greedy.chosen.size())},
+            {"greedy_reduction_pct",
+             greedy.workload_before > 0 ? 100 * g / greedy.workload_before : 0},
+            {"exhaustive_indexes", static_cast<double>(best.chosen.size())},
+            {"exhaustive_reduction_pct",
+             best.workload_before > 0 ? 100 * e / best.workload_before : 0},
+            {"greedy_share_of_exhaustive_pct", e > 0 ? 100 * g / e : 100},
+            {"greedy_seconds", greedy_s},
+            {"greedy_whatif_plans", static_cast<double>(greedy_plans)},
+        };
+    }
+    PlanCounters at_end = plan_counters();
+    uint64_t plans = at_end.plans - at_start.plans;
+    figures.push_back({"whatif_plans", static_cast<double>(plans)});
+    figures.push_back({"ms_per_whatif_plan",
+                       plans ? (at_end.nanoseconds - at_start.nanoseconds) / 1e6 / plans : 0});
+    figures.push_back(
+        {"seconds",
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()});
+
+    pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    for (const auto &[name, value] : figures) {
+        Datum values[2] = {pg::text_datum(name), Float8GetDatum(value)};
+        bool nulls[2] = {false, false};
+        pg::pg_call(
+            [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
+    }
+    return (Datum)0;
+}

@@ -1,0 +1,660 @@
+// What-if planning for the index advisor: a get_relation_info_hook that shows the planner
+// hypothetical B-tree indexes, active only while plan_with() runs, and the walk over an
+// analysed Query that describes what a statement does with its tables.
+#include <chrono>
+#include <map>
+
+#include "db_virtuoso/advisor/pg_advisor.hpp"
+#include "db_virtuoso/advisor/pg_whatif.hpp"
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "access/amapi.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "catalog/catalog.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_statistic.h"
+#include "commands/defrem.h"
+#include "executor/executor.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/plancat.h"
+#include "optimizer/planner.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+}
+
+namespace virtuoso::advisor {
+namespace {
+
+// ---- the hook ---------------------------------------------------------------------------
+// Plain C data: the hook runs inside the planner and must neither throw nor allocate C++.
+
+// Object ids the planner sees for hypothetical indexes: far above any OID a cluster hands
+// out in practice, and used only inside one plan_with() call.
+constexpr Oid kFakeOidBase = 0xFFF00000u;
+
+struct ActiveIndex {
+    Oid table;
+    Oid fake_oid;
+    int nkeys;
+    int ncolumns;
+    AttrNumber columns[INDEX_MAX_KEYS];
+    Oid opfamily[INDEX_MAX_KEYS];  // of the key columns' default B-tree operator classes
+    Oid opcintype[INDEX_MAX_KEYS];
+    bool has_predicate;
+    bool predicate_is_null;
+    AttrNumber predicate_column;
+    double tuple_fraction;  // share of the table's rows in a partial index
+    BlockNumber pages;
+    int tree_height;
+};
+
+get_relation_info_hook_type previous_hook = nullptr;
+const ActiveIndex *active_indexes = nullptr;  // set only while plan_with() plans
+int active_count = 0;
+
+Var *column_var(Relation rel, Index varno, AttrNumber attnum) {
+    Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+    return makeVar(varno, attnum, att->atttypid, att->atttypmod, att->attcollation, 0);
+}
+
+// Mirrors what get_relation_info() fills in for a real B-tree index.
+void add_hypothetical_index(RelOptInfo *rel, Relation relation, const ActiveIndex &h) {
+    IndexAmRoutine *am = GetIndexAmRoutineByAmId(BTREE_AM_OID, false);
+    IndexOptInfo *info = makeNode(IndexOptInfo);
+    int ncol = h.ncolumns, nkey = h.nkeys;
+
+    info->indexoid = h.fake_oid;
+    info->reltablespace = InvalidOid;
+    info->rel = rel;
+    info->ncolumns = ncol;
+    info->nkeycolumns = nkey;
+    info->indexkeys = static_cast<int *>(palloc0(sizeof(int) * ncol));
+    info->indexcollations = static_cast<Oid *>(palloc0(sizeof(Oid) * nkey));
+    info->opfamily = static_cast<Oid *>(palloc0(sizeof(Oid) * nkey));
+    info->opcintype = static_cast<Oid *>(palloc0(sizeof(Oid) * nkey));
+    info->canreturn = static_cast<bool *>(palloc0(sizeof(bool) * ncol));
+    info->opclassoptions = static_cast<bytea **>(palloc0(sizeof(bytea *) * ncol));
+    info->reverse_sort = static_cast<bool *>(palloc0(sizeof(bool) * nkey));
+    info->nulls_first = static_cast<bool *>(palloc0(sizeof(bool) * nkey));
+    info->relam = BTREE_AM_OID;
+    for (int i = 0; i < ncol; ++i) {
+        AttrNumber attnum = h.columns[i];
+        Form_pg_attribute att = TupleDescAttr(RelationGetDescr(relation), attnum - 1);
+        info->indexkeys[i] = attnum;
+        info->canreturn[i] = true;  // B-tree returns every column
+        info->indextlist = lappend(
+            info->indextlist,
+            makeTargetEntry(reinterpret_cast<Expr *>(column_var(relation, rel->relid, attnum)),
+                            i + 1, nullptr, false));
+        if (i >= nkey) continue;
+        info->opfamily[i] = h.opfamily[i];
+        info->opcintype[i] = h.opcintype[i];
+        info->indexcollations[i] = att->attcollation;
+    }
+    info->sortopfamily = info->opfamily;  // B-tree: the opfamily is the sort opfamily
+    if (h.has_predicate) {
+        NullTest *test = makeNode(NullTest);
+        test->arg = reinterpret_cast<Expr *>(column_var(relation, rel->relid, h.predicate_column));
+        test->nulltesttype = h.predicate_is_null ? IS_NULL : IS_NOT_NULL;
+        test->argisrow = false;
+        test->location = -1;
+        info->indpred = list_make1(test);
+    }
+    info->pages = h.pages;
+    info->tuples = h.has_predicate ? rel->tuples * h.tuple_fraction : rel->tuples;
+    info->tree_height = h.tree_height;
+    info->unique = false;
+    info->immediate = true;
+    info->hypothetical = true;  // keeps selfuncs from reading the index
+    info->amcanorderbyop = am->amcanorderbyop;
+    info->amoptionalkey = am->amoptionalkey;
+    info->amsearcharray = am->amsearcharray;
+    info->amsearchnulls = am->amsearchnulls;
+    info->amcanparallel = am->amcanparallel;
+    info->amhasgettuple = am->amgettuple != nullptr;
+    info->amhasgetbitmap = am->amgetbitmap != nullptr;
+    info->amcanmarkpos = am->ammarkpos != nullptr && am->amrestrpos != nullptr;
+    info->amcostestimate = reinterpret_cast<void (*)()>(am->amcostestimate);
+    rel->indexlist = lcons(info, rel->indexlist);
+}
+
+void whatif_get_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelOptInfo *rel) {
+    if (previous_hook) previous_hook(root, relid, inhparent, rel);
+    if (active_indexes == nullptr || inhparent) return;
+    Relation relation = nullptr;
+    for (int i = 0; i < active_count; ++i) {
+        if (active_indexes[i].table != relid) continue;
+        if (relation == nullptr) relation = table_open(relid, NoLock);  // the planner holds a lock
+        add_hypothetical_index(rel, relation, active_indexes[i]);
+    }
+    if (relation != nullptr) table_close(relation, NoLock);
+}
+
+// ---- planning ---------------------------------------------------------------------------
+
+void mark_used_indexes(Plan *plan, bool *used) {
+    for (; plan != nullptr; plan = plan->righttree) {
+        Oid indexid = InvalidOid;
+        List *children = NIL;
+        switch (nodeTag(plan)) {
+            case T_IndexScan:
+                indexid = reinterpret_cast<IndexScan *>(plan)->indexid;
+                break;
+            case T_IndexOnlyScan:
+                indexid = reinterpret_cast<IndexOnlyScan *>(plan)->indexid;
+                break;
+            case T_BitmapIndexScan:
+                indexid = reinterpret_cast<BitmapIndexScan *>(plan)->indexid;
+                break;
+            case T_Append:
+                children = reinterpret_cast<Append *>(plan)->appendplans;
+                break;
+            case T_MergeAppend:
+                children = reinterpret_cast<MergeAppend *>(plan)->mergeplans;
+                break;
+            case T_BitmapAnd:
+                children = reinterpret_cast<BitmapAnd *>(plan)->bitmapplans;
+                break;
+            case T_BitmapOr:
+                children = reinterpret_cast<BitmapOr *>(plan)->bitmapplans;
+                break;
+            case T_SubqueryScan:
+                mark_used_indexes(reinterpret_cast<SubqueryScan *>(plan)->subplan, used);
+                break;
+            default:
+                break;
+        }
+        if (indexid >= kFakeOidBase && indexid - kFakeOidBase < static_cast<Oid>(active_count))
+            used[indexid - kFakeOidBase] = true;
+        ListCell *lc;
+        foreach (lc, children) mark_used_indexes(static_cast<Plan *>(lfirst(lc)), used);
+        mark_used_indexes(plan->lefttree, used);
+    }
+}
+
+struct PlanCall {
+    List *queries;
+    const ActiveIndex *indexes;
+    int count;
+    bool check_permissions;
+    double cost;
+    bool *used;
+    MemoryContext scratch;
+};
+
+// C-style: no C++ objects with destructors; the hook is active only inside, on every path.
+void plan_queries(PlanCall *call) {
+    MemoryContext caller = MemoryContextSwitchTo(call->scratch);
+    active_indexes = call->indexes;
+    active_count = call->count;
+    PG_TRY();
+    {
+        ListCell *lc;
+        foreach (lc, call->queries) {
+            Query *query = static_cast<Query *>(copyObjectImpl(lfirst(lc)));
+            PlannedStmt *stmt = standard_planner(query, nullptr, CURSOR_OPT_PARALLEL_OK, nullptr);
+            if (call->check_permissions) ExecCheckRTPerms(stmt->rtable, true);
+            call->cost += stmt->planTree->total_cost;
+            mark_used_indexes(stmt->planTree, call->used);
+            ListCell *sp;
+            foreach (sp, stmt->subplans)
+                mark_used_indexes(static_cast<Plan *>(lfirst(sp)), call->used);
+        }
+    }
+    PG_FINALLY();
+    {
+        active_indexes = nullptr;
+        active_count = 0;
+        MemoryContextSwitchTo(caller);
+        MemoryContextReset(call->scratch);
+    }
+    PG_END_TRY();
+}
+
+PlanCounters counters;
+MemoryContext scratch_context = nullptr;
+
+// Default B-tree operator family and input type of a column type: GetDefaultOpClass scans
+// pg_opclass, too slow to repeat for every what-if plan.
+struct BtreeOpclass {
+    Oid family = InvalidOid;
+    Oid input_type = InvalidOid;
+};
+std::map<Oid, BtreeOpclass> opclass_cache;
+
+BtreeOpclass btree_opclass_of(Oid relid, AttrNumber attnum) {
+    Oid type = pg::pg_call([relid, attnum] { return get_atttype(relid, attnum); });
+    auto it = opclass_cache.find(type);
+    if (it != opclass_cache.end()) return it->second;
+    BtreeOpclass found = pg::pg_call([type] {
+        BtreeOpclass o;
+        Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+        if (!OidIsValid(opclass))
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                     errmsg("type %s has no default B-tree operator class", format_type_be(type))));
+        o.family = get_opclass_family(opclass);
+        o.input_type = get_opclass_input_type(opclass);
+        return o;
+    });
+    return opclass_cache.emplace(type, found).first->second;
+}
+
+// ---- describing a statement ---------------------------------------------------------------
+
+enum FactKind { kRefColumn = 100, kWholeRow = 101 };
+
+struct Fact {
+    Oid relid;
+    AttrNumber attnum;
+    int kind;  // a UseKind, kRefColumn or kWholeRow
+};
+
+struct WalkContext {
+    List *query_stack;  // innermost query first
+    List *facts;        // of Fact *
+};
+
+void add_fact(WalkContext *ctx, Oid relid, AttrNumber attnum, int kind) {
+    Fact *f = static_cast<Fact *>(palloc(sizeof(Fact)));
+    f->relid = relid;
+    f->attnum = attnum;
+    f->kind = kind;
+    ctx->facts = lappend(ctx->facts, f);
+}
+
+// The table column behind a Var (through join alias variables), or false.
+bool resolve_var(WalkContext *ctx, const Var *var, Oid *relid, AttrNumber *attnum) {
+    if (static_cast<int>(var->varlevelsup) >= list_length(ctx->query_stack)) return false;
+    Query *query = static_cast<Query *>(list_nth(ctx->query_stack, var->varlevelsup));
+    Index varno = var->varno;
+    AttrNumber att = var->varattno;
+    for (int depth = 0; depth < 16; ++depth) {
+        if (varno < 1 || static_cast<int>(varno) > list_length(query->rtable)) return false;
+        RangeTblEntry *rte = rt_fetch(varno, query->rtable);
+        if (rte->rtekind == RTE_RELATION) {
+            *relid = rte->relid;
+            *attnum = att;
+            return true;
+        }
+        Node *alias = nullptr;
+        if (rte->rtekind == RTE_JOIN && att > 0 && att <= list_length(rte->joinaliasvars)) {
+            alias = static_cast<Node *>(list_nth(rte->joinaliasvars, att - 1));
+        } else if (rte->rtekind == RTE_SUBQUERY && rte->subquery != nullptr && att > 0 &&
+                   rte->subquery->setOperations == nullptr) {
+            // A view or a subquery in FROM: follow its output column into it.
+            TargetEntry *tle = get_tle_by_resno(rte->subquery->targetList, att);
+            if (tle == nullptr || tle->resjunk) return false;
+            alias = reinterpret_cast<Node *>(tle->expr);
+            query = rte->subquery;
+        }
+        alias = strip_implicit_coercions(alias);
+        if (alias == nullptr || !IsA(alias, Var) ||
+            reinterpret_cast<Var *>(alias)->varlevelsup != 0)
+            return false;
+        varno = reinterpret_cast<Var *>(alias)->varno;
+        att = reinterpret_cast<Var *>(alias)->varattno;
+    }
+    return false;
+}
+
+Var *plain_var(Node *node) {
+    node = strip_implicit_coercions(node);
+    return node != nullptr && IsA(node, Var) ? reinterpret_cast<Var *>(node) : nullptr;
+}
+
+// Equality or range when the operator belongs to the column type's default B-tree family.
+int btree_use(Oid type, Oid opno) {
+    Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+    if (!OidIsValid(opclass)) return -1;
+    int strategy = get_op_opfamily_strategy(opno, get_opclass_family(opclass));
+    if (strategy == 0) return -1;
+    return strategy == BTEqualStrategyNumber ? static_cast<int>(UseKind::Equality)
+                                             : static_cast<int>(UseKind::Range);
+}
+
+// "column op value" where value holds no column of this query level and is stable.
+void column_against_value(WalkContext *ctx, Var *column, Node *value, Oid opno) {
+    if (column->varlevelsup != 0 || contain_vars_of_level(value, 0) ||
+        contain_volatile_functions(value))
+        return;
+    Oid relid;
+    AttrNumber attnum;
+    if (!resolve_var(ctx, column, &relid, &attnum) || attnum <= 0) return;
+    int kind = btree_use(column->vartype, opno);
+    if (kind >= 0) add_fact(ctx, relid, attnum, kind);
+}
+
+void describe_query(Query *query, WalkContext *ctx);
+
+bool describe_walker(Node *node, void *context) {
+    auto *ctx = static_cast<WalkContext *>(context);
+    if (node == nullptr) return false;
+    if (IsA(node, Query)) {
+        describe_query(reinterpret_cast<Query *>(node), ctx);
+        return false;
+    }
+    if (IsA(node, Var)) {
+        Oid relid;
+        AttrNumber attnum;
+        if (resolve_var(ctx, reinterpret_cast<Var *>(node), &relid, &attnum))
+            add_fact(ctx, relid, attnum, attnum == 0 ? kWholeRow : kRefColumn);
+        return false;
+    }
+    if (IsA(node, OpExpr) && list_length(reinterpret_cast<OpExpr *>(node)->args) == 2) {
+        auto *op = reinterpret_cast<OpExpr *>(node);
+        Node *left = static_cast<Node *>(linitial(op->args));
+        Node *right = static_cast<Node *>(lsecond(op->args));
+        Var *lv = plain_var(left), *rv = plain_var(right);
+        if (lv && rv && lv->varlevelsup == 0 && rv->varlevelsup == 0) {
+            Oid lrel, rrel;
+            AttrNumber latt, ratt;
+            if (lv->varno != rv->varno && resolve_var(ctx, lv, &lrel, &latt) &&
+                resolve_var(ctx, rv, &rrel, &ratt) && latt > 0 && ratt > 0 &&
+                btree_use(lv->vartype, op->opno) == static_cast<int>(UseKind::Equality)) {
+                add_fact(ctx, lrel, latt, static_cast<int>(UseKind::Join));
+                add_fact(ctx, rrel, ratt, static_cast<int>(UseKind::Join));
+            }
+        } else if (lv) {
+            column_against_value(ctx, lv, right, op->opno);
+        } else if (rv) {
+            column_against_value(ctx, rv, left, op->opno);
+        }
+    } else if (IsA(node, ScalarArrayOpExpr)) {
+        auto *op = reinterpret_cast<ScalarArrayOpExpr *>(node);
+        Var *column = list_length(op->args) == 2
+                          ? plain_var(static_cast<Node *>(linitial(op->args)))
+                          : nullptr;
+        if (op->useOr && column)
+            column_against_value(ctx, column, static_cast<Node *>(lsecond(op->args)), op->opno);
+    } else if (IsA(node, NullTest)) {
+        auto *test = reinterpret_cast<NullTest *>(node);
+        Var *column = test->argisrow ? nullptr : plain_var(reinterpret_cast<Node *>(test->arg));
+        Oid relid;
+        AttrNumber attnum;
+        if (column && column->varlevelsup == 0 && resolve_var(ctx, column, &relid, &attnum) &&
+            attnum > 0)
+            add_fact(ctx, relid, attnum,
+                     static_cast<int>(test->nulltesttype == IS_NULL ? UseKind::IsNull
+                                                                    : UseKind::IsNotNull));
+    }
+    return expression_tree_walker(
+        node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(describe_walker)), context);
+}
+
+void sort_facts(Query *query, List *clauses, WalkContext *ctx) {
+    ListCell *lc;
+    foreach (lc, clauses) {
+        auto *clause = static_cast<SortGroupClause *>(lfirst(lc));
+        TargetEntry *tle = get_sortgroupclause_tle(clause, query->targetList);
+        Var *column = plain_var(reinterpret_cast<Node *>(tle->expr));
+        Oid relid;
+        AttrNumber attnum;
+        if (column && column->varlevelsup == 0 && resolve_var(ctx, column, &relid, &attnum) &&
+            attnum > 0)
+            add_fact(ctx, relid, attnum, static_cast<int>(UseKind::Sort));
+    }
+}
+
+void describe_query(Query *query, WalkContext *ctx) {
+    ctx->query_stack = lcons(query, ctx->query_stack);
+    sort_facts(query, query->sortClause, ctx);
+    if (query->sortClause == NIL) sort_facts(query, query->groupClause, ctx);
+    query_tree_walker(
+        query, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(describe_walker)), ctx, 0);
+    ctx->query_stack = list_delete_first(ctx->query_stack);
+}
+
+// Tables an index can be built on by the caller's statements.
+bool indexable(Oid relid) {
+    char kind = get_rel_relkind(relid);
+    if (kind != RELKIND_RELATION && kind != RELKIND_MATVIEW) return false;
+    if (IsCatalogRelationOid(relid)) return false;
+    return !isAnyTempNamespace(get_rel_namespace(relid));
+}
+
+}  // namespace
+
+void install_whatif_hook() {
+    previous_hook = get_relation_info_hook;
+    get_relation_info_hook = whatif_get_relation_info;
+}
+
+List *analyse_statement(const std::string &sql) {
+    return pg::pg_call([&sql]() -> List * {
+        List *raw = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
+        if (list_length(raw) != 1)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("expected exactly one statement, got %d", list_length(raw))));
+        RawStmt *stmt = linitial_node(RawStmt, raw);
+        switch (nodeTag(stmt->stmt)) {
+            case T_SelectStmt:
+            case T_InsertStmt:
+            case T_UpdateStmt:
+            case T_DeleteStmt:
+                break;
+            default:
+                return NIL;
+        }
+        Oid *param_types = nullptr;
+        int param_count = 0;
+        Query *query =
+            parse_analyze_varparams(stmt, sql.c_str(), &param_types, &param_count, nullptr);
+        return QueryRewrite(query);
+    });
+}
+
+PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
+                   bool check_permissions) {
+    if (indexes.size() > 1000) throw std::runtime_error("too many hypothetical indexes");
+    std::vector<ActiveIndex> active(indexes.size());
+    for (size_t i = 0; i < indexes.size(); ++i) {
+        const Hypothetical &h = indexes[i];
+        ActiveIndex &a = active[i];
+        a = ActiveIndex{};
+        a.table = h.table;
+        a.fake_oid = kFakeOidBase + static_cast<Oid>(i);
+        a.nkeys = static_cast<int>(std::min<size_t>(h.keys.size(), INDEX_MAX_KEYS));
+        a.ncolumns = a.nkeys;
+        for (int k = 0; k < a.nkeys; ++k) {
+            a.columns[k] = static_cast<AttrNumber>(h.keys[k]);
+            BtreeOpclass opclass = btree_opclass_of(h.table, a.columns[k]);
+            a.opfamily[k] = opclass.family;
+            a.opcintype[k] = opclass.input_type;
+        }
+        for (AttrNum inc : h.include)
+            if (a.ncolumns < INDEX_MAX_KEYS) a.columns[a.ncolumns++] = static_cast<AttrNumber>(inc);
+        a.has_predicate = h.predicate.has_value();
+        if (h.predicate) {
+            a.predicate_column = static_cast<AttrNumber>(h.predicate->attnum);
+            a.predicate_is_null = h.predicate->is_null;
+        }
+        a.tuple_fraction = h.tuple_fraction;
+        a.pages = static_cast<BlockNumber>(std::min<uint64_t>(h.size.pages, MaxBlockNumber));
+        a.tree_height = h.size.tree_height;
+    }
+    if (scratch_context == nullptr)
+        scratch_context = pg::pg_call([] {
+            return AllocSetContextCreate(TopMemoryContext, "db_virtuoso what-if planning",
+                                         ALLOCSET_DEFAULT_SIZES);
+        });
+    std::unique_ptr<bool[]> used(new bool[indexes.size() + 1]());
+    PlanCall call{queries,    active.data(),  static_cast<int>(active.size()), check_permissions, 0,
+                  used.get(), scratch_context};
+    auto start = std::chrono::steady_clock::now();
+    pg::pg_call([&call] { plan_queries(&call); });
+    counters.nanoseconds +=
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count());
+    ++counters.plans;
+    PlanCost result;
+    result.cost = call.cost;
+    for (size_t i = 0; i < indexes.size(); ++i)
+        if (used[i]) result.used.push_back(i);
+    return result;
+}
+
+PlanCounters plan_counters() {
+    return counters;
+}
+
+void begin_costing() {
+    opclass_cache.clear();
+}
+
+QueryDesc describe_statement(List *queries, std::vector<TableId> *whole_row) {
+    List *facts = pg::pg_call([queries] {
+        WalkContext ctx{NIL, NIL};
+        ListCell *lc;
+        foreach (lc, queries) describe_query(static_cast<Query *>(lfirst(lc)), &ctx);
+        return ctx.facts;
+    });
+    QueryDesc desc;
+    std::map<Oid, bool> usable;
+    ListCell *lc;
+    foreach (lc, facts) {
+        const Fact *f = static_cast<const Fact *>(lfirst(lc));
+        auto it = usable.find(f->relid);
+        if (it == usable.end())
+            it = usable.emplace(f->relid, pg::pg_call([f] { return indexable(f->relid); })).first;
+        if (!it->second) continue;
+        TableUse *tu = nullptr;
+        for (TableUse &t : desc.tables)
+            if (t.table == f->relid) tu = &t;
+        if (tu == nullptr) {
+            desc.tables.push_back(TableUse{f->relid, {}, {}});
+            tu = &desc.tables.back();
+        }
+        if (f->kind == kWholeRow) {
+            if (whole_row) whole_row->push_back(f->relid);
+        } else if (f->kind == kRefColumn) {
+            if (std::find(tu->referenced.begin(), tu->referenced.end(), f->attnum) ==
+                tu->referenced.end())
+                tu->referenced.push_back(f->attnum);
+        } else {
+            tu->uses.push_back(ColumnUse{f->attnum, static_cast<UseKind>(f->kind)});
+        }
+    }
+    return desc;
+}
+
+namespace {
+struct ColumnRaw {
+    AttrNumber attnum;
+    NameData name;
+    char align;
+    double avg_width;
+    double n_distinct;
+    double null_frac;
+    bool has_stats;
+    bool btree;
+};
+}  // namespace
+
+TableInfo describe_table(Oid relid) {
+    TableInfo info;
+    info.name = pg::qualified_relation_name(relid);
+    struct Raw {
+        double pages, tuples;
+        int count;
+        ColumnRaw *columns;
+    };
+    Raw raw = pg::pg_call([relid] {
+        Raw r{0, 0, 0, nullptr};
+        Relation rel = table_open(relid, AccessShareLock);
+        BlockNumber pages = 0;
+        double tuples = 0, allvisfrac = 0;
+        estimate_rel_size(rel, nullptr, &pages, &tuples, &allvisfrac);
+        r.pages = pages;
+        r.tuples = tuples;
+        TupleDesc desc = RelationGetDescr(rel);
+        r.columns = static_cast<ColumnRaw *>(palloc0(sizeof(ColumnRaw) * (desc->natts + 1)));
+        for (int i = 0; i < desc->natts; ++i) {
+            Form_pg_attribute att = TupleDescAttr(desc, i);
+            if (att->attisdropped) continue;
+            ColumnRaw &c = r.columns[r.count++];
+            c.attnum = att->attnum;
+            c.name = att->attname;
+            c.align = att->attalign;
+            int32 width = get_attavgwidth(relid, att->attnum);
+            c.avg_width = width > 0 ? width : get_typavgwidth(att->atttypid, att->atttypmod);
+            c.btree = OidIsValid(GetDefaultOpClass(att->atttypid, BTREE_AM_OID));
+            HeapTuple stats = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
+                                              Int16GetDatum(att->attnum), BoolGetDatum(false));
+            if (HeapTupleIsValid(stats)) {
+                auto *s = reinterpret_cast<Form_pg_statistic>(GETSTRUCT(stats));
+                c.has_stats = true;
+                c.n_distinct = s->stadistinct;
+                c.null_frac = s->stanullfrac;
+                ReleaseSysCache(stats);
+            }
+        }
+        table_close(rel, NoLock);
+        return r;
+    });
+    info.pages = raw.pages;
+    info.tuples = raw.tuples;
+    for (int i = 0; i < raw.count; ++i) {
+        const ColumnRaw &c = raw.columns[i];
+        ColumnInfo col;
+        col.name = NameStr(c.name);
+        col.align = c.align == TYPALIGN_DOUBLE  ? 8
+                    : c.align == TYPALIGN_INT   ? 4
+                    : c.align == TYPALIGN_SHORT ? 2
+                                                : 1;
+        col.avg_width = c.avg_width;
+        col.n_distinct = c.has_stats ? c.n_distinct : 0;
+        col.null_frac = c.null_frac;
+        col.btree = c.btree;
+        info.columns[c.attnum] = col;
+    }
+
+    pg::InternalSql spi;
+    auto indexes = spi.execute(
+        "SELECT i.indnkeyatts, i.indkey::text, i.indpred IS NOT NULL, i.indexprs IS NOT NULL "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+        "WHERE i.indrelid = $1::oid AND a.amname = 'btree' AND i.indisvalid",
+        {std::to_string(relid)}, true);
+    for (const auto &row : indexes.rows) {
+        ExistingIndex e;
+        int nkeys = std::stoi(*row[0]);
+        std::vector<AttrNum> cols;
+        std::string text = *row[1];
+        size_t pos = 0;
+        while (pos < text.size()) {
+            size_t end = text.find(' ', pos);
+            if (end == std::string::npos) end = text.size();
+            cols.push_back(std::stoi(text.substr(pos, end - pos)));
+            pos = end + 1;
+        }
+        for (size_t k = 0; k < cols.size(); ++k)
+            (static_cast<int>(k) < nkeys ? e.keys : e.include).push_back(cols[k]);
+        e.partial = *row[2] == "t";
+        // An expression column (attnum 0) cannot serve a plain column: cut the keys there.
+        auto expr = std::find(e.keys.begin(), e.keys.end(), 0);
+        e.keys.erase(expr, e.keys.end());
+        if (!e.keys.empty()) info.existing.push_back(e);
+    }
+    auto stats = spi.execute(
+        "SELECT n_tup_ins + n_tup_upd + n_tup_del, seq_tup_read + coalesce(idx_tup_fetch, 0) "
+        "FROM pg_stat_user_tables WHERE relid = $1::oid",
+        {std::to_string(relid)}, true);
+    if (!stats.empty() && stats.rows[0][0] && stats.rows[0][1]) {
+        double writes = std::stod(*stats.rows[0][0]), reads = std::stod(*stats.rows[0][1]);
+        info.write_share = writes + reads > 0 ? writes / (writes + reads) : 0;
+    }
+    return info;
+}
+
+}  // namespace virtuoso::advisor
