@@ -9,6 +9,7 @@
 #include <set>
 
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
+#include "db_virtuoso/pg/bgworker.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 
@@ -285,15 +286,10 @@ void serve_database(const std::string &database) {
     memset(shared, 0, sizeof(*shared));
     strlcpy(shared->database, database.c_str(), NAMEDATALEN);
 
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "db_virtuoso");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "virtuoso_maintenance_db_main");
+    BackgroundWorker worker =
+        pg::describe_worker("virtuoso_maintenance_db_main", kDatabaseWorkerType,
+                            BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
     snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso maintenance of %s", database.c_str());
-    snprintf(worker.bgw_type, BGW_MAXLEN, "%s", kDatabaseWorkerType);
     worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
     worker.bgw_notify_pid = MyProcPid;
 
@@ -362,15 +358,8 @@ bool window_open() {
 }  // namespace
 
 void register_scheduler() {
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    worker.bgw_restart_time = kRestartSeconds;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "db_virtuoso");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "virtuoso_scheduler_main");
-    snprintf(worker.bgw_name, BGW_MAXLEN, "%s", kSchedulerType);
-    snprintf(worker.bgw_type, BGW_MAXLEN, "%s", kSchedulerType);
+    BackgroundWorker worker = pg::describe_worker("virtuoso_scheduler_main", kSchedulerType,
+                                                  BgWorkerStart_RecoveryFinished, kRestartSeconds);
     RegisterBackgroundWorker(&worker);
 }
 

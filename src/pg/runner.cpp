@@ -4,6 +4,8 @@
 // alive across a call that may ereport; the C++ API at the bottom goes through pg_call().
 #include "db_virtuoso/pg/runner.hpp"
 
+#include "db_virtuoso/pg/bgworker.hpp"
+
 extern "C" {
 #include "access/printtup.h"
 #include "commands/async.h"
@@ -250,15 +252,9 @@ void launch_and_wait(void *arg) {
     shm_mq_set_receiver(mq, MyProc);
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
 
-    BackgroundWorker worker;
-    memset(&worker, 0, sizeof(worker));
-    worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    worker.bgw_start_time = BgWorkerStart_ConsistentState;
-    worker.bgw_restart_time = BGW_NEVER_RESTART;
-    snprintf(worker.bgw_library_name, BGW_MAXLEN, "db_virtuoso");
-    snprintf(worker.bgw_function_name, BGW_MAXLEN, "virtuoso_runner_main");
+    BackgroundWorker worker = describe_worker("virtuoso_runner_main", "db_virtuoso runner",
+                                              BgWorkerStart_ConsistentState, BGW_NEVER_RESTART);
     snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
-    snprintf(worker.bgw_type, BGW_MAXLEN, "db_virtuoso runner");
     worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
     worker.bgw_notify_pid = MyProcPid;
 
