@@ -2,7 +2,7 @@
 # timed by psql including its commit (fsync on), interleaved run by run.
 source "$REPO/test/bench/lib.sh"
 ddl_runs=${DDL_RUNS:-60}
-update_runs=${UPDATE_RUNS:-8}
+update_runs=${UPDATE_RUNS:-12}
 sql=$(mktemp)
 {
     echo "CREATE TABLE bench_big (id int PRIMARY KEY, v int NOT NULL);"
