@@ -1,6 +1,9 @@
 # Shared by the scripts: locations, the unprivileged user that runs servers, staging.
 # shellcheck shell=bash
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Servers and expected outputs use C.UTF-8 (built into Debian 12's glibc): sort orders stay
+# the same everywhere, and initdb never meets a locale that is not generated.
+export LANG=C.UTF-8 LC_ALL=C.UTF-8
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 PG_BINDIR=$("$PG_CONFIG" --bindir)
 PGXS_DIR=$(dirname "$(dirname "$("$PG_CONFIG" --pgxs)")")   # .../lib/pgxs/src
