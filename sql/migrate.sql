@@ -191,3 +191,17 @@ SELECT to_regclass('rated_bad') AS rated_bad;
 -- verification re-runs the stored rules against today's data
 UPDATE rated SET stars = 7 WHERE id = 1;
 SELECT check_name, status, object FROM virtuoso.verify_migration_integrity('with_rules') WHERE check_name = 'validation_rule' ORDER BY object;
+
+-- A migration may call another migration (nested): each records its own objects, the outer
+-- one also those of the inner one.
+SELECT status FROM virtuoso.execute_migration_with_monitoring('outer_migration',
+    $$CREATE TABLE nested_outer (x int);
+      SELECT virtuoso.execute_migration_with_monitoring('inner_migration', 'CREATE TABLE nested_inner (x int)');
+      ALTER TABLE nested_outer ADD COLUMN y int$$);
+SELECT name, status, jsonb_path_query_array(affected_objects, '$[*].identity') AS objects
+FROM virtuoso.migration_log WHERE name IN ('outer_migration', 'inner_migration') ORDER BY name;
+-- a failing inner migration fails the outer one; both are recorded, nothing is kept
+SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('outer_failing',
+    'CREATE TABLE nested_kept (x int); SELECT virtuoso.execute_migration_with_monitoring(''inner_failing'', ''SELECT 1/0'')')$$);
+SELECT name, status, sqlstate FROM virtuoso.migration_log WHERE name IN ('outer_failing', 'inner_failing') ORDER BY name;
+SELECT to_regclass('nested_kept') AS nested_kept;

@@ -14,17 +14,14 @@ extern "C" {
 namespace virtuoso::migrate {
 namespace {
 
-bool capturing = false;  // a CaptureScope is alive in this backend
-bool paused = false;
-bool worker_capture = false;  // the setting a runner worker inherits from its caller
-std::vector<std::string> *captured = nullptr;
-std::vector<Oid> *written_tables = nullptr;  // by the executor hook; described lazily
+CaptureScope *innermost = nullptr;  // the scope that records, if any
+bool worker_capture = false;        // the setting a runner worker inherits from its caller
 ExecutorStart_hook_type previous_executor_start = nullptr;
 
 // Runs before every executor start: remember the tables a write goes to.  Cheap when no
 // migration runs; must never throw into the executor.
 void capture_executor_start(QueryDesc *query_desc, int eflags) {
-    if (capturing && !paused && written_tables != nullptr &&
+    if (innermost != nullptr && innermost->recording() && !pg::InternalSql::active() &&
         (query_desc->operation == CMD_INSERT || query_desc->operation == CMD_UPDATE ||
          query_desc->operation == CMD_DELETE)) {
         PlannedStmt *stmt = query_desc->plannedstmt;
@@ -32,9 +29,7 @@ void capture_executor_start(QueryDesc *query_desc, int eflags) {
         foreach (lc, stmt->resultRelations) {
             Oid relid = rt_fetch(lfirst_int(lc), stmt->rtable)->relid;
             try {
-                if (std::find(written_tables->begin(), written_tables->end(), relid) ==
-                    written_tables->end())
-                    written_tables->push_back(relid);
+                innermost->add_written_table(relid);
             } catch (...) {
                 // out of memory while recording: the migration itself must not fail for it
             }
@@ -44,11 +39,6 @@ void capture_executor_start(QueryDesc *query_desc, int eflags) {
         previous_executor_start(query_desc, eflags);
     else
         standard_ExecutorStart(query_desc, eflags);
-}
-
-void add_unique(const std::string &object) {
-    if (std::find(captured->begin(), captured->end(), object) == captured->end())
-        captured->push_back(object);
 }
 
 }  // namespace
@@ -67,39 +57,50 @@ const char *worker_capture_setting() {
     return "virtuoso.capture_migration_objects";
 }
 
-CaptureScope::CaptureScope() {
-    captured = new std::vector<std::string>();
-    written_tables = new std::vector<Oid>();
-    capturing = true;
-    paused = false;
+CaptureScope::CaptureScope() : outer_(innermost) {
+    innermost = this;
 }
 
 CaptureScope::~CaptureScope() {
-    capturing = false;
-    delete captured;
-    delete written_tables;
-    captured = nullptr;
-    written_tables = nullptr;
+    innermost = outer_;
+    if (outer_ == nullptr) return;
+    // What a nested migration touched, its caller touched too.
+    try {
+        outer_->add(objects_);
+        for (unsigned int relid : written_tables_) outer_->add_written_table(relid);
+    } catch (...) {
+        // out of memory: the outer record is only less complete
+    }
 }
 
 void CaptureScope::clear() {
-    captured->clear();
-    written_tables->clear();
+    objects_.clear();
+    written_tables_.clear();
 }
 
 void CaptureScope::pause(bool p) {
-    paused = p;
+    paused_ = p;
+}
+
+bool CaptureScope::recording() const {
+    return !paused_;
 }
 
 void CaptureScope::add(const std::vector<std::string> &objects) {
-    for (const auto &o : objects) add_unique(o);
+    for (const auto &o : objects)
+        if (std::find(objects_.begin(), objects_.end(), o) == objects_.end()) objects_.push_back(o);
+}
+
+void CaptureScope::add_written_table(unsigned int relid) {
+    if (std::find(written_tables_.begin(), written_tables_.end(), relid) == written_tables_.end())
+        written_tables_.push_back(relid);
 }
 
 std::vector<std::string> CaptureScope::objects() const {
-    std::vector<std::string> all = *captured;
-    if (!written_tables->empty()) {
+    std::vector<std::string> all = objects_;
+    if (!written_tables_.empty()) {
         std::string oids;
-        for (Oid relid : *written_tables) oids += (oids.empty() ? "" : ",") + std::to_string(relid);
+        for (Oid relid : written_tables_) oids += (oids.empty() ? "" : ",") + std::to_string(relid);
         pg::InternalSql spi;
         auto rows = spi.execute(
             "SELECT json_build_object('command', 'DML', 'object_type', 'table', "
@@ -126,7 +127,9 @@ VIRTUOSO_FUNCTION(virtuoso_capture_migration_ddl) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
         throw pg::UserError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                             "capture_migration_ddl() must be called as an event trigger");
-    const bool here = migrate::capturing && !migrate::paused;
+    migrate::CaptureScope *scope = migrate::innermost;
+    if (pg::InternalSql::active()) return PointerGetDatum(nullptr);  // the extension's own DDL
+    const bool here = scope != nullptr && scope->recording();
     if (!here && !migrate::worker_capture) return PointerGetDatum(nullptr);
 
     auto *trigger = reinterpret_cast<EventTriggerData *>(fcinfo->context);
@@ -143,7 +146,7 @@ VIRTUOSO_FUNCTION(virtuoso_capture_migration_ddl) {
     for (const auto &row : rows.rows) {
         if (!row[0]) continue;
         if (here) {
-            migrate::add_unique(*row[0]);
+            scope->add({*row[0]});
         } else {
             // In a runner worker: INFO always reaches the caller, which collects it.
             const std::string &object = *row[0];

@@ -368,8 +368,9 @@ RunResult run_one_by_one(const std::vector<Statement> &statements, const Limits 
                 // The worker copies these settings: lock timeout, statement timeout, capture.
                 pg::GucScope settings;
                 settings.set("lock_timeout", lock_timeout);
-                settings.set("statement_timeout",
-                             std::to_string(limits.statement_timeout_ms) + "ms");
+                if (limits.statement_timeout_ms > 0)  // else the caller's own setting stays
+                    settings.set("statement_timeout",
+                                 std::to_string(limits.statement_timeout_ms) + "ms");
                 settings.set(worker_capture_setting(), "on");
                 outcome = pg::run_in_worker({pg::RunMode::TopLevel, stmt.text, {}});
             }

@@ -17,7 +17,9 @@ constexpr const char *kCaptureSqlstate = "VXDDL";
 // runner workers.  Called from _PG_init.
 void install_capture();
 
-// Captures while alive, in this backend.
+// Captures while alive, in this backend.  Scopes nest (a migration whose SQL runs another
+// migration): the innermost one records, and hands what it recorded to the one around it
+// when it ends.
 class CaptureScope {
   public:
     CaptureScope();
@@ -31,6 +33,16 @@ class CaptureScope {
     void add(const std::vector<std::string> &objects);
     // Pauses capturing while the extension runs its own SQL.
     void pause(bool paused);
+    bool recording() const;
+    // A table INSERT/UPDATE/DELETE writes (from the executor hook; never throws into it
+    // except on out of memory, which the hook catches).
+    void add_written_table(unsigned int relid);
+
+  private:
+    std::vector<std::string> objects_;
+    std::vector<unsigned int> written_tables_;  // Oids, from the executor hook
+    bool paused_ = false;
+    CaptureScope *outer_;
 };
 
 // Sets the internal setting that makes runner workers report what they touch; the runner

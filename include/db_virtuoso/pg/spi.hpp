@@ -62,10 +62,17 @@ class GucScope {
 // statements (or the statement runner, which copies the settings) inside one.
 class InternalSql : public Spi {
   public:
-    InternalSql() : Spi(true) { guc_.set("search_path", "pg_catalog, pg_temp"); }
+    InternalSql() : Spi(true) {
+        guc_.set("search_path", "pg_catalog, pg_temp");
+        ++depth_;
+    }
+    ~InternalSql() { --depth_; }
+    // Whether the extension's own SQL is running (hooks that watch users' statements skip it).
+    static bool active() { return depth_ > 0; }
 
   private:
     GucScope guc_;
+    static inline int depth_ = 0;
 };
 
 // Sleeps, waking up for interrupts (cancel, terminate, postmaster death).
