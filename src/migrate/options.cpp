@@ -72,8 +72,15 @@ bool read_duration(const json &v, const std::string &key, std::optional<std::str
 }  // namespace
 
 std::optional<MigrationOptions> parse_options(const std::string &text, OptionError *error) {
-    json doc = json::parse(text, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) {
+    json doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::exception &e) {
+        // jsonb accepted it, so it is JSON that this parser cannot hold (a number too big)
+        fail(error, fmt::format("options is not valid JSON: {}", e.what()));
+        return std::nullopt;
+    }
+    if (!doc.is_object()) {
         fail(error, "options must be a JSON object",
              "For example: {\"lock_timeout\": \"500ms\", \"max_retries\": 5}.");
         return std::nullopt;

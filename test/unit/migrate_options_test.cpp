@@ -50,7 +50,9 @@ TEST(MigrationOptions, NamesTheBadOption) {
         {R"({"validation_rules": {"name": "x"}})", "must be a JSON array, got object"},
         {R"({"transactional": false, "dry_run": true})", "needs a transactional migration"},
         {R"([1, 2])", "options must be a JSON object"},
-        {R"(not json)", "options must be a JSON object"},
+        {R"(not json)", "options is not valid JSON"},
+        {R"({"max_retries": 99999999999999999999999999999999})", "must be an integer, got number"},
+        {R"({"max_retries": 1e400})", "options is not valid JSON"},
     };
     for (const auto &c : cases) {
         OptionError err;
