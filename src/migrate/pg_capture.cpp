@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "db_virtuoso/pg/runner.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
@@ -99,8 +100,6 @@ void CaptureScope::add_written_table(unsigned int relid) {
 std::vector<std::string> CaptureScope::objects() const {
     std::vector<std::string> all = objects_;
     if (!written_tables_.empty()) {
-        std::string oids;
-        for (Oid relid : written_tables_) oids += (oids.empty() ? "" : ",") + std::to_string(relid);
         pg::InternalSql spi;
         auto rows = spi.execute(
             "SELECT json_build_object('command', 'DML', 'object_type', 'table', "
@@ -110,7 +109,7 @@ std::vector<std::string> CaptureScope::objects() const {
             "FROM unnest($1::oid[]) WITH ORDINALITY AS w(relid, ord) "
             "JOIN pg_class c ON c.oid = w.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
             "ORDER BY w.ord",
-            {"{" + oids + "}"});
+            {pg::oid_array(written_tables_)});
         for (const auto &row : rows.rows)
             if (row[0] && std::find(all.begin(), all.end(), *row[0]) == all.end())
                 all.push_back(*row[0]);
@@ -151,7 +150,7 @@ VIRTUOSO_FUNCTION(virtuoso_capture_migration_ddl) {
             // In a runner worker: INFO always reaches the caller, which collects it.
             const std::string &object = *row[0];
             pg::pg_call([&] {
-                ereport(INFO, (errcode(MAKE_SQLSTATE('V', 'X', 'D', 'D', 'L')),
+                ereport(INFO, (errcode(pg::kCapturedDataSqlstate),
                                errmsg_internal("%s", object.c_str())));
             });
         }

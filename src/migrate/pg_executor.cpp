@@ -188,8 +188,6 @@ class StatementDeadline {
 
 // Who holds locks on the relations a statement needs, as a JSON array.
 std::string describe_blockers(const std::vector<Oid> &relations) {
-    std::string oids;
-    for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
     pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
     auto blockers = spi.scalar(
@@ -203,7 +201,7 @@ std::string describe_blockers(const std::vector<Oid> &relations) {
         "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
         "AND (CASE WHEN cardinality($1::oid[]) > 0 THEN l.relation = ANY($1::oid[]) "
         "     ELSE l.relation >= 16384 AND l.mode <> 'AccessShareLock' END)",
-        {"{" + oids + "}"});
+        {pg::oid_array(relations)});
     return blockers.value_or("[]");
 }
 

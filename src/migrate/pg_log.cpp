@@ -171,8 +171,9 @@ pg::Row latest_run(const std::string &name, const std::string &filter,
                                         filter, preference.empty() ? "" : preference + ","),
                             {name});
     if (rows.empty())
-        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT, fmt::format("no migration named \"{}\"", name),
-                            "", "See SELECT name, status FROM virtuoso.migration_log.");
+        throw pg::UserError(ERRCODE_UNDEFINED_OBJECT,
+                            fmt::format("no migration named \"{}\"", name), "",
+                            "See SELECT name, status FROM virtuoso.migration_log.");
     return rows.rows[0];
 }
 
@@ -232,8 +233,6 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
 
     std::string relations_json = "{}";
     if (!relations.empty()) {
-        std::string oids;
-        for (Oid r : relations) oids += (oids.empty() ? "" : ",") + std::to_string(r);
         pg::InternalSql spi;
         auto rel = spi.execute(
             "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
@@ -242,7 +241,7 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
             "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
             "        pg_total_relation_size(c.oid) AS size"
             "      FROM pg_class c WHERE c.oid = ANY($1::oid[])) r",
-            {"{" + oids + "}"});
+            {pg::oid_array(relations)});
         relations_json = rel.rows[0][0].value_or("{}");
         stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
     }

@@ -108,9 +108,6 @@ std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
 void report_leftover_indexes(const std::vector<Statement> &statements, RunResult &result) {
     const Failure &f = *result.failure;
     if (f.statement <= 0) return;
-    std::string oids;
-    for (Oid r : statements[f.statement - 1].relations)
-        oids += (oids.empty() ? "" : ",") + std::to_string(r);
     pg::InternalSql spi;
     auto invalid = spi.execute(
         "SELECT json_build_object('command', 'FAILED BUILD', 'object_type', 'index', "
@@ -120,7 +117,7 @@ void report_leftover_indexes(const std::vector<Statement> &statements, RunResult
         "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE NOT i.indisvalid AND i.indrelid = ANY($1::oid[])",
-        {"{" + oids + "}"});
+        {pg::oid_array(statements[f.statement - 1].relations)});
     if (invalid.empty()) return;
     std::string names;
     for (const auto &row : invalid.rows) {

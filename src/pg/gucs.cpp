@@ -87,8 +87,8 @@ void define_all() {
     DefineCustomIntVariable("virtuoso.rule_timeout",
                             "Time one rule of validate_data_integrity may run unless the rule "
                             "gives its own \"timeout\"; 0 means no limit.",
-                            nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET,
-                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+                            nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs

@@ -106,11 +106,8 @@ struct RawOutcome {
     char *value;
     ErrorData *error;
     int worker_pid;
-    List *captured;  // messages of kCaptureSqlstate, collected instead of shown
+    List *captured;  // messages of kCapturedDataSqlstate, collected instead of shown
 };
-
-// INFO messages with this SQLSTATE carry data for the caller (objects a migration touched).
-constexpr int kCaptureSqlstate = MAKE_SQLSTATE('V', 'X', 'D', 'D', 'L');
 
 // Handles one message of the worker.  Notices are re-raised here at their own level.
 void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
@@ -123,7 +120,7 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
         case 'N': {
             ErrorData *edata = static_cast<ErrorData *>(palloc0(sizeof(ErrorData)));
             pq_parse_errornotice(&msg, edata);
-            if (edata->elevel == INFO && edata->sqlerrcode == kCaptureSqlstate) {
+            if (edata->elevel == INFO && edata->sqlerrcode == kCapturedDataSqlstate) {
                 out->captured = lappend(out->captured, pstrdup(edata->message));
             } else if (type == 'N' || edata->elevel < ERROR) {
                 ThrowErrorData(edata);  // a notice or warning: show it and go on

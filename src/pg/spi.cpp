@@ -164,6 +164,12 @@ std::string quote_literal(const std::string &literal) {
     return pg_call([&] { return std::string(quote_literal_cstr(literal.c_str())); });
 }
 
+std::string oid_array(const std::vector<Oid> &oids) {
+    std::string out = "{";
+    for (size_t i = 0; i < oids.size(); ++i) out += (i ? "," : "") + std::to_string(oids[i]);
+    return out + "}";
+}
+
 std::string qualified_relation_name(Oid relid) {
     return pg_call([relid] {
         char *rel = get_rel_name(relid);

@@ -10,9 +10,6 @@
 
 namespace virtuoso::migrate {
 
-// SQLSTATE of the INFO messages that carry captured objects out of a runner worker.
-constexpr const char *kCaptureSqlstate = "VXDDL";
-
 // Installs the executor hook and the internal setting that switches capturing on in
 // runner workers.  Called from _PG_init.
 void install_capture();

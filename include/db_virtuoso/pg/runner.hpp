@@ -18,6 +18,11 @@ namespace virtuoso::pg {
 
 enum class RunMode { TopLevel, Autonomous };
 
+// INFO messages a worker raises with this SQLSTATE carry data for the caller (the objects a
+// migration's statement touched): the runner collects them in RunOutcome::captured instead
+// of showing them.  INFO always reaches the caller, whatever client_min_messages says.
+constexpr int kCapturedDataSqlstate = MAKE_SQLSTATE('V', 'X', 'D', 'D', 'L');
+
 struct RunRequest {
     RunMode mode = RunMode::TopLevel;
     std::string sql;
@@ -30,7 +35,7 @@ struct RunOutcome {
     std::optional<std::string> value;  // Autonomous: first column of the first row, if any
     ErrorData *error = nullptr;        // the worker's error when !ok (elevel ERROR)
     int worker_pid = 0;
-    std::vector<std::string> captured;  // objects the statement touched, when capturing
+    std::vector<std::string> captured;  // kCapturedDataSqlstate messages, in order
 };
 
 // Runs the request and waits for it.  Errors of the statement come back in the outcome;

@@ -81,6 +81,8 @@ void interruptible_sleep(long milliseconds);
 // quote_ident / quote_literal as PostgreSQL does them.
 std::string quote_identifier(const std::string &ident);
 std::string quote_literal(const std::string &literal);
+// An oid[] literal ("{1,2}") to pass OIDs as one text parameter cast to oid[].
+std::string oid_array(const std::vector<Oid> &oids);
 // schema-qualified, quoted name of a relation.
 std::string qualified_relation_name(Oid relid);
 
