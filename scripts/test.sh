@@ -2,7 +2,9 @@
 # Runs every test suite of db_virtuoso and ends with one line "N passed, N failed".
 #   scripts/test.sh                 all suites
 #   SUITES="regress tap" scripts/test.sh    some of them (unit regress isolation tap)
-#   REGRESS_TESTS="runner" scripts/test.sh  some regression tests only
+#   REGRESS_TESTS="setup runner" scripts/test.sh  some regression tests only (setup first)
+#   ISOLATION_TESTS="runner_waits_for_others" scripts/test.sh  some isolation specs only
+#   TAP_TESTS="001_runner" scripts/test.sh   some TAP scripts only
 #   KEEP=1 scripts/test.sh          keep the work directory (servers' logs, diffs)
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
@@ -74,25 +76,31 @@ run_regress() {
 
 run_isolation() {
     echo "== isolation (pg_isolation_regress)"
-    local out="$WORK/isolation"
+    local out="$WORK/isolation" specs=()
+    if [ -n "${ISOLATION_TESTS:-}" ]; then read -ra specs <<<"$ISOLATION_TESTS"; else specs=(--schedule="$WORK/test/isolation/schedule"); fi
     mkdir -p "$out" && [ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$out"
     (cd "$out" && as_runner "$PGXS_STAGED/test/isolation/pg_isolation_regress" \
         --bindir="$BIN" --inputdir="$WORK/test/isolation" --outputdir="$out" \
         --temp-instance="$out/tmp_check" --temp-config="$WORK/test/regress.conf" \
         --port="$(free_port 54430)" --dbname=isolation_regression \
-        --schedule="$WORK/test/isolation/schedule") >"$out/run.log" 2>&1
+        "${specs[@]}") >"$out/run.log" 2>&1
     grep -E '^(test| ) |tests|^ok|^not ok' "$out/run.log" | tail -n 40
     count_regress isolation "$out/run.log" "$out"
 }
 
 run_tap() {
     echo "== tap (prove, PostgreSQL::Test::Cluster)"
-    local out="$WORK/tap" log passed=0 failed=0 tests_total=0
+    local out="$WORK/tap" log passed=0 failed=0 tests_total=0 scripts=() name
+    if [ -n "${TAP_TESTS:-}" ]; then
+        for name in $TAP_TESTS; do scripts+=("$WORK/test/t/$name.pl"); done
+    else
+        scripts=("$WORK"/test/t/*.pl)
+    fi
     mkdir -p "$out" && [ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$out"
     log="$out/run.log"
     (cd "$out" && as_runner env PATH="$BIN:$PATH" PG_REGRESS="$PGXS_STAGED/test/regress/pg_regress" \
         TESTDIR="$out" PGPORT="$(free_port 54450)" VIRTUOSO_REPO="$WORK" \
-        prove -I "$PGXS_STAGED/test/perl" -I "$WORK/test/t" ${PROVE_FLAGS:-} "$WORK"/test/t/*.pl) >"$log" 2>&1
+        prove -I "$PGXS_STAGED/test/perl" -I "$WORK/test/t" ${PROVE_FLAGS:-} "${scripts[@]}") >"$log" 2>&1
     local rc=$?
     grep -vE '^\s*$' "$log" | tail -n 40
     tests_total=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$log")
