@@ -17,6 +17,12 @@ SRCS = $(sort $(wildcard src/*/*.cpp))
 OBJS = $(SRCS:.cpp=.o)
 HEADERS = $(wildcard include/db_virtuoso/*/*.hpp)
 
+# `make installcheck`: the regression schedule of test/schedule, run by pg_regress in a
+# temporary instance of the installed server that preloads the library (test/regress.conf).
+REGRESS      = $(shell sed -n 's/^test: *//p' test/schedule)
+REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=./test/regress.conf
+EXTRA_CLEAN  = tmp_check results regression.diffs regression.out
+
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(CURDIR)/include
 SHLIB_LINK += -lfmt -lstdc++
