@@ -63,6 +63,8 @@ SHOW virtuoso.lock_timeout;
 RESET virtuoso.lock_timeout;
 SHOW virtuoso.max_lock_retries;
 SHOW virtuoso.maintenance_naptime;
+SHOW virtuoso.max_maintenance_workers;
+SELECT try($$SET virtuoso.max_maintenance_workers = 2$$);
 SHOW virtuoso.dead_tuple_pct;
 SELECT try($$SET virtuoso.no_such_setting = 1$$);
 SELECT try($$SET virtuoso.max_lock_retries = -1$$);

@@ -109,5 +109,40 @@ ok(wait_in('db1', q{SELECT count(*) = 1 FROM virtuoso.maintenance_log
                     WHERE tablename = 'big' AND status = 'SUCCESS'}),
    'and the table is vacuumed in a later round');
 
+# virtuoso.max_maintenance_workers bounds the databases served at once: with 1, db2 waits
+# while db1 runs; raised by SIGHUP to 2, db2 is served at once.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET virtuoso.max_maintenance_workers = 1});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET autovacuum_vacuum_cost_delay = '20ms'});
+$node->reload;
+$node->safe_psql('db1', 'DELETE FROM big WHERE id % 4 = 1');
+ok(wait_in('db1', q{SELECT count(*) = 1 FROM virtuoso.maintenance_log
+                    WHERE tablename = 'big' AND status = 'RUNNING'}),
+   'db1 is busy again');
+$node->safe_psql('db2', q{
+CREATE TABLE bounded (id int);
+INSERT INTO bounded SELECT generate_series(1, 3000);
+DELETE FROM bounded;
+});
+ok(wait_in('db2', q{SELECT n_dead_tup > 0 FROM pg_stat_user_tables WHERE relname = 'bounded'}),
+   'db2 has work');
+sleep(3);    # three naptimes
+is($node->safe_psql('db2', q{SELECT count(*) FROM virtuoso.maintenance_log
+                            WHERE tablename = 'bounded'}),
+   '0', 'with max_maintenance_workers = 1 db2 waits while db1 is served');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity
+                                  WHERE backend_type = 'db_virtuoso maintenance'}),
+   '1', 'one database worker');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET virtuoso.max_maintenance_workers = 2});
+$node->reload;
+ok(wait_in('db2', q{SELECT count(*) = 1 FROM virtuoso.maintenance_log
+                    WHERE tablename = 'bounded' AND status = 'SUCCESS'}, 10),
+   'raised to 2 by SIGHUP, db2 is served');
+is($node->safe_psql('db1', q{SELECT count(*) FROM virtuoso.maintenance_log
+                            WHERE tablename = 'big' AND status = 'RUNNING'}),
+   '1', 'while db1 is still running');
+
+# A fast shutdown is not held up by a running database worker.
+my $t1 = time;
 $node->stop('fast');
+ok(time - $t1 < 10, 'the server stops promptly');
 done_testing();
