@@ -1,8 +1,9 @@
 // The maintenance scheduler: a static background worker that, every
 // virtuoso.maintenance_naptime, starts one short-lived worker per database of
-// virtuoso.database_names; that worker runs the round of perform_maintenance_if_needed at top
-// level as virtuoso.maintenance_role and exits, so no database stays connected between rounds
-// (DROP DATABASE is not blocked).
+// virtuoso.database_names, independently (a long round in one database delays no other, at
+// most virtuoso.max_maintenance_workers run at once); that worker runs the round of
+// perform_maintenance_if_needed at top level as virtuoso.maintenance_role and exits, so no
+// database stays connected between rounds (DROP DATABASE is not blocked).
 //
 // The workers' main loops are plain PostgreSQL style (errors are ereport()ed, FATAL ends the
 // process) and hold no C++ objects; the C++ parts (the database's round, the scheduler's
@@ -498,6 +499,10 @@ extern "C" void virtuoso_scheduler_main(Datum) {
     scheduler = new Scheduler();
     before_shmem_exit(terminate_workers, (Datum)0);
 
+    // Whatever a wake-up allocates in plain memory is freed at the next one; what outlives it
+    // (worker handles, DSM mappings) lives in TopMemoryContext and is freed when reaped.
+    MemoryContext step_context = AllocSetContextCreate(
+        TopMemoryContext, "db_virtuoso scheduler step", ALLOCSET_DEFAULT_SIZES);
     TimestampTz last_round = 0;
     bool first = true;
     char error[512];
@@ -514,7 +519,11 @@ extern "C" void virtuoso_scheduler_main(Datum) {
             first = false;
             last_round = now;
         }
-        if (!scheduler_step(due, error, sizeof(error))) {
+        MemoryContextReset(step_context);
+        MemoryContext old = MemoryContextSwitchTo(step_context);
+        const bool ok = scheduler_step(due, error, sizeof(error));
+        MemoryContextSwitchTo(old);
+        if (!ok) {
             AbortCurrentTransaction();  // if the error came from inside one
             ereport(LOG, (errmsg("db_virtuoso maintenance scheduler: %s", error)));
         }
