@@ -4,6 +4,8 @@
 -- The control file names pg_catalog only so that CREATE EXTENSION ... SCHEMA cannot move the
 -- objects; every object is created in schema virtuoso, and an existing schema virtuoso that
 -- is not the extension's makes CREATE EXTENSION fail instead of being taken over.
+-- So @extschema@ means pg_catalog: scripts name schema virtuoso explicitly, never @extschema@,
+-- and an update script must not create the schema again.
 -- Schema virtuoso_backup (rollback copies) is created at run time and is not a member: it
 -- holds user data, which DROP EXTENSION must not delete.
 CREATE SCHEMA virtuoso;
