@@ -8,6 +8,7 @@ SELECT status, cardinality(backup_tables) AS backups FROM virtuoso.execute_rollb
 DROP EXTENSION db_virtuoso;
 SELECT count(*) AS schemas FROM pg_namespace WHERE nspname = 'virtuoso';
 SELECT count(*) AS functions FROM pg_proc WHERE prosrc LIKE 'virtuoso%' AND probin LIKE '%db_virtuoso%';
+SELECT count(*) AS event_triggers FROM pg_event_trigger WHERE evtname LIKE 'virtuoso%';
 SELECT count(*) AS backup_tables_kept FROM pg_class
 WHERE relnamespace = 'virtuoso_backup'::regnamespace AND relname LIKE 'ext\_keep\_%';
 DO $$DECLARE t text; n bigint;
