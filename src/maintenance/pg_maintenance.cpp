@@ -299,24 +299,27 @@ class FunctionBackend : public Backend {
     Oid owner_ = InvalidOid;
 };
 
-// Builds the result rows of the SQL function.
+// Builds the result rows of the SQL function.  Everything inside the pg_call is plain
+// PostgreSQL: no nested pg_call, no C++ object created, nothing that throws (a C++ exception
+// must not leave a PG_TRY block); the strings are those of `rows`, alive throughout.
 void emit_rows(FunctionCallInfo fcinfo, const std::vector<RoundRow> &rows) {
     pg::pg_call([&] {
         InitMaterializedSRF(fcinfo, 0);
         auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+        auto text = [](const char *s) { return PointerGetDatum(cstring_to_text(s)); };
         for (const auto &row : rows) {
             const Decision &d = row.decision;
             Datum values[8];
             bool nulls[8] = {false};
             values[0] = DirectFunctionCall1(namein, CStringGetDatum(d.table.schema.c_str()));
             values[1] = DirectFunctionCall1(namein, CStringGetDatum(d.table.name.c_str()));
-            values[2] = pg::text_datum(action_name(d.action));
-            values[3] = pg::text_datum(row.outcome.reason);
+            values[2] = text(action_name(d.action));
+            values[3] = text(row.outcome.reason.c_str());
             values[4] = Int64GetDatum(d.table.dead_tuples);
             values[5] = DirectFunctionCall2(
                 numeric_round, DirectFunctionCall1(float8_numeric, Float8GetDatum(d.dead_pct)),
                 Int32GetDatum(2));
-            values[6] = pg::text_datum(row.outcome.status);
+            values[6] = text(row.outcome.status.c_str());
             if (row.outcome.status == kSuccess || row.outcome.status == kFailed) {
                 auto *iv = static_cast<Interval *>(palloc0(sizeof(Interval)));
                 iv->time = static_cast<TimeOffset>(row.outcome.seconds * USECS_PER_SEC);

@@ -1,12 +1,18 @@
 // The maintenance scheduler: a static background worker that, every
 // virtuoso.maintenance_naptime, starts one short-lived worker per database of
-// virtuoso.database_names; that worker runs the round of perform_maintenance_if_needed at top
-// level as virtuoso.maintenance_role and exits, so no database stays connected between rounds
-// (DROP DATABASE is not blocked).
+// virtuoso.database_names, independently (a long round in one database delays no other, at
+// most virtuoso.max_maintenance_workers run at once); that worker runs the round of
+// perform_maintenance_if_needed at top level as virtuoso.maintenance_role and exits, so no
+// database stays connected between rounds (DROP DATABASE is not blocked).
 //
 // The workers' main loops are plain PostgreSQL style (errors are ereport()ed, FATAL ends the
-// process); the C++ round runs inside one try block whose error is reported after it.
+// process) and hold no C++ objects; the C++ parts (the database's round, the scheduler's
+// bookkeeping) run inside try blocks, call PostgreSQL through pg_call, and their errors are
+// reported after the try block has ended.
+#include <algorithm>
+#include <deque>
 #include <set>
+#include <vector>
 
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
 #include "db_virtuoso/pg/bgworker.hpp"
@@ -73,7 +79,9 @@ auto in_own_transaction(F &&f) -> decltype(f()) {
         });
         return result;
     } catch (...) {
-        AbortCurrentTransaction();
+        // Through pg_call: C++ objects (the exception among them) are alive here.  Should the
+        // abort itself fail, its error replaces the original one.
+        pg::pg_call([] { AbortCurrentTransaction(); });
         throw;
     }
 }
@@ -107,7 +115,7 @@ class WorkerBackend : public Backend {
   public:
     pg::SpiResult read(const std::string &sql, const std::vector<pg::Param> &params) override {
         return in_own_transaction([&] {
-            pgstat_clear_snapshot();
+            pg::pg_call([] { pgstat_clear_snapshot(); });
             pg::InternalSql spi;
             return spi.execute(sql, params, true);
         });
@@ -176,11 +184,13 @@ void maintain_database(DatabaseWorkerShared *shared) {
     // it connected as the bootstrap superuser and switches here); the log is written as the
     // log's owner.  Statements never wait long for a lock and are throttled like autovacuum.
     if (OidIsValid(role)) SetUserIdAndSecContext(role, SECURITY_LOCAL_USERID_CHANGE);
-    const std::string cost_delay = autovacuum_cost_delay_setting();
-    const std::string cost_limit = autovacuum_cost_limit_setting();
-    pg::PendingError pending;
+    // Every C++ object lives inside the try block: the error is reported after it, with
+    // plain PostgreSQL calls, when none is alive any more.
+    pg::PendingError pending;  // plain pointers, no destructor
     bool failed = false;
     try {
+        const std::string cost_delay = autovacuum_cost_delay_setting();
+        const std::string cost_limit = autovacuum_cost_limit_setting();
         pg::pg_call([&] {
             SetConfigOption("lock_timeout", kStatementLockTimeout, PGC_SUSET, PGC_S_SESSION);
             SetConfigOption("vacuum_cost_delay", cost_delay.c_str(), PGC_SUSET, PGC_S_SESSION);
@@ -213,31 +223,208 @@ void maintain_database(DatabaseWorkerShared *shared) {
     shared->result = kDone;
 }
 
+bool database_connectable(const char *name, bool *exists);
+
 // ---- the scheduler ------------------------------------------------------------------------
+//
+// Databases are served independently: each round queues every listed database whose worker
+// from an earlier round is not still running (that one is skipped, not waited for), and
+// queued databases get a worker as soon as fewer than virtuoso.max_maintenance_workers run.
+// A long VACUUM in one database thus never delays another.  The scheduler's state is C++
+// (heap, reached through a pointer), and every PostgreSQL call it makes goes through pg_call;
+// its main loop (extern "C", below) holds no C++ objects.
 
-BackgroundWorkerHandle *active_child = nullptr;
+struct RunningWorker {
+    std::string database;
+    dsm_segment *seg;
+    DatabaseWorkerShared *shared;
+    BackgroundWorkerHandle *handle;  // palloc'd in TopMemoryContext
+};
 
-void terminate_active_child(int, Datum) {
-    if (active_child != nullptr) TerminateBackgroundWorker(active_child);
-    active_child = nullptr;
-}
+class Scheduler {
+  public:
+    // Collects the workers that have ended and logs their outcome.
+    void reap() {
+        for (auto it = running_.begin(); it != running_.end();) {
+            BackgroundWorkerHandle *handle = it->handle;
+            pid_t pid;
+            if (pg::pg_call([&] { return GetBackgroundWorkerPid(handle, &pid); }) != BGWH_STOPPED) {
+                ++it;
+                continue;
+            }
+            report_result(it->database, *it->shared);
+            dsm_segment *seg = it->seg;
+            pg::pg_call([&] {
+                dsm_detach(seg);
+                pfree(handle);
+            });
+            reported_.erase("busy:" + it->database);
+            it = running_.erase(it);
+        }
+    }
 
-// Messages about a database that cannot be served are logged once, until the situation
-// changes, not every round.
-std::set<std::string> *reported = nullptr;
+    // A round is due: every listed database joins the queue unless its worker still runs
+    // or it is queued already.  Queued databases that left the list are dropped.
+    void queue_round() {
+        std::string error;
+        auto names =
+            core::parse_name_list(gucs::database_names ? gucs::database_names : "", &error);
+        if (!names) return;  // the GUC's check hook does not let a bad list in
+        std::deque<std::string> queue;
+        for (const auto &name : *names) {
+            if (is_running(name)) {
+                report_once("busy:" + name,
+                            fmt::format("db_virtuoso maintenance of database \"{}\" started in an "
+                                        "earlier round is still running; skipped this round",
+                                        name));
+            } else if (std::find(queue.begin(), queue.end(), name) == queue.end()) {
+                queue.push_back(name);
+            }
+        }
+        // Databases still waiting from the last round keep their place at the front.
+        std::deque<std::string> ordered;
+        for (const auto &name : pending_)
+            if (std::find(queue.begin(), queue.end(), name) != queue.end()) ordered.push_back(name);
+        for (const auto &name : queue)
+            if (std::find(ordered.begin(), ordered.end(), name) == ordered.end())
+                ordered.push_back(name);
+        pending_ = std::move(ordered);
+    }
 
-void report_once(const std::string &key, const std::string &message) {
-    if (reported->insert(key).second) ereport(LOG, (errmsg("%s", message.c_str())));
-}
+    // Starts workers for queued databases while the bound allows.
+    void launch_pending() {
+        while (!pending_.empty() &&
+               static_cast<int>(running_.size()) < gucs::max_maintenance_workers) {
+            std::string database = pending_.front();
+            if (!launch(database)) break;  // no free slot: retried at the next wake-up
+            pending_.pop_front();
+        }
+    }
 
-void clear_reports(const std::string &database) {
-    for (const char *kind : {"nodb:", "noext:", "norole:", "noconn:", "noslot:"})
-        reported->erase(kind + database);
+    void clear_pending() { pending_.clear(); }
+    bool busy() const { return !running_.empty() || !pending_.empty(); }
+
+    // From before_shmem_exit: the workers end with the scheduler.  Plain calls only.
+    void terminate_all() noexcept {
+        for (auto &w : running_) TerminateBackgroundWorker(w.handle);
+    }
+
+  private:
+    bool is_running(const std::string &database) const {
+        return std::any_of(running_.begin(), running_.end(),
+                           [&](const RunningWorker &w) { return w.database == database; });
+    }
+
+    void report_once(const std::string &key, const std::string &message) {
+        if (reported_.insert(key).second)
+            pg::pg_call([&] { ereport(LOG, (errmsg("%s", message.c_str()))); });
+    }
+
+    void clear_reports(const std::string &database) {
+        for (const char *kind : {"nodb:", "noext:", "norole:", "noconn:", "noslot:"})
+            reported_.erase(kind + database);
+    }
+
+    // Returns false only when no background worker slot was free (the database stays queued);
+    // a database that cannot be served is reported and counts as done.
+    bool launch(const std::string &database) {
+        bool exists = false;
+        const char *name = database.c_str();
+        if (!pg::pg_call([&] { return database_connectable(name, &exists); })) {
+            if (exists)
+                report_once("noconn:" + database,
+                            fmt::format("db_virtuoso maintenance: database \"{}\" does not "
+                                        "accept connections; skipped",
+                                        database));
+            else
+                report_once("nodb:" + database,
+                            fmt::format("db_virtuoso maintenance: database \"{}\" of "
+                                        "virtuoso.database_names does not exist; skipped until "
+                                        "it does",
+                                        database));
+            return true;
+        }
+        reported_.erase("nodb:" + database);
+        reported_.erase("noconn:" + database);
+
+        RunningWorker w{database, nullptr, nullptr, nullptr};
+        const bool registered = pg::pg_call([&] {
+            // Lives until reaped, across rounds and transactions.
+            w.seg = dsm_create(sizeof(DatabaseWorkerShared), 0);
+            dsm_pin_mapping(w.seg);
+            w.shared = static_cast<DatabaseWorkerShared *>(dsm_segment_address(w.seg));
+            memset(w.shared, 0, sizeof(*w.shared));
+            strlcpy(w.shared->database, name, NAMEDATALEN);
+
+            BackgroundWorker worker =
+                pg::describe_worker("virtuoso_maintenance_db_main", kDatabaseWorkerType,
+                                    BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
+            snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso maintenance of %s", name);
+            worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(w.seg));
+            worker.bgw_notify_pid = MyProcPid;  // its start and end set our latch
+            MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+            const bool ok = RegisterDynamicBackgroundWorker(&worker, &w.handle);
+            MemoryContextSwitchTo(old);
+            if (!ok) dsm_detach(w.seg);
+            return ok;
+        });
+        if (!registered) {
+            report_once("noslot:" + database,
+                        fmt::format("db_virtuoso maintenance: no free background worker slot for "
+                                    "database \"{}\"; raise max_worker_processes",
+                                    database));
+            return false;
+        }
+        reported_.erase("noslot:" + database);
+        running_.push_back(std::move(w));
+        return true;
+    }
+
+    void report_result(const std::string &database, const DatabaseWorkerShared &shared) {
+        switch (shared.result) {
+            case kNoExtension:
+                report_once("noext:" + database,
+                            fmt::format("db_virtuoso maintenance: extension db_virtuoso is not "
+                                        "installed in database \"{}\"; skipped until it is",
+                                        database));
+                break;
+            case kNoRole:
+                report_once("norole:" + database,
+                            fmt::format("db_virtuoso maintenance: role \"{}\" of "
+                                        "virtuoso.maintenance_role does not exist; nothing done",
+                                        gucs::maintenance_role ? gucs::maintenance_role : ""));
+                break;
+            case kDone:
+                clear_reports(database);
+                if (shared.actions > 0 || shared.abandoned > 0) {
+                    const std::string message = fmt::format(
+                        "db_virtuoso maintenance of database \"{}\": {} actions, {} skipped, {} "
+                        "interrupted runs marked FAILED",
+                        database, shared.actions, shared.skipped, shared.abandoned);
+                    pg::pg_call([&] { ereport(LOG, (errmsg("%s", message.c_str()))); });
+                }
+                break;
+            default:
+                break;  // the worker logged its error (or ended before reporting)
+        }
+    }
+
+    std::vector<RunningWorker> running_;
+    std::deque<std::string> pending_;
+    // Messages about a database that cannot be served are logged once, until the situation
+    // changes, not every round.
+    std::set<std::string> reported_;
+};
+
+Scheduler *scheduler = nullptr;
+
+void terminate_workers(int, Datum) {
+    if (scheduler != nullptr) scheduler->terminate_all();
 }
 
 // Whether the database exists and accepts connections.  The scheduler has no database, so
 // it scans the shared catalog pg_database itself (as the autovacuum launcher does): its
-// indexes are not usable without one.
+// indexes are not usable without one.  Plain PostgreSQL calls (run under pg_call).
 bool database_connectable(const char *name, bool *exists) {
     bool ok = false;
     *exists = false;
@@ -261,98 +448,32 @@ bool database_connectable(const char *name, bool *exists) {
     return ok;
 }
 
-// Starts the worker of one database and waits for it (SIGTERM still ends us promptly).
-void serve_database(const std::string &database) {
-    bool exists;
-    if (!database_connectable(database.c_str(), &exists)) {
-        if (exists)
-            report_once("noconn:" + database,
-                        fmt::format("db_virtuoso maintenance: database \"{}\" does not accept "
-                                    "connections; skipped",
-                                    database));
-        else
-            report_once("nodb:" + database,
-                        fmt::format("db_virtuoso maintenance: database \"{}\" of "
-                                    "virtuoso.database_names does not exist; skipped until it "
-                                    "does",
-                                    database));
-        return;
-    }
-    reported->erase("nodb:" + database);
-    reported->erase("noconn:" + database);
-
-    dsm_segment *seg = dsm_create(sizeof(DatabaseWorkerShared), 0);
-    auto *shared = static_cast<DatabaseWorkerShared *>(dsm_segment_address(seg));
-    memset(shared, 0, sizeof(*shared));
-    strlcpy(shared->database, database.c_str(), NAMEDATALEN);
-
-    BackgroundWorker worker =
-        pg::describe_worker("virtuoso_maintenance_db_main", kDatabaseWorkerType,
-                            BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
-    snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso maintenance of %s", database.c_str());
-    worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-    worker.bgw_notify_pid = MyProcPid;
-
-    BackgroundWorkerHandle *handle;
-    if (!RegisterDynamicBackgroundWorker(&worker, &handle)) {
-        report_once("noslot:" + database,
-                    fmt::format("db_virtuoso maintenance: no free background worker slot for "
-                                "database \"{}\"; raise max_worker_processes",
-                                database));
-        dsm_detach(seg);
-        return;
-    }
-    reported->erase("noslot:" + database);
-    active_child = handle;
-    for (;;) {
-        pid_t pid;
-        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STOPPED) break;
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
-                        PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
-    }
-    active_child = nullptr;
-
-    switch (shared->result) {
-        case kNoExtension:
-            report_once("noext:" + database,
-                        fmt::format("db_virtuoso maintenance: extension db_virtuoso is not "
-                                    "installed in database \"{}\"; skipped until it is",
-                                    database));
-            break;
-        case kNoRole:
-            report_once("norole:" + database,
-                        fmt::format("db_virtuoso maintenance: role \"{}\" of "
-                                    "virtuoso.maintenance_role does not exist; nothing done",
-                                    gucs::maintenance_role));
-            break;
-        case kDone:
-            clear_reports(database);
-            if (shared->actions > 0 || shared->abandoned > 0)
-                ereport(LOG, (errmsg("db_virtuoso maintenance of database \"%s\": %d actions, %d "
-                                     "skipped, %d interrupted runs marked FAILED",
-                                     database.c_str(), shared->actions, shared->skipped,
-                                     shared->abandoned)));
-            break;
-        default:
-            break;  // the worker logged its error
-    }
-    dsm_detach(seg);
-}
-
-void scheduler_round() {
-    std::string error;
-    auto names = core::parse_name_list(gucs::database_names ? gucs::database_names : "", &error);
-    if (!names) return;  // the GUC's check hook does not let a bad list in
-    for (const auto &name : *names) serve_database(name);
-}
-
 bool window_open() {
     std::string error;
     auto window =
         core::TimeWindow::parse(gucs::maintenance_window ? gucs::maintenance_window : "", &error);
     return !window || window->contains(current_minute_of_day());
+}
+
+// One wake-up of the scheduler: reap, queue a round when due, launch.  Never throws; an error
+// is copied into `error` for the caller to log once no C++ object is alive.
+bool scheduler_step(bool round_due, char *error, size_t error_size) noexcept {
+    try {
+        scheduler->reap();
+        bool active = gucs::enable_maintenance_worker && !RecoveryInProgress() && window_open();
+        if (!active) {
+            scheduler->clear_pending();
+            return true;
+        }
+        if (round_due) scheduler->queue_round();
+        scheduler->launch_pending();
+        return true;
+    } catch (const std::exception &e) {
+        strlcpy(error, e.what(), error_size);
+    } catch (...) {
+        strlcpy(error, "unknown error", error_size);
+    }
+    return false;
 }
 
 }  // namespace
@@ -375,13 +496,16 @@ extern "C" void virtuoso_scheduler_main(Datum) {
     // No database: only shared catalogs (pg_database, roles); makes it visible in
     // pg_stat_activity without ever holding a database open.
     BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
-    before_shmem_exit(terminate_active_child, (Datum)0);
-    reported = new std::set<std::string>();
+    scheduler = new Scheduler();
+    before_shmem_exit(terminate_workers, (Datum)0);
 
-    MemoryContext round_context = AllocSetContextCreate(
-        TopMemoryContext, "db_virtuoso scheduler round", ALLOCSET_DEFAULT_SIZES);
+    // Whatever a wake-up allocates in plain memory is freed at the next one; what outlives it
+    // (worker handles, DSM mappings) lives in TopMemoryContext and is freed when reaped.
+    MemoryContext step_context = AllocSetContextCreate(
+        TopMemoryContext, "db_virtuoso scheduler step", ALLOCSET_DEFAULT_SIZES);
     TimestampTz last_round = 0;
     bool first = true;
+    char error[512];
     for (;;) {
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
@@ -390,24 +514,26 @@ extern "C" void virtuoso_scheduler_main(Datum) {
         }
         const long naptime_ms = static_cast<long>(gucs::maintenance_naptime_s) * 1000L;
         TimestampTz now = GetCurrentTimestamp();
-        if (first || TimestampDifferenceExceeds(last_round, now, naptime_ms)) {
+        const bool due = first || TimestampDifferenceExceeds(last_round, now, naptime_ms);
+        if (due) {
             first = false;
             last_round = now;
-            if (gucs::enable_maintenance_worker && !RecoveryInProgress() && window_open()) {
-                MemoryContextReset(round_context);
-                MemoryContext old = MemoryContextSwitchTo(round_context);
-                try {
-                    scheduler_round();
-                } catch (const std::exception &e) {
-                    ereport(LOG, (errmsg("db_virtuoso maintenance scheduler: %s", e.what())));
-                }
-                MemoryContextSwitchTo(old);
-            }
-            pgstat_report_activity(STATE_IDLE, nullptr);
         }
-        // Sleeps until the next round is due; a SIGHUP wakes it so that a new naptime counts
-        // from the last round.
+        MemoryContextReset(step_context);
+        MemoryContext old = MemoryContextSwitchTo(step_context);
+        const bool ok = scheduler_step(due, error, sizeof(error));
+        MemoryContextSwitchTo(old);
+        if (!ok) {
+            AbortCurrentTransaction();  // if the error came from inside one
+            ereport(LOG, (errmsg("db_virtuoso maintenance scheduler: %s", error)));
+        }
+        if (due) pgstat_report_activity(STATE_IDLE, nullptr);
+        // Sleeps until the next round is due.  A worker's start or end (bgw_notify_pid) and a
+        // SIGHUP set the latch: ended workers are reaped and queued databases started at
+        // once, and a new naptime counts from the last round.  While workers run it also
+        // looks once a second, in case a notification was missed.
         long wait_ms = naptime_ms - static_cast<long>((GetCurrentTimestamp() - last_round) / 1000);
+        if (scheduler->busy() && wait_ms > 1000) wait_ms = 1000;
         if (wait_ms < 1) wait_ms = 1;
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, wait_ms,
                         PG_WAIT_EXTENSION);

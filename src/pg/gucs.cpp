@@ -15,6 +15,7 @@ double dead_tuple_pct = 10.0;
 int lock_timeout_ms = 1000;
 int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
+int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
 
 namespace {
@@ -84,6 +85,10 @@ void define_all() {
                             "means no limit.",
                             nullptr, &maintenance_time_budget_s, 300, 0, 86400 * 7, PGC_SIGHUP,
                             GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.max_maintenance_workers",
+                            "Databases the maintenance scheduler serves at the same time.", nullptr,
+                            &max_maintenance_workers, 3, 1, 64, PGC_SIGHUP, 0, nullptr, nullptr,
+                            nullptr);
     DefineCustomIntVariable("virtuoso.rule_timeout",
                             "Time one rule of validate_data_integrity may run unless the rule "
                             "gives its own \"timeout\"; 0 means no limit.",
