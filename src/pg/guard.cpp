@@ -1,6 +1,8 @@
 #include "db_virtuoso/pg/guard.hpp"
 
 extern "C" {
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 }
 
@@ -47,11 +49,19 @@ void capture_current_exception(PendingError &out) noexcept {
     }
 }
 
+void rethrow_error(ErrorData *edata) {
+    // ReThrowError keeps the ErrorData's own idea of where the report goes.  An error parsed
+    // from a runner worker's message (pq_parse_errornotice) has output_to_client and
+    // output_to_server false, so re-raised as is it would reach nobody: the client would
+    // see success.  Decide here as errstart() does for a new ERROR, for every rethrow.
+    edata->elevel = ERROR;  // a worker's FATAL is an ERROR for the caller
+    edata->output_to_server = log_min_messages <= ERROR;
+    edata->output_to_client = whereToSendOutput == DestRemote;
+    ReThrowError(edata);
+}
+
 void raise_pending(const PendingError &err, const char *function_name) {
-    if (err.pg != nullptr) {
-        // Back into the context the error was copied in and raise it unchanged.
-        ReThrowError(err.pg);
-    }
+    if (err.pg != nullptr) rethrow_error(err.pg);
     if (err.sqlstate == ERRCODE_OUT_OF_MEMORY && err.message == nullptr)
         ereport(ERROR,
                 (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));

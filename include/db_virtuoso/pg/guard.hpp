@@ -80,6 +80,10 @@ struct PendingError {
     char *hint = nullptr;
 };
 void capture_current_exception(PendingError &out) noexcept;
+// Re-raises a saved (CopyErrorData) or received (from a runner worker) error as an ERROR
+// that reaches the client and the log, whatever its ErrorData said.  The only way this
+// extension rethrows an ErrorData.
+[[noreturn]] void rethrow_error(ErrorData *edata);
 [[noreturn]] void raise_pending(const PendingError &err, const char *function_name);
 
 // Runs the body of a SQL-callable function.  The body returns a Datum.
