@@ -95,3 +95,7 @@ FROM virtuoso.execute_migration_with_monitoring('rg_forged_tx',
 SET virtuoso.capture_migration_objects = on;
 CREATE TABLE rg_outside (a int);
 RESET virtuoso.capture_migration_objects;
+
+-- SQL that db_virtuoso runs in-process (a transactional migration) gets the same clear error.
+SELECT try($$SELECT status FROM virtuoso.execute_migration_with_monitoring('rg_copy', 'COPY rg_t FROM STDIN')$$);
+SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'rg_copy';

@@ -9,6 +9,9 @@ extern "C" {
 namespace virtuoso::pg {
 
 ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
+    // PG_END_TRY restores these too; restoring them here states the contract explicitly.
+    sigjmp_buf *const saved_exception_stack = PG_exception_stack;
+    ErrorContextCallback *const saved_context_stack = error_context_stack;
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile error = nullptr;
     PG_TRY();
@@ -23,6 +26,8 @@ ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
         MemoryContextSwitchTo(caller_context);
     }
     PG_END_TRY();
+    PG_exception_stack = saved_exception_stack;
+    error_context_stack = saved_context_stack;
     return error;
 }
 
