@@ -99,3 +99,15 @@ RESET virtuoso.capture_migration_objects;
 -- SQL that db_virtuoso runs in-process (a transactional migration) gets the same clear error.
 SELECT try($$SELECT status FROM virtuoso.execute_migration_with_monitoring('rg_copy', 'COPY rg_t FROM STDIN')$$);
 SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'rg_copy';
+
+-- A migration in a read-only transaction is refused (25006) and nothing of it happens.
+BEGIN READ ONLY;
+SELECT left(try($$SELECT status FROM virtuoso.execute_migration_with_monitoring('rg_ro', 'CREATE TABLE rg_ro_t (a int)')$$), 5) AS sqlstate;
+ROLLBACK;
+SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'rg_ro';
+SELECT to_regclass('rg_ro_t') AS not_created;
+BEGIN READ ONLY;
+SELECT left(try($$SELECT status FROM virtuoso.execute_migration_with_monitoring('rg_ro_nt', 'CREATE INDEX CONCURRENTLY rg_ro_i ON rg_t (v)', NULL, '{"transactional": false}')$$), 5) AS sqlstate;
+ROLLBACK;
+SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'rg_ro_nt';
+SELECT to_regclass('rg_ro_i') AS not_created;
