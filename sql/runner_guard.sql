@@ -111,3 +111,16 @@ SELECT left(try($$SELECT status FROM virtuoso.execute_migration_with_monitoring(
 ROLLBACK;
 SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'rg_ro_nt';
 SELECT to_regclass('rg_ro_i') AS not_created;
+
+-- Maintenance from a read-only transaction: VACUUM as PostgreSQL allows it, and the
+-- extension's own maintenance_log rows are still written (bookkeeping bypasses read-only).
+CREATE TABLE rg_bloat (id int, pad text) WITH (autovacuum_enabled = off);
+INSERT INTO rg_bloat SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g;
+DELETE FROM rg_bloat WHERE id % 2 = 0;
+SELECT pg_stat_force_next_flush();
+SELECT count(*) AS log_rows_before FROM virtuoso.maintenance_log;
+BEGIN READ ONLY;
+SELECT tablename, action, status FROM virtuoso.perform_maintenance_if_needed()
+WHERE tablename = 'rg_bloat';
+ROLLBACK;
+SELECT count(*) > 0 AS logged FROM virtuoso.maintenance_log WHERE tablename = 'rg_bloat';
