@@ -259,7 +259,7 @@ class FunctionBackend : public Backend {
         pg::GucScope guc;
         guc.set("search_path", "pg_catalog, pg_temp");
         AsRole as_owner(owner_);
-        return pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql, params}).value;
+        return pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql, params, true}).value;
     }
 
     LockProbe probe_lock(uint32_t relid) override { return probe_relation_lock(relid); }

@@ -147,12 +147,9 @@ VIRTUOSO_FUNCTION(virtuoso_capture_migration_ddl) {
         if (here) {
             scope->add({*row[0]});
         } else {
-            // In a runner worker: INFO always reaches the caller, which collects it.
-            const std::string &object = *row[0];
-            pg::pg_call([&] {
-                ereport(INFO, (errcode(pg::kCapturedDataSqlstate),
-                               errmsg_internal("%s", object.c_str())));
-            });
+            // In a runner worker: a message of the runner's own type, which user SQL cannot
+            // forge (a RAISE INFO never counts as captured data).  Outside one: nothing.
+            pg::send_captured_data(*row[0]);
         }
     }
     return PointerGetDatum(nullptr);

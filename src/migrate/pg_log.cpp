@@ -78,7 +78,7 @@ pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool
     // The worker copies these settings: the pinned search_path and the owner identity.
     pg::GucScope settings;
     settings.set("search_path", "pg_catalog, pg_temp");
-    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql + "id", params});
+    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql + "id", params, true});
     if (!outcome.value)
         throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
     return read_log(*outcome.value);

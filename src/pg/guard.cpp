@@ -1,12 +1,17 @@
 #include "db_virtuoso/pg/guard.hpp"
 
 extern "C" {
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/resowner.h"
 }
 
 namespace virtuoso::pg {
 
 ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
+    // PG_END_TRY restores these too; restoring them here states the contract explicitly.
+    sigjmp_buf *const saved_exception_stack = PG_exception_stack;
+    ErrorContextCallback *const saved_context_stack = error_context_stack;
     MemoryContext caller_context = CurrentMemoryContext;
     ErrorData *volatile error = nullptr;
     PG_TRY();
@@ -21,6 +26,8 @@ ErrorData *catch_pg_error(void (*fn)(void *), void *arg) {
         MemoryContextSwitchTo(caller_context);
     }
     PG_END_TRY();
+    PG_exception_stack = saved_exception_stack;
+    error_context_stack = saved_context_stack;
     return error;
 }
 
@@ -47,11 +54,19 @@ void capture_current_exception(PendingError &out) noexcept {
     }
 }
 
+void rethrow_error(ErrorData *edata) {
+    // ReThrowError keeps the ErrorData's own idea of where the report goes.  An error parsed
+    // from a runner worker's message (pq_parse_errornotice) has output_to_client and
+    // output_to_server false, so re-raised as is it would reach nobody: the client would
+    // see success.  Decide here as errstart() does for a new ERROR, for every rethrow.
+    edata->elevel = ERROR;  // a worker's FATAL is an ERROR for the caller
+    edata->output_to_server = log_min_messages <= ERROR;
+    edata->output_to_client = whereToSendOutput == DestRemote;
+    ReThrowError(edata);
+}
+
 void raise_pending(const PendingError &err, const char *function_name) {
-    if (err.pg != nullptr) {
-        // Back into the context the error was copied in and raise it unchanged.
-        ReThrowError(err.pg);
-    }
+    if (err.pg != nullptr) rethrow_error(err.pg);
     if (err.sqlstate == ERRCODE_OUT_OF_MEMORY && err.message == nullptr)
         ereport(ERROR,
                 (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory in %s", function_name)));

@@ -1,6 +1,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 
 #include "db_virtuoso/core/time_window.hpp"
+#include "db_virtuoso/pg/guard.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
 
 namespace virtuoso::gucs {
@@ -20,27 +21,41 @@ int rule_timeout_ms = 300000;
 
 namespace {
 
-// GUC check hooks are called from C: nothing may escape them.
-bool check_window(char **newval, void **, GucSource) {
+// GUC check hooks are called from C: no exception may escape them, and GUC_check_errdetail
+// (which allocates, so may ereport) must run with no C++ object alive.  The body returns the
+// problem with the value, or nothing when it is fine; an exception becomes `fallback`.
+template <typename Body>
+bool guarded_check(const char *fallback, Body &&body) {
+    const char *problem = fallback;
     try {
-        std::string error;
-        if (core::TimeWindow::parse(*newval ? *newval : "", &error)) return true;
-        GUC_check_errdetail("%s", error.c_str());
+        std::optional<std::string> error = body();
+        if (!error) return true;
+        problem = pg::pg_call([&error] { return pstrdup(error->c_str()); });
     } catch (...) {
-        GUC_check_errdetail("could not parse the maintenance window");
+        problem = fallback;
     }
+    GUC_check_errdetail("%s", problem);
     return false;
 }
 
+bool check_window(char **newval, void **, GucSource) {
+    return guarded_check("could not parse the maintenance window",
+                         [newval]() -> std::optional<std::string> {
+                             std::string error;
+                             if (core::TimeWindow::parse(*newval ? *newval : "", &error))
+                                 return std::nullopt;
+                             return error;
+                         });
+}
+
 bool check_database_names(char **newval, void **, GucSource) {
-    try {
-        std::string error;
-        if (core::parse_name_list(*newval ? *newval : "", &error)) return true;
-        GUC_check_errdetail("%s", error.c_str());
-    } catch (...) {
-        GUC_check_errdetail("could not parse the database list");
-    }
-    return false;
+    return guarded_check("could not parse the database list",
+                         [newval]() -> std::optional<std::string> {
+                             std::string error;
+                             if (core::parse_name_list(*newval ? *newval : "", &error))
+                                 return std::nullopt;
+                             return error;
+                         });
 }
 
 }  // namespace

@@ -14,6 +14,7 @@ extern "C" {
 #include "mb/pg_wchar.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
+#include "parser/parser.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
@@ -48,6 +49,14 @@ enum TocKey : uint64 { kKeyFixed = 1, kKeySql, kKeyParams, kKeyGuc, kKeyQueue };
 // Message types of the worker's replies beyond the protocol's 'E', 'N' and 'C'.
 constexpr char kMsgValue = 'V';  // first column of the first row (Autonomous)
 constexpr char kMsgDone = 'Z';   // the worker finished; nothing follows
+// Data captured for the caller (send_captured_data).  No backend protocol message uses this
+// type, and user SQL in the worker can only produce protocol messages (notices, COPY data,
+// parameter status...), so what arrives under it comes from the extension's own code.
+constexpr char kMsgCaptured = 'o';
+
+// Set in a runner worker: a statement it runs must not start another runner (the runner
+// waits for its caller's locks, a worker waiting on a worker has no caller to ask).
+bool in_runner_worker = false;
 
 struct RunnerShared {
     Oid database_id;
@@ -59,6 +68,7 @@ struct RunnerShared {
     int mode;  // RunMode
     int nparams;
     pid_t caller_pid;
+    bool read_only;  // the caller's transaction is read-only (and this is no bookkeeping)
 };
 
 // The runner the caller is waiting for, so that a FATAL exit of the caller (terminate,
@@ -106,7 +116,7 @@ struct RawOutcome {
     char *value;
     ErrorData *error;
     int worker_pid;
-    List *captured;  // messages of kCapturedDataSqlstate, collected instead of shown
+    List *captured;  // kMsgCaptured texts, in order
 };
 
 // Handles one message of the worker.  Notices are re-raised here at their own level.
@@ -120,9 +130,7 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
         case 'N': {
             ErrorData *edata = static_cast<ErrorData *>(palloc0(sizeof(ErrorData)));
             pq_parse_errornotice(&msg, edata);
-            if (edata->elevel == INFO && edata->sqlerrcode == kCapturedDataSqlstate) {
-                out->captured = lappend(out->captured, pstrdup(edata->message));
-            } else if (type == 'N' || edata->elevel < ERROR) {
+            if (type == 'N' || edata->elevel < ERROR) {
                 ThrowErrorData(edata);  // a notice or warning: show it and go on
             } else {
                 edata->elevel = ERROR;  // a worker's FATAL is an ERROR for the caller
@@ -137,6 +145,9 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
             break;
         case kMsgValue:
             out->value = pstrdup(pq_getmsgstring(&msg));
+            break;
+        case kMsgCaptured:
+            out->captured = lappend(out->captured, pstrdup(pq_getmsgstring(&msg)));
             break;
         case kMsgDone:
             out->done = true;
@@ -221,6 +232,7 @@ void launch_and_wait(void *arg) {
     fixed->mode = static_cast<int>(req.mode);
     fixed->nparams = static_cast<int>(req.params.size());
     fixed->caller_pid = MyProcPid;
+    fixed->read_only = XactReadOnly && !req.bookkeeping;
     shm_toc_insert(toc, kKeyFixed, fixed);
 
     char *sql = static_cast<char *>(shm_toc_allocate(toc, sql_len));
@@ -329,6 +341,9 @@ void run_top_level_statement(const char *sql, char *completion) {
         TopMemoryContext, "db_virtuoso runner statement", ALLOCSET_DEFAULT_SIZES);
     MemoryContextSwitchTo(statement_context);
     List *parsetrees = pg_parse_query(sql);
+    if (parsetrees == NIL)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the statement is empty: it holds only comments or white space")));
     if (list_length(parsetrees) != 1)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the statement runner takes exactly one statement, got %d",
@@ -338,6 +353,13 @@ void run_top_level_statement(const char *sql, char *completion) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_TRANSACTION_STATE),
                         errmsg("transaction control statements cannot run in the statement "
                                "runner")));
+    // A worker has no client: COPY FROM STDIN would read from a socket that does not exist.
+    if (IsA(parsetree->stmt, CopyStmt) && castNode(CopyStmt, parsetree->stmt)->filename == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("COPY FROM STDIN and COPY TO STDOUT cannot run in the statement "
+                               "runner: it has no client connection"),
+                        errhint("COPY to or from a server file or program, or use INSERT ... "
+                                "SELECT.")));
 
     CommandTag tag = CreateCommandTag(parsetree->stmt);
     set_ps_display(GetCommandTagName(tag));
@@ -402,13 +424,29 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
 
     // The command tag is that of the last statement, as psql would show it.
     List *parsetrees = pg_parse_query(sql);
-    CommandTag tag = parsetrees == NIL ? CMDTAG_UNKNOWN
-                                       : CreateCommandTag(llast_node(RawStmt, parsetrees)->stmt);
+    if (parsetrees == NIL)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the statement is empty: it holds only comments or white space")));
+    CommandTag tag = CreateCommandTag(llast_node(RawStmt, parsetrees)->stmt);
 
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
     int rc = SPI_execute_with_args(sql, nparams, types, values, nulls, false, 0);
-    if (rc < 0) elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+    if (rc == SPI_ERROR_TRANSACTION)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("transaction control statements cannot run in execute_autonomous"),
+                        errdetail("The statements run in one transaction of their own, which "
+                                  "commits when they end.")));
+    if (rc == SPI_ERROR_COPY)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("COPY FROM STDIN and COPY TO STDOUT cannot run in "
+                               "execute_autonomous: it has no client connection"),
+                        errhint("COPY to or from a server file or program, or use INSERT ... "
+                                "SELECT.")));
+    if (rc < 0)
+        ereport(ERROR,
+                (errcode(ERRCODE_INTERNAL_ERROR),
+                 errmsg_internal("SPI_execute_with_args failed: %s", SPI_result_code_string(rc))));
     char completion[COMPLETION_TAG_BUFSIZE];
     format_command_tag(completion, tag, SPI_processed);
     char *value = nullptr;
@@ -424,7 +462,75 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
 
 }  // namespace
 
+namespace {
+
+// What the parser says about the request's SQL, before a worker is started for it.
+struct SqlShape {
+    int statements = 0;
+    bool transaction_control = false;
+    bool copy_with_client = false;  // COPY FROM STDIN / TO STDOUT
+};
+
+SqlShape shape_of(const std::string &sql) {
+    SqlShape shape;
+    pg_call([&] {
+        List *trees = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
+        ListCell *lc;
+        foreach (lc, trees) {
+            Node *stmt = lfirst_node(RawStmt, lc)->stmt;
+            ++shape.statements;
+            if (IsA(stmt, TransactionStmt)) shape.transaction_control = true;
+            if (IsA(stmt, CopyStmt) && castNode(CopyStmt, stmt)->filename == nullptr)
+                shape.copy_with_client = true;
+        }
+    });
+    return shape;
+}
+
+// Refuses, with a clear SQLSTATE, what the runner must not or cannot run.
+void check_request(const RunRequest &request) {
+    const char *entry =
+        request.mode == RunMode::TopLevel ? "execute_top_level" : "execute_autonomous";
+    // An index expression, a materialized view refresh, ANALYZE or the advisor's planning run
+    // user code as a table owner under restrictions; the runner would shed them.
+    if (pg_call([] { return InSecurityRestrictedOperation(); }))
+        throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        "the db_virtuoso runner cannot be used inside a security-restricted "
+                        "operation",
+                        "An index expression, a materialized view refresh, ANALYZE or a "
+                        "maintenance command called a function that starts the runner.");
+    if (in_runner_worker)
+        throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "a statement run by the db_virtuoso runner cannot start the runner again",
+                        "", "Call the runner from the outer session instead.");
+    SqlShape shape = shape_of(request.sql);
+    if (shape.statements == 0)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "the statement is empty: it holds only comments or white space");
+    // (Top level: the worker refuses several statements and transaction control itself.)
+    if (request.mode == RunMode::Autonomous && shape.transaction_control)
+        throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "transaction control statements cannot run in execute_autonomous",
+                        "The statements run in one transaction of their own, which commits when "
+                        "they end.");
+    if (shape.copy_with_client)
+        throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        fmt::format("COPY FROM STDIN and COPY TO STDOUT cannot run in {}: it "
+                                    "has no client connection",
+                                    entry),
+                        "", "COPY to or from a server file or program, or use INSERT ... SELECT.");
+}
+
+}  // namespace
+
+bool send_captured_data(const std::string &data) {
+    if (!in_runner_worker) return false;
+    pg_call([&data] { send_string_message(kMsgCaptured, data.c_str()); });
+    return true;
+}
+
 RunOutcome run_in_worker(const RunRequest &request) {
+    check_request(request);
     LaunchArgs args{&request, {}};
     if (ErrorData *e = catch_pg_error(launch_and_wait, &args)) throw PgError(e);
     RunOutcome outcome;
@@ -449,6 +555,7 @@ RunOutcome run_in_worker_or_raise(const RunRequest &request) {
 using namespace virtuoso::pg;
 
 extern "C" void virtuoso_runner_main(Datum main_arg) {
+    in_runner_worker = true;
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
 
@@ -483,6 +590,11 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
     SetClientEncoding(GetDatabaseEncoding());
     SetCurrentRoleId(fixed->outer_user_id, fixed->outer_is_superuser);
     SetUserIdAndSecContext(fixed->current_user_id, fixed->sec_context);
+    // A read-only caller gets read-only transactions, and PostgreSQL's own rules decide what
+    // runs (INSERT, CREATE INDEX CONCURRENTLY: 25006).  At override level so that a SET in the
+    // statement cannot undo it; every transaction of the worker starts read-only.
+    if (fixed->read_only)
+        SetConfigOption("default_transaction_read_only", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
     debug_query_string = sql;
     pgstat_report_activity(STATE_RUNNING, sql);

@@ -46,28 +46,42 @@ class PgError : public std::exception {
     ErrorData *data_;
 };
 
-// Runs f (plain calls into PostgreSQL, nothing that throws C++ exceptions) and turns a
-// PostgreSQL ERROR raised inside it into a PgError.
+// Runs fn(arg) inside PG_TRY and returns the PostgreSQL ERROR raised inside it (copied,
+// error state flushed), or nullptr.  fn must not let a C++ exception escape: a C++ unwind
+// through PG_TRY would leave PG_exception_stack pointing into a dead frame.  On an error the
+// caller's PG_exception_stack, error_context_stack and memory context are restored.
 ErrorData *catch_pg_error(void (*fn)(void *), void *arg);
 
+// Runs f (plain calls into PostgreSQL) and turns a PostgreSQL ERROR raised inside it into a
+// PgError.  Safe by construction against C++ exceptions in f, including a PgError from a
+// pg_call nested in f: the thunk catches them inside the PG_TRY region and pg_call rethrows
+// them only after PG_END_TRY.  (f must still not keep C++ objects with destructors alive
+// across a direct PostgreSQL call that may ereport: a longjmp skips their destructors.)
 template <typename F>
 auto pg_call(F &&f) -> decltype(f()) {
     using Result = decltype(f());
-    if constexpr (std::is_void_v<Result>) {
-        auto thunk = [](void *p) { (*static_cast<std::remove_reference_t<F> *>(p))(); };
-        if (ErrorData *e = catch_pg_error(thunk, &f)) throw PgError(e);
-    } else {
-        struct Call {
-            std::remove_reference_t<F> *fn;
-            std::optional<Result> result;
-        } call{&f, std::nullopt};
-        auto thunk = [](void *p) {
-            auto *c = static_cast<Call *>(p);
-            c->result.emplace((*c->fn)());
-        };
-        if (ErrorData *e = catch_pg_error(thunk, &call)) throw PgError(e);
-        return std::move(*call.result);
-    }
+    using Stored = std::conditional_t<std::is_void_v<Result>, bool, Result>;
+    struct Call {
+        std::remove_reference_t<F> *fn;
+        std::optional<Stored> result;
+        std::exception_ptr exception;
+    } call{&f, std::nullopt, nullptr};
+    auto thunk = [](void *p) {
+        auto *c = static_cast<Call *>(p);
+        try {
+            if constexpr (std::is_void_v<Result>) {
+                (*c->fn)();
+                c->result.emplace(true);
+            } else {
+                c->result.emplace((*c->fn)());
+            }
+        } catch (...) {
+            c->exception = std::current_exception();
+        }
+    };
+    if (ErrorData *e = catch_pg_error(thunk, &call)) throw PgError(e);
+    if (call.exception) std::rethrow_exception(call.exception);
+    if constexpr (!std::is_void_v<Result>) return std::move(*call.result);
 }
 
 // Raises the error described by the current exception as a PostgreSQL ERROR.  Must be
@@ -80,6 +94,10 @@ struct PendingError {
     char *hint = nullptr;
 };
 void capture_current_exception(PendingError &out) noexcept;
+// Re-raises a saved (CopyErrorData) or received (from a runner worker) error as an ERROR
+// that reaches the client and the log, whatever its ErrorData said.  The only way this
+// extension rethrows an ErrorData.
+[[noreturn]] void rethrow_error(ErrorData *edata);
 [[noreturn]] void raise_pending(const PendingError &err, const char *function_name);
 
 // Runs the body of a SQL-callable function.  The body returns a Datum.

@@ -18,15 +18,13 @@ namespace virtuoso::pg {
 
 enum class RunMode { TopLevel, Autonomous };
 
-// INFO messages a worker raises with this SQLSTATE carry data for the caller (the objects a
-// migration's statement touched): the runner collects them in RunOutcome::captured instead
-// of showing them.  INFO always reaches the caller, whatever client_min_messages says.
-constexpr int kCapturedDataSqlstate = MAKE_SQLSTATE('V', 'X', 'D', 'D', 'L');
-
 struct RunRequest {
     RunMode mode = RunMode::TopLevel;
     std::string sql;
     std::vector<std::optional<std::string>> params;  // Autonomous only: $1.. as text
+    // The extension's own log writes (fixed internal SQL): they run read-write even when the
+    // caller's transaction is read-only.  Everything else follows the caller's read-only state.
+    bool bookkeeping = false;
 };
 
 struct RunOutcome {
@@ -35,8 +33,14 @@ struct RunOutcome {
     std::optional<std::string> value;  // Autonomous: first column of the first row, if any
     ErrorData *error = nullptr;        // the worker's error when !ok (elevel ERROR)
     int worker_pid = 0;
-    std::vector<std::string> captured;  // kCapturedDataSqlstate messages, in order
+    std::vector<std::string> captured;  // send_captured_data() texts of the worker, in order
 };
+
+// In a runner worker: hands `data` (the objects a migration's statement touched) to the
+// caller, which collects it in RunOutcome::captured.  It travels in a message of its own type
+// that user SQL cannot produce (a RAISE INFO is only ever shown).  Elsewhere: does nothing
+// and returns false.
+bool send_captured_data(const std::string &data);
 
 // Runs the request and waits for it.  Errors of the statement come back in the outcome;
 // errors of the runner itself (no slot, self-deadlock, cancel) are thrown as PgError.
