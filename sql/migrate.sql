@@ -96,23 +96,30 @@ EXCEPTION WHEN query_canceled THEN
 END $$;
 SELECT status, sqlstate FROM virtuoso.migration_log WHERE name = 'slow';
 
--- Non-transactional: statement by statement through the runner, so CONCURRENTLY works.
+-- Non-transactional: statement by statement through the runner.  A concurrent build would
+-- wait for this function call's own snapshot: it is refused (25001) before it starts, and
+-- the migration is FAILED with nothing done.
+SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('concurrent_refused',
+    'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance); ANALYZE accounts',
+    'DROP INDEX CONCURRENTLY accounts_balance_idx', '{"transactional": false}')$$);
+SELECT status, sqlstate, statements_total, statements_done FROM virtuoso.migration_log WHERE name = 'concurrent_refused';
+SELECT to_regclass('accounts_balance_idx') AS not_built;
+-- Statements that do not wait for snapshots run one by one (DROP INDEX CONCURRENTLY too).
 SELECT status, transactional, statements_total, statements_done, attempts
 FROM virtuoso.execute_migration_with_monitoring('concurrent_index',
-    'CREATE INDEX CONCURRENTLY accounts_balance_idx ON accounts (balance); ANALYZE accounts',
+    'CREATE INDEX accounts_balance_idx ON accounts (balance); ANALYZE accounts',
     'DROP INDEX CONCURRENTLY accounts_balance_idx', '{"transactional": false}');
 SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_balance_idx'::regclass;
 SELECT o->>'command' AS command, o->>'identity' AS identity
 FROM virtuoso.migration_log, jsonb_array_elements(affected_objects) o WHERE name = 'concurrent_index';
 -- a failing statement leaves the earlier ones applied and says how far it got
 SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('concurrent_fail',
-    'CREATE INDEX CONCURRENTLY accounts_id_balance_idx ON accounts (id, balance);
-     CREATE UNIQUE INDEX CONCURRENTLY accounts_balance_mod_idx ON accounts ((balance % 7))',
+    'CREATE INDEX accounts_id_balance_idx ON accounts (id, balance);
+     CREATE UNIQUE INDEX accounts_balance_mod_idx ON accounts ((balance % 7))',
     NULL, '{"transactional": false}')$$);
 SELECT status, sqlstate, statements_total, statements_done FROM virtuoso.migration_log WHERE name = 'concurrent_fail';
 SELECT check_name, status, object FROM virtuoso.verify_migration_integrity('concurrent_fail') ORDER BY 1, 3;
 SELECT error_hint FROM virtuoso.migration_log WHERE name = 'concurrent_fail';
-DROP INDEX accounts_balance_mod_idx;
 -- the non-transactional migration rolls back statement by statement too
 SELECT status FROM virtuoso.execute_rollback_with_backup('concurrent_index', false);
 SELECT to_regclass('accounts_balance_idx') AS balance_idx;

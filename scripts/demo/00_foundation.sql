@@ -17,7 +17,7 @@ FROM generate_series(1, 200000) g;
 DELETE FROM orders WHERE id % 4 = 0;
 
 \echo
-\echo '### The statement runner: VACUUM and CREATE INDEX CONCURRENTLY from inside a function call'
+\echo '### The statement runner: VACUUM from inside a function call'
 SELECT n_dead_tup AS dead_before FROM pg_stat_user_tables WHERE relname = 'orders';
 SELECT virtuoso.execute_top_level('VACUUM (ANALYZE) orders') AS command;
 SELECT pg_stat_clear_snapshot();
@@ -25,7 +25,8 @@ SELECT n_dead_tup AS dead_after, vacuum_count FROM pg_stat_user_tables WHERE rel
 
 \echo
 \echo '### Zero-downtime index build: CONCURRENTLY added, validity checked, retried if invalid'
-SELECT virtuoso.create_index_concurrently('CREATE INDEX orders_customer_idx ON orders (customer_id)');
+\echo '(a procedure: it commits first, so that no snapshot of this session holds the build up)'
+CALL virtuoso.build_index_concurrently('CREATE INDEX orders_customer_idx ON orders (customer_id)');
 SELECT indexrelid::regclass AS index, indisvalid FROM pg_index WHERE indrelid = 'orders'::regclass;
 
 \echo

@@ -42,11 +42,12 @@ FROM virtuoso.execute_migration_with_monitoring('orders_priority',
 SELECT dblink_disconnect('holder');
 
 \echo
-\echo '### Statement by statement (transactional: false), so CREATE INDEX CONCURRENTLY works'
+\echo '### Statement by statement (transactional: false), so VACUUM and DROP INDEX CONCURRENTLY work'
+\echo '(concurrent builds wait for this call''s own snapshot: use CALL virtuoso.build_index_concurrently)'
 SELECT name, status, transactional, statements_done
 FROM virtuoso.execute_migration_with_monitoring('orders_status_idx',
-    'CREATE INDEX CONCURRENTLY orders_status_idx ON orders (status)', 'DROP INDEX CONCURRENTLY orders_status_idx',
-    '{"transactional": false}');
+    'CREATE INDEX orders_status_idx ON orders (status); VACUUM (ANALYZE) orders',
+    'DROP INDEX CONCURRENTLY orders_status_idx', '{"transactional": false}');
 
 \echo
 \echo '### Verify, then roll back keeping a copy of the data'

@@ -48,8 +48,9 @@ FROM virtuoso.recommend_indexes()
 ORDER BY cost_before - cost_after DESC;
 
 \echo
-\echo '### Apply on one table: CREATE INDEX CONCURRENTLY through the runner, validity checked'
-SELECT columns, applied FROM virtuoso.optimize_table_indexes('advisor_orders', apply => true);
+\echo '### Apply on one table: CREATE INDEX CONCURRENTLY through the procedure form, validity checked'
+SELECT index_definition FROM virtuoso.optimize_table_indexes('advisor_orders') LIMIT 1 \gset
+CALL virtuoso.build_index_concurrently(:'index_definition');
 SELECT indexrelid::regclass AS index, indisvalid FROM pg_index
 WHERE indrelid = 'advisor_orders'::regclass ORDER BY 1::text;
 \echo 'Nothing left to recommend for that table:'

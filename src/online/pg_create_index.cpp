@@ -7,6 +7,7 @@
 #include "db_virtuoso/online/index_build.hpp"
 
 #include "db_virtuoso/core/sql_lexer.hpp"
+#include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -79,31 +80,18 @@ void drop_index_concurrently(const std::string &qualified_name) {
         {pg::RunMode::TopLevel, "DROP INDEX CONCURRENTLY IF EXISTS " + qualified_name, {}});
 }
 
-// CREATE INDEX CONCURRENTLY commits an (invalid) catalog entry before it waits for other
-// transactions; when the one it would wait for is the caller's own, the build can neither
-// finish nor be cleaned up from here.  Refuse those cases before anything is created.
-void refuse_if_caller_blocks(Oid table) {
-    if (IsolationUsesXactSnapshot())
+// CREATE INDEX CONCURRENTLY waits for every snapshot older than its own: with the caller's
+// snapshot held (any function call holds one), it could never finish.  Refuse before
+// anything is created or dropped; the procedure form commits the caller instead.
+void refuse_if_caller_holds_snapshot() {
+    if (pg::holds_snapshot())
         throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                        "cannot build an index concurrently inside a REPEATABLE READ or "
-                        "SERIALIZABLE transaction",
-                        "The build would wait for this transaction's snapshot.",
-                        "Call it outside a transaction block or in READ COMMITTED.");
-    pg::InternalSql spi;
-    // Modes that conflict with the ShareLock the build waits for.
-    auto held = spi.scalar(
-        "SELECT string_agg(mode, ', ' ORDER BY mode) FROM pg_locks "
-        "WHERE pid = pg_backend_pid() AND locktype = 'relation' AND granted "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND relation = $1::oid AND mode IN ('RowExclusiveLock', 'ShareUpdateExclusiveLock', "
-        "'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')",
-        {std::to_string(table)});
-    if (held)
-        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                        fmt::format("cannot build an index concurrently on {}: this transaction "
-                                    "holds {} on it",
-                                    pg::qualified_relation_name(table), *held),
-                        "", "Commit the transaction that changed the table first.");
+                        "CREATE INDEX CONCURRENTLY cannot run while the calling statement holds "
+                        "a snapshot",
+                        "The build waits until every snapshot older than its own is gone, this "
+                        "session's included; a function call holds its snapshot until it ends.",
+                        "Use CALL virtuoso.build_index_concurrently(...) outside a transaction "
+                        "block.");
 }
 
 // An invalid index of the requested name is the remains of an earlier failed build.
@@ -136,7 +124,8 @@ bool transient(int sqlstate) {
 
 }  // namespace
 
-IndexBuildResult build_index_concurrently(const std::string &definition, int max_attempts) {
+IndexBuildResult build_index_concurrently(const std::string &definition, int max_attempts,
+                                          const std::function<void()> &release_snapshot) {
     std::string why;
     std::optional<std::string> sql = core::with_concurrently(definition, &why);
     if (!sql)
@@ -144,7 +133,7 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
                         fmt::format("index_definition is not an index definition: {}", why), "",
                         "Pass one statement such as CREATE INDEX ON t (col).");
     IndexTarget target = resolve_target(*sql);
-    refuse_if_caller_blocks(target.table);
+    if (!release_snapshot) refuse_if_caller_holds_snapshot();
     drop_leftover_invalid_index(target);
 
     IndexBuildResult result;
@@ -152,6 +141,7 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
     for (int attempt = 1; attempt <= max_attempts; ++attempt) {
         result.attempts = attempt;
         std::vector<Oid> before = indexes_of(target.table);
+        if (release_snapshot) release_snapshot();  // the look-ups above took snapshots
         pg::RunOutcome outcome = pg::run_in_worker({pg::RunMode::TopLevel, *sql, {}});
         std::optional<Oid> index = created_index(target, before);
         if (index) result.index_name = pg::qualified_relation_name(*index);
@@ -185,16 +175,44 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
 
 using virtuoso::pg::UserError;
 
-VIRTUOSO_FUNCTION(virtuoso_create_index_concurrently) {
+namespace {
+
+// The definition argument, copied (a procedure's commit frees the original).
+std::string definition_arg(FunctionCallInfo fcinfo) {
     auto definition = virtuoso::pg::text_arg(fcinfo, 0);
     if (!definition || definition->find_first_not_of(" \t\r\n") == std::string::npos)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "index_definition must not be NULL or empty");
+    return *definition;
+}
+
+}  // namespace
+
+// CALL virtuoso.build_index_concurrently(index_definition text, INOUT index_name text):
+// commits the caller, then builds with no snapshot held; the index name comes back.
+VIRTUOSO_FUNCTION(virtuoso_build_index_concurrently) {
+    std::string definition = definition_arg(fcinfo);
+    constexpr const char *kProcedure = "virtuoso.build_index_concurrently";
+    virtuoso::pg::commit_caller(fcinfo, kProcedure);
+    auto result = virtuoso::online::build_index_concurrently(
+        definition, 3, [fcinfo] { virtuoso::pg::commit_caller(fcinfo, kProcedure); });
+    if (result.status == "exists") {
+        virtuoso::pg::report(NOTICE, "index already exists; nothing built");
+        return virtuoso::pg::procedure_result(fcinfo, {std::nullopt});
+    }
+    virtuoso::pg::report(NOTICE,
+                         fmt::format("index {} built concurrently and valid (attempt {} of 3)",
+                                     result.index_name, result.attempts));
+    return virtuoso::pg::procedure_result(fcinfo, {result.index_name});
+}
+
+VIRTUOSO_FUNCTION(virtuoso_create_index_concurrently) {
+    std::string definition = definition_arg(fcinfo);
     int max_attempts = PG_NARGS() > 1 && !PG_ARGISNULL(1) ? PG_GETARG_INT32(1) : 3;
     if (max_attempts < 1 || max_attempts > 20)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         fmt::format("max_attempts must be between 1 and 20, got {}", max_attempts));
-    auto result = virtuoso::online::build_index_concurrently(*definition, max_attempts);
+    auto result = virtuoso::online::build_index_concurrently(definition, max_attempts);
     std::string text = result.status == "exists"
                            ? "index already exists; nothing built"
                            : fmt::format("index {} built concurrently and valid (attempt {} of {})",

@@ -5,6 +5,7 @@
 #include "db_virtuoso/pg/runner.hpp"
 
 #include "db_virtuoso/pg/bgworker.hpp"
+#include "db_virtuoso/pg/procedure.hpp"
 
 extern "C" {
 #include "access/printtup.h"
@@ -12,6 +13,7 @@ extern "C" {
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
 #include "mb/pg_wchar.h"
+#include "commands/defrem.h"
 #include "nodes/parsenodes.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
@@ -81,31 +83,56 @@ void terminate_active_worker(int, Datum) {
     active_worker = nullptr;
 }
 
-// PROC_IN_SAFE_IC tells concurrent index builds that this backend's snapshot need not be
-// waited for.  While the caller only waits for its worker, that is true in READ COMMITTED
-// (later statements take new snapshots); it is what lets CREATE INDEX CONCURRENTLY run
-// from inside a function call.  VACUUM still honours the caller's xmin (PostgreSQL 15 only
-// ignores PROC_IN_VACUUM backends there).
-void set_safe_index_flag(bool on) {
-    LWLockAcquire(ProcArrayLock, LW_EXCLUSIVE);
-    if (on)
-        MyProc->statusFlags |= PROC_IN_SAFE_IC;
-    else
-        MyProc->statusFlags &= ~PROC_IN_SAFE_IC;
-    ProcGlobal->statusFlags[MyProc->pgxactoff] = MyProc->statusFlags;
-    LWLockRelease(ProcArrayLock);
-}
+constexpr int kMaxChain = 64;  // processes looked at per check of the blocking chain
 
-// Is the worker waiting for a lock that this backend holds?
-bool worker_blocked_by_caller(int worker_pid) {
-    Datum blockers = DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(worker_pid));
+// The PIDs blocking `pid` (held or queued-before locks), from pg_blocking_pids.
+void blocking_pids(int pid, int **pids, int *n) {
+    Datum blockers = DirectFunctionCall1(pg_blocking_pids, Int32GetDatum(pid));
     ArrayType *array = DatumGetArrayTypeP(blockers);
     Datum *elems;
     bool *nulls;
-    int n;
-    deconstruct_array(array, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, &n);
-    for (int i = 0; i < n; ++i)
-        if (!nulls[i] && DatumGetInt32(elems[i]) == MyProcPid) return true;
+    deconstruct_array(array, INT4OID, sizeof(int32), true, TYPALIGN_INT, &elems, &nulls, n);
+    *pids = static_cast<int *>(palloc(sizeof(int) * (*n + 1)));
+    int kept = 0;
+    for (int i = 0; i < *n; ++i)
+        if (!nulls[i]) (*pids)[kept++] = DatumGetInt32(elems[i]);
+    *n = kept;
+}
+
+// Does the worker wait, directly or through a chain of other waiting sessions, for this
+// backend?  (The caller reads t, another session queues ALTER TABLE t behind it, the worker
+// queues behind the ALTER: nobody's deadlock detector sees the caller waiting for its
+// worker.)  Breadth first, cycle-safe, at most kMaxChain processes; on success `path`
+// holds the PIDs from the worker to this backend.
+bool worker_waits_for_caller(int worker_pid, StringInfo path) {
+    int node[kMaxChain];
+    int parent[kMaxChain];
+    int count = 0;
+    node[count] = worker_pid;
+    parent[count++] = -1;
+    for (int head = 0; head < count; ++head) {
+        int *pids;
+        int n;
+        blocking_pids(node[head], &pids, &n);
+        for (int i = 0; i < n; ++i) {
+            bool seen = false;
+            for (int j = 0; j < count && !seen; ++j) seen = node[j] == pids[i];
+            if (seen) continue;
+            if (pids[i] == MyProcPid) {
+                int chain[kMaxChain];
+                int len = 0;
+                for (int at = head; at >= 0; at = parent[at]) chain[len++] = node[at];
+                appendStringInfo(path, "The db_virtuoso runner (PID %d) waits", chain[len - 1]);
+                for (int k = len - 2; k >= 0; --k)
+                    appendStringInfo(path, " for PID %d, which waits", chain[k]);
+                appendStringInfo(path, " for a lock held by this session (PID %d)", MyProcPid);
+                return true;
+            }
+            if (count == kMaxChain) return false;  // bounded: a later poll looks again
+            node[count] = pids[i];
+            parent[count++] = head;
+        }
+    }
     return false;
 }
 
@@ -159,6 +186,9 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
 }
 
 void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutcome *out) {
+    // The chain checks allocate; they run every kPollMillis for as long as the wait lasts.
+    MemoryContext poll_context =
+        AllocSetContextCreate(CurrentMemoryContext, "db_virtuoso runner wait", ALLOCSET_SMALL_SIZES);
     long waited = 0;
     for (;;) {
         Size nbytes;
@@ -166,24 +196,31 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
         shm_mq_result res = shm_mq_receive(mqh, &nbytes, &data, true);
         if (res == SHM_MQ_SUCCESS) {
             handle_message(mqh, static_cast<char *>(data), nbytes, out);
-            if (out->done) return;
+            if (out->done) break;
             continue;
         }
-        if (res == SHM_MQ_DETACHED) return;  // the worker is gone
+        if (res == SHM_MQ_DETACHED) break;  // the worker is gone
 
         pid_t pid;
         if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STARTED) {
             out->worker_pid = pid;
-            if (waited >= kPollMillis && worker_blocked_by_caller(pid)) {
-                TerminateBackgroundWorker(handle);
-                ereport(ERROR,
-                        (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-                         errmsg("the statement needs a lock that the calling transaction holds"),
-                         errdetail("The db_virtuoso runner (PID %d) waits for a lock held by "
-                                   "this session (PID %d); it has been stopped.",
-                                   static_cast<int>(pid), MyProcPid),
-                         errhint("Run it outside a transaction block, or commit the work that "
-                                 "locked the table first.")));
+            if (waited >= kPollMillis) {
+                MemoryContext outer = MemoryContextSwitchTo(poll_context);
+                StringInfoData path;
+                initStringInfo(&path);
+                bool deadlock = worker_waits_for_caller(pid, &path);
+                MemoryContextSwitchTo(outer);
+                if (deadlock) {
+                    TerminateBackgroundWorker(handle);
+                    ereport(ERROR,
+                            (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+                             errmsg("the statement needs a lock that the calling transaction "
+                                    "holds"),
+                             errdetail("%s; the runner has been stopped.", path.data),
+                             errhint("Run it outside a transaction block, or commit the work "
+                                     "that locked the table first.")));
+                }
+                MemoryContextReset(poll_context);
             }
         }
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMillis,
@@ -192,12 +229,69 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
         waited += kPollMillis;
         CHECK_FOR_INTERRUPTS();
     }
+    MemoryContextDelete(poll_context);
 }
 
 struct LaunchArgs {
     const RunRequest *request;
     RawOutcome out;
+    const char *waits_for_snapshots;  // statement_waiting_for_snapshots() of the request
 };
+
+bool concurrently_option(List *params) {
+    ListCell *lc;
+    foreach (lc, params) {
+        DefElem *opt = lfirst_node(DefElem, lc);
+        if (strcmp(opt->defname, "concurrently") == 0) return defGetBoolean(opt);
+    }
+    return false;
+}
+
+}  // namespace
+
+const char *statement_waiting_for_snapshots(const char *sql) {
+    // Cheap test first: most statements never get near the parser here.
+    if (strcasestr(sql, "concurrently") == nullptr) return nullptr;
+    List *stmts = raw_parser(sql, RAW_PARSE_DEFAULT);
+    ListCell *lc;
+    foreach (lc, stmts) {
+        Node *stmt = lfirst_node(RawStmt, lc)->stmt;
+        if (IsA(stmt, IndexStmt) && castNode(IndexStmt, stmt)->concurrent)
+            return "CREATE INDEX CONCURRENTLY";
+        if (IsA(stmt, ReindexStmt) && concurrently_option(castNode(ReindexStmt, stmt)->params))
+            return "REINDEX CONCURRENTLY";
+        if (IsA(stmt, AlterTableStmt)) {
+            ListCell *c;
+            foreach (c, castNode(AlterTableStmt, stmt)->cmds) {
+                auto *cmd = lfirst_node(AlterTableCmd, c);
+                if (cmd->subtype == AT_DetachPartition && cmd->def != nullptr &&
+                    castNode(PartitionCmd, cmd->def)->concurrent)
+                    return "ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY";
+            }
+        }
+    }
+    return nullptr;
+}
+
+void refuse_if_snapshot_held(const char *what) {
+    if (!holds_snapshot()) return;
+    ereport(ERROR,
+            (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+             errmsg("%s cannot run while the calling statement holds a snapshot", what),
+             errdetail("It waits until every snapshot older than its own is gone, this "
+                       "session's included; a function call (or a transaction in REPEATABLE "
+                       "READ or SERIALIZABLE) holds its snapshot until it ends."),
+             errhint("Use CALL virtuoso.build_index_concurrently(...) or CALL "
+                     "virtuoso.run_top_level(...), outside a transaction block.")));
+}
+
+namespace {
+
+void check_snapshot_waiter(void *arg) {
+    auto *args = static_cast<LaunchArgs *>(arg);
+    args->waits_for_snapshots = statement_waiting_for_snapshots(args->request->sql.c_str());
+    if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
+}
 
 void launch_and_wait(void *arg) {
     auto *args = static_cast<LaunchArgs *>(arg);
@@ -267,6 +361,9 @@ void launch_and_wait(void *arg) {
     worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
     worker.bgw_notify_pid = MyProcPid;
 
+    // Setting up read catalogs (a catalog snapshot): drop it before anything waits for us.
+    if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
+
     BackgroundWorkerHandle *handle;
     if (!RegisterDynamicBackgroundWorker(&worker, &handle))
         ereport(ERROR,
@@ -283,16 +380,12 @@ void launch_and_wait(void *arg) {
     }
     active_worker = handle;
 
-    const bool flag_snapshot = req.mode == RunMode::TopLevel && !IsolationUsesXactSnapshot();
     PG_TRY();
     {
-        if (flag_snapshot) set_safe_index_flag(true);
         wait_for_worker(handle, mqh, out);
-        if (flag_snapshot) set_safe_index_flag(false);
     }
     PG_CATCH();
     {
-        if (flag_snapshot) set_safe_index_flag(false);
         TerminateBackgroundWorker(handle);
         active_worker = nullptr;
         PG_RE_THROW();
@@ -531,7 +624,16 @@ bool send_captured_data(const std::string &data) {
 
 RunOutcome run_in_worker(const RunRequest &request) {
     check_request(request);
-    LaunchArgs args{&request, {}};
+    LaunchArgs args{&request, {}, nullptr};
+    if (request.mode == RunMode::TopLevel) {
+        // A statement that cannot run for this caller is the statement's failure, found
+        // before any worker starts: nothing is half done (no invalid index left behind).
+        if (ErrorData *refused = catch_pg_error(check_snapshot_waiter, &args)) {
+            RunOutcome outcome;
+            outcome.error = refused;
+            return outcome;
+        }
+    }
     if (ErrorData *e = catch_pg_error(launch_and_wait, &args)) throw PgError(e);
     RunOutcome outcome;
     outcome.ok = args.out.ok && args.out.error == nullptr;

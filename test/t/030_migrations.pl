@@ -85,7 +85,7 @@ $session = $node->background_psql('postgres', on_error_stop => 0);
 $session->query_until(qr/started/, q{
 \echo started
 SELECT virtuoso.execute_migration_with_monitoring('004_killed_steps',
-    $m$CREATE INDEX CONCURRENTLY k_a_idx ON k (a); SELECT pg_sleep(300)$m$, NULL, '{"transactional": false}');
+    $m$CREATE INDEX k_a_idx ON k (a); SELECT pg_sleep(300)$m$, NULL, '{"transactional": false}');
 });
 ok(wait_until($node, q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner' AND wait_event = 'PgSleep'}),
     'the second statement is running');

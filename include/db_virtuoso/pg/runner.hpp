@@ -2,13 +2,19 @@
 // database, as the caller's role and with the caller's settings, and hands back the
 // outcome.
 //
-//  * TopLevel: one statement run as a top-level command through a portal, so VACUUM,
-//    CREATE/DROP INDEX CONCURRENTLY and REINDEX CONCURRENTLY work from inside a function.
+//  * TopLevel: one statement run as a top-level command through a portal, so VACUUM and
+//    DROP INDEX CONCURRENTLY work from inside a function.  Statements that wait for every
+//    older snapshot (CREATE INDEX / REINDEX CONCURRENTLY...) would wait for the caller's
+//    own snapshot, or, if it were ignored, make rows vanish from the caller's statement:
+//    they are refused (25001) while the caller holds a snapshot, and run from procedures
+//    that commit the caller first (CALL virtuoso.run_top_level).  The caller's snapshot and
+//    proc flags are never changed.
 //  * Autonomous: SQL (with text parameters) run through SPI in the worker's own
 //    transaction, which commits even when the caller later rolls back.
 //
 // Never hangs: no free worker slot is an ERROR (53400); a worker that waits for a lock the
-// caller holds is stopped and reported as a deadlock (40P01); cancelling or terminating the
+// caller holds, directly or through a chain of other waiting sessions, is stopped and
+// reported as a deadlock (40P01); cancelling or terminating the
 // caller terminates the worker.
 #pragma once
 
@@ -48,6 +54,18 @@ RunOutcome run_in_worker(const RunRequest &request);
 
 // As run_in_worker, but an error of the statement is raised in the caller.
 RunOutcome run_in_worker_or_raise(const RunRequest &request);
+
+// The statement kind (e.g. "CREATE INDEX CONCURRENTLY") when `sql` holds a statement that
+// waits for every snapshot older than its own: CREATE INDEX CONCURRENTLY, REINDEX ...
+// CONCURRENTLY, ALTER TABLE ... DETACH PARTITION ... CONCURRENTLY.  nullptr otherwise.
+// Plain PostgreSQL style: a syntax error is ereport()ed.
+const char *statement_waiting_for_snapshots(const char *sql);
+
+// Plain PostgreSQL style: raises 25001 when this backend holds a snapshot that a statement
+// of kind `what` would wait for.  run_in_worker() refuses such statements this way (as an
+// error of the statement, before any worker starts): they run only from procedures that
+// committed their caller (see procedure.hpp).
+void refuse_if_snapshot_held(const char *what);
 
 // For code that is itself at top level (a background worker): runs one statement through a
 // portal as exec_simple_query would, inside the transaction the caller started, and commits
