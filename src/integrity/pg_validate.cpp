@@ -8,6 +8,12 @@
 // the active snapshot, which the function sets once for all rules (push_rules_snapshot), so
 // all rules see the same data, including what the calling transaction has written and not
 // yet committed.
+//
+// The SQL a typed rule runs names every operator, function and type by schema (operators
+// from the column type's default B-tree operator class, see btree_operator), so the
+// caller's search_path cannot put another role's code in their place; only the user's own
+// parts (a query rule, expression, where, table names) resolve through it, as in any query
+// the caller writes.
 #include "db_virtuoso/integrity/rules.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/spi.hpp"
