@@ -1,7 +1,8 @@
 -- check_database_health and the monitoring views tell a role only about relations it may
 -- see: those it owns (or whose owner it is a member of) or may SELECT from; a member of
 -- pg_read_all_stats (pg_monitor) sees all.  Typed rules run as the caller: a table it may
--- not read is an ERROR (42501) for the rule, not a count.
+-- not read is an ERROR (42501) for the rule, not a count; with only the rule's column
+-- readable the rule is judged, without the sample of whole rows.
 CREATE SCHEMA vis;
 GRANT USAGE ON SCHEMA vis TO regress_virtuoso_user;
 CREATE ROLE regress_virtuoso_monitor IN ROLE pg_monitor;
@@ -18,6 +19,7 @@ ALTER TABLE vis.mine OWNER TO regress_virtuoso_user;
 GRANT SELECT ON vis.granted TO regress_virtuoso_user;
 GRANT SELECT (v) ON vis.one_column TO regress_virtuoso_user;
 INSERT INTO vis.secret SELECT g FROM generate_series(1, 1000) g;
+INSERT INTO vis.one_column VALUES (NULL, 42), (1, 7);
 CREATE INDEX secret_v ON vis.secret (v);
 CREATE INDEX granted_v ON vis.granted (v);
 ANALYZE vis.secret;
@@ -30,7 +32,9 @@ WHERE schemaname = 'vis' ORDER BY 2;
 SELECT rule_name, status, validation_message FROM virtuoso.validate_data_integrity($$[
   {"name": "secret_rows", "type": "row_count", "table": "vis.secret", "min": 1},
   {"name": "granted_rows", "type": "row_count", "table": "vis.granted", "max": 0},
-  {"name": "secret_query", "query": "SELECT count(*) FROM vis.secret"}
+  {"name": "secret_query", "query": "SELECT count(*) FROM vis.secret"},
+  {"name": "readable_column", "type": "not_null", "table": "vis.one_column", "column": "v"},
+  {"name": "hidden_column", "type": "not_null", "table": "vis.one_column", "column": "hidden"}
 ]$$) ORDER BY rule_name;
 RESET ROLE;
 

@@ -311,8 +311,19 @@ Measurement measure(pg::Spi &spi, const Rule &rule, const RuleSql &sql) {
     }
     m.count = to_int64(row[0], "the count");
     if (*m.count > 0 && !sql.sample.empty() && rule.type != RuleType::RowCount) {
-        for (const auto &s : spi.execute(sql.sample, sql.params, true, kSampleSize).rows)
-            m.sample.push_back(s[0].value_or("NULL"));
+        // A row sample reads every column: a caller who may read only the rule's columns
+        // still gets the verdict, without the sample.
+        pg::SubTransaction sample_sub;
+        try {
+            for (const auto &s : spi.execute(sql.sample, sql.params, true, kSampleSize).rows)
+                m.sample.push_back(s[0].value_or("NULL"));
+            sample_sub.commit();
+        } catch (const PgError &e) {
+            sample_sub.rollback();
+            if (e.sqlstate() != ERRCODE_INSUFFICIENT_PRIVILEGE) throw;
+            m.sample.clear();
+            m.sample_note = fmt::format("no sample ({})", e.what());
+        }
     }
     return m;
 }

@@ -595,6 +595,8 @@ Verdict judge(const Rule &rule, const Resolved &r, const Measurement &m) {
     }
     if (!m.sample.empty() && !pass)
         v.message += fmt::format("; first {}: {}", m.sample.size(), join(m.sample, ", "));
+    else if (m.sample_note && !pass)
+        v.message += "; " + *m.sample_note;
     v.status = pass ? "PASS" : rule.severity == Severity::Warn ? "WARN" : "FAIL";
     return v;
 }

@@ -322,3 +322,14 @@ TEST(IntegritySql, EveryGeneratedCallAndOperatorNamesItsSchema) {
     EXPECT_EQ(unqualified("SELECT count(*) FROM t WHERE a = b"),
               (std::vector<std::string>{"count", "="}));
 }
+
+TEST(IntegrityJudge, ANoteSaysWhyThereIsNoSample) {
+    auto rules = parse_rules(R"([{"name": "n", "type": "not_null", "table": "t", "column": "c"}])");
+    Measurement m;
+    m.count = 1;
+    m.sample_note = "no sample (permission denied for table t)";
+    EXPECT_EQ(judge(rules[0], resolved_one(), m).message,
+              "1 row of public.t has NULL in \"c\"; no sample (permission denied for table t)");
+    m.count = 0;
+    EXPECT_EQ(judge(rules[0], resolved_one(), m).message, "0 rows of public.t have NULL in \"c\"");
+}

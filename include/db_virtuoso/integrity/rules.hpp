@@ -115,12 +115,13 @@ RuleSql build_sql(const Rule &rule, const Resolved &resolved, int sample_size);
 
 // What the queries of a rule returned.
 struct Measurement {
-    std::optional<int64_t> count;       // the count, or the query rule's value
-    std::optional<std::string> newest;  // freshness
-    std::optional<int64_t> age_s;       // freshness
-    int64_t max_age_s = 0;              // freshness
-    bool fresh = false;                 // freshness
-    std::vector<std::string> sample;    // offending rows or values
+    std::optional<int64_t> count;            // the count, or the query rule's value
+    std::optional<std::string> newest;       // freshness
+    std::optional<int64_t> age_s;            // freshness
+    int64_t max_age_s = 0;                   // freshness
+    bool fresh = false;                      // freshness
+    std::vector<std::string> sample;         // offending rows or values
+    std::optional<std::string> sample_note;  // why there is no sample (a privilege)
 };
 
 struct Verdict {
