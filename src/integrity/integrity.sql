@@ -7,8 +7,27 @@ AS 'MODULE_PATHNAME', 'virtuoso_validate_data_integrity';
 COMMENT ON FUNCTION virtuoso.validate_data_integrity(jsonb) IS
 'Runs a JSON array of data-integrity rules (query rules and typed rules: not_null, unique, foreign_key, accepted_values, row_count, range, expression, freshness), each read-only in its own subtransaction on one snapshot, and returns one row per rule: PASS, FAIL, WARN or ERROR with counts and a message that samples offending rows.';
 
--- Whether a relation is the user's: not a system or toast schema, not another session's or
--- this session's temporary schema, not a member of an extension.
+-- Whether the calling role may see facts about a relation (sizes, row estimates, bloat,
+-- findings): it owns it (or is a member of its owner), may SELECT from it or from one of its
+-- columns, or may read all statistics (pg_read_all_stats, which pg_monitor includes).
+-- PostgreSQL itself shows relpages and pg_relation_size to everyone; the extension's reports
+-- show only what the caller could find out by reading the table.
+CREATE FUNCTION virtuoso.health_may_see(relid oid) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_has_role('pg_read_all_stats', 'USAGE')
+           OR pg_has_role(c.relowner, 'USAGE')
+           OR has_any_column_privilege(c.oid, 'SELECT')
+    FROM pg_class c
+    WHERE c.oid = relid
+$$;
+COMMENT ON FUNCTION virtuoso.health_may_see(oid) IS
+'Helper of check_database_health and the monitoring views: true when the calling role owns the relation (or is a member of its owner), may SELECT from it or one of its columns, or is a member of pg_read_all_stats.';
+
+-- Whether a relation is the user's and the caller may see it: not a system or toast schema,
+-- not another session's or this session's temporary schema, not a member of an extension,
+-- and visible to the calling role (health_may_see).
 CREATE FUNCTION virtuoso.health_is_user_relation(relid oid) RETURNS boolean
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -18,11 +37,12 @@ AS $$
            AND NOT EXISTS (SELECT 1 FROM pg_depend d
                            WHERE d.classid = 'pg_class'::regclass AND d.objid = relid
                              AND d.deptype = 'e')
+           AND virtuoso.health_may_see(relid)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.oid = relid
 $$;
 COMMENT ON FUNCTION virtuoso.health_is_user_relation(oid) IS
-'Helper of check_database_health: true for relations of the user (not system, temporary or extension-owned).';
+'Helper of check_database_health: true for relations of the user (not system, temporary or extension-owned) that the calling role may see (health_may_see).';
 
 CREATE FUNCTION virtuoso.check_database_health(
     include_amcheck boolean DEFAULT false,
@@ -355,9 +375,10 @@ SELECT s.schemaname, s.relname AS tablename,
        s.seq_scan, s.idx_scan,
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
        s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count
-FROM pg_catalog.pg_stat_user_tables s;
+FROM pg_catalog.pg_stat_user_tables s
+WHERE virtuoso.health_may_see(s.relid);
 COMMENT ON VIEW virtuoso.migration_performance_dashboard IS
-'Per user table: total/table/index/TOAST size, inserts, updates, deletes, HOT updates, live and dead tuples, dead_tuple_pct (dead in % of all tuples), scans, last (auto)vacuum and (auto)analyze and their counts.';
+'Per user table the caller may see (owns, may SELECT from, or all with pg_read_all_stats): total/table/index/TOAST size, inserts, updates, deletes, HOT updates, live and dead tuples, dead_tuple_pct (dead in % of all tuples), scans, last (auto)vacuum and (auto)analyze and their counts.';
 
 -- pg_stat_statements may be missing: a view over it directly would make CREATE EXTENSION
 -- fail there, so the view reads through a function that finds it at run time and says
@@ -386,14 +407,17 @@ BEGIN
                 round(100.0 * s.shared_blks_hit / NULLIF(s.shared_blks_hit + s.shared_blks_read, 0), 2),
                 s.queryid, s.userid, s.min_exec_time, s.max_exec_time, s.shared_blks_hit, s.shared_blks_read
          FROM %I.pg_stat_statements s
-         WHERE s.dbid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+         WHERE s.dbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+           AND (pg_catalog.pg_has_role(''pg_read_all_stats'', ''USAGE'')
+                OR pg_catalog.pg_has_role(s.userid, ''USAGE''))
          ORDER BY s.total_exec_time DESC', pgss_schema);
 END
 $fn$;
 COMMENT ON FUNCTION virtuoso.slow_queries_analysis_rows() IS
-'Rows of virtuoso.slow_queries_analysis: pg_stat_statements of the current database, slowest total first; a clear error (55000) when pg_stat_statements is not installed.';
+'Rows of virtuoso.slow_queries_analysis: pg_stat_statements of the current database, of statements run by roles the caller is a member of (all with pg_read_all_stats), slowest total first; a clear error (55000) when pg_stat_statements is not installed.';
 
 CREATE VIEW virtuoso.slow_queries_analysis AS
 SELECT * FROM virtuoso.slow_queries_analysis_rows();
 COMMENT ON VIEW virtuoso.slow_queries_analysis IS
-'Statements of the current database from pg_stat_statements, slowest total first: query, calls, total_exec_time, mean_exec_time, stddev_exec_time, rows, hit_percent (shared buffer hits in %), then queryid, userid, min/max_exec_time and block counts. Says how to install pg_stat_statements when it is missing.';
+'Statements of the current database from pg_stat_statements (those of roles the caller is a member of; all with pg_read_all_stats), slowest total first: query, calls, total_exec_time, mean_exec_time, stddev_exec_time, rows, hit_percent (shared buffer hits in %), then queryid, userid, min/max_exec_time and block counts. Says how to install pg_stat_statements when it is missing.';

@@ -8,15 +8,26 @@
 // the active snapshot, which the function sets once for all rules (push_rules_snapshot), so
 // all rules see the same data, including what the calling transaction has written and not
 // yet committed.
+//
+// The SQL a typed rule runs names every operator, function and type by schema (operators
+// from the column type's default B-tree operator class, see btree_operator), so the
+// caller's search_path cannot put another role's code in their place; only the user's own
+// parts (a query rule, expression, where, table names) resolve through it, as in any query
+// the caller writes.
 #include "db_virtuoso/integrity/rules.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
+#include "access/stratnum.h"
+#include "catalog/pg_am_d.h"
+#include "catalog/pg_operator.h"
+#include "commands/defrem.h"
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
+#include "utils/syscache.h"
 #include "utils/timeout.h"
 #include "utils/tuplestore.h"
 #include "utils/varlena.h"
@@ -155,33 +166,105 @@ Oid resolve_table(const std::string &name) {
     });
 }
 
-std::vector<ResolvedColumn> resolve_columns(Oid relid, const std::vector<std::string> &names) {
+std::vector<ResolvedColumn> resolve_columns(Oid relid, const std::vector<std::string> &names,
+                                            std::vector<Oid> &types) {
     std::vector<ResolvedColumn> out;
     for (const auto &name : names) {
-        out.push_back(pg::pg_call([relid, &name] {
+        Oid type = pg::pg_call([relid, &name] {
             AttrNumber attnum = get_attnum(relid, name.c_str());
             if (attnum == InvalidAttrNumber)
                 ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
                                 errmsg("column \"%s\" of relation \"%s\" does not exist",
                                        name.c_str(), get_rel_name(relid))));
-            Oid type = get_atttype(relid, attnum);
-            return ResolvedColumn{
-                std::string(::quote_identifier(name.c_str())),
-                std::string(format_type_extended(type, -1, FORMAT_TYPE_FORCE_QUALIFY))};
-        }));
+            return get_atttype(relid, attnum);
+        });
+        const char *quoted = pg::pg_call([&name] { return ::quote_identifier(name.c_str()); });
+        const char *type_name = pg::pg_call(
+            [type] { return format_type_extended(type, -1, FORMAT_TYPE_FORCE_QUALIFY); });
+        out.push_back(ResolvedColumn{quoted, type_name, std::nullopt, std::nullopt, std::nullopt});
+        types.push_back(type);
     }
     return out;
+}
+
+// The operator of `strategy` in the default B-tree operator class of left_type, taking
+// right_type on its right if the class's family has such a cross-type member, else the
+// class's own type (the right operand is then cast), as PostgreSQL's RI triggers choose
+// the equality of a foreign key.  Looked up in the catalog and written OPERATOR(schema.op),
+// so no search_path can put another operator in its place.  A type without a default
+// B-tree class is 42883: there is no operator that is the type's own to compare with.
+ResolvedOperator btree_operator(const Rule &rule, const std::string &column, Oid left_type,
+                                Oid right_type, int16 strategy) {
+    struct Found {
+        bool no_class = false;
+        Oid op = InvalidOid;
+        char *schema = nullptr, *name = nullptr, *left_cast = nullptr, *right_cast = nullptr;
+        char *type = nullptr;
+    };
+    Found f = pg::pg_call([=] {
+        Found f;
+        f.type = format_type_be(left_type);
+        Oid opclass = GetDefaultOpClass(left_type, BTREE_AM_OID);
+        if (!OidIsValid(opclass)) {
+            f.no_class = true;
+            return f;
+        }
+        Oid family = get_opclass_family(opclass);
+        Oid input = get_opclass_input_type(opclass);
+        f.op = get_opfamily_member(family, input, getBaseType(right_type), strategy);
+        if (!OidIsValid(f.op)) f.op = get_opfamily_member(family, input, input, strategy);
+        if (!OidIsValid(f.op)) return f;
+        HeapTuple tuple = SearchSysCache1(OPEROID, ObjectIdGetDatum(f.op));
+        if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for operator %u", f.op);
+        auto *form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tuple));
+        f.schema = pstrdup(::quote_identifier(get_namespace_name(form->oprnamespace)));
+        f.name = pstrdup(NameStr(form->oprname));
+        // A polymorphic input (anyenum, anyarray, record...) takes the value as it is.
+        auto cast_to = [](Oid have, Oid want) -> char * {
+            if (have == want || get_typtype(want) == TYPTYPE_PSEUDO) return nullptr;
+            return format_type_extended(want, -1, FORMAT_TYPE_FORCE_QUALIFY);
+        };
+        f.left_cast = cast_to(left_type, form->oprleft);
+        f.right_cast = cast_to(right_type, form->oprright);
+        ReleaseSysCache(tuple);
+        return f;
+    });
+    if (f.no_class || !OidIsValid(f.op))
+        throw UserError(
+            ERRCODE_UNDEFINED_FUNCTION,
+            fmt::format("column {} has type {}, {}: rule type {} cannot compare its values", column,
+                        f.type,
+                        f.no_class ? "which has no default B-tree operator class"
+                                   : "whose default B-tree operator class lacks the comparison",
+                        type_name(rule.type)),
+            "", "Write an expression or query rule that compares the values as you mean it.");
+    return ResolvedOperator{fmt::format("OPERATOR({}.{})", f.schema, f.name),
+                            f.left_cast ? f.left_cast : "", f.right_cast ? f.right_cast : ""};
 }
 
 Resolved resolve(const Rule &rule) {
     Resolved r;
     Oid table = resolve_table(rule.table);
     r.table = pg::qualified_relation_name(table);
-    r.columns = resolve_columns(table, rule.columns);
+    std::vector<Oid> types;
+    r.columns = resolve_columns(table, rule.columns, types);
+    for (size_t i = 0; i < r.columns.size(); ++i) {
+        auto &c = r.columns[i];
+        if (rule.type == RuleType::Unique || rule.type == RuleType::AcceptedValues)
+            c.eq = btree_operator(rule, c.name, types[i], types[i], BTEqualStrategyNumber);
+        if (rule.type == RuleType::Range && rule.min)
+            c.lt = btree_operator(rule, c.name, types[i], types[i], BTLessStrategyNumber);
+        if (rule.type == RuleType::Range && rule.max)
+            c.gt = btree_operator(rule, c.name, types[i], types[i], BTGreaterStrategyNumber);
+    }
     if (rule.type == RuleType::ForeignKey) {
         Oid parent = resolve_table(rule.references);
         r.parent = pg::qualified_relation_name(parent);
-        r.parent_columns = resolve_columns(parent, rule.referenced_columns);
+        std::vector<Oid> parent_types;
+        r.parent_columns = resolve_columns(parent, rule.referenced_columns, parent_types);
+        for (size_t i = 0; i < r.parent_columns.size(); ++i)
+            r.parent_columns[i].eq = btree_operator(rule, r.parent_columns[i].name, parent_types[i],
+                                                    types[i], BTEqualStrategyNumber);
     }
     return r;
 }
@@ -228,8 +311,19 @@ Measurement measure(pg::Spi &spi, const Rule &rule, const RuleSql &sql) {
     }
     m.count = to_int64(row[0], "the count");
     if (*m.count > 0 && !sql.sample.empty() && rule.type != RuleType::RowCount) {
-        for (const auto &s : spi.execute(sql.sample, sql.params, true, kSampleSize).rows)
-            m.sample.push_back(s[0].value_or("NULL"));
+        // A row sample reads every column: a caller who may read only the rule's columns
+        // still gets the verdict, without the sample.
+        pg::SubTransaction sample_sub;
+        try {
+            for (const auto &s : spi.execute(sql.sample, sql.params, true, kSampleSize).rows)
+                m.sample.push_back(s[0].value_or("NULL"));
+            sample_sub.commit();
+        } catch (const PgError &e) {
+            sample_sub.rollback();
+            if (e.sqlstate() != ERRCODE_INSUFFICIENT_PRIVILEGE) throw;
+            m.sample.clear();
+            m.sample_note = fmt::format("no sample ({})", e.what());
+        }
     }
     return m;
 }
@@ -274,6 +368,9 @@ Row run_rule(const Rule &rule, long timeout_ms) {
     } catch (const UserError &e) {
         timer.stop();
         row.message = fmt::format("{}: {}", unpack_sql_state(e.sqlstate()), e.what());
+    } catch (const RuleError &e) {
+        timer.stop();
+        row.message = fmt::format("42883: {}", e.what());  // an operator left unresolved
     }
     timer.stop();
     sub.rollback();  // a rule never leaves anything behind

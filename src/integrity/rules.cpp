@@ -293,7 +293,7 @@ std::string where_clause(const Rule &rule, const std::vector<std::string> &condi
 // Text of a value or key for the sample, bounded in length.
 std::string sample_text(const std::vector<std::string> &exprs) {
     std::string value = exprs.size() == 1 ? exprs[0] : "ROW(" + join(exprs, ", ") + ")";
-    return "left(CAST(" + value + " AS text), 60)";
+    return "pg_catalog.left(CAST(" + value + " AS pg_catalog.text), 60)";
 }
 
 std::string plural(int64_t n, std::string_view word) {
@@ -368,12 +368,33 @@ bool compare(Operator op, int64_t actual, int64_t expected) {
     return false;
 }
 
+std::string apply(const ResolvedOperator &op, const std::string &left, const std::string &right) {
+    auto cast = [](const std::string &expr, const std::string &type) {
+        return type.empty() ? expr : "CAST(" + expr + " AS " + type + ")";
+    };
+    return "(" + cast(left, op.left_cast) + " " + op.name + " " + cast(right, op.right_cast) + ")";
+}
+
+// Everything written here that is not the user's own SQL names its schema: functions,
+// aggregates and types as pg_catalog.x, comparison operators as the server resolved them
+// from the catalog, so the caller's search_path cannot substitute any of them.
 RuleSql build_sql(const Rule &rule, const Resolved &r, int sample_size) {
     RuleSql out;
     const std::string limit = fmt::format(" LIMIT {}", sample_size);
+    const std::string count = "pg_catalog.count(*)";
     auto param = [&out](const std::string &value, const std::string &type) {
         out.params.push_back(value);
         return fmt::format("CAST(${} AS {})", out.params.size(), type);
+    };
+    auto op = [&rule](const std::optional<ResolvedOperator> &o, std::string_view what) {
+        if (!o)
+            throw RuleError(
+                fmt::format("rule \"{}\": the {} operator was not resolved", rule.name, what));
+        return *o;
+    };
+    // pg_catalog's operators between built-in types, for the counts and ages computed here.
+    auto builtin = [](std::string_view name, const std::string &left, const std::string &right) {
+        return apply({fmt::format("OPERATOR(pg_catalog.{})", name), "", ""}, left, right);
     };
     auto cols = names_of(r.columns);
     auto not_null = [&](const std::vector<std::string> &exprs) {
@@ -381,18 +402,20 @@ RuleSql build_sql(const Rule &rule, const Resolved &r, int sample_size) {
         for (const auto &e : exprs) conds.push_back(e + " IS NOT NULL");
         return conds;
     };
+    const std::string more_than_one = " HAVING " + builtin(">", count, "1");
     // Offending values grouped: "value (n rows)", in value order.
     auto grouped_sample = [&](const std::vector<std::string> &keys, const std::string &from_where,
                               const std::string &having) {
-        return "SELECT " + sample_text(keys) +
-               " || ' (' || count(*) || CASE count(*) WHEN 1 THEN ' row)' ELSE ' rows)' END FROM " +
+        return "SELECT pg_catalog.format('%s (%s %s)', " + sample_text(keys) + ", " + count +
+               ", CASE WHEN " + builtin("=", count, "1") + " THEN 'row' ELSE 'rows' END) FROM " +
                from_where + " GROUP BY " + join(keys, ", ") + having + " ORDER BY " +
                join(keys, ", ") + limit;
     };
     // Offending rows as their text, in text order.
     auto row_sample = [&](const std::string &where) {
-        return "SELECT left(CAST(virtuoso_row AS text), 100) FROM (SELECT * FROM " + r.table +
-               where + ") AS virtuoso_row ORDER BY 1" + limit;
+        return "SELECT pg_catalog.left(CAST(virtuoso_row AS pg_catalog.text), 100) FROM (SELECT * "
+               "FROM " +
+               r.table + where + ") AS virtuoso_row ORDER BY 1" + limit;
     };
 
     switch (rule.type) {
@@ -401,18 +424,19 @@ RuleSql build_sql(const Rule &rule, const Resolved &r, int sample_size) {
             break;
         case RuleType::NotNull: {
             std::string where = where_clause(rule, {cols[0] + " IS NULL"});
-            out.count = "SELECT count(*) FROM " + r.table + where;
+            out.count = "SELECT " + count + " FROM " + r.table + where;
             out.sample = row_sample(where);
             break;
         }
         case RuleType::Unique: {
+            for (const auto &c : r.columns) (void)op(c.eq, "equality");
             std::string from_where = r.table + where_clause(rule, not_null(cols));
             out.count =
-                "SELECT coalesce(sum(virtuoso_n), 0)::bigint FROM (SELECT count(*) AS virtuoso_n "
-                "FROM " +
-                from_where + " GROUP BY " + join(cols, ", ") +
-                " HAVING count(*) > 1) AS virtuoso_dup";
-            out.sample = grouped_sample(cols, from_where, " HAVING count(*) > 1");
+                "SELECT CAST(coalesce(pg_catalog.sum(virtuoso_n), 0) AS pg_catalog.int8) "
+                "FROM (SELECT " +
+                count + " AS virtuoso_n FROM " + from_where + " GROUP BY " + join(cols, ", ") +
+                more_than_one + ") AS virtuoso_dup";
+            out.sample = grouped_sample(cols, from_where, more_than_one);
             break;
         }
         case RuleType::ForeignKey: {
@@ -421,50 +445,73 @@ RuleSql build_sql(const Rule &rule, const Resolved &r, int sample_size) {
             auto child = names_of(r.columns, r.table + ".");
             auto parent = names_of(r.parent_columns, "virtuoso_parent.");
             std::vector<std::string> match;
-            for (size_t i = 0; i < child.size(); ++i) match.push_back(parent[i] + " = " + child[i]);
+            for (size_t i = 0; i < child.size(); ++i)
+                match.push_back(apply(op(r.parent_columns[i].eq, "equality"), parent[i], child[i]));
             auto conds = not_null(child);
             conds.push_back("NOT EXISTS (SELECT 1 FROM " + r.parent + " AS virtuoso_parent WHERE " +
                             join(match, " AND ") + ")");
             std::string from_where = r.table + where_clause(rule, conds);
-            out.count = "SELECT count(*) FROM " + from_where;
+            out.count = "SELECT " + count + " FROM " + from_where;
             out.sample = grouped_sample(child, from_where, "");
             break;
         }
         case RuleType::AcceptedValues: {
+            // NOT (col = ANY (ARRAY[...])): the values hold no NULL, so this is NOT IN.
+            auto eq = op(r.columns[0].eq, "equality");
             std::vector<std::string> values;
-            for (const auto &v : rule.values) values.push_back(param(v, r.columns[0].type));
+            for (const auto &v : rule.values) {
+                std::string value = param(v, r.columns[0].type);
+                values.push_back(
+                    eq.right_cast.empty() ? value : "CAST(" + value + " AS " + eq.right_cast + ")");
+            }
+            std::string left =
+                eq.left_cast.empty() ? cols[0] : "CAST(" + cols[0] + " AS " + eq.left_cast + ")";
             std::string from_where =
                 r.table + where_clause(rule, {cols[0] + " IS NOT NULL",
-                                              cols[0] + " NOT IN (" + join(values, ", ") + ")"});
-            out.count = "SELECT count(*) FROM " + from_where;
+                                              "NOT (" + left + " " + eq.name + " ANY (ARRAY[" +
+                                                  join(values, ", ") + "]))"});
+            out.count = "SELECT " + count + " FROM " + from_where;
             out.sample = grouped_sample(cols, from_where, "");
             break;
         }
         case RuleType::RowCount:
-            out.count = "SELECT count(*) FROM " + r.table + where_clause(rule, {});
+            out.count = "SELECT " + count + " FROM " + r.table + where_clause(rule, {});
             break;
         case RuleType::Range: {
             std::vector<std::string> outside;
-            if (rule.min) outside.push_back(cols[0] + " < " + param(*rule.min, r.columns[0].type));
-            if (rule.max) outside.push_back(cols[0] + " > " + param(*rule.max, r.columns[0].type));
+            if (rule.min)
+                outside.push_back(apply(op(r.columns[0].lt, "less-than"), cols[0],
+                                        param(*rule.min, r.columns[0].type)));
+            if (rule.max)
+                outside.push_back(apply(op(r.columns[0].gt, "greater-than"), cols[0],
+                                        param(*rule.max, r.columns[0].type)));
             std::string cond = outside.size() == 1 ? outside[0] : "(" + join(outside, " OR ") + ")";
             std::string from_where = r.table + where_clause(rule, {cols[0] + " IS NOT NULL", cond});
-            out.count = "SELECT count(*) FROM " + from_where;
+            out.count = "SELECT " + count + " FROM " + from_where;
             out.sample = grouped_sample(cols, from_where, "");
             break;
         }
         case RuleType::Expression: {
             std::string where = where_clause(rule, {"(\n" + rule.expression + "\n) IS FALSE"});
-            out.count = "SELECT count(*) FROM " + r.table + where;
+            out.count = "SELECT " + count + " FROM " + r.table + where;
             out.sample = row_sample(where);
             break;
         }
         case RuleType::Freshness: {
-            std::string age = param(rule.max_age, "interval");
-            out.count =
-                "SELECT CAST(max(" + cols[0] + ") AS text), floor(extract(epoch FROM now() - max(" +
-                cols[0] + ")))::bigint, floor(extract(epoch FROM " + age + "))::bigint, max(" +
-                cols[0] + ") >= now() - " + age + " FROM " + r.table + where_clause(rule, {});
+            // The newest value as timestamptz (date and timestamp convert as the session's
+            // time zone says, as they would in a comparison with now()).
+            std::string age = param(rule.max_age, "pg_catalog.interval");
+            std::string newest = "pg_catalog.max(" + cols[0] + ")";
+            std::string newest_tz = "CAST(" + newest + " AS pg_catalog.timestamptz)";
+            std::string now = "pg_catalog.now()";
+            auto seconds = [](const std::string &interval) {
+                return "CAST(pg_catalog.floor(EXTRACT(epoch FROM " + interval +
+                       ")) AS pg_catalog.int8)";
+            };
+            out.count = "SELECT CAST(" + newest + " AS pg_catalog.text), " +
+                        seconds(builtin("-", now, newest_tz)) + ", " + seconds(age) + ", " +
+                        builtin(">=", newest_tz, builtin("-", now, age)) + " FROM " + r.table +
+                        where_clause(rule, {});
             break;
         }
     }
@@ -548,6 +595,8 @@ Verdict judge(const Rule &rule, const Resolved &r, const Measurement &m) {
     }
     if (!m.sample.empty() && !pass)
         v.message += fmt::format("; first {}: {}", m.sample.size(), join(m.sample, ", "));
+    else if (m.sample_note && !pass)
+        v.message += "; " + *m.sample_note;
     v.status = pass ? "PASS" : rule.severity == Severity::Warn ? "WARN" : "FAIL";
     return v;
 }

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <set>
+
+#include "db_virtuoso/core/sql_lexer.hpp"
+
 using namespace virtuoso::integrity;
 
 namespace {
@@ -15,11 +20,49 @@ std::string error_of(const std::string &json) {
     return "no error";
 }
 
+ResolvedOperator catalog_op(const std::string &op, const std::string &left_cast = {},
+                            const std::string &right_cast = {}) {
+    return {"OPERATOR(pg_catalog." + op + ")", left_cast, right_cast};
+}
+
+ResolvedColumn column_of(const std::string &name, const std::string &type) {
+    return {name, type, catalog_op("="), catalog_op("<"), catalog_op(">")};
+}
+
 Resolved resolved_one(const std::string &column = "\"c\"", const std::string &type = "integer") {
     Resolved r;
     r.table = "public.t";
-    r.columns = {{column, type}};
+    r.columns = {column_of(column, type)};
     return r;
+}
+
+// The words of sql that call something ("name(") without naming its schema, and the
+// operators written outside OPERATOR(schema.op): what search_path could resolve.
+std::vector<std::string> unqualified(const std::string &sql) {
+    static const std::set<std::string> syntax = {
+        "CAST", "EXTRACT",  "COALESCE", "EXISTS", "ANY",  "ARRAY", "ROW",
+        "IN",   "FROM",     "WHERE",    "AND",    "OR",   "NOT",   "SELECT",
+        "AS",   "OPERATOR", "HAVING",   "WHEN",   "THEN", "ELSE"};
+    std::vector<std::string> found;
+    auto tokens = virtuoso::core::tokenize(sql);
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const auto &t = tokens[i];
+        if (t.kind == virtuoso::core::TokenKind::Word && t.is_keyword("OPERATOR")) {
+            while (i < tokens.size() && tokens[i].text != ")") ++i;  // OPERATOR(schema.op)
+            continue;
+        }
+        bool call = i + 1 < tokens.size() && tokens[i + 1].text == "(";
+        bool qualified = i > 0 && tokens[i - 1].text == ".";
+        if (t.kind == virtuoso::core::TokenKind::Word && call && !qualified) {
+            std::string upper;
+            for (char c : t.text) upper += static_cast<char>(std::toupper(c));
+            if (!syntax.count(upper)) found.emplace_back(t.text);
+        }
+        if (t.kind == virtuoso::core::TokenKind::Punctuation &&
+            t.text.find_first_of("=<>|+-!~@#%^&?/:") != std::string_view::npos)
+            found.emplace_back(t.text);
+    }
+    return found;
 }
 
 }  // namespace
@@ -104,7 +147,8 @@ TEST(IntegritySql, NotNullCountsAndSamplesWithFilter) {
     auto rules = parse_rules(
         R"([{"name": "a", "type": "not_null", "table": "t", "column": "c", "where": "d > 0"}])");
     auto sql = build_sql(rules[0], resolved_one(), 5);
-    EXPECT_EQ(sql.count, "SELECT count(*) FROM public.t WHERE \"c\" IS NULL AND (\nd > 0\n)");
+    EXPECT_EQ(sql.count,
+              "SELECT pg_catalog.count(*) FROM public.t WHERE \"c\" IS NULL AND (\nd > 0\n)");
     EXPECT_NE(sql.sample.find("LIMIT 5"), std::string::npos);
     EXPECT_TRUE(sql.params.empty());
 }
@@ -114,16 +158,16 @@ TEST(IntegritySql, ValuesAndBoundsArePassedAsParametersCastToTheColumnType) {
       {"name": "v", "type": "accepted_values", "table": "t", "column": "c", "values": ["a'b", "c"]},
       {"name": "r", "type": "range", "table": "t", "column": "c", "min": 1, "max": 9}])");
     auto v = build_sql(rules[0], resolved_one("\"c\"", "text"), 5);
-    EXPECT_EQ(
-        v.count,
-        "SELECT count(*) FROM public.t WHERE \"c\" IS NOT NULL AND \"c\" NOT IN (CAST($1 AS text), "
-        "CAST($2 AS text))");
+    EXPECT_EQ(v.count,
+              "SELECT pg_catalog.count(*) FROM public.t WHERE \"c\" IS NOT NULL AND NOT (\"c\" "
+              "OPERATOR(pg_catalog.=) ANY (ARRAY[CAST($1 AS text), CAST($2 AS text)]))");
     EXPECT_EQ(*v.params[0], "a'b");
     auto r = build_sql(rules[1], resolved_one(), 5);
     EXPECT_EQ(
         r.count,
-        "SELECT count(*) FROM public.t WHERE \"c\" IS NOT NULL AND (\"c\" < CAST($1 AS integer) OR "
-        "\"c\" > CAST($2 AS integer))");
+        "SELECT pg_catalog.count(*) FROM public.t WHERE \"c\" IS NOT NULL AND ((\"c\" "
+        "OPERATOR(pg_catalog.<) CAST($1 AS integer)) OR (\"c\" OPERATOR(pg_catalog.>) CAST($2 "
+        "AS integer)))");
     EXPECT_EQ(r.params.size(), 2u);
 }
 
@@ -133,16 +177,16 @@ TEST(IntegritySql, ForeignKeyUsesNotExistsOnEveryColumn) {
                                   "references": "p", "referenced_columns": ["x", "y"]}])");
     Resolved r;
     r.table = "public.c";
-    r.columns = {{"a", "integer"}, {"b", "integer"}};
+    r.columns = {column_of("a", "integer"), column_of("b", "bigint")};
     r.parent = "public.p";
-    r.parent_columns = {{"x", "integer"}, {"y", "integer"}};
+    r.parent_columns = {column_of("x", "integer"), column_of("y", "text")};
+    r.parent_columns[1].eq = catalog_op("=", "", "pg_catalog.text");  // y = CAST(b AS text)
     auto sql = build_sql(rules[0], r, 5);
-    EXPECT_EQ(
-        sql.count,
-        "SELECT count(*) FROM public.c WHERE public.c.a IS NOT NULL AND public.c.b IS NOT NULL AND "
-        "NOT EXISTS (SELECT 1 FROM public.p AS virtuoso_parent WHERE virtuoso_parent.x = "
-        "public.c.a "
-        "AND virtuoso_parent.y = public.c.b)");
+    EXPECT_EQ(sql.count,
+              "SELECT pg_catalog.count(*) FROM public.c WHERE public.c.a IS NOT NULL AND "
+              "public.c.b IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.p AS virtuoso_parent "
+              "WHERE (virtuoso_parent.x OPERATOR(pg_catalog.=) public.c.a) AND (virtuoso_parent.y "
+              "OPERATOR(pg_catalog.=) CAST(public.c.b AS pg_catalog.text)))");
 }
 
 TEST(IntegritySql, UniqueCountsOffendingRows) {
@@ -150,8 +194,9 @@ TEST(IntegritySql, UniqueCountsOffendingRows) {
     auto sql = build_sql(rules[0], resolved_one(), 3);
     EXPECT_EQ(
         sql.count,
-        "SELECT coalesce(sum(virtuoso_n), 0)::bigint FROM (SELECT count(*) AS virtuoso_n FROM "
-        "public.t WHERE \"c\" IS NOT NULL GROUP BY \"c\" HAVING count(*) > 1) AS virtuoso_dup");
+        "SELECT CAST(coalesce(pg_catalog.sum(virtuoso_n), 0) AS pg_catalog.int8) FROM (SELECT "
+        "pg_catalog.count(*) AS virtuoso_n FROM public.t WHERE \"c\" IS NOT NULL GROUP BY "
+        "\"c\" HAVING (pg_catalog.count(*) OPERATOR(pg_catalog.>) 1)) AS virtuoso_dup");
     EXPECT_NE(sql.sample.find("LIMIT 3"), std::string::npos);
 }
 
@@ -193,11 +238,14 @@ TEST(IntegritySql, ExpressionFailsOnlyWhenFalseAndFreshnessComparesWithAnInterva
       {"name": "e", "type": "expression", "table": "t", "expression": "a > 0"},
       {"name": "f", "type": "freshness", "table": "t", "column": "c", "max_age": "1 day"}])");
     auto e = build_sql(rules[0], resolved_one(), 5);
-    EXPECT_EQ(e.count, "SELECT count(*) FROM public.t WHERE (\na > 0\n) IS FALSE");
+    EXPECT_EQ(e.count, "SELECT pg_catalog.count(*) FROM public.t WHERE (\na > 0\n) IS FALSE");
     auto f = build_sql(rules[1], resolved_one("\"c\"", "timestamp with time zone"), 5);
     ASSERT_EQ(f.params.size(), 1u);  // max_age, used twice
     EXPECT_EQ(*f.params[0], "1 day");
-    EXPECT_NE(f.count.find("max(\"c\") >= now() - CAST($1 AS interval)"), std::string::npos);
+    EXPECT_NE(f.count.find("(CAST(pg_catalog.max(\"c\") AS pg_catalog.timestamptz) "
+                           "OPERATOR(pg_catalog.>=) (pg_catalog.now() OPERATOR(pg_catalog.-) "
+                           "CAST($1 AS pg_catalog.interval)))"),
+              std::string::npos);
     EXPECT_TRUE(f.sample.empty());
 }
 
@@ -218,4 +266,70 @@ TEST(IntegrityJudge, FreshnessUsesAgeAndMaxAge) {
     v = judge(rules[0], resolved_one(), m);
     EXPECT_EQ(v.status, "FAIL");
     EXPECT_EQ(v.message, "public.t has no \"c\" value to judge freshness by");
+}
+
+TEST(IntegritySql, OperatorCastsGoWhereTheResolvedOperatorNeedsThem) {
+    EXPECT_EQ(apply(catalog_op("=", "pg_catalog.text", "pg_catalog.text"), "a", "b"),
+              "(CAST(a AS pg_catalog.text) OPERATOR(pg_catalog.=) CAST(b AS pg_catalog.text))");
+    EXPECT_EQ(apply({"OPERATOR(\"my schema\".=)", "", ""}, "a", "b"),
+              "(a OPERATOR(\"my schema\".=) b)");
+    // accepted_values on varchar: both sides cast to text for text's "=".
+    auto rules = parse_rules(
+        R"([{"name": "v", "type": "accepted_values", "table": "t", "column": "c", "values": ["x"]}])");
+    auto r = resolved_one("\"c\"", "character varying");
+    r.columns[0].eq = catalog_op("=", "pg_catalog.text", "pg_catalog.text");
+    EXPECT_EQ(build_sql(rules[0], r, 5).count,
+              "SELECT pg_catalog.count(*) FROM public.t WHERE \"c\" IS NOT NULL AND NOT "
+              "(CAST(\"c\" AS pg_catalog.text) OPERATOR(pg_catalog.=) ANY (ARRAY[CAST(CAST($1 AS "
+              "character varying) AS pg_catalog.text)]))");
+}
+
+TEST(IntegritySql, AnUnresolvedOperatorIsAnErrorNotAGuess) {
+    auto rules = parse_rules(R"([
+      {"name": "v", "type": "accepted_values", "table": "t", "column": "c", "values": ["x"]},
+      {"name": "u", "type": "unique", "table": "t", "column": "c"},
+      {"name": "r", "type": "range", "table": "t", "column": "c", "max": 1}])");
+    Resolved r;
+    r.table = "public.t";
+    r.columns = {{"\"c\"", "json", std::nullopt, std::nullopt, std::nullopt}};
+    for (const auto &rule : rules) EXPECT_THROW(build_sql(rule, r, 5), RuleError) << rule.name;
+}
+
+// Nothing the extension writes into a typed rule's SQL is left to search_path: every call
+// names pg_catalog and every operator is OPERATOR(schema.op).
+TEST(IntegritySql, EveryGeneratedCallAndOperatorNamesItsSchema) {
+    auto rules = parse_rules(R"([
+      {"name": "n", "type": "not_null", "table": "t", "column": "c"},
+      {"name": "u", "type": "unique", "table": "t", "columns": ["c", "d"]},
+      {"name": "f", "type": "foreign_key", "table": "t", "column": "c", "references": "p", "referenced_column": "c"},
+      {"name": "v", "type": "accepted_values", "table": "t", "column": "c", "values": [1, 2]},
+      {"name": "rc", "type": "row_count", "table": "t", "min": 1},
+      {"name": "r", "type": "range", "table": "t", "column": "c", "min": 1, "max": 9},
+      {"name": "e", "type": "expression", "table": "t", "expression": "true"},
+      {"name": "fr", "type": "freshness", "table": "t", "column": "c", "max_age": "1 day"}])");
+    Resolved r = resolved_one();
+    r.columns.push_back(column_of("d", "integer"));
+    r.parent = "public.p";
+    r.parent_columns = {column_of("c", "integer")};
+    for (const auto &rule : rules) {
+        Resolved one = r;
+        if (rule.type != RuleType::Unique) one.columns.resize(1);
+        auto sql = build_sql(rule, one, 5);
+        EXPECT_EQ(unqualified(sql.count), std::vector<std::string>{}) << sql.count;
+        EXPECT_EQ(unqualified(sql.sample), std::vector<std::string>{}) << sql.sample;
+    }
+    // and the check itself finds what it looks for
+    EXPECT_EQ(unqualified("SELECT count(*) FROM t WHERE a = b"),
+              (std::vector<std::string>{"count", "="}));
+}
+
+TEST(IntegrityJudge, ANoteSaysWhyThereIsNoSample) {
+    auto rules = parse_rules(R"([{"name": "n", "type": "not_null", "table": "t", "column": "c"}])");
+    Measurement m;
+    m.count = 1;
+    m.sample_note = "no sample (permission denied for table t)";
+    EXPECT_EQ(judge(rules[0], resolved_one(), m).message,
+              "1 row of public.t has NULL in \"c\"; no sample (permission denied for table t)");
+    m.count = 0;
+    EXPECT_EQ(judge(rules[0], resolved_one(), m).message, "0 rows of public.t have NULL in \"c\"");
 }

@@ -69,10 +69,28 @@ std::vector<Rule> parse_rules(std::string_view json);
 // reason when it does not hold.
 std::optional<std::string> fragment_problem(std::string_view sql);
 
+// A comparison operator the server looked up in the catalog (the member of the default
+// B-tree operator class of a column's type, as PostgreSQL's RI triggers do), never through
+// search_path.  Operands whose type differs from the operator's declared input type are
+// cast to it first.
+struct ResolvedOperator {
+    std::string name;        // OPERATOR(schema.op), schema quoted as needed
+    std::string left_cast;   // schema-qualified type to cast the left operand to, or empty
+    std::string right_cast;  // the same for the right operand
+};
+
+// "(left OPERATOR(s.op) right)", with the casts; parenthesised because every OPERATOR()
+// form has the same precedence.
+std::string apply(const ResolvedOperator &op, const std::string &left, const std::string &right);
+
 // A column of the rule's table, as the server resolved it.
 struct ResolvedColumn {
     std::string name;  // quoted identifier
-    std::string type;  // type name usable in CAST(... AS type)
+    std::string type;  // schema-qualified type name usable in CAST(... AS type)
+    // Operators the rule needs, comparing the column with a value of its own type (eq for
+    // unique and accepted_values, lt and gt for range).  For a foreign key's parent column,
+    // eq compares the parent column (left) with the child column (right).
+    std::optional<ResolvedOperator> eq, lt, gt;
 };
 
 // The identifiers of a typed rule as the server resolved and quoted them.
@@ -97,12 +115,13 @@ RuleSql build_sql(const Rule &rule, const Resolved &resolved, int sample_size);
 
 // What the queries of a rule returned.
 struct Measurement {
-    std::optional<int64_t> count;       // the count, or the query rule's value
-    std::optional<std::string> newest;  // freshness
-    std::optional<int64_t> age_s;       // freshness
-    int64_t max_age_s = 0;              // freshness
-    bool fresh = false;                 // freshness
-    std::vector<std::string> sample;    // offending rows or values
+    std::optional<int64_t> count;            // the count, or the query rule's value
+    std::optional<std::string> newest;       // freshness
+    std::optional<int64_t> age_s;            // freshness
+    int64_t max_age_s = 0;                   // freshness
+    bool fresh = false;                      // freshness
+    std::vector<std::string> sample;         // offending rows or values
+    std::optional<std::string> sample_note;  // why there is no sample (a privilege)
 };
 
 struct Verdict {
