@@ -56,7 +56,9 @@ SELECT s.schemaname,
        pg_relation_size(s.indexrelid) AS index_size_bytes,
        s.idx_scan,
        pg_get_indexdef(s.indexrelid) AS index_definition,
-       format('DROP INDEX CONCURRENTLY %s', s.indexrelid::regclass) AS drop_statement
+       -- qualified and quoted: right whatever the search_path of whoever runs it
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', s.schemaname, s.indexrelname)
+           AS drop_statement
 FROM pg_catalog.pg_stat_user_indexes s
 JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
 WHERE s.idx_scan = 0
@@ -98,7 +100,8 @@ SELECT n.nspname AS schemaname,
             ELSE 'prefix' END AS reason,
        pg_get_indexdef(r.indexrelid) AS redundant_definition,
        pg_get_indexdef(k.indexrelid) AS covering_definition,
-       format('DROP INDEX CONCURRENTLY %s', r.indexrelid::regclass) AS drop_statement
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', n.nspname, ri.relname)
+           AS drop_statement
 FROM idx r
 JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
           AND k.relam = r.relam
@@ -111,6 +114,7 @@ JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
           AND k.expressions IS NOT DISTINCT FROM r.expressions
           AND r.all_columns <@ k.all_columns
 JOIN pg_catalog.pg_class t ON t.oid = r.indrelid
+JOIN pg_catalog.pg_class ri ON ri.oid = r.indexrelid  -- in the table's schema, as every index
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
 WHERE NOT r.indisprimary
   -- a unique index enforces uniqueness of exactly its keys: keep it unless the other is an
