@@ -2,7 +2,9 @@
 -- role inside a security-restricted operation, only for a caller who has that role's
 -- privileges; nothing reveals sizes of tables the caller cannot read; hypothetical OIDs,
 -- generated DROP statements and numeric arguments.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+RESET client_min_messages;
 CREATE ROLE regress_adv_mallory;
 CREATE ROLE regress_adv_monitor IN ROLE pg_read_all_stats, regress_virtuoso_user;
 CREATE SCHEMA adv_mallory AUTHORIZATION regress_adv_mallory;
@@ -100,6 +102,7 @@ RESET ROLE;
 -- Numeric arguments: out of range is 22023, and costs stay finite and positive.
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT * FROM adv_sec_t WHERE k = 5', 'adv_sec_t', '{k}', '{}', NULL, 2147483647)$$);
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT * FROM adv_sec_t WHERE k = 5', 'adv_sec_t', '{k}', '{}', NULL, -2)$$);
+SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT * FROM adv_sec_t WHERE k = 5', 'adv_sec_t', '{k}', '{}', NULL, 33)$$);
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT * FROM adv_sec_t WHERE k = 5', 'adv_sec_t', '{k}', '{}', 9223372036854775807)$$);
 SELECT cost_with > 0 AS positive, cost_with < 1e300 AS finite
 FROM virtuoso.hypothetical_index_cost('SELECT * FROM adv_sec_t WHERE k = 5', 'adv_sec_t', '{k}', '{}', 4294967294, 32);

@@ -449,10 +449,12 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
     std::optional<int> tree_height;
     if (!PG_ARGISNULL(5)) {
         int32 height = PG_GETARG_INT32(5);
-        if (height < 0 || height > kMaxTreeHeight)
+        // -1: unknown, the planner derives it from the pages (as for hypopg's indexes).
+        if (height < -1 || height > kMaxTreeHeight)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("tree_height must be between 0 and {}, got {}",
-                                        kMaxTreeHeight, height));
+                            fmt::format("tree_height must be between -1 and {}, got {}",
+                                        kMaxTreeHeight, height),
+                            "", "-1 lets the planner derive the height from the index pages.");
         tree_height = height;
     }
     std::vector<std::string> key_names = text_array_arg(fcinfo, 2, "key_columns");
