@@ -228,9 +228,9 @@ void require_select(Oid relid) {
                    ACLCHECK_OK;
     });
     if (!allowed)
-        throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
-                        fmt::format("permission denied for table {}",
-                                    pg::qualified_relation_name(relid)));
+        throw UserError(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            fmt::format("permission denied for table {}", pg::qualified_relation_name(relid)));
 }
 
 std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
@@ -441,9 +441,9 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
     if (!PG_ARGISNULL(4)) {
         int64 pages = PG_GETARG_INT64(4);
         if (pages < 1 || pages > static_cast<int64>(MaxBlockNumber))
-            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("index_pages must be between 1 and {}, got {}",
-                                        MaxBlockNumber, pages));
+            throw UserError(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("index_pages must be between 1 and {}, got {}", MaxBlockNumber, pages));
         index_pages = static_cast<uint64_t>(pages);
     }
     std::optional<int> tree_height;

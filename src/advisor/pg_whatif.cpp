@@ -254,8 +254,8 @@ void run_restricted(Oid role, void (*fn)(void *), void *arg) {
     Oid saved_user;
     int saved_context;
     GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(role, saved_context | SECURITY_RESTRICTED_OPERATION |
-                                     SECURITY_LOCAL_USERID_CHANGE);
+    SetUserIdAndSecContext(
+        role, saved_context | SECURITY_RESTRICTED_OPERATION | SECURITY_LOCAL_USERID_CHANGE);
     int nest_level = NewGUCNestLevel();
     PG_TRY();
     { fn(arg); }
@@ -486,9 +486,9 @@ void analyse_restricted(void *arg) {
     auto *call = static_cast<AnalyseCall *>(arg);
     const char *sql = call->sql;
     List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
-        if (list_length(raw) != 1)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("expected exactly one statement, got %d", list_length(raw))));
+    if (list_length(raw) != 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("expected exactly one statement, got %d", list_length(raw))));
     RawStmt *stmt = linitial_node(RawStmt, raw);
     switch (nodeTag(stmt->stmt)) {
         case T_SelectStmt:
@@ -581,8 +581,14 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid 
         const std::vector<Oid> &oids = fake_oids(active.size(), attempt > 0);
         for (size_t i = 0; i < active.size(); ++i) active[i].fake_oid = oids[i];
         std::fill(used.get(), used.get() + indexes.size() + 1, false);
-        call = PlanCall{queries, active.data(), static_cast<int>(active.size()), check_permissions,
-                        0,       used.get(),    scratch_context,                 false};
+        call = PlanCall{queries,
+                        active.data(),
+                        static_cast<int>(active.size()),
+                        check_permissions,
+                        0,
+                        used.get(),
+                        scratch_context,
+                        false};
         pg::pg_call([&call, role] { run_restricted(role, plan_queries, &call); });
         if (!call.collision) break;
         if (attempt == 2)
