@@ -9,7 +9,7 @@ RETURNS TABLE(table_name text, columns text[], index_definition text, queries_im
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_recommend_indexes';
 COMMENT ON FUNCTION virtuoso.recommend_indexes(bigint, float8, text) IS
-'Recommends a small set of B-tree indexes for the workload in pg_stat_statements (top-level statements of this database with at least min_calls calls, weighted by calls or total_time): candidates from the analysed statements, costed by the real planner with hypothetical indexes, chosen greedily by benefit per byte; each step must improve the statements it improves by min_improvement_pct. Statements that cannot be analysed are reported with a NOTICE and left out.';
+'Recommends a small set of B-tree indexes for the workload in pg_stat_statements (top-level statements of this database with at least min_calls calls, weighted by calls or total_time): candidates from the analysed statements, costed by the real planner with hypothetical indexes, chosen greedily by benefit per byte; each step must improve the statements it improves by min_improvement_pct. Statements that cannot be analysed are reported with a NOTICE and left out. Each statement is analysed and planned as the role that ran it (pg_stat_statements userid) inside a security-restricted operation, so the functions planning evaluates get that role''s rights only; statements of roles whose privileges the caller does not have, or that no longer exist, are not analysed (one NOTICE counts them).';
 
 CREATE FUNCTION virtuoso.recommend_indexes_for_query(query text)
 RETURNS TABLE(table_name text, columns text[], index_definition text, queries_improved int,
@@ -18,7 +18,7 @@ RETURNS TABLE(table_name text, columns text[], index_definition text, queries_im
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_recommend_indexes_for_query';
 COMMENT ON FUNCTION virtuoso.recommend_indexes_for_query(text) IS
-'Recommends B-tree indexes for one SELECT/INSERT/UPDATE/DELETE statement ($n parameters allowed: their types are inferred and the plan is generic), costed by the real planner with hypothetical indexes; only improvements of at least 10% are proposed.';
+'Recommends B-tree indexes for one SELECT/INSERT/UPDATE/DELETE statement ($n parameters allowed: their types are inferred and the plan is generic), costed by the real planner with hypothetical indexes; only improvements of at least 10% are proposed. The statement is planned as the caller inside a security-restricted operation; every table it reads must be readable by the caller (42501).';
 
 CREATE FUNCTION virtuoso.optimize_table_indexes(table_name regclass, apply boolean DEFAULT false)
 RETURNS TABLE(table_name text, columns text[], index_definition text, queries_improved int,
@@ -27,7 +27,7 @@ RETURNS TABLE(table_name text, columns text[], index_definition text, queries_im
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_optimize_table_indexes';
 COMMENT ON FUNCTION virtuoso.optimize_table_indexes(regclass, boolean) IS
-'Recommends indexes on one table from the pg_stat_statements workload, as recommend_indexes does; with apply, builds each with CREATE INDEX CONCURRENTLY through the statement runner (indisvalid checked, an invalid build dropped and retried) and sets applied. A build that fails gives a WARNING and applied = false.';
+'Recommends indexes on one table from the pg_stat_statements workload, as recommend_indexes does; with apply, builds each with CREATE INDEX CONCURRENTLY through the statement runner (indisvalid checked, an invalid build dropped and retried) and sets applied. A build that fails gives a WARNING and applied = false. The caller must be able to read table_name (42501).';
 
 CREATE FUNCTION virtuoso.hypothetical_index_cost(
     query text, table_name regclass, key_columns text[],
@@ -38,7 +38,7 @@ RETURNS TABLE(cost_without float8, cost_with float8, index_used boolean,
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_hypothetical_index_cost';
 COMMENT ON FUNCTION virtuoso.hypothetical_index_cost(text, regclass, text[], text[], bigint, int) IS
-'What-if costing of one statement with one hypothetical B-tree index (key_columns, optional INCLUDE columns): the generic plan''s total cost without and with it, whether the plan uses it, and the estimated index size. index_pages and tree_height override the estimate (to compare with other tools at the same size).';
+'What-if costing of one statement with one hypothetical B-tree index (key_columns, optional INCLUDE columns): the generic plan''s total cost without and with it, whether the plan uses it, and the estimated index size. index_pages (1 to 4294967294) and tree_height (-1 for the planner''s own estimate from the pages, 0 to 32) override the estimate (to compare with other tools at the same size). The caller must be able to read table_name (42501).';
 
 CREATE FUNCTION virtuoso.advisor_benchmark(min_calls bigint DEFAULT 1,
                                            candidates_per_group int DEFAULT 12)
@@ -56,7 +56,9 @@ SELECT s.schemaname,
        pg_relation_size(s.indexrelid) AS index_size_bytes,
        s.idx_scan,
        pg_get_indexdef(s.indexrelid) AS index_definition,
-       format('DROP INDEX CONCURRENTLY %s', s.indexrelid::regclass) AS drop_statement
+       -- qualified and quoted: right whatever the search_path of whoever runs it
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', s.schemaname, s.indexrelname)
+           AS drop_statement
 FROM pg_catalog.pg_stat_user_indexes s
 JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
 WHERE s.idx_scan = 0
@@ -66,7 +68,7 @@ WHERE s.idx_scan = 0
   AND i.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid);
 COMMENT ON VIEW virtuoso.unused_indexes IS
-'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement.';
+'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted).';
 
 -- An index whose key columns (same operator classes, collations and sort orders) are a leading prefix of
 -- another index's on the same table, with the same predicate and access method, serves no
@@ -98,7 +100,8 @@ SELECT n.nspname AS schemaname,
             ELSE 'prefix' END AS reason,
        pg_get_indexdef(r.indexrelid) AS redundant_definition,
        pg_get_indexdef(k.indexrelid) AS covering_definition,
-       format('DROP INDEX CONCURRENTLY %s', r.indexrelid::regclass) AS drop_statement
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', n.nspname, ri.relname)
+           AS drop_statement
 FROM idx r
 JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
           AND k.relam = r.relam
@@ -111,6 +114,7 @@ JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
           AND k.expressions IS NOT DISTINCT FROM r.expressions
           AND r.all_columns <@ k.all_columns
 JOIN pg_catalog.pg_class t ON t.oid = r.indrelid
+JOIN pg_catalog.pg_class ri ON ri.oid = r.indexrelid  -- in the table's schema, as every index
 JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
 WHERE NOT r.indisprimary
   -- a unique index enforces uniqueness of exactly its keys: keep it unless the other is an

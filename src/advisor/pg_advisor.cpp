@@ -12,9 +12,13 @@
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
+#include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
 
@@ -25,6 +29,7 @@ using pg::UserError;
 
 struct WorkloadStatement {
     std::string text;
+    Oid role = InvalidOid;  // that ran it: it is analysed and planned as this role
     int64_t calls = 1;
     double weight = 1;
 };
@@ -32,6 +37,7 @@ struct WorkloadStatement {
 struct Analysed {
     std::vector<std::string> texts;
     std::vector<int64_t> calls;
+    std::vector<Oid> roles;
     std::vector<List *> queries;  // rewritten Query trees of each statement
     std::vector<QueryDesc> descs;
     Tables tables;
@@ -67,7 +73,7 @@ std::string error_text(const std::exception &e) {
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
-    List *queries = analyse_statement(st.text);
+    List *queries = analyse_statement(st.text, st.role);
     if (queries == NIL) {
         if (given_by_hand)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -75,12 +81,15 @@ void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId>
                             "Pass the statement whose indexes are to be advised.");
         return;
     }
-    plan_with(queries, {}, true);  // plannable, and readable by the caller (as EXPLAIN checks)
+    // Plannable, and readable by its role as the executor checks (the caller has that role's
+    // privileges: see workload()).  Nothing is revealed about tables the caller cannot read.
+    plan_with(queries, {}, st.role, true);
     QueryDesc desc = describe_statement(queries, &whole_row);
     if (desc.tables.empty() && !given_by_hand) return;
     desc.weight = st.weight;
     an.texts.push_back(st.text);
     an.calls.push_back(st.calls);
+    an.roles.push_back(st.role);
     an.queries.push_back(queries);
     an.descs.push_back(std::move(desc));
 }
@@ -139,7 +148,7 @@ CostFn make_cost_fn(const Analysed &an, const std::vector<Candidate> &candidates
     return [&an, &candidates](size_t q, const std::vector<size_t> &config) {
         std::vector<Hypothetical> hs;
         for (size_t c : config) hs.push_back(hypothetical(candidates[c], an.tables));
-        PlanCost pc = plan_with(an.queries[q], hs);
+        PlanCost pc = plan_with(an.queries[q], hs, an.roles[q]);
         for (size_t &u : pc.used) u = config[u];
         return pc;
     };
@@ -202,6 +211,28 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
     return rows;
 }
 
+// Whether the caller has the privileges of the role (which still exists).
+bool may_act_as(Oid role) {
+    return pg::pg_call([role] {
+        return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)) &&
+               has_privs_of_role(GetUserId(), role);
+    });
+}
+
+// Raises 42501 unless the caller may read the table (or some of its columns: then it can
+// count its rows too), so that nothing about its size is revealed otherwise.
+void require_select(Oid relid) {
+    bool allowed = pg::pg_call([relid] {
+        return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK ||
+               pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ANY) ==
+                   ACLCHECK_OK;
+    });
+    if (!allowed)
+        throw UserError(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            fmt::format("permission denied for table {}", pg::qualified_relation_name(relid)));
+}
+
 std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
     pg::InternalSql spi;
     auto schema = spi.scalar(
@@ -214,23 +245,37 @@ std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
                         "The index advisor takes its workload from pg_stat_statements.",
                         "Add pg_stat_statements to shared_preload_libraries and run CREATE "
                         "EXTENSION pg_stat_statements.");
-    auto result =
-        spi.execute(fmt::format("SELECT query, sum(calls)::bigint, sum(total_exec_time) "
-                                "FROM {}.pg_stat_statements "
-                                "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
-                                "WHERE datname = current_database()) "
-                                "AND query IS NOT NULL AND query <> '<insufficient privilege>' "
-                                "GROUP BY query HAVING sum(calls) >= $1::bigint ORDER BY 2 DESC, 1",
-                                pg::quote_identifier(*schema)),
-                    {std::to_string(min_calls)}, true);
+    auto result = spi.execute(
+        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time) "
+                    "FROM {}.pg_stat_statements "
+                    "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND query IS NOT NULL AND query <> '<insufficient privilege>' "
+                    "GROUP BY userid, query HAVING sum(calls) >= $1::bigint ORDER BY 3 DESC, 2, 1",
+                    pg::quote_identifier(*schema)),
+        {std::to_string(min_calls)}, true);
     std::vector<WorkloadStatement> out;
+    size_t skipped = 0;
     for (const auto &row : result.rows) {
         WorkloadStatement st;
-        st.text = *row[0];
-        st.calls = std::stoll(*row[1]);
-        st.weight = by_total_time ? std::stod(*row[2]) : static_cast<double>(st.calls);
+        st.role = static_cast<Oid>(std::stoul(*row[0]));
+        // A statement is planned as the role that ran it, with the caller's search_path:
+        // only a caller who has that role's privileges (could SET ROLE to it and run the
+        // statement himself) may do that, or it would choose what code runs as that role.
+        if (!may_act_as(st.role)) {
+            ++skipped;
+            continue;
+        }
+        st.text = *row[1];
+        st.calls = std::stoll(*row[2]);
+        st.weight = by_total_time ? std::stod(*row[3]) : static_cast<double>(st.calls);
         out.push_back(std::move(st));
     }
+    if (skipped > 0)
+        pg::report(NOTICE, fmt::format("index advisor: {} statement(s) not analysed: they were run "
+                                       "by roles whose privileges the caller does not have, or "
+                                       "that no longer exist",
+                                       skipped));
     return out;
 }
 
@@ -243,20 +288,26 @@ Datum text_array(const std::vector<std::string> &items) {
     });
 }
 
+// Detoasting and conversion can raise PostgreSQL errors: all of it runs inside pg_call.
 std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int argno, const char *what) {
     std::vector<std::string> out;
     if (PG_ARGISNULL(argno)) return out;
-    ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
     Datum *elems;
     bool *nulls;
     int n;
-    pg::pg_call(
-        [&] { deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n); });
+    pg::pg_call([&] {
+        ArrayType *array = PG_GETARG_ARRAYTYPE_P(argno);
+        if (ARR_NDIM(array) > 1)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("%s must be a one-dimensional array", what)));
+        deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+    });
     for (int i = 0; i < n; ++i) {
         if (nulls[i])
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                             fmt::format("{} must not contain NULL", what));
-        out.push_back(TextDatumGetCString(elems[i]));
+        Datum elem = elems[i];
+        out.push_back(pg::pg_call([elem] { return std::string(TextDatumGetCString(elem)); }));
     }
     return out;
 }
@@ -350,12 +401,15 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
 
 VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
     std::string query = query_arg(fcinfo, 0);
-    emit(fcinfo, recommend({WorkloadStatement{query, 1, 1}}, true, 10, InvalidOid));
+    // The caller's own statement, planned as the caller, inside a security-restricted
+    // operation all the same.
+    emit(fcinfo, recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, 10, InvalidOid));
     return (Datum)0;
 }
 
 VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
     Oid table = table_arg(fcinfo, 0);
+    require_select(table);
     bool apply = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     std::vector<Row> rows = recommend(workload(1, false), false, 10, table);
     if (apply) {
@@ -382,6 +436,27 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
 VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
     std::string query = query_arg(fcinfo, 0);
     Oid table = table_arg(fcinfo, 1);
+    require_select(table);  // its estimated index size is part of the result
+    std::optional<uint64_t> index_pages;
+    if (!PG_ARGISNULL(4)) {
+        int64 pages = PG_GETARG_INT64(4);
+        if (pages < 1 || pages > static_cast<int64>(MaxBlockNumber))
+            throw UserError(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("index_pages must be between 1 and {}, got {}", MaxBlockNumber, pages));
+        index_pages = static_cast<uint64_t>(pages);
+    }
+    std::optional<int> tree_height;
+    if (!PG_ARGISNULL(5)) {
+        int32 height = PG_GETARG_INT32(5);
+        // -1: unknown, the planner derives it from the pages (as for hypopg's indexes).
+        if (height < -1 || height > kMaxTreeHeight)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("tree_height must be between -1 and {}, got {}",
+                                        kMaxTreeHeight, height),
+                            "", "-1 lets the planner derive the height from the index pages.");
+        tree_height = height;
+    }
     std::vector<std::string> key_names = text_array_arg(fcinfo, 2, "key_columns");
     std::vector<std::string> include_names = text_array_arg(fcinfo, 3, "include_columns");
     if (key_names.empty() || key_names.size() + include_names.size() > INDEX_MAX_KEYS)
@@ -406,7 +481,7 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
 
     begin_costing();
     pg::SubTransaction run;
-    List *queries = analyse_statement(query);
+    List *queries = analyse_statement(query, GetUserId());
     if (queries == NIL)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "query must be one SELECT, INSERT, UPDATE or DELETE statement");
@@ -426,15 +501,10 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
     }
     BtreeSize estimate = estimate_btree_size(info, h.keys, h.include, std::nullopt);
     h.size = estimate;
-    if (!PG_ARGISNULL(4)) {
-        int64 pages = PG_GETARG_INT64(4);
-        if (pages < 1 || pages > static_cast<int64>(MaxBlockNumber))
-            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "index_pages must be positive");
-        h.size.pages = static_cast<uint64_t>(pages);
-    }
-    if (!PG_ARGISNULL(5)) h.size.tree_height = std::max(-1, PG_GETARG_INT32(5));
-    double without = plan_with(queries, {}, true).cost;
-    PlanCost with = plan_with(queries, {h});
+    if (index_pages) h.size.pages = *index_pages;
+    if (tree_height) h.size.tree_height = *tree_height;
+    double without = plan_with(queries, {}, GetUserId(), true).cost;
+    PlanCost with = plan_with(queries, {h}, GetUserId());
     run.rollback();
 
     pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });

@@ -19,6 +19,7 @@ extern "C" {
 #include "catalog/pg_statistic.h"
 #include "commands/defrem.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -28,6 +29,7 @@ extern "C" {
 #include "parser/parser.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 }
@@ -38,9 +40,11 @@ namespace {
 // ---- the hook ---------------------------------------------------------------------------
 // Plain C data: the hook runs inside the planner and must neither throw nor allocate C++.
 
-// Object ids the planner sees for hypothetical indexes: far above any OID a cluster hands
-// out in practice, and used only inside one plan_with() call.
-constexpr Oid kFakeOidBase = 0xFFF00000u;
+// Object ids the planner sees for hypothetical indexes are taken from the top of the OID
+// space, skipping any that pg_class uses (see fake_oids()); the hook also checks them against
+// every index the planner already knows for the relation, so that a plan's index OID always
+// names exactly one index: the real one or the hypothetical one.
+constexpr Oid kFakeOidTop = 0xFFFFFFFEu;
 
 struct ActiveIndex {
     Oid table;
@@ -61,6 +65,7 @@ struct ActiveIndex {
 get_relation_info_hook_type previous_hook = nullptr;
 const ActiveIndex *active_indexes = nullptr;  // set only while plan_with() plans
 int active_count = 0;
+bool oid_collision = false;  // a hypothetical OID equalled one the planner already had
 
 Var *column_var(Relation rel, Index varno, AttrNumber attnum) {
     Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
@@ -134,6 +139,10 @@ void whatif_get_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelO
     Relation relation = nullptr;
     for (int i = 0; i < active_count; ++i) {
         if (active_indexes[i].table != relid) continue;
+        ListCell *lc;
+        foreach (lc, rel->indexlist)
+            if (static_cast<IndexOptInfo *>(lfirst(lc))->indexoid == active_indexes[i].fake_oid)
+                oid_collision = true;
         if (relation == nullptr) relation = table_open(relid, NoLock);  // the planner holds a lock
         add_hypothetical_index(rel, relation, active_indexes[i]);
     }
@@ -141,6 +150,13 @@ void whatif_get_relation_info(PlannerInfo *root, Oid relid, bool inhparent, RelO
 }
 
 // ---- planning ---------------------------------------------------------------------------
+
+// The hypothetical index with this OID, or -1.
+int hypothetical_index(Oid indexid) {
+    for (int i = 0; i < active_count; ++i)
+        if (active_indexes[i].fake_oid == indexid) return i;
+    return -1;
+}
 
 void mark_used_indexes(Plan *plan, bool *used) {
     for (; plan != nullptr; plan = plan->righttree) {
@@ -174,8 +190,10 @@ void mark_used_indexes(Plan *plan, bool *used) {
             default:
                 break;
         }
-        if (indexid >= kFakeOidBase && indexid - kFakeOidBase < static_cast<Oid>(active_count))
-            used[indexid - kFakeOidBase] = true;
+        if (OidIsValid(indexid)) {
+            int i = hypothetical_index(indexid);
+            if (i >= 0) used[i] = true;
+        }
         ListCell *lc;
         foreach (lc, children) mark_used_indexes(static_cast<Plan *>(lfirst(lc)), used);
         mark_used_indexes(plan->lefttree, used);
@@ -190,19 +208,23 @@ struct PlanCall {
     double cost;
     bool *used;
     MemoryContext scratch;
+    bool collision;
 };
 
 // C-style: no C++ objects with destructors; the hook is active only inside, on every path.
-void plan_queries(PlanCall *call) {
+void plan_queries(void *arg) {
+    auto *call = static_cast<PlanCall *>(arg);
     MemoryContext caller = MemoryContextSwitchTo(call->scratch);
     active_indexes = call->indexes;
     active_count = call->count;
+    oid_collision = false;
     PG_TRY();
     {
         ListCell *lc;
         foreach (lc, call->queries) {
             Query *query = static_cast<Query *>(copyObjectImpl(lfirst(lc)));
             PlannedStmt *stmt = standard_planner(query, nullptr, CURSOR_OPT_PARALLEL_OK, nullptr);
+            // As the executor checks them: as the planning role, views as their owners.
             if (call->check_permissions) ExecCheckRTPerms(stmt->rtable, true);
             call->cost += stmt->planTree->total_cost;
             mark_used_indexes(stmt->planTree, call->used);
@@ -210,13 +232,37 @@ void plan_queries(PlanCall *call) {
             foreach (sp, stmt->subplans)
                 mark_used_indexes(static_cast<Plan *>(lfirst(sp)), call->used);
         }
+        call->collision = oid_collision;
     }
     PG_FINALLY();
     {
         active_indexes = nullptr;
         active_count = 0;
+        oid_collision = false;
         MemoryContextSwitchTo(caller);
         MemoryContextReset(call->scratch);
+    }
+    PG_END_TRY();
+}
+
+// Runs fn(arg) as `role` inside a security-restricted operation, as ANALYZE and index builds
+// run code of a table's owner: planning evaluates IMMUTABLE and STABLE functions of the
+// statement (constant folding, selectivity estimates), which are code of whoever wrote it.
+// Settings those functions change are undone with the GUC nest level; user id, security
+// context and settings are restored on every exit, the error path included.  C-style.
+void run_restricted(Oid role, void (*fn)(void *), void *arg) {
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(
+        role, saved_context | SECURITY_RESTRICTED_OPERATION | SECURITY_LOCAL_USERID_CHANGE);
+    int nest_level = NewGUCNestLevel();
+    PG_TRY();
+    { fn(arg); }
+    PG_FINALLY();
+    {
+        AtEOXact_GUC(false, nest_level);
+        SetUserIdAndSecContext(saved_user, saved_context);
     }
     PG_END_TRY();
 }
@@ -430,31 +476,70 @@ void install_whatif_hook() {
     get_relation_info_hook = whatif_get_relation_info;
 }
 
-List *analyse_statement(const std::string &sql) {
-    return pg::pg_call([&sql]() -> List * {
-        List *raw = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
-        if (list_length(raw) != 1)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("expected exactly one statement, got %d", list_length(raw))));
-        RawStmt *stmt = linitial_node(RawStmt, raw);
-        switch (nodeTag(stmt->stmt)) {
-            case T_SelectStmt:
-            case T_InsertStmt:
-            case T_UpdateStmt:
-            case T_DeleteStmt:
-                break;
-            default:
-                return NIL;
-        }
-        Oid *param_types = nullptr;
-        int param_count = 0;
-        Query *query =
-            parse_analyze_varparams(stmt, sql.c_str(), &param_types, &param_count, nullptr);
-        return QueryRewrite(query);
+namespace {
+struct AnalyseCall {
+    const char *sql;
+    List *result;
+};
+
+void analyse_restricted(void *arg) {
+    auto *call = static_cast<AnalyseCall *>(arg);
+    const char *sql = call->sql;
+    List *raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+    if (list_length(raw) != 1)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("expected exactly one statement, got %d", list_length(raw))));
+    RawStmt *stmt = linitial_node(RawStmt, raw);
+    switch (nodeTag(stmt->stmt)) {
+        case T_SelectStmt:
+        case T_InsertStmt:
+        case T_UpdateStmt:
+        case T_DeleteStmt:
+            break;
+        default:
+            call->result = NIL;
+            return;
+    }
+    Oid *param_types = nullptr;
+    int param_count = 0;
+    Query *query = parse_analyze_varparams(stmt, sql, &param_types, &param_count, nullptr);
+    call->result = QueryRewrite(query);
+}
+}  // namespace
+
+List *analyse_statement(const std::string &sql, Oid role) {
+    // Names resolve, and row-level security policies apply, as for the role that runs it.
+    return pg::pg_call([&sql, role]() -> List * {
+        AnalyseCall call{sql.c_str(), NIL};
+        run_restricted(role, analyse_restricted, &call);
+        return call.result;
     });
 }
 
-PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
+namespace {
+// OIDs for hypothetical indexes, reused from plan to plan while pg_class does not use them.
+std::vector<Oid> fake_oid_pool;
+Oid next_fake_oid = kFakeOidTop;
+
+bool relation_oid_in_use(Oid oid) {
+    return pg::pg_call([oid] { return SearchSysCacheExists1(RELOID, ObjectIdGetDatum(oid)); });
+}
+
+// n OIDs that no relation has now.  fresh: drop the pool first (one of them collided).
+const std::vector<Oid> &fake_oids(size_t n, bool fresh) {
+    if (fresh) fake_oid_pool.clear();
+    for (Oid &oid : fake_oid_pool)
+        while (relation_oid_in_use(oid)) oid = next_fake_oid--;
+    while (fake_oid_pool.size() < n) {
+        Oid oid = next_fake_oid--;
+        if (oid < FirstNormalObjectId) next_fake_oid = oid = kFakeOidTop;
+        if (!relation_oid_in_use(oid)) fake_oid_pool.push_back(oid);
+    }
+    return fake_oid_pool;
+}
+}  // namespace
+
+PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
                    bool check_permissions) {
     if (indexes.size() > 1000) throw std::runtime_error("too many hypothetical indexes");
     std::vector<ActiveIndex> active(indexes.size());
@@ -463,7 +548,6 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
         ActiveIndex &a = active[i];
         a = ActiveIndex{};
         a.table = h.table;
-        a.fake_oid = kFakeOidBase + static_cast<Oid>(i);
         a.nkeys = static_cast<int>(std::min<size_t>(h.keys.size(), INDEX_MAX_KEYS));
         a.ncolumns = a.nkeys;
         for (int k = 0; k < a.nkeys; ++k) {
@@ -481,18 +565,35 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
         }
         a.tuple_fraction = h.tuple_fraction;
         a.pages = static_cast<BlockNumber>(std::min<uint64_t>(h.size.pages, MaxBlockNumber));
-        a.tree_height = h.size.tree_height;
+        a.tree_height = std::clamp(h.size.tree_height, -1, kMaxTreeHeight);
     }
     if (scratch_context == nullptr)
         scratch_context = pg::pg_call([] {
             return AllocSetContextCreate(TopMemoryContext, "db_virtuoso what-if planning",
                                          ALLOCSET_DEFAULT_SIZES);
         });
-    std::unique_ptr<bool[]> used(new bool[indexes.size() + 1]());
-    PlanCall call{queries,    active.data(),  static_cast<int>(active.size()), check_permissions, 0,
-                  used.get(), scratch_context};
+    std::unique_ptr<bool[]> used(new bool[indexes.size() + 1]);
+    PlanCall call{};
     auto start = std::chrono::steady_clock::now();
-    pg::pg_call([&call] { plan_queries(&call); });
+    // A collision needs a relation created with one of our OIDs since fake_oids() looked:
+    // take other OIDs and plan again.
+    for (int attempt = 0;; ++attempt) {
+        const std::vector<Oid> &oids = fake_oids(active.size(), attempt > 0);
+        for (size_t i = 0; i < active.size(); ++i) active[i].fake_oid = oids[i];
+        std::fill(used.get(), used.get() + indexes.size() + 1, false);
+        call = PlanCall{queries,
+                        active.data(),
+                        static_cast<int>(active.size()),
+                        check_permissions,
+                        0,
+                        used.get(),
+                        scratch_context,
+                        false};
+        pg::pg_call([&call, role] { run_restricted(role, plan_queries, &call); });
+        if (!call.collision) break;
+        if (attempt == 2)
+            throw std::runtime_error("hypothetical index OIDs keep colliding with real ones");
+    }
     counters.nanoseconds +=
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                   std::chrono::steady_clock::now() - start)

@@ -79,5 +79,52 @@ is($node->safe_psql('postgres',
     q{SELECT count(*) FROM pg_index WHERE indrelid IN ('free_t'::regclass, 'locked_t'::regclass)}),
     '2', 'no index was created (the primary keys only)');
 
+# A role plants IMMUTABLE functions (SQL and PL/pgSQL) that the planner folds, and runs one
+# query with each.  They do superuser-only things when a superuser evaluates them: run a
+# program, make the role superuser through the runner.  A superuser who then asks for
+# recommendations from plain psql gets them, and nothing of that happens: each statement is
+# planned as the role that ran it, inside a security-restricted operation.
+my $marker = $node->basedir . '/advisor_pwned';
+$node->safe_psql('postgres', qq{
+CREATE ROLE mallory LOGIN;
+CREATE SCHEMA mallory AUTHORIZATION mallory;
+GRANT USAGE ON SCHEMA virtuoso TO mallory;
+GRANT EXECUTE ON FUNCTION virtuoso.execute_autonomous(text) TO mallory;
+CREATE TABLE shared_t (id int, k int);
+INSERT INTO shared_t SELECT g, g % 3000 FROM generate_series(1, 60000) g;
+ANALYZE shared_t;
+GRANT SELECT ON shared_t TO mallory;
+SET ROLE mallory;
+CREATE FUNCTION mallory.payload() RETURNS int LANGUAGE plpgsql VOLATILE AS \$\$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        COPY (SELECT 1) TO PROGRAM 'touch $marker';
+        PERFORM virtuoso.execute_autonomous('ALTER ROLE mallory SUPERUSER');
+    END IF;
+    RETURN 11;
+END \$\$;
+CREATE FUNCTION mallory.sql_trap() RETURNS int LANGUAGE sql IMMUTABLE
+    AS 'SELECT mallory.payload()';
+CREATE FUNCTION mallory.plpgsql_trap() RETURNS int LANGUAGE plpgsql IMMUTABLE
+    AS \$\$ BEGIN RETURN mallory.payload(); END \$\$;
+RESET ROLE;
+SELECT pg_stat_statements_reset();
+});
+$node->safe_psql('postgres', q{
+SELECT count(*) FROM shared_t WHERE k = mallory.sql_trap();
+SELECT count(*) FROM shared_t WHERE id = mallory.plpgsql_trap();
+}, extra_params => ['-U', 'mallory']);
+
+($rc, $stdout, $stderr) = $node->psql('postgres',
+    q{SELECT string_agg(array_to_string(columns, ','), ' ' ORDER BY columns)
+      FROM virtuoso.recommend_indexes() WHERE table_name = 'public.shared_t'},
+    extra_params => ['-v', 'ON_ERROR_STOP=1']);
+is($rc, 0, 'recommend_indexes as superuser succeeds over the trapped statements');
+unlike($stderr, qr/ERROR|not analysed/, 'no error, every statement analysed');
+is($stdout, 'id k', 'both trapped statements get their index (planned as mallory)');
+is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'}),
+    'f', 'mallory is not superuser');
+ok(!-e $marker, 'no program ran');
+
 $node->stop;
 done_testing();

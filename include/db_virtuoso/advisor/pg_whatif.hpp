@@ -17,15 +17,22 @@ struct Hypothetical {
     double tuple_fraction = 1;  // share of the table's rows a partial index holds
 };
 
+// Levels above the leaves a B-tree can have: at most 2^32 pages, two or more downlinks on
+// every inner page.  Also keeps the planner's descent cost, (height + 1) * ..., finite.
+constexpr int kMaxTreeHeight = 32;
+
 // Parses and analyses one statement ($n parameters get their types inferred) and rewrites
-// it.  Returns NIL (allocated nothing) when it is not SELECT/INSERT/UPDATE/DELETE.  Raises
-// PgError on any failure.  The Query trees live in CurrentMemoryContext.
-List *analyse_statement(const std::string &sql);
+// it, as `role` inside a security-restricted operation.  Returns NIL (allocated nothing)
+// when it is not SELECT/INSERT/UPDATE/DELETE.  Raises PgError on any failure.  The Query
+// trees live in CurrentMemoryContext.
+List *analyse_statement(const std::string &sql, Oid role);
 
 // Plans the (rewritten) queries of one statement generically, with the hypothetical
 // indexes added, and returns the summed total cost and which hypotheticals the plans use.
-// check_permissions: raise 42501 as EXPLAIN would when the caller may not read a table.
-PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes,
+// Planning runs as `role` (the role that ran the statement) inside a security-restricted
+// operation: the functions it folds are that role's code and get that role's rights only.
+// check_permissions: raise 42501 as the executor would when `role` may not read a table.
+PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
                    bool check_permissions = false);
 
 // Starts a run of what-if plans: forgets what earlier runs cached about operator classes.
