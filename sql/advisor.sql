@@ -104,9 +104,15 @@ WHERE pid = pg_backend_pid() AND relation IN ('adv_orders'::regclass, 'adv_custo
 COMMIT;
 SELECT count(*) AS indexes FROM pg_index WHERE indrelid = 'adv_orders'::regclass;
 
--- optimize_table_indexes: report, then apply (CREATE INDEX CONCURRENTLY through the runner).
+-- optimize_table_indexes: report, then apply.
 SELECT table_name, columns, queries_improved, applied FROM virtuoso.optimize_table_indexes('adv_orders');
+-- From a function call the concurrent build would wait for the call's own snapshot: each
+-- is refused (25001), reported as a WARNING, and applied = false; nothing is left behind.
 SELECT table_name, columns, queries_improved, applied FROM virtuoso.optimize_table_indexes('adv_orders', apply => true);
+SELECT indexrelid::regclass, indisvalid FROM pg_index WHERE indrelid = 'adv_orders'::regclass ORDER BY 1::text;
+-- The recommended definitions build through the procedure form.
+CALL virtuoso.build_index_concurrently('CREATE INDEX ON public.adv_orders USING btree (ref_code)');
+CALL virtuoso.build_index_concurrently('CREATE INDEX ON public.adv_orders USING btree (status, created_at)');
 SELECT indexrelid::regclass, indisvalid FROM pg_index WHERE indrelid = 'adv_orders'::regclass ORDER BY 1::text;
 -- applied: nothing left to recommend for those statements.
 SELECT count(*) FROM virtuoso.optimize_table_indexes('adv_orders');

@@ -34,11 +34,12 @@ void commit_caller(FunctionCallInfo fcinfo, const char *procedure) {
         SPI_finish();
     });
     if (holds_snapshot())
-        throw UserError(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                        fmt::format("{} cannot release the calling statement's snapshot", procedure),
-                        "A snapshot is still held after the commit (a cursor or an enclosing "
-                        "statement keeps it).",
-                        fmt::format("Run CALL {}(...) as a statement of its own.", procedure));
+        throw UserError(
+            ERRCODE_ACTIVE_SQL_TRANSACTION,
+            fmt::format("{} cannot release the calling statement's snapshot", procedure),
+            "A snapshot is still held after the commit (a cursor or an enclosing "
+            "statement keeps it).",
+            fmt::format("Run CALL {}(...) as a statement of its own.", procedure));
 }
 
 Datum procedure_result(FunctionCallInfo fcinfo,
@@ -56,8 +57,8 @@ Datum procedure_result(FunctionCallInfo fcinfo,
         for (size_t i = 0; i < values.size(); ++i) {
             nulls[i] = !values[i].has_value();
             if (values[i])
-                datums[i] = PointerGetDatum(
-                    cstring_to_text_with_len(values[i]->data(), static_cast<int>(values[i]->size())));
+                datums[i] = PointerGetDatum(cstring_to_text_with_len(
+                    values[i]->data(), static_cast<int>(values[i]->size())));
         }
         return HeapTupleGetDatum(heap_form_tuple(desc, datums, nulls));
     });

@@ -187,8 +187,8 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
 
 void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutcome *out) {
     // The chain checks allocate; they run every kPollMillis for as long as the wait lasts.
-    MemoryContext poll_context =
-        AllocSetContextCreate(CurrentMemoryContext, "db_virtuoso runner wait", ALLOCSET_SMALL_SIZES);
+    MemoryContext poll_context = AllocSetContextCreate(
+        CurrentMemoryContext, "db_virtuoso runner wait", ALLOCSET_SMALL_SIZES);
     long waited = 0;
     for (;;) {
         Size nbytes;
@@ -275,14 +275,13 @@ const char *statement_waiting_for_snapshots(const char *sql) {
 
 void refuse_if_snapshot_held(const char *what) {
     if (!holds_snapshot()) return;
-    ereport(ERROR,
-            (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-             errmsg("%s cannot run while the calling statement holds a snapshot", what),
-             errdetail("It waits until every snapshot older than its own is gone, this "
-                       "session's included; a function call (or a transaction in REPEATABLE "
-                       "READ or SERIALIZABLE) holds its snapshot until it ends."),
-             errhint("Use CALL virtuoso.build_index_concurrently(...) or CALL "
-                     "virtuoso.run_top_level(...), outside a transaction block.")));
+    ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+                    errmsg("%s cannot run while the calling statement holds a snapshot", what),
+                    errdetail("It waits until every snapshot older than its own is gone, this "
+                              "session's included; a function call (or a transaction in REPEATABLE "
+                              "READ or SERIALIZABLE) holds its snapshot until it ends."),
+                    errhint("Use CALL virtuoso.build_index_concurrently(...) or CALL "
+                            "virtuoso.run_top_level(...), outside a transaction block.")));
 }
 
 namespace {
@@ -381,9 +380,7 @@ void launch_and_wait(void *arg) {
     active_worker = handle;
 
     PG_TRY();
-    {
-        wait_for_worker(handle, mqh, out);
-    }
+    { wait_for_worker(handle, mqh, out); }
     PG_CATCH();
     {
         TerminateBackgroundWorker(handle);
