@@ -4,6 +4,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 
 extern "C" {
+#include "mb/pg_wchar.h"
 #include "utils/timestamp.h"
 }
 
@@ -28,12 +29,32 @@ pg::Row rollback_target(const std::string &name) {
     return row;
 }
 
+constexpr int kMaxBackupNameTries = 1000;
+
+// Longest part of a table's name kept in its backup's name, in bytes: the rest of the 63
+// bytes holds "_YYYYMMDD_HHMMSS" and a counter "_1000".
+constexpr int kBackupBaseBytes = NAMEDATALEN - 1 - 23;
+
+// The first `max_bytes` bytes of a name, cut at a character boundary in the database
+// encoding, as PostgreSQL's truncate_identifier does.
+std::string clip_name(const std::string &name, int max_bytes) {
+    if (static_cast<int>(name.size()) <= max_bytes) return name;
+    int keep = pg::pg_call([&] {
+        return pg_mbcliplen(name.c_str(), static_cast<int>(name.size()), max_bytes);
+    });
+    return name.substr(0, static_cast<size_t>(keep));
+}
+
 // Copies each table the migration touched into schema virtuoso_backup; returns their names.
+// Each name fits in NAMEDATALEN - 1 bytes before anything is appended, so PostgreSQL keeps
+// it as built: the name probed is the name created is the name recorded.
 std::vector<std::string> back_up_tables(const std::string &affected_objects) {
-    pg::InternalSql spi;  // as the caller: a backup reads only what the caller may read
+    // As the caller: a backup reads only what the caller may read.  No kept plans: the
+    // CREATE TABLE ... AS text is unique to each backup.
+    pg::InternalSql spi(false);
     auto tables = spi.execute(
-        "SELECT DISTINCT c.oid::regclass::text, "
-        "  left(c.relname, 40) || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS') "
+        "SELECT DISTINCT c.oid::regclass::text, c.relname::text, "
+        "  to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS') "
         "FROM jsonb_array_elements($1::jsonb) AS o "
         "JOIN pg_class c ON c.oid = (o->>'objid')::oid "
         "WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid AND o->>'command' <> 'DROP' "
@@ -43,12 +64,25 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
     if (tables.empty()) return names;
     spi.execute("CREATE SCHEMA IF NOT EXISTS virtuoso_backup");
     for (const auto &t : tables.rows) {
-        std::string base = *t[1];
-        std::string name = base;
-        for (int n = 2; spi.scalar("SELECT to_regclass($1) IS NOT NULL",
-                                   {"virtuoso_backup." + pg::quote_identifier(name)}) == "t";
-             ++n)
-            name = base + "_" + std::to_string(n);
+        const std::string base = clip_name(*t[1], kBackupBaseBytes) + "_" + *t[2];
+        std::string name;
+        for (int n = 1;; ++n) {
+            if (n > kMaxBackupNameTries)
+                throw pg::UserError(
+                    ERRCODE_DUPLICATE_TABLE,
+                    fmt::format("no free backup name for table {} in schema virtuoso_backup "
+                                "after {} tries",
+                                *t[0], kMaxBackupNameTries),
+                    "", "Drop old backups from schema virtuoso_backup.");
+            name = n == 1 ? base : base + "_" + std::to_string(n);
+            // a table's row type takes the same name: neither may exist
+            if (spi.scalar("SELECT NOT EXISTS (SELECT FROM pg_class WHERE relname = $1::name "
+                           "AND relnamespace = 'virtuoso_backup'::regnamespace) AND NOT EXISTS "
+                           "(SELECT FROM pg_type WHERE typname = $1::name "
+                           "AND typnamespace = 'virtuoso_backup'::regnamespace)",
+                           {name}) == "t")
+                break;
+        }
         std::string target = "virtuoso_backup." + pg::quote_identifier(name);
         spi.execute(fmt::format("CREATE TABLE {} AS TABLE {}", target, *t[0]));
         names.push_back(target);
