@@ -31,7 +31,12 @@ CREATE TABLE virtuoso.migration_log (
     transactional    boolean NOT NULL DEFAULT true,
     statements_total int,
     statements_done  int,
-    backend_pid      int
+    backend_pid      int,
+    -- the role that recorded the run (executed_by is its name at the time): only roles with
+    -- its privileges may replace, roll back or verify the run
+    executed_by_role oid,
+    -- with backend_pid, identifies the session of a RUNNING run (pids are reused)
+    backend_start    timestamptz
 );
 CREATE INDEX migration_log_name_idx ON virtuoso.migration_log (name, started_at DESC);
 CREATE INDEX migration_log_running_idx ON virtuoso.migration_log (status) WHERE status = 'RUNNING';

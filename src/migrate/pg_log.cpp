@@ -8,7 +8,9 @@ extern "C" {
 #include "storage/proc.h"
 #include "utils/backend_status.h"
 #include "utils/fmgrprotos.h"
+#include "utils/acl.h"
 #include "utils/pg_lsn.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -60,7 +62,9 @@ const std::vector<std::string> &log_columns() {
                                                      "transactional",
                                                      "statements_total",
                                                      "statements_done",
-                                                     "backend_pid"};
+                                                     "backend_pid",
+                                                     "executed_by_role",
+                                                     "backend_start"};
     return columns;
 }
 
@@ -93,6 +97,46 @@ AsExtensionOwner::AsExtensionOwner() {
 }
 
 AsExtensionOwner::~AsExtensionOwner() {
+    SetUserIdAndSecContext(saved_user_, saved_context_);
+}
+
+RunAccess::RunAccess(const pg::Row &run, const std::string &name, const char *action) {
+    const pg::Value recorded = run[log_column("executed_by_role")];
+    const std::string recorded_name = run[log_column("executed_by")].value_or("?");
+    struct Check {
+        bool exists, superuser, member;
+    };
+    const Oid role = recorded ? static_cast<Oid>(std::stoul(*recorded)) : InvalidOid;
+    Check check = pg::pg_call([role] {
+        bool exists = OidIsValid(role) && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role));
+        return Check{exists, superuser(), exists && has_privs_of_role(GetUserId(), role)};
+    });
+    if (check.superuser || check.member) {
+        run_as_ = check.exists ? role : GetUserId();
+        return;
+    }
+    if (!check.exists)
+        throw pg::UserError(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            fmt::format("permission denied to {} migration \"{}\"", action, name),
+            fmt::format("Its latest run was recorded by role \"{}\", which no longer exists.",
+                        recorded_name),
+            "Only a superuser can act on it.");
+    throw pg::UserError(
+        ERRCODE_INSUFFICIENT_PRIVILEGE,
+        fmt::format("permission denied to {} migration \"{}\"", action, name),
+        fmt::format("Its latest run was recorded by role \"{}\".", recorded_name),
+        fmt::format("Only roles with the privileges of role \"{}\" can replace, roll back or "
+                    "verify it; choose another migration name.",
+                    recorded_name));
+}
+
+RunAccess::StoredSqlScope::StoredSqlScope(const RunAccess &access) {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    SetUserIdAndSecContext(access.run_as_, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+RunAccess::StoredSqlScope::~StoredSqlScope() {
     SetUserIdAndSecContext(saved_user_, saved_context_);
 }
 

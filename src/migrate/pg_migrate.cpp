@@ -49,8 +49,12 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
 
 // Marks RUNNING rows of sessions that are gone as FAILED (only a statement-by-statement run
 // writes RUNNING rows; holding the migration lock, no live session can own one), and returns
-// the latest SUCCESS row of this name, if any.  One round of internal SQL as the owner.
-std::optional<pg::Row> settle_and_find_applied(const std::string &name) {
+// the latest run and the latest SUCCESS run of this name, if any.  Internal SQL as the owner.
+struct NameState {
+    std::optional<pg::Row> latest, applied;
+};
+NameState settle_and_find_applied(const std::string &name) {
+    NameState state;
     AsExtensionOwner owner;
     pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
@@ -64,12 +68,18 @@ std::optional<pg::Row> settle_and_find_applied(const std::string &name) {
         "check with virtuoso.verify_migration_integrity().' "
         "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
         "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
+    // The latest run and the latest SUCCESS run: a new run under the name replaces both.
+    auto latest = spi.execute(
+        "SELECT * FROM virtuoso.migration_log WHERE name = $1 ORDER BY started_at DESC LIMIT 1",
+        {name});
+    if (latest.empty()) return state;
+    state.latest = latest.rows[0];
     auto result = spi.execute(
         "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status = 'SUCCESS' "
         "ORDER BY started_at DESC LIMIT 1",
         {name});
-    if (result.empty()) return std::nullopt;
-    return result.rows[0];
+    if (!result.empty()) state.applied = result.rows[0];
+    return state;
 }
 
 std::string current_user_name() {
@@ -221,7 +231,12 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     const std::string checksum = sha256_hex(sql);
 
     acquire_migration_lock(limits.lock_timeout_ms);
-    if (auto applied = settle_and_find_applied(name); applied && !options->force) {
+    const NameState state = settle_and_find_applied(name);
+    // As the caller (not as the owner): a new run under the name replaces both rows, and the
+    // recorded row is returned below only to a role that may see it.
+    if (state.latest) (void)RunAccess(*state.latest, name, "replace");
+    if (state.applied) (void)RunAccess(*state.applied, name, "replace");
+    if (const auto &applied = state.applied; applied && !options->force) {
         const std::string &recorded = *(*applied)[log_column("checksum")];
         if (recorded == checksum) {
             pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
@@ -248,6 +263,7 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         .set("migration_sql", sql)
         .set("rollback_sql", rollback_sql)
         .set("executed_by", current_user_name(), "name")
+        .set("executed_by_role", std::to_string(GetUserId()), "oid")
         .set("options", options_text, "jsonb")
         .set("transactional", options->transactional ? "true" : "false", "boolean")
         .set("statements_total", std::to_string(statements.size()), "integer");
@@ -261,7 +277,8 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         LogRow running = row;
         running.set("status", "RUNNING")
             .set("statements_done", "0", "integer")
-            .set("backend_pid", std::to_string(MyProcPid), "integer");
+            .set("backend_pid", std::to_string(MyProcPid), "integer")
+            .set_time("backend_start", MyStartTimestamp);
         running_id = *running.insert(true)[log_column("id")];
         result = run_one_by_one(statements, limits, [&running_id](int done) {
             LogRow progress;

@@ -39,9 +39,8 @@ constexpr int kBackupBaseBytes = NAMEDATALEN - 1 - 23;
 // encoding, as PostgreSQL's truncate_identifier does.
 std::string clip_name(const std::string &name, int max_bytes) {
     if (static_cast<int>(name.size()) <= max_bytes) return name;
-    int keep = pg::pg_call([&] {
-        return pg_mbcliplen(name.c_str(), static_cast<int>(name.size()), max_bytes);
-    });
+    int keep = pg::pg_call(
+        [&] { return pg_mbcliplen(name.c_str(), static_cast<int>(name.size()), max_bytes); });
     return name.substr(0, static_cast<size_t>(keep));
 }
 
@@ -62,7 +61,9 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
         {affected_objects});
     std::vector<std::string> names;
     if (tables.empty()) return names;
-    spi.execute("CREATE SCHEMA IF NOT EXISTS virtuoso_backup");
+    // (IF NOT EXISTS would add a NOTICE to every later rollback; migrations are serialised)
+    if (!spi.scalar("SELECT to_regnamespace('virtuoso_backup')"))
+        spi.execute("CREATE SCHEMA virtuoso_backup");
     for (const auto &t : tables.rows) {
         const std::string base = clip_name(*t[1], kBackupBaseBytes) + "_" + *t[2];
         std::string name;
@@ -116,7 +117,10 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
     require_read_committed();
 
     acquire_migration_lock(gucs::lock_timeout_ms);
+    // Ownership first: nothing of another role's run (not even its status) for a non-member.
+    (void)RunAccess(latest_run(name, "true"), name, "roll back");
     pg::Row target = rollback_target(name);
+    const RunAccess access(target, name, "roll back");
     const std::string id = *target[log_column("id")];
     OptionError ignored;
     auto options = parse_options(target[log_column("options")].value_or("{}"), &ignored);
@@ -129,8 +133,12 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
 
     std::vector<std::string> backups;
     if (preserve) backups = back_up_tables(target[log_column("affected_objects")].value_or("[]"));
-    RunResult result = transactional ? run_transactional(statements, limits, std::nullopt, true)
-                                     : run_one_by_one(statements, limits, [](int) {});
+    RunResult result;
+    {
+        RunAccess::StoredSqlScope as_recorder(access);
+        result = transactional ? run_transactional(statements, limits, std::nullopt, true)
+                               : run_one_by_one(statements, limits, [](int) {});
+    }
     if (!result.ok) {
         const Failure &f = *result.failure;
         std::string where = fmt::format(
