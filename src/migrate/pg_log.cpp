@@ -5,6 +5,7 @@
 extern "C" {
 #include "access/xlog.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/backend_status.h"
 #include "utils/fmgrprotos.h"
@@ -277,15 +278,34 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
 
     std::string relations_json = "{}";
     if (!relations.empty()) {
+        // Sizes need an ACCESS SHARE lock on each relation.  Statistics must never queue
+        // behind another session (the migration's own attempts wait only up to its
+        // lock_timeout, and are retried): a relation that is locked right now is not measured.
+        std::vector<Oid> measured, busy;
+        for (Oid relid : relations)
+            (pg::pg_call([relid] { return ConditionalLockRelationOid(relid, AccessShareLock); })
+                 ? measured
+                 : busy)
+                .push_back(relid);
+        struct Unlock {
+            const std::vector<Oid> &relids;
+            ~Unlock() {
+                for (Oid relid : relids) UnlockRelationOid(relid, AccessShareLock);
+            }
+        } unlock{measured};  // no lock held past the measurement (nor while backing off)
         pg::InternalSql spi;
         auto rel = spi.execute(
             "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
-            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)), '{}'::jsonb)::text,"
+            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)"
+            "    || CASE WHEN r.busy THEN '{\"not_measured\": \"locked by another session\"}'"
+            "       ELSE '{}' END::jsonb), '{}'::jsonb)::text,"
             "  coalesce(sum(r.size), 0)::bigint "
             "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
-            "        pg_total_relation_size(c.oid) AS size"
-            "      FROM pg_class c WHERE c.oid = ANY($1::oid[])) r",
-            {pg::oid_array(relations)});
+            "        c.oid = ANY($2::oid[]) AS busy,"
+            "        CASE WHEN c.oid = ANY($1::oid[]) THEN pg_total_relation_size(c.oid) END AS "
+            "size"
+            "      FROM pg_class c WHERE c.oid = ANY($1::oid[]) OR c.oid = ANY($2::oid[])) r",
+            {pg::oid_array(measured), pg::oid_array(busy)});
         relations_json = rel.rows[0][0].value_or("{}");
         stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
     }

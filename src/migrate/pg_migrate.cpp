@@ -55,19 +55,34 @@ struct NameState {
 };
 NameState settle_and_find_applied(const std::string &name) {
     NameState state;
+    // this session's start, exactly (microseconds since 2000-01-01, as TimestampTz)
+    const std::string start_text = std::to_string(MyStartTimestamp);
     AsExtensionOwner owner;
     pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
+    // A session is its pid and its start time (pids are reused).  This session itself runs
+    // no migration while it is here: a RUNNING row of its own was interrupted.
     spi.execute(
-        "UPDATE virtuoso.migration_log SET status = 'FAILED', completed_at = clock_timestamp(),"
+        "WITH me AS (SELECT '2000-01-01 00:00:00+00'::timestamptz + $1::bigint"
+        "   * interval '1 microsecond' AS backend_start) "
+        "UPDATE virtuoso.migration_log l SET status = 'FAILED', completed_at = clock_timestamp(),"
         " duration = clock_timestamp() - started_at,"
-        " error_message = format('the session running this migration (PID %s) ended before it"
-        " finished; %s of %s statements had completed', backend_pid,"
-        " coalesce(statements_done, 0), statements_total),"
+        " error_message = CASE WHEN l.backend_pid = pg_backend_pid() AND l.backend_start = (SELECT "
+        "backend_start FROM me)"
+        "   THEN format('this session (PID %s) was interrupted while it ran this migration; %s of "
+        "%s statements had completed', l.backend_pid, coalesce(l.statements_done, 0),"
+        "   l.statements_total)"
+        "   ELSE format('the session running this migration (PID %s) ended before it "
+        "finished; %s of %s statements had completed', l.backend_pid,"
+        "   coalesce(l.statements_done, 0), l.statements_total) END,"
         " error_hint = 'Completed statements of a non-transactional migration stay applied; "
         "check with virtuoso.verify_migration_integrity().' "
-        "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
-        "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
+        "WHERE l.status = 'RUNNING' AND ("
+        "  (l.backend_pid = pg_backend_pid() AND l.backend_start = (SELECT backend_start FROM me)) "
+        "OR NOT EXISTS ("
+        "   SELECT FROM pg_stat_activity a WHERE a.pid = l.backend_pid"
+        "   AND (l.backend_start IS NULL OR a.backend_start = l.backend_start)))",
+        {start_text});
     // The latest run and the latest SUCCESS run: a new run under the name replaces both.
     auto latest = spi.execute(
         "SELECT * FROM virtuoso.migration_log WHERE name = $1 ORDER BY started_at DESC LIMIT 1",
@@ -147,6 +162,33 @@ void fill_failure(LogRow &row, const Failure &f) {
         .set("error_detail", f.detail)
         .set("error_hint", f.hint)
         .set("error_context", f.context);
+}
+
+// The RUNNING row of a statement-by-statement run whose caller was interrupted: FAILED,
+// written autonomously so that it survives the caller's abort.  Best effort: if even this
+// fails, the next migration call settles the row (see settle_and_find_applied).
+void mark_interrupted(const std::string &id, TimestampTz started, const Failure &f, int done) {
+    try {
+        pg::SubTransaction scope;
+        const TimestampTz now = GetCurrentTimestamp();
+        LogRow row;
+        row.set("status", "FAILED")
+            .set_time("completed_at", now)
+            .set("duration", std::to_string(now - started) + " microseconds", "interval")
+            .set("statements_done", std::to_string(done), "integer");
+        Failure recorded = f;
+        recorded.hint = fmt::format(
+            "The caller was interrupted while statement {} ran; completed statements of a "
+            "non-transactional migration stay applied: check with "
+            "virtuoso.verify_migration_integrity().",
+            done + 1);
+        fill_failure(row, recorded);
+        row.update(id, true);
+        scope.commit();
+    } catch (const pg::PgError &) {
+        // the SubTransaction rolled back; the original error is what the caller must see
+    } catch (const pg::UserError &) {
+    }
 }
 
 }  // namespace
@@ -280,11 +322,22 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
             .set("backend_pid", std::to_string(MyProcPid), "integer")
             .set_time("backend_start", MyStartTimestamp);
         running_id = *running.insert(true)[log_column("id")];
-        result = run_one_by_one(statements, limits, [&running_id](int done) {
-            LogRow progress;
-            progress.set("statements_done", std::to_string(done), "integer");
-            progress.update(running_id, true);
-        });
+        int done_so_far = 0;
+        try {
+            // Cancelled while it waits (statement_timeout, pg_cancel_backend): the
+            // subtransaction cleans up, the row is marked FAILED, and the error goes on.
+            pg::SubTransaction waiting;
+            result = run_one_by_one(statements, limits, [&running_id, &done_so_far](int done) {
+                done_so_far = done;
+                LogRow progress;
+                progress.set("statements_done", std::to_string(done), "integer");
+                progress.update(running_id, true);
+            });
+            waiting.commit();
+        } catch (const pg::PgError &e) {
+            mark_interrupted(running_id, started, failure_from(e, done_so_far + 1), done_so_far);
+            throw;
+        }
         if (!result.ok) report_leftover_indexes(statements, result);
         if (result.ok && options->validation_rules) {
             pg::Spi spi;
