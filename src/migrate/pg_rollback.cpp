@@ -1,5 +1,8 @@
 // virtuoso.execute_rollback_with_backup(migration_name, preserve_new_data, reason)
+#include <random>
+
 #include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/migrate/options.hpp"
 #include "db_virtuoso/migrate/run.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 
@@ -91,6 +94,30 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
     return names;
 }
 
+// back_up_tables with each attempt under the migration's lock_timeout (copying a table
+// locks it; another session's lock must not make the rollback queue without bound), retried
+// with backoff on 55P03 as a migration's statements are; no lock is held while sleeping.
+std::vector<std::string> back_up_tables_lock_safe(const std::string &affected_objects,
+                                                  const Limits &limits) {
+    static std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(MyProcPid));
+    for (int attempt = 1;; ++attempt) {
+        try {
+            pg::SubTransaction scope;
+            std::vector<std::string> names;
+            {
+                pg::GucScope settings;
+                settings.set("lock_timeout", std::to_string(limits.lock_timeout_ms) + "ms");
+                names = back_up_tables(affected_objects);
+            }
+            scope.commit();
+            return names;
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt > limits.max_retries) throw;
+        }
+        pg::interruptible_sleep(backoff_ms(attempt, 50, 5000, rng));
+    }
+}
+
 std::string text_array(const std::vector<std::string> &items) {
     std::string out = "{";
     for (size_t i = 0; i < items.size(); ++i) {
@@ -132,7 +159,9 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
         checked_statements(rollback_sql, transactional, "rollback_sql");
 
     std::vector<std::string> backups;
-    if (preserve) backups = back_up_tables(target[log_column("affected_objects")].value_or("[]"));
+    if (preserve)
+        backups =
+            back_up_tables_lock_safe(target[log_column("affected_objects")].value_or("[]"), limits);
     RunResult result;
     {
         RunAccess::StoredSqlScope as_recorder(access);

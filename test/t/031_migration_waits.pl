@@ -94,4 +94,27 @@ like($node->safe_psql('postgres', q{SELECT status || ': ' || error_message FROM 
     'a RUNNING row whose pid was reused by another session is marked FAILED');
 eval { $other->quit; };
 
+# The backup before a rollback copies the table: under the run's lock_timeout too.
+$node->safe_psql('postgres', q{CREATE TABLE bk (id int)});
+$node->safe_psql('postgres', q{SELECT virtuoso.execute_migration_with_monitoring('bk_m',
+    'ALTER TABLE bk ADD COLUMN c int', 'ALTER TABLE bk DROP COLUMN c', '{"lock_timeout": "200ms", "max_retries": 1}')});
+$holder = $node->background_psql('postgres', on_error_stop => 0);
+$holder->query_until(qr/locked/, q{
+BEGIN;
+LOCK TABLE bk IN ACCESS EXCLUSIVE MODE;
+\echo locked
+SELECT pg_sleep(6);
+COMMIT;
+});
+$started = time;
+($rc, $out, $err) = $node->psql('postgres', q{SELECT virtuoso.execute_rollback_with_backup('bk_m')},
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+$elapsed = time - $started;
+isnt($rc, 0, 'a rollback whose backup cannot get its lock fails');
+like($err, qr/canceling statement due to lock timeout/, 'with the lock timeout');
+cmp_ok($elapsed, '<', 3, "soon ($elapsed s), not after the holder's 6 s");
+is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.migration_log WHERE name = 'bk_m'}),
+    'SUCCESS', 'nothing was rolled back');
+eval { $holder->quit; };
+
 done_testing();
