@@ -340,10 +340,22 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         }
         if (!result.ok) report_leftover_indexes(statements, result);
         if (result.ok && options->validation_rules) {
-            pg::Spi spi;
-            if (auto failed = check_rules(spi, *options->validation_rules)) {
+            // An error here (a lock timeout) must still settle the RUNNING row as FAILED.
+            try {
+                pg::SubTransaction scope;
+                std::optional<Failure> failed;
+                {
+                    pg::Spi spi;
+                    failed = check_rules(spi, *options->validation_rules, limits.lock_timeout_ms);
+                }
+                scope.commit();
+                if (failed) {
+                    result.ok = false;
+                    result.failure = failed;
+                }
+            } catch (const pg::PgError &e) {
                 result.ok = false;
-                result.failure = failed;
+                result.failure = failure_from(e, 0);
             }
         }
     }

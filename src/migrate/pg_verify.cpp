@@ -2,6 +2,7 @@
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/migrate/run.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
 
 using namespace virtuoso;
 using namespace virtuoso::migrate;
@@ -108,6 +109,8 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
         // Rules are stored SQL: run with the rights of the role that recorded them, with the
         // caller's settings and search_path.
         RunAccess::StoredSqlScope as_recorder(access);
+        pg::GucScope settings;  // rules read the user's tables: no unbounded lock wait
+        settings.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
         pg::Spi user;
         auto results = user.execute(
             "SELECT rule_name, status, validation_message FROM "

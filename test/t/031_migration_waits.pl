@@ -117,4 +117,34 @@ is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.migration_log WHER
     'SUCCESS', 'nothing was rolled back');
 eval { $holder->quit; };
 
+# Validation rules read user tables: under the lock timeout too, in a statement-by-statement
+# run (which must then end FAILED, not RUNNING) and in verify_migration_integrity.
+$node->safe_psql('postgres', q{CREATE TABLE vr (id int); INSERT INTO vr VALUES (1)});
+$node->safe_psql('postgres', q{SELECT virtuoso.execute_migration_with_monitoring('vr_m', 'SELECT 1', NULL,
+    '{"validation_rules": [{"name": "one_row", "query": "SELECT count(*) FROM vr", "expected": 1}]}')});
+$holder = $node->background_psql('postgres', on_error_stop => 0);
+$holder->query_until(qr/locked/, q{
+BEGIN;
+LOCK TABLE vr IN ACCESS EXCLUSIVE MODE;
+\echo locked
+SELECT pg_sleep(8);
+COMMIT;
+});
+$started = time;
+($rc, $out, $err) = $node->psql('postgres',
+    q{SELECT virtuoso.execute_migration_with_monitoring('vr_nt', 'SELECT 1', NULL,
+        '{"transactional": false, "lock_timeout": "200ms", "validation_rules": [{"name": "one_row", "query": "SELECT count(*) FROM vr", "expected": 1}]}')},
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+$elapsed = time - $started;
+isnt($rc, 0, 'rules that cannot get their lock fail the statement-by-statement run');
+cmp_ok($elapsed, '<', 3, "soon ($elapsed s), not after the holder's 8 s");
+is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.migration_log WHERE name = 'vr_nt'}),
+    'FAILED', 'and it is recorded FAILED');
+$started = time;
+($rc, $out, $err) = $node->psql('postgres',
+    q{SET virtuoso.lock_timeout = '200ms'; SELECT status FROM virtuoso.verify_migration_integrity('vr_m') WHERE check_name = 'validation_rule'});
+$elapsed = time - $started;
+cmp_ok($elapsed, '<', 3, "verify does not queue behind the lock either ($elapsed s)");
+eval { $holder->quit; };
+
 done_testing();
