@@ -48,4 +48,7 @@ SELECT status FROM virtuoso.execute_migration_with_monitoring('odd_col',
 SELECT status, regexp_replace(backup_tables[1], '_\d{8}_\d{6}(_\d+)?"$', '_<timestamp>"') AS backup
 FROM virtuoso.execute_rollback_with_backup('odd_col');
 SELECT * FROM pg_temp.backups_ok('odd_col');
+-- a backup's CREATE TABLE text is unique: no plan of it is kept for the session
+SELECT count(*) AS kept_backup_plans FROM pg_backend_memory_contexts
+WHERE name = 'CachedPlanSource' AND ident LIKE 'CREATE TABLE virtuoso_backup.%';
 RESET statement_timeout;
