@@ -31,7 +31,12 @@ CREATE TABLE virtuoso.migration_log (
     transactional    boolean NOT NULL DEFAULT true,
     statements_total int,
     statements_done  int,
-    backend_pid      int
+    backend_pid      int,
+    -- the role that recorded the run (executed_by is its name at the time): only roles with
+    -- its privileges may replace, roll back or verify the run
+    executed_by_role oid,
+    -- with backend_pid, identifies the session of a RUNNING run (pids are reused)
+    backend_start    timestamptz
 );
 CREATE INDEX migration_log_name_idx ON virtuoso.migration_log (name, started_at DESC);
 CREATE INDEX migration_log_running_idx ON virtuoso.migration_log (status) WHERE status = 'RUNNING';
@@ -48,7 +53,7 @@ RETURNS virtuoso.migration_log
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_execute_migration';
 COMMENT ON FUNCTION virtuoso.execute_migration_with_monitoring(text, text, text, jsonb) IS
-'Runs migration_sql once per name, serialised per database, each attempt with a short lock_timeout and retried with backoff on 55P03, atomically, and returns the virtuoso.migration_log row it recorded. Same name and SQL again returns the recorded row with a NOTICE; other SQL under an applied name is an error unless options.force. A failure is recorded as FAILED (surviving the caller''s rollback) and its error raised. Options: lock_timeout, max_retries, statement_timeout, validation_rules, transactional, dry_run, force.';
+'Runs migration_sql once per name, serialised per database, each attempt with a short lock_timeout and retried with backoff on 55P03, atomically, and returns the virtuoso.migration_log row it recorded. Same name and SQL again returns the recorded row with a NOTICE; other SQL under an applied name is an error unless options.force. A failure is recorded as FAILED (surviving the caller''s rollback) and its error raised. Options: lock_timeout, max_retries, statement_timeout, validation_rules, transactional, dry_run, force. A name whose latest run another role recorded can be used only by a role with that role''s privileges (or a superuser).';
 
 CREATE FUNCTION virtuoso.execute_rollback_with_backup(
     migration_name    text,
@@ -58,14 +63,14 @@ RETURNS virtuoso.migration_log
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_execute_rollback';
 COMMENT ON FUNCTION virtuoso.execute_rollback_with_backup(text, boolean, text) IS
-'Runs the stored rollback_sql of the latest SUCCESS run of a migration, lock-safe and atomically; with preserve_new_data first copies every table the migration touched into schema virtuoso_backup (names in backup_tables). The row becomes ROLLED_BACK.';
+'Runs the stored rollback_sql of the latest SUCCESS run of a migration, lock-safe and atomically; with preserve_new_data first copies every table the migration touched into schema virtuoso_backup (names in backup_tables). The row becomes ROLLED_BACK. Only a role with the privileges of the role that recorded the run (or a superuser) may roll it back; rollback_sql runs with the recording role''s rights.';
 
 CREATE FUNCTION virtuoso.verify_migration_integrity(migration_name text)
 RETURNS TABLE (check_name text, status text, object text, message text)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_verify_migration';
 COMMENT ON FUNCTION virtuoso.verify_migration_integrity(text) IS
-'Checks what the latest run of a migration touched: objects that no longer exist, invalid indexes, NOT VALID constraints left behind, statements of a non-transactional run that did not complete, and its stored validation rules. One row per check: PASS, FAIL, WARN or ERROR.';
+'Checks what the latest run of a migration touched: objects that no longer exist, invalid indexes, NOT VALID constraints left behind, statements of a non-transactional run that did not complete, and its stored validation rules (run with the rights of the role that recorded them). One row per check: PASS, FAIL, WARN or ERROR. Only a role with the privileges of the recording role (or a superuser) may verify a run.';
 
 -- Captures the objects DDL touches while a migration runs (does nothing otherwise).
 CREATE FUNCTION virtuoso.capture_migration_ddl()

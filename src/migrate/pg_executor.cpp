@@ -266,7 +266,9 @@ Failure failure_from(const PgError &error, int statement) {
     return f;
 }
 
-std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules) {
+std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules, int lock_timeout_ms) {
+    pg::GucScope settings;  // rules read the user's tables: no unbounded lock wait
+    settings.set("lock_timeout", std::to_string(lock_timeout_ms) + "ms");
     auto result = spi.execute(
         "SELECT rule_name, status, result_count, expected_count, validation_message "
         "FROM virtuoso.validate_data_integrity($1::jsonb)",
@@ -316,7 +318,7 @@ RunResult run_transactional(const std::vector<Statement> &statements, const Limi
             result.affected = capture.objects();
             if (validation_rules) {
                 capture.pause(true);
-                if (auto failed = check_rules(spi, *validation_rules)) {
+                if (auto failed = check_rules(spi, *validation_rules, limits.lock_timeout_ms)) {
                     result.failure = failed;
                     return result;  // attempt_scope rolls back
                 }

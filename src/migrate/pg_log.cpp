@@ -5,10 +5,13 @@
 extern "C" {
 #include "access/xlog.h"
 #include "pgstat.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/backend_status.h"
 #include "utils/fmgrprotos.h"
+#include "utils/acl.h"
 #include "utils/pg_lsn.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -60,7 +63,9 @@ const std::vector<std::string> &log_columns() {
                                                      "transactional",
                                                      "statements_total",
                                                      "statements_done",
-                                                     "backend_pid"};
+                                                     "backend_pid",
+                                                     "executed_by_role",
+                                                     "backend_start"};
     return columns;
 }
 
@@ -93,6 +98,46 @@ AsExtensionOwner::AsExtensionOwner() {
 }
 
 AsExtensionOwner::~AsExtensionOwner() {
+    SetUserIdAndSecContext(saved_user_, saved_context_);
+}
+
+RunAccess::RunAccess(const pg::Row &run, const std::string &name, const char *action) {
+    const pg::Value recorded = run[log_column("executed_by_role")];
+    const std::string recorded_name = run[log_column("executed_by")].value_or("?");
+    struct Check {
+        bool exists, superuser, member;
+    };
+    const Oid role = recorded ? static_cast<Oid>(std::stoul(*recorded)) : InvalidOid;
+    Check check = pg::pg_call([role] {
+        bool exists = OidIsValid(role) && SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role));
+        return Check{exists, superuser(), exists && has_privs_of_role(GetUserId(), role)};
+    });
+    if (check.superuser || check.member) {
+        run_as_ = check.exists ? role : GetUserId();
+        return;
+    }
+    if (!check.exists)
+        throw pg::UserError(
+            ERRCODE_INSUFFICIENT_PRIVILEGE,
+            fmt::format("permission denied to {} migration \"{}\"", action, name),
+            fmt::format("Its latest run was recorded by role \"{}\", which no longer exists.",
+                        recorded_name),
+            "Only a superuser can act on it.");
+    throw pg::UserError(
+        ERRCODE_INSUFFICIENT_PRIVILEGE,
+        fmt::format("permission denied to {} migration \"{}\"", action, name),
+        fmt::format("Its latest run was recorded by role \"{}\".", recorded_name),
+        fmt::format("Only roles with the privileges of role \"{}\" can replace, roll back or "
+                    "verify it; choose another migration name.",
+                    recorded_name));
+}
+
+RunAccess::StoredSqlScope::StoredSqlScope(const RunAccess &access) {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    SetUserIdAndSecContext(access.run_as_, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+RunAccess::StoredSqlScope::~StoredSqlScope() {
     SetUserIdAndSecContext(saved_user_, saved_context_);
 }
 
@@ -233,15 +278,34 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
 
     std::string relations_json = "{}";
     if (!relations.empty()) {
+        // Sizes need an ACCESS SHARE lock on each relation.  Statistics must never queue
+        // behind another session (the migration's own attempts wait only up to its
+        // lock_timeout, and are retried): a relation that is locked right now is not measured.
+        std::vector<Oid> measured, busy;
+        for (Oid relid : relations)
+            (pg::pg_call([relid] { return ConditionalLockRelationOid(relid, AccessShareLock); })
+                 ? measured
+                 : busy)
+                .push_back(relid);
+        struct Unlock {
+            const std::vector<Oid> &relids;
+            ~Unlock() {
+                for (Oid relid : relids) UnlockRelationOid(relid, AccessShareLock);
+            }
+        } unlock{measured};  // no lock held past the measurement (nor while backing off)
         pg::InternalSql spi;
         auto rel = spi.execute(
             "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
-            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)), '{}'::jsonb)::text,"
+            "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)"
+            "    || CASE WHEN r.busy THEN '{\"not_measured\": \"locked by another session\"}'"
+            "       ELSE '{}' END::jsonb), '{}'::jsonb)::text,"
             "  coalesce(sum(r.size), 0)::bigint "
             "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
-            "        pg_total_relation_size(c.oid) AS size"
-            "      FROM pg_class c WHERE c.oid = ANY($1::oid[])) r",
-            {pg::oid_array(relations)});
+            "        c.oid = ANY($2::oid[]) AS busy,"
+            "        CASE WHEN c.oid = ANY($1::oid[]) THEN pg_total_relation_size(c.oid) END AS "
+            "size"
+            "      FROM pg_class c WHERE c.oid = ANY($1::oid[]) OR c.oid = ANY($2::oid[])) r",
+            {pg::oid_array(measured), pg::oid_array(busy)});
         relations_json = rel.rows[0][0].value_or("{}");
         stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
     }

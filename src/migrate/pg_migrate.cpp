@@ -49,27 +49,52 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
 
 // Marks RUNNING rows of sessions that are gone as FAILED (only a statement-by-statement run
 // writes RUNNING rows; holding the migration lock, no live session can own one), and returns
-// the latest SUCCESS row of this name, if any.  One round of internal SQL as the owner.
-std::optional<pg::Row> settle_and_find_applied(const std::string &name) {
+// the latest run and the latest SUCCESS run of this name, if any.  Internal SQL as the owner.
+struct NameState {
+    std::optional<pg::Row> latest, applied;
+};
+NameState settle_and_find_applied(const std::string &name) {
+    NameState state;
+    // this session's start, exactly (microseconds since 2000-01-01, as TimestampTz)
+    const std::string start_text = std::to_string(MyStartTimestamp);
     AsExtensionOwner owner;
     pg::pg_call([] { pgstat_clear_snapshot(); });
     pg::InternalSql spi;
+    // A session is its pid and its start time (pids are reused).  This session itself runs
+    // no migration while it is here: a RUNNING row of its own was interrupted.
     spi.execute(
-        "UPDATE virtuoso.migration_log SET status = 'FAILED', completed_at = clock_timestamp(),"
+        "WITH me AS (SELECT '2000-01-01 00:00:00+00'::timestamptz + $1::bigint"
+        "   * interval '1 microsecond' AS backend_start) "
+        "UPDATE virtuoso.migration_log l SET status = 'FAILED', completed_at = clock_timestamp(),"
         " duration = clock_timestamp() - started_at,"
-        " error_message = format('the session running this migration (PID %s) ended before it"
-        " finished; %s of %s statements had completed', backend_pid,"
-        " coalesce(statements_done, 0), statements_total),"
+        " error_message = CASE WHEN l.backend_pid = pg_backend_pid() AND l.backend_start = (SELECT "
+        "backend_start FROM me)"
+        "   THEN format('this session (PID %s) was interrupted while it ran this migration; %s of "
+        "%s statements had completed', l.backend_pid, coalesce(l.statements_done, 0),"
+        "   l.statements_total)"
+        "   ELSE format('the session running this migration (PID %s) ended before it "
+        "finished; %s of %s statements had completed', l.backend_pid,"
+        "   coalesce(l.statements_done, 0), l.statements_total) END,"
         " error_hint = 'Completed statements of a non-transactional migration stay applied; "
         "check with virtuoso.verify_migration_integrity().' "
-        "WHERE status = 'RUNNING' AND backend_pid IS DISTINCT FROM pg_backend_pid() "
-        "AND backend_pid NOT IN (SELECT pid FROM pg_stat_activity)");
+        "WHERE l.status = 'RUNNING' AND ("
+        "  (l.backend_pid = pg_backend_pid() AND l.backend_start = (SELECT backend_start FROM me)) "
+        "OR NOT EXISTS ("
+        "   SELECT FROM pg_stat_activity a WHERE a.pid = l.backend_pid"
+        "   AND (l.backend_start IS NULL OR a.backend_start = l.backend_start)))",
+        {start_text});
+    // The latest run and the latest SUCCESS run: a new run under the name replaces both.
+    auto latest = spi.execute(
+        "SELECT * FROM virtuoso.migration_log WHERE name = $1 ORDER BY started_at DESC LIMIT 1",
+        {name});
+    if (latest.empty()) return state;
+    state.latest = latest.rows[0];
     auto result = spi.execute(
         "SELECT * FROM virtuoso.migration_log WHERE name = $1 AND status = 'SUCCESS' "
         "ORDER BY started_at DESC LIMIT 1",
         {name});
-    if (result.empty()) return std::nullopt;
-    return result.rows[0];
+    if (!result.empty()) state.applied = result.rows[0];
+    return state;
 }
 
 std::string current_user_name() {
@@ -137,6 +162,33 @@ void fill_failure(LogRow &row, const Failure &f) {
         .set("error_detail", f.detail)
         .set("error_hint", f.hint)
         .set("error_context", f.context);
+}
+
+// The RUNNING row of a statement-by-statement run whose caller was interrupted: FAILED,
+// written autonomously so that it survives the caller's abort.  Best effort: if even this
+// fails, the next migration call settles the row (see settle_and_find_applied).
+void mark_interrupted(const std::string &id, TimestampTz started, const Failure &f, int done) {
+    try {
+        pg::SubTransaction scope;
+        const TimestampTz now = GetCurrentTimestamp();
+        LogRow row;
+        row.set("status", "FAILED")
+            .set_time("completed_at", now)
+            .set("duration", std::to_string(now - started) + " microseconds", "interval")
+            .set("statements_done", std::to_string(done), "integer");
+        Failure recorded = f;
+        recorded.hint = fmt::format(
+            "The caller was interrupted while statement {} ran; completed statements of a "
+            "non-transactional migration stay applied: check with "
+            "virtuoso.verify_migration_integrity().",
+            done + 1);
+        fill_failure(row, recorded);
+        row.update(id, true);
+        scope.commit();
+    } catch (const pg::PgError &) {
+        // the SubTransaction rolled back; the original error is what the caller must see
+    } catch (const pg::UserError &) {
+    }
 }
 
 }  // namespace
@@ -221,7 +273,12 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     const std::string checksum = sha256_hex(sql);
 
     acquire_migration_lock(limits.lock_timeout_ms);
-    if (auto applied = settle_and_find_applied(name); applied && !options->force) {
+    const NameState state = settle_and_find_applied(name);
+    // As the caller (not as the owner): a new run under the name replaces both rows, and the
+    // recorded row is returned below only to a role that may see it.
+    if (state.latest) (void)RunAccess(*state.latest, name, "replace");
+    if (state.applied) (void)RunAccess(*state.applied, name, "replace");
+    if (const auto &applied = state.applied; applied && !options->force) {
         const std::string &recorded = *(*applied)[log_column("checksum")];
         if (recorded == checksum) {
             pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
@@ -248,6 +305,7 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         .set("migration_sql", sql)
         .set("rollback_sql", rollback_sql)
         .set("executed_by", current_user_name(), "name")
+        .set("executed_by_role", std::to_string(GetUserId()), "oid")
         .set("options", options_text, "jsonb")
         .set("transactional", options->transactional ? "true" : "false", "boolean")
         .set("statements_total", std::to_string(statements.size()), "integer");
@@ -261,19 +319,43 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         LogRow running = row;
         running.set("status", "RUNNING")
             .set("statements_done", "0", "integer")
-            .set("backend_pid", std::to_string(MyProcPid), "integer");
+            .set("backend_pid", std::to_string(MyProcPid), "integer")
+            .set_time("backend_start", MyStartTimestamp);
         running_id = *running.insert(true)[log_column("id")];
-        result = run_one_by_one(statements, limits, [&running_id](int done) {
-            LogRow progress;
-            progress.set("statements_done", std::to_string(done), "integer");
-            progress.update(running_id, true);
-        });
+        int done_so_far = 0;
+        try {
+            // Cancelled while it waits (statement_timeout, pg_cancel_backend): the
+            // subtransaction cleans up, the row is marked FAILED, and the error goes on.
+            pg::SubTransaction waiting;
+            result = run_one_by_one(statements, limits, [&running_id, &done_so_far](int done) {
+                done_so_far = done;
+                LogRow progress;
+                progress.set("statements_done", std::to_string(done), "integer");
+                progress.update(running_id, true);
+            });
+            waiting.commit();
+        } catch (const pg::PgError &e) {
+            mark_interrupted(running_id, started, failure_from(e, done_so_far + 1), done_so_far);
+            throw;
+        }
         if (!result.ok) report_leftover_indexes(statements, result);
         if (result.ok && options->validation_rules) {
-            pg::Spi spi;
-            if (auto failed = check_rules(spi, *options->validation_rules)) {
+            // An error here (a lock timeout) must still settle the RUNNING row as FAILED.
+            try {
+                pg::SubTransaction scope;
+                std::optional<Failure> failed;
+                {
+                    pg::Spi spi;
+                    failed = check_rules(spi, *options->validation_rules, limits.lock_timeout_ms);
+                }
+                scope.commit();
+                if (failed) {
+                    result.ok = false;
+                    result.failure = failed;
+                }
+            } catch (const pg::PgError &e) {
                 result.ok = false;
-                result.failure = failed;
+                result.failure = failure_from(e, 0);
             }
         }
     }

@@ -1,9 +1,13 @@
 // virtuoso.execute_rollback_with_backup(migration_name, preserve_new_data, reason)
+#include <random>
+
 #include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/migrate/options.hpp"
 #include "db_virtuoso/migrate/run.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 
 extern "C" {
+#include "mb/pg_wchar.h"
 #include "utils/timestamp.h"
 }
 
@@ -28,12 +32,31 @@ pg::Row rollback_target(const std::string &name) {
     return row;
 }
 
+constexpr int kMaxBackupNameTries = 1000;
+
+// Longest part of a table's name kept in its backup's name, in bytes: the rest of the 63
+// bytes holds "_YYYYMMDD_HHMMSS" and a counter "_1000".
+constexpr int kBackupBaseBytes = NAMEDATALEN - 1 - 23;
+
+// The first `max_bytes` bytes of a name, cut at a character boundary in the database
+// encoding, as PostgreSQL's truncate_identifier does.
+std::string clip_name(const std::string &name, int max_bytes) {
+    if (static_cast<int>(name.size()) <= max_bytes) return name;
+    int keep = pg::pg_call(
+        [&] { return pg_mbcliplen(name.c_str(), static_cast<int>(name.size()), max_bytes); });
+    return name.substr(0, static_cast<size_t>(keep));
+}
+
 // Copies each table the migration touched into schema virtuoso_backup; returns their names.
+// Each name fits in NAMEDATALEN - 1 bytes before anything is appended, so PostgreSQL keeps
+// it as built: the name probed is the name created is the name recorded.
 std::vector<std::string> back_up_tables(const std::string &affected_objects) {
-    pg::InternalSql spi;  // as the caller: a backup reads only what the caller may read
+    // As the caller: a backup reads only what the caller may read.  No kept plans: the
+    // CREATE TABLE ... AS text is unique to each backup.
+    pg::InternalSql spi(false);
     auto tables = spi.execute(
-        "SELECT DISTINCT c.oid::regclass::text, "
-        "  left(c.relname, 40) || '_' || to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS') "
+        "SELECT DISTINCT c.oid::regclass::text, c.relname::text, "
+        "  to_char(clock_timestamp(), 'YYYYMMDD_HH24MISS') "
         "FROM jsonb_array_elements($1::jsonb) AS o "
         "JOIN pg_class c ON c.oid = (o->>'objid')::oid "
         "WHERE (o->>'classid')::oid = 'pg_class'::regclass::oid AND o->>'command' <> 'DROP' "
@@ -41,19 +64,58 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
         {affected_objects});
     std::vector<std::string> names;
     if (tables.empty()) return names;
-    spi.execute("CREATE SCHEMA IF NOT EXISTS virtuoso_backup");
+    // (IF NOT EXISTS would add a NOTICE to every later rollback; migrations are serialised)
+    if (!spi.scalar("SELECT to_regnamespace('virtuoso_backup')"))
+        spi.execute("CREATE SCHEMA virtuoso_backup");
     for (const auto &t : tables.rows) {
-        std::string base = *t[1];
-        std::string name = base;
-        for (int n = 2; spi.scalar("SELECT to_regclass($1) IS NOT NULL",
-                                   {"virtuoso_backup." + pg::quote_identifier(name)}) == "t";
-             ++n)
-            name = base + "_" + std::to_string(n);
+        const std::string base = clip_name(*t[1], kBackupBaseBytes) + "_" + *t[2];
+        std::string name;
+        for (int n = 1;; ++n) {
+            if (n > kMaxBackupNameTries)
+                throw pg::UserError(
+                    ERRCODE_DUPLICATE_TABLE,
+                    fmt::format("no free backup name for table {} in schema virtuoso_backup "
+                                "after {} tries",
+                                *t[0], kMaxBackupNameTries),
+                    "", "Drop old backups from schema virtuoso_backup.");
+            name = n == 1 ? base : base + "_" + std::to_string(n);
+            // a table's row type takes the same name: neither may exist
+            if (spi.scalar("SELECT NOT EXISTS (SELECT FROM pg_class WHERE relname = $1::name "
+                           "AND relnamespace = 'virtuoso_backup'::regnamespace) AND NOT EXISTS "
+                           "(SELECT FROM pg_type WHERE typname = $1::name "
+                           "AND typnamespace = 'virtuoso_backup'::regnamespace)",
+                           {name}) == "t")
+                break;
+        }
         std::string target = "virtuoso_backup." + pg::quote_identifier(name);
         spi.execute(fmt::format("CREATE TABLE {} AS TABLE {}", target, *t[0]));
         names.push_back(target);
     }
     return names;
+}
+
+// back_up_tables with each attempt under the migration's lock_timeout (copying a table
+// locks it; another session's lock must not make the rollback queue without bound), retried
+// with backoff on 55P03 as a migration's statements are; no lock is held while sleeping.
+std::vector<std::string> back_up_tables_lock_safe(const std::string &affected_objects,
+                                                  const Limits &limits) {
+    static std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(MyProcPid));
+    for (int attempt = 1;; ++attempt) {
+        try {
+            pg::SubTransaction scope;
+            std::vector<std::string> names;
+            {
+                pg::GucScope settings;
+                settings.set("lock_timeout", std::to_string(limits.lock_timeout_ms) + "ms");
+                names = back_up_tables(affected_objects);
+            }
+            scope.commit();
+            return names;
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt > limits.max_retries) throw;
+        }
+        pg::interruptible_sleep(backoff_ms(attempt, 50, 5000, rng));
+    }
 }
 
 std::string text_array(const std::vector<std::string> &items) {
@@ -82,7 +144,10 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
     require_read_committed();
 
     acquire_migration_lock(gucs::lock_timeout_ms);
+    // Ownership first: nothing of another role's run (not even its status) for a non-member.
+    (void)RunAccess(latest_run(name, "true"), name, "roll back");
     pg::Row target = rollback_target(name);
+    const RunAccess access(target, name, "roll back");
     const std::string id = *target[log_column("id")];
     OptionError ignored;
     auto options = parse_options(target[log_column("options")].value_or("{}"), &ignored);
@@ -94,9 +159,15 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
         checked_statements(rollback_sql, transactional, "rollback_sql");
 
     std::vector<std::string> backups;
-    if (preserve) backups = back_up_tables(target[log_column("affected_objects")].value_or("[]"));
-    RunResult result = transactional ? run_transactional(statements, limits, std::nullopt, true)
-                                     : run_one_by_one(statements, limits, [](int) {});
+    if (preserve)
+        backups =
+            back_up_tables_lock_safe(target[log_column("affected_objects")].value_or("[]"), limits);
+    RunResult result;
+    {
+        RunAccess::StoredSqlScope as_recorder(access);
+        result = transactional ? run_transactional(statements, limits, std::nullopt, true)
+                               : run_one_by_one(statements, limits, [](int) {});
+    }
     if (!result.ok) {
         const Failure &f = *result.failure;
         std::string where = fmt::format(

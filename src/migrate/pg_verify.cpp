@@ -2,6 +2,7 @@
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/migrate/run.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
 
 using namespace virtuoso;
 using namespace virtuoso::migrate;
@@ -9,6 +10,8 @@ using namespace virtuoso::migrate;
 VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
     const std::string name = required_text(fcinfo, 0, "migration_name");
     pg::Row run = latest_run(name, "status <> 'DRY_RUN'");
+    // Before anything of the run is shown or its stored rules run.
+    const RunAccess access(run, name, "verify");
     auto col = [&run](const char *c) { return run[log_column(c)]; };
     const std::string status = col("status").value_or("");
     const std::string affected = col("affected_objects").value_or("[]");
@@ -103,7 +106,12 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
             spi.scalar("SELECT $1::jsonb -> 'validation_rules'", {col("options").value_or("{}")});
     }
     if (rules) {
-        pg::Spi user;  // rules are the user's SQL: the caller's settings and search_path
+        // Rules are stored SQL: run with the rights of the role that recorded them, with the
+        // caller's settings and search_path.
+        RunAccess::StoredSqlScope as_recorder(access);
+        pg::GucScope settings;  // rules read the user's tables: no unbounded lock wait
+        settings.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
+        pg::Spi user;
         auto results = user.execute(
             "SELECT rule_name, status, validation_message FROM "
             "virtuoso.validate_data_integrity($1::jsonb)",

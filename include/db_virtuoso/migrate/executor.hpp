@@ -58,8 +58,8 @@ RunResult run_one_by_one(const std::vector<Statement> &statements, const Limits 
                          const std::function<void(int)> &progress);
 
 // Runs validation rules (JSON array, the validate_data_integrity format); a FAIL or ERROR
-// result becomes a failure (23514).
-std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules);
+// result becomes a failure (23514).  Their locks wait at most lock_timeout_ms (55P03).
+std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules, int lock_timeout_ms);
 
 // Serialises migrations of this database: a transaction-scoped advisory lock, waited for
 // up to lock_timeout_ms; 55P03 naming the holder's pid otherwise.

@@ -25,6 +25,33 @@ class AsExtensionOwner {
     int saved_context_;
 };
 
+// Who may act on a recorded run: a superuser, or a role with the privileges of the role
+// that recorded it (has_privs_of_role); when that role was dropped, superusers only.
+// Anything else is 42501 naming the recorder.  Check before any stored SQL of the run
+// (rollback_sql, validation rules) runs, and run that SQL inside a StoredSqlScope: with the
+// rights of the role that recorded it, never with more (a superuser rolling back another
+// role's migration must not run that role's SQL as superuser).
+class RunAccess {
+  public:
+    // action: "replace", "roll back", "verify" (in the message).
+    RunAccess(const pg::Row &run, const std::string &name, const char *action);
+
+    class StoredSqlScope {
+      public:
+        explicit StoredSqlScope(const RunAccess &access);
+        ~StoredSqlScope();
+        StoredSqlScope(const StoredSqlScope &) = delete;
+        StoredSqlScope &operator=(const StoredSqlScope &) = delete;
+
+      private:
+        Oid saved_user_;
+        int saved_context_;
+    };
+
+  private:
+    Oid run_as_ = InvalidOid;
+};
+
 // Column values of a log row, in text form, each with the SQL type it is cast to.
 class LogRow {
   public:

@@ -62,7 +62,9 @@ class GucScope {
 // statements (or the statement runner, which copies the settings) inside one.
 class InternalSql : public Spi {
   public:
-    InternalSql() : Spi(true) {
+    // keep_plans = false for one-off SQL texts (DDL naming a new object): a kept plan each
+    // would leak for the life of the session.
+    explicit InternalSql(bool keep_plans = true) : Spi(keep_plans) {
         guc_.set("search_path", "pg_catalog, pg_temp");
         ++depth_;
     }
