@@ -5,6 +5,8 @@ INSERT INTO rg_t VALUES (1, 'one');
 GRANT SELECT, INSERT ON rg_t TO regress_virtuoso_user;
 
 -- A read-only transaction stays read-only through the runner: PostgreSQL's own rule, 25006.
+-- (A concurrent build from a function is refused earlier, 25001: it would wait for the
+-- caller's snapshot.  Its read-only case is the procedure form's, below.)
 BEGIN READ ONLY;
 SELECT try($$SELECT virtuoso.execute_autonomous('INSERT INTO rg_t VALUES (2, ''two'')')$$);
 ROLLBACK;
@@ -33,7 +35,11 @@ SELECT try($$SELECT virtuoso.execute_autonomous('INSERT INTO rg_t VALUES (5, ''f
 SELECT try($$SELECT virtuoso.execute_top_level('INSERT INTO rg_t VALUES (6, ''six'')')$$);
 VACUUM rg_t;
 SELECT try($$SELECT virtuoso.execute_top_level('VACUUM rg_t')$$) AS runner_vacuum;
+-- The procedure forms commit the caller, and the next transaction is read-only as well.
+CALL virtuoso.run_top_level('CREATE INDEX CONCURRENTLY rg_t_v ON rg_t (v)');
+CALL virtuoso.build_index_concurrently('CREATE INDEX rg_t_v2 ON rg_t (v)');
 RESET default_transaction_read_only;
+SELECT count(*) AS no_index_built FROM pg_index WHERE indrelid = 'rg_t'::regclass AND NOT indisprimary;
 SELECT id FROM rg_t ORDER BY id;
 -- An integrity rule cannot write through the runner either.
 BEGIN READ ONLY;
