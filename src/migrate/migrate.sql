@@ -55,6 +55,18 @@ AS 'MODULE_PATHNAME', 'virtuoso_execute_migration';
 COMMENT ON FUNCTION virtuoso.execute_migration_with_monitoring(text, text, text, jsonb) IS
 'Runs migration_sql once per name, serialised per database, each attempt with a short lock_timeout and retried with backoff on 55P03, atomically, and returns the virtuoso.migration_log row it recorded. Same name and SQL again returns the recorded row with a NOTICE; other SQL under an applied name is an error unless options.force. A failure is recorded as FAILED (surviving the caller''s rollback) and its error raised. Options: lock_timeout, max_retries, statement_timeout, validation_rules, transactional, dry_run, force. A name whose latest run another role recorded can be used only by a role with that role''s privileges (or a superuser).';
 
+CREATE PROCEDURE virtuoso.run_migration(
+    migration_name text,
+    migration_sql  text,
+    rollback_sql   text  DEFAULT NULL,
+    options        jsonb DEFAULT '{}',
+    INOUT status       text DEFAULT NULL,
+    INOUT migration_id uuid DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_run_migration';
+COMMENT ON PROCEDURE virtuoso.run_migration(text, text, text, jsonb, text, uuid) IS
+'Procedure form of execute_migration_with_monitoring, with the same arguments, checks, log and errors: commits the calling transaction first, so that no snapshot of this session is held while the migration runs (needed by CREATE INDEX CONCURRENTLY and REINDEX CONCURRENTLY in a {"transactional": false} migration), and returns the status and id of the virtuoso.migration_log row. Must be called outside a transaction block.';
+
 CREATE FUNCTION virtuoso.execute_rollback_with_backup(
     migration_name    text,
     preserve_new_data boolean DEFAULT true,

@@ -10,6 +10,7 @@
 #include "db_virtuoso/migrate/options.hpp"
 #include "db_virtuoso/migrate/run.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/procedure.hpp"
 
 extern "C" {
 #include "pgstat.h"
@@ -252,13 +253,36 @@ std::vector<Statement> checked_statements(const std::string &sql, bool transacti
 using namespace virtuoso;
 using namespace virtuoso::migrate;
 
-VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
-    const std::string name = required_text(fcinfo, 0, "migration_name");
-    const std::string sql = required_text(fcinfo, 1, "migration_sql");
-    pg::Value rollback_sql = pg::text_arg(fcinfo, 2);
-    if (rollback_sql && rollback_sql->find_first_not_of(" \t\r\n") == std::string::npos)
-        rollback_sql.reset();
-    const std::string options_text = PG_ARGISNULL(3) ? "{}" : jsonb_text(fcinfo, 3);
+namespace virtuoso::migrate {
+namespace {
+
+// The arguments of a migration call, copied out of the call (a procedure commits its
+// caller's transaction, which frees them, before it runs the migration).
+struct MigrationCall {
+    std::string name, sql;
+    pg::Value rollback_sql;
+    std::string options_text;
+};
+
+MigrationCall migration_call(FunctionCallInfo fcinfo) {
+    MigrationCall call;
+    call.name = required_text(fcinfo, 0, "migration_name");
+    call.sql = required_text(fcinfo, 1, "migration_sql");
+    call.rollback_sql = pg::text_arg(fcinfo, 2);
+    if (call.rollback_sql &&
+        call.rollback_sql->find_first_not_of(" \t\r\n") == std::string::npos)
+        call.rollback_sql.reset();
+    call.options_text = PG_ARGISNULL(3) ? "{}" : jsonb_text(fcinfo, 3);
+    return call;
+}
+
+// Runs the migration and returns the virtuoso.migration_log row it recorded (or the
+// recorded row of an identical earlier run); a failure is recorded and then raised.
+pg::Row run_migration(const MigrationCall &call) {
+    const std::string &name = call.name;
+    const std::string &sql = call.sql;
+    const pg::Value &rollback_sql = call.rollback_sql;
+    const std::string &options_text = call.options_text;
     OptionError option_error;
     auto options = parse_options(options_text, &option_error);
     if (!options)
@@ -284,7 +308,7 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
             pg::report(NOTICE, fmt::format("migration \"{}\" is already applied with this SQL; "
                                            "nothing was run",
                                            name));
-            return pg::return_composite(fcinfo, *applied);
+            return *applied;
         }
         throw UserError(
             ERRCODE_DUPLICATE_OBJECT,
@@ -377,7 +401,7 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
     if (!running_id.empty()) {
         pg::Row recorded = outcome.update(running_id, true);
         if (!result.ok) raise_failure(*result.failure, name, running_id, result.attempts);
-        return pg::return_composite(fcinfo, recorded);
+        return recorded;
     }
     // Transactional: merge the two halves into one row.
     LogRow full = row;
@@ -386,5 +410,24 @@ VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
         pg::Row recorded = full.insert(true);  // survives the caller's rollback
         raise_failure(*result.failure, name, *recorded[log_column("id")], result.attempts);
     }
-    return pg::return_composite(fcinfo, full.insert(false));
+    return full.insert(false);
+}
+
+}  // namespace
+}  // namespace virtuoso::migrate
+
+VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
+    return pg::return_composite(fcinfo, run_migration(migration_call(fcinfo)));
+}
+
+// CALL virtuoso.run_migration(...): the procedure form.  It commits the calling transaction
+// first and so holds no snapshot while it runs, which statements such as CREATE INDEX
+// CONCURRENTLY need in a {"transactional": false} migration.
+VIRTUOSO_FUNCTION(virtuoso_run_migration) {
+    const MigrationCall call = migration_call(fcinfo);
+    pg::commit_caller(fcinfo, "virtuoso.run_migration");
+    pg::SnapshotFreeProcedure no_snapshot;
+    const pg::Row recorded = run_migration(call);
+    return pg::procedure_result(fcinfo,
+                                {recorded[log_column("status")], recorded[log_column("id")]});
 }

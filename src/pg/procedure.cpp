@@ -5,6 +5,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "nodes/parsenodes.h"
 #include "storage/proc.h"
+#include "tcop/pquery.h"
+#include "utils/portal.h"
+#include "utils/lsyscache.h"
 }
 
 namespace virtuoso::pg {
@@ -14,6 +17,17 @@ bool holds_snapshot() {
     // it can be dropped at any time, and must be before anything waits for us.
     InvalidateCatalogSnapshot();
     return HaveRegisteredOrActiveSnapshot() || MyProc->xmin != InvalidTransactionId;
+}
+
+void release_procedure_snapshot() {
+    if (!SnapshotFreeProcedure::active() || ActivePortal == nullptr) return;
+    Snapshot portal_snapshot = ActivePortal->portalSnapshot;
+    // EnsurePortalSnapshotExists pushes it only when no snapshot is active, so when it is on
+    // top it is the only one: no query of this session is running on it.
+    if (portal_snapshot != nullptr && ActiveSnapshotSet() && GetActiveSnapshot() == portal_snapshot) {
+        PopActiveSnapshot();
+        ActivePortal->portalSnapshot = nullptr;
+    }
 }
 
 void commit_caller(FunctionCallInfo fcinfo, const char *procedure) {
@@ -56,9 +70,13 @@ Datum procedure_result(FunctionCallInfo fcinfo,
         bool *nulls = static_cast<bool *>(palloc0(sizeof(bool) * (values.size() + 1)));
         for (size_t i = 0; i < values.size(); ++i) {
             nulls[i] = !values[i].has_value();
-            if (values[i])
-                datums[i] = PointerGetDatum(cstring_to_text_with_len(
-                    values[i]->data(), static_cast<int>(values[i]->size())));
+            if (!values[i]) continue;
+            // Through the parameter type's input function: text, uuid, ... alike.
+            Oid input_fn, input_param;
+            Form_pg_attribute attr = TupleDescAttr(desc, static_cast<int>(i));
+            getTypeInputInfo(attr->atttypid, &input_fn, &input_param);
+            datums[i] = OidInputFunctionCall(input_fn, const_cast<char *>(values[i]->c_str()),
+                                             input_param, attr->atttypmod);
         }
         return HeapTupleGetDatum(heap_form_tuple(desc, datums, nulls));
     });

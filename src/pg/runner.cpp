@@ -274,14 +274,16 @@ const char *statement_waiting_for_snapshots(const char *sql) {
 }
 
 void refuse_if_snapshot_held(const char *what) {
+    release_procedure_snapshot();
     if (!holds_snapshot()) return;
     ereport(ERROR, (errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
                     errmsg("%s cannot run while the calling statement holds a snapshot", what),
                     errdetail("It waits until every snapshot older than its own is gone, this "
                               "session's included; a function call (or a transaction in REPEATABLE "
                               "READ or SERIALIZABLE) holds its snapshot until it ends."),
-                    errhint("Use CALL virtuoso.build_index_concurrently(...) or CALL "
-                            "virtuoso.run_top_level(...), outside a transaction block.")));
+                    errhint("Use CALL virtuoso.build_index_concurrently(...), CALL "
+                            "virtuoso.run_top_level(...) or CALL virtuoso.run_migration(...), "
+                            "outside a transaction block.")));
 }
 
 namespace {

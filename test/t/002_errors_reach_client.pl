@@ -100,5 +100,23 @@ SKIP:
         '0', 'sqitch did not record the change as deployed');
 }
 
+# The procedure forms: a failing CALL fails psql too, and a failed migration is recorded.
+($rc, $stderr) = run_psql(q{CALL virtuoso.build_index_concurrently('CREATE UNIQUE INDEX dup_k2 ON dup (k)')});
+is($rc, 3, 'CALL build_index_concurrently on duplicates: psql fails');
+like($stderr, qr/ERROR:\s+could not create unique index "dup_k2"/,
+    'CALL build_index_concurrently on duplicates: the message reaches stderr');
+($rc, $stderr) = run_psql(q{CALL virtuoso.run_top_level('SELECT 1/0')});
+is($rc, 3, 'CALL run_top_level: psql fails');
+like($stderr, qr/ERROR:\s+division by zero/, 'CALL run_top_level: the message reaches stderr');
+($rc, $stderr) = run_psql(q{CALL virtuoso.run_migration('proc_cic_missing',
+    'CREATE INDEX CONCURRENTLY i ON no_such_table (x)', NULL, '{"transactional": false}')});
+is($rc, 3, 'CALL run_migration with a failing concurrent build: psql fails');
+like($stderr, qr/ERROR:\s+relation "no_such_table" does not exist/,
+    'CALL run_migration: the message reaches stderr');
+is($node->safe_psql('postgres',
+    q{SELECT status || ' ' || sqlstate FROM virtuoso.migration_log WHERE name = 'proc_cic_missing'}),
+    'FAILED 42P01', 'CALL run_migration: the run is recorded FAILED');
+
 $node->stop;
+
 done_testing();
