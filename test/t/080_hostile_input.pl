@@ -13,9 +13,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use VirtuosoTest;
 use HostileInput;
+use Encode qw(encode_utf8);
 
 my $seed = $ENV{VIRTUOSO_FUZZ_SEED} // 20261130;
-my $calls = $ENV{VIRTUOSO_FUZZ_CALLS} // 1200;
+my $calls = $ENV{VIRTUOSO_FUZZ_CALLS} // 4000;
 my $timeout = $ENV{VIRTUOSO_FUZZ_TIMEOUT} // 10;
 
 my $node = new_virtuoso_node('hostile', q{
@@ -29,7 +30,7 @@ my $fuzz = HostileInput->new(
     seed => $seed, calls => $calls, timeout => $timeout, work_dir => $work,
     psql => [ 'psql', '-d', $node->connstr('postgres') ],
     log_file => $node->logfile,
-    say => sub { note($_[0]) });
+    say => sub { note(encode_utf8($_[0])) });
 diag("hostile input: seed $seed, $calls calls (VIRTUOSO_FUZZ_SEED, VIRTUOSO_FUZZ_CALLS)");
 
 my $limit = $fuzz->limit_memory;
@@ -54,11 +55,11 @@ cmp_ok(scalar @catalog, '>=', 10, 'the catalogue of schema virtuoso drives the g
 
 my $summary = $fuzz->run;
 my $report = $fuzz->report($summary);
-diag($report);
+diag(encode_utf8($report));
 
 is($summary->{calls}, $calls + 6 * int(($calls + 99) / 100), 'every generated call was run');
 is($summary->{restarts}, 0, 'the postmaster never restarted');
-for my $class (qw(CRASH HANG XX000 00000 SILENT TIMEOUT OOM LOG))
+for my $class (qw(CRASH HANG XX000 00000 SILENT TIMEOUT OOM INVARIANT LOG))
 {
     is($summary->{classes}{$class} // 0, 0, "no call in class $class");
 }

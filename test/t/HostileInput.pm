@@ -13,6 +13,8 @@
 #   TIMEOUT  the per-call statement_timeout fired (a loop or a wait without an end)
 #   OOM      out of memory under the address-space limit (a runaway allocation)
 #   HANG     no progress past the outer time limit (a loop that ignores interrupts)
+#   INVARIANT a result row breaks an invariant: command tag ???, negative or NaN cost,
+#            size or count, a status outside the documented words
 #   LOG      PANIC, TRAP or "terminated by signal" in the server log
 # Used by test/t/080_hostile_input.pl (short) and test/bench/hostile_input.sh (long).
 package HostileInput;
@@ -134,6 +136,30 @@ sub fixture_sql
         q{CREATE FUNCTION virtuoso_fuzz.fire_trigger() RETURNS trigger LANGUAGE plpgsql AS
           $f$BEGIN EXECUTE NEW.q; RETURN NEW; END$f$},
         'CREATE TRIGGER fire BEFORE INSERT ON virtuoso_fuzz.fire FOR EACH ROW EXECUTE FUNCTION virtuoso_fuzz.fire_trigger()',
+        # Invariants of every result row (one jsonb per row): a command tag is never '???',
+        # costs, sizes, pages, heights, calls and durations are never negative or NaN, a
+        # status is one of the documented words. A broken one raises VZ001 (class INVARIANT).
+        q{CREATE FUNCTION virtuoso_fuzz.check(r jsonb) RETURNS boolean LANGUAGE plpgsql AS $f$
+DECLARE k text; v jsonb;
+BEGIN
+    FOR k, v IN SELECT '', r WHERE jsonb_typeof(r) <> 'object'
+                UNION ALL SELECT * FROM jsonb_each(CASE WHEN jsonb_typeof(r) = 'object' THEN r ELSE '{}' END)
+    LOOP
+        IF jsonb_typeof(v) = 'string' AND v #>> '{}' = '???' THEN
+            RAISE EXCEPTION USING ERRCODE = 'VZ001', MESSAGE = format('invariant: %s is ??? (no command tag)', coalesce(nullif(k, ''), 'the result'));
+        END IF;
+        IF k ~ '(cost|size|bytes|pages|height|calls|attempts|dead_tuples)' AND
+           (v #>> '{}' = 'NaN' OR (jsonb_typeof(v) = 'number' AND (v #>> '{}')::numeric < 0)) THEN
+            RAISE EXCEPTION USING ERRCODE = 'VZ001', MESSAGE = format('invariant: %s is %s', k, v);
+        END IF;
+        IF k = 'status' AND jsonb_typeof(v) = 'string' AND v #>> '{}' NOT IN
+           ('RUNNING', 'SUCCESS', 'FAILED', 'SKIPPED', 'ROLLED_BACK', 'DRY_RUN', 'PASS', 'FAIL', 'WARN', 'ERROR') THEN
+            RAISE EXCEPTION USING ERRCODE = 'VZ001', MESSAGE = format('invariant: status %s is not a documented word', v);
+        END IF;
+    END LOOP;
+    RETURN true;
+END$f$},
+        'GRANT USAGE ON SCHEMA virtuoso_fuzz TO PUBLIC',
         'CREATE TABLE virtuoso_fuzz.dropped_holder (oid oid)',
         'CREATE TABLE fuzz_dropped (id int)',
         q{INSERT INTO virtuoso_fuzz.dropped_holder SELECT 'fuzz_dropped'::regclass::oid},
@@ -142,7 +168,7 @@ sub fixture_sql
         'CREATE SEQUENCE fuzz_seq',
         'CREATE TABLE fuzz_parted (id int, k int) PARTITION BY RANGE (id)',
         'CREATE TABLE fuzz_parted_1 PARTITION OF fuzz_parted FOR VALUES FROM (0) TO (1000)',
-        'CREATE ROLE virtuoso_fuzz_user LOGIN',
+        q{DO $r$BEGIN CREATE ROLE virtuoso_fuzz_user LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$r$},
         'GRANT USAGE ON SCHEMA virtuoso TO virtuoso_fuzz_user',
         'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA virtuoso TO virtuoso_fuzz_user',
         'GRANT EXECUTE ON ALL PROCEDURES IN SCHEMA virtuoso TO virtuoso_fuzz_user',
@@ -237,7 +263,8 @@ ORDER BY p.proname, p.oid});
 sub hostile_sql_pool
 {
     my ($self) = @_;
-    my $t = qident($self->pick(@TABLES));
+    # mostly the call's focus table, so that arguments agree often enough to get deep
+    my $t = qident($self->chance(70) && $self->{focus} ? $self->{focus} : $self->pick(@TABLES));
     my $u = qident($self->pick(@TABLES));
     my $b = $self->{batch_no} // 0;
     return (
@@ -262,7 +289,7 @@ sub hostile_sql_pool
         "ALTER TABLE $t ADD COLUMN IF NOT EXISTS fuzz_z int", "ALTER TABLE $t DROP COLUMN IF EXISTS fuzz_z",
         "ALTER TABLE $t ADD CONSTRAINT fuzz_ck CHECK (k >= 0) NOT VALID",
         "ALTER TABLE $t ALTER COLUMN v TYPE varchar(3)", "ALTER TABLE $t ALTER COLUMN k SET NOT NULL",
-        "SELECT * FROM $t WHERE k = \$1", "SELECT count(*) FROM $t a JOIN $u b ON a.k = b.k WHERE a.v = 'v1'",
+        "SELECT * FROM $t WHERE k = \$1", "SELECT * FROM $t WHERE k = 5 AND v = 'v5'", "SELECT count(*) FROM $t a JOIN $u b ON a.k = b.k WHERE a.v = 'v1'",
         "UPDATE $t SET v = v WHERE id = 1", "DELETE FROM $t WHERE id < 0",
         "INSERT INTO $t (id) VALUES (1)", "INSERT INTO $t (id, k) VALUES (100000 + $b, 1) ON CONFLICT DO NOTHING",
         "LOCK TABLE $t IN ACCESS EXCLUSIVE MODE", "SELECT * FROM $t FOR UPDATE",
@@ -474,7 +501,7 @@ sub gen_value
     if ($type eq 'regclass' || $type eq 'oid')
     {
         my $r = $self->rnd(10);
-        my $v = $r < 5 ? lit(qident($self->pick(@TABLES))) . '::regclass'
+        my $v = $r < 5 ? lit(qident($self->{focus} // $self->pick(@TABLES))) . '::regclass'
           : $r == 5 ? '(SELECT oid FROM virtuoso_fuzz.dropped_holder)::regclass'
           : $r == 6 ? $self->pick(q{'pg_class'::regclass}, q{'virtuoso.migration_log'::regclass},
             q{'pg_toast.pg_toast_1255'::regclass})
@@ -491,7 +518,7 @@ sub gen_value
         return "'{}'::$type" if $r == 0;
         return "'{NULL}'::$type" if $r == 1;
         return "array_fill(" . lit('k') . "::$elem, ARRAY[10000])" if $r == 2;
-        my @e = map { $self->pick(@COLUMNS, $self->identifier_pool) } 0 .. $self->rnd(4);
+        my @e = map { $self->chance(60) ? $self->pick(@COLUMNS) : $self->pick($self->identifier_pool) } 0 .. $self->rnd(4);
         return 'ARRAY[' . join(', ', map { lit($_) } @e) . "]::$type";
     }
     if ($type eq 'timestamp with time zone') { return $self->pick(q{'-infinity'::timestamptz}, 'now()'); }
@@ -557,6 +584,7 @@ sub _call_record
 sub generate_call
 {
     my ($self, $id, $fn) = @_;
+    $self->{focus} = $self->pick(@TABLES);
     my @types = @{ $fn->{types} };
     my $n = scalar @types;
     my $min = $n - $fn->{ndefaults};
@@ -588,8 +616,11 @@ sub generate_call
     else
     {
         $context = $self->pick(@FUNCTION_CONTEXTS);
-        # a scalar call must give one row; a set-returning one may give none
-        $call = $fn->{retset} ? "SELECT * FROM $target" : "SELECT $target";
+        # a scalar call must give one row; a set-returning one may give none; each row goes
+        # through the invariants (pseudo-type results are called as they are)
+        $call = $fn->{rettype} =~ /^(void|trigger|event_trigger|record)$/
+          ? "SELECT $target"
+          : "SELECT virtuoso_fuzz.check(to_jsonb(r)) FROM $target AS r";
         $expect_row = $fn->{retset} ? 0 : 1;
     }
     return $self->_call_record($id, $fn->{name}, $context, $call, $expect_row);
@@ -749,6 +780,7 @@ sub classify
         return '00000' if $state eq '00000' || $state !~ /^[0-9A-Z]{5}$/;
         return 'OOM' if $state eq '53200';
         return 'TIMEOUT' if $state eq '57014' && $msg =~ /statement timeout/;
+        return 'INVARIANT' if $state eq 'VZ001';
         return undef;
     }
     return 'SILENT' if $c->{expect_row} && $rows eq '0';
