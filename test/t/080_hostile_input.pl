@@ -5,7 +5,7 @@
 # backends run under an address-space limit so a runaway allocation cannot bring the OOM
 # killer. The generator and the classes are described in HostileInput.pm.
 #   VIRTUOSO_FUZZ_SEED   seed (default 20261130; printed)
-#   VIRTUOSO_FUZZ_CALLS  number of calls (default 1200; the bench runs many more)
+#   VIRTUOSO_FUZZ_CALLS  number of calls (default 3000; the bench runs many more)
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,7 +16,7 @@ use HostileInput;
 use Encode qw(encode_utf8);
 
 my $seed = $ENV{VIRTUOSO_FUZZ_SEED} // 20261130;
-my $calls = $ENV{VIRTUOSO_FUZZ_CALLS} // 4000;
+my $calls = $ENV{VIRTUOSO_FUZZ_CALLS} // 3000;
 my $timeout = $ENV{VIRTUOSO_FUZZ_TIMEOUT} // 10;
 
 my $node = new_virtuoso_node('hostile', q{
