@@ -6,6 +6,7 @@
 # killer. The generator and the classes are described in HostileInput.pm.
 #   VIRTUOSO_FUZZ_SEED   seed (default 20261130; printed)
 #   VIRTUOSO_FUZZ_CALLS  number of calls (default 3000; the bench runs many more)
+#   VIRTUOSO_FUZZ_TIMEOUT  statement_timeout of each call in seconds (default 20)
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -17,7 +18,7 @@ use Encode qw(encode_utf8);
 
 my $seed = $ENV{VIRTUOSO_FUZZ_SEED} // 20261130;
 my $calls = $ENV{VIRTUOSO_FUZZ_CALLS} // 3000;
-my $timeout = $ENV{VIRTUOSO_FUZZ_TIMEOUT} // 10;
+my $timeout = $ENV{VIRTUOSO_FUZZ_TIMEOUT} // 20;    # per call, seconds
 
 my $node = new_virtuoso_node('hostile', q{
 restart_after_crash = on

@@ -46,8 +46,8 @@ sub new
         seed       => $o{seed} // 20261130,
         calls      => $o{calls} // 1200,
         batch      => $o{batch} // 100,
-        timeout    => $o{timeout} // 10,          # per-call statement_timeout, seconds
-        stall      => $o{stall} // 60,            # outer limit without progress, seconds
+        timeout    => $o{timeout} // 20,          # per-call statement_timeout, seconds
+        stall      => $o{stall},                  # outer limit without progress, seconds
         memory_mb  => $o{memory_mb} // 1024,      # address-space limit of the backends
         psql       => $o{psql},                   # [ psql, connection options... ]
         log_file   => $o{log_file},
@@ -55,6 +55,8 @@ sub new
         say        => $o{say} // sub { print STDERR "$_[0]\n" },
         results    => [],
     }, $class;
+    # a call that ignores statement_timeout is ended from outside, well after it
+    $self->{stall} //= 3 * $self->{timeout} + 30;
     $self->{state} = ($self->{seed} % 2147483646) + 1;
     return $self;
 }
@@ -889,6 +891,8 @@ sub report
         $ctx{ $_->{call}{context} }++ for @fs;
         push @out, '', "== $key: " . scalar(@fs) . ' calls (contexts: '
           . join(', ', map { "$_ $ctx{$_}" } sort keys %ctx) . ')';
+        my @ids = map { $_->{call}{id} } @fs;
+        push @out, 'calls: ' . join(' ', @ids[ 0 .. ($#ids < 29 ? $#ids : 29) ]) . (@ids > 30 ? ' ...' : '');
         my %seen_msg;
         my $shown = 0;
         for my $f (@fs)
