@@ -470,9 +470,86 @@ sub gen_jsonb
     return lit($text) . '::jsonb';
 }
 
+# A plausible value: what a careful user would pass, about the call's focus table. In a
+# plausible call most arguments come from here and one or two stay hostile, so the calls
+# get past argument checks into the deep paths (mutation of valid input).
+sub gen_plausible
+{
+    my ($self, $type, $argname) = @_;
+    $argname //= '';
+    my $t = qident($self->{focus});
+    if ($type eq 'text')
+    {
+        return lit($self->pick("CREATE INDEX ON $t (k)", "CREATE INDEX CONCURRENTLY ON $t (v, k)",
+            "CREATE UNIQUE INDEX ON $t (id)")) if $argname =~ /definition/;
+        return lit("ALTER TABLE $t DROP COLUMN IF EXISTS fuzz_p") if $argname =~ /rollback/;
+        return lit($self->pick("ALTER TABLE $t ADD COLUMN IF NOT EXISTS fuzz_p int",
+            "UPDATE $t SET v = v WHERE id = 1", "ALTER TABLE $t ADD CONSTRAINT fuzz_pk CHECK (k >= 0)",
+            "CREATE INDEX CONCURRENTLY ON $t (ts)", "VACUUM $t", "ANALYZE $t", '-- only a comment',
+            'SELECT 1/0', "SELECT count(*) FROM $t"))
+          if $argname =~ /sql|statement/;
+        return lit($self->pick("SELECT * FROM $t WHERE k = 5", "SELECT * FROM $t WHERE k = \$1",
+            "SELECT v FROM $t WHERE \"Col \"\"Q\"\"\" = 'x' ORDER BY k", "SELECT count(*) FROM $t WHERE v = 'v5'",
+            "UPDATE $t SET v = 'x' WHERE k = 3", "DELETE FROM $t WHERE id = -1"))
+          if $argname =~ /query|expression/;
+        return lit($self->pick('calls', 'total_time', 'mean_time', 'rows')) if $argname =~ /weight/;
+        if ($argname =~ /name|reason/ && $self->{batch_no})
+        {
+            return lit($self->pick($self->batch_migration_names($self->{batch_no}),
+                $self->batch_migration_names($self->{batch_no} - 1)));
+        }
+        return lit($self->pick(@COLUMNS));
+    }
+    return lit(qident($self->{focus})) . '::regclass' if $type eq 'regclass';
+    return lit(qident($self->{focus})) . '::regclass::oid' if $type eq 'oid';
+    if ($type eq 'text[]')
+    {
+        return $self->pick(q{ARRAY['k']}, q{ARRAY['k', 'v']}, q{ARRAY['Col "Q"']}, q{ARRAY['v', 'id']}, q{'{}'::text[]});
+    }
+    if ($type eq 'jsonb')
+    {
+        my $tj = json_str($self->{focus});
+        my @rules = (
+            qq{{"name": "r_nn", "type": "not_null", "table": $tj, "column": "v"}},
+            qq{{"name": "r_u", "type": "unique", "table": $tj, "columns": ["k", "v"]}},
+            qq{{"name": "r_fk", "type": "foreign_key", "table": $tj, "column": "k", "references": "plain_fuzz", "referenced_column": "id"}},
+            qq{{"name": "r_av", "type": "accepted_values", "table": $tj, "column": "k", "values": [0, 1, 2, "x"]}},
+            qq{{"name": "r_rc", "type": "row_count", "table": $tj, "min": 1, "max": 2147483648}},
+            qq{{"name": "r_rg", "type": "range", "table": $tj, "column": "k", "min": -1, "max": 5, "where": "id > 0"}},
+            qq{{"name": "r_ex", "type": "expression", "table": $tj, "expression": "k >= 0", "severity": "warn"}},
+            qq{{"name": "r_fr", "type": "freshness", "table": $tj, "column": "ts", "max_age": "1 day"}},
+            qq{{"name": "r_q", "query": "SELECT count(*) FROM " . json_str($self->{focus}) . ", "expected": 0, "operator": ">="}},
+            qq{{"name": "r_q2", "query": "SELECT count(*) AS count FROM plain_fuzz WHERE k < 0", "expected": 0, "timeout": "1s"}},
+        );
+        # half the time one field of one rule replaced by a hostile value
+        my @chosen = map { $self->pick(@rules) } 0 .. $self->rnd(3);
+        $chosen[$_] =~ s/"name": "r_(\w+)"/"name": "r_$1_$_"/ for 1 .. $#chosen;    # names stay unique
+        if ($self->chance(50))
+        {
+            my $victim = $self->rnd(scalar @chosen);
+            my $field = $self->pick(@JSON_FIELDS);
+            $chosen[$victim] =~ s/\}$/, @{[json_str($field)]}: @{[$self->gen_json_value(2, $field)]}}/;
+        }
+        my $rules = '[' . join(', ', @chosen) . ']';
+        return lit($rules) . '::jsonb' if $argname =~ /rules/;
+        my @opts = ('"lock_timeout": "200ms"', '"max_retries": 2', '"statement_timeout": "5s"',
+            '"transactional": ' . $self->pick('true', 'false'), '"dry_run": ' . $self->pick('true', 'false'),
+            '"lint": ' . $self->pick('"error"', '"warn"', '"off"'), '"force": ' . $self->pick('true', 'false'),
+            '"max_plan_regression": ' . $self->pick('2', '0', '-1', '1e308'), "\"validation_rules\": $rules");
+        my @o = map { $self->pick(@opts) } 0 .. $self->rnd(4);
+        return lit('{' . join(', ', @o) . '}') . '::jsonb';
+    }
+    return undef;
+}
+
 sub gen_value
 {
     my ($self, $type, $argname) = @_;
+    if ($self->{plausible} && !$self->chance(25))
+    {
+        my $v = $self->gen_plausible($type, $argname);
+        return $v if defined $v;
+    }
     return 'NULL' if $self->chance(8);
     if ($type eq 'text' || $type eq 'character varying' || $type eq 'name')
     {
@@ -590,7 +667,8 @@ sub generate_call
     my @types = @{ $fn->{types} };
     my $n = scalar @types;
     my $min = $n - $fn->{ndefaults};
-    my $count = $min + $self->rnd($n - $min + 1);
+    $self->{plausible} = $self->chance(40);
+    my $count = $self->{plausible} && $self->chance(50) ? $n : $min + $self->rnd($n - $min + 1);
     my $named = $count > 0 && $self->chance(15) && @{ $fn->{argnames} } == $n;
     my @args;
     if ($named)
