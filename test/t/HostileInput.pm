@@ -924,7 +924,8 @@ sub run
         $log_offset += length $log;
         for my $l (split /\n/, $log)
         {
-            push @log_findings, $l if $l =~ /PANIC|TRAP|terminated by signal|was terminated|server process .* exited/;
+            push @log_findings, $l
+              if $l =~ /\bPANIC:|\bTRAP:|terminated by signal|server process .* exited with exit code [1-9]/;
         }
         $self->{say}->(sprintf('batch %d/%d: %d calls run, %d failures so far, %.0f s',
             $b, $batches, $done, scalar @failures, time - $t0));
