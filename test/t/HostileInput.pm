@@ -486,7 +486,9 @@ sub gen_plausible
         return lit($self->pick("ALTER TABLE $t ADD COLUMN IF NOT EXISTS fuzz_p int",
             "UPDATE $t SET v = v WHERE id = 1", "ALTER TABLE $t ADD CONSTRAINT fuzz_pk CHECK (k >= 0)",
             "CREATE INDEX CONCURRENTLY ON $t (ts)", "VACUUM $t", "ANALYZE $t", '-- only a comment',
-            'SELECT 1/0', "SELECT count(*) FROM $t"))
+            'SELECT 1/0', "SELECT count(*) FROM $t", "COPY $t FROM STDIN", "COPY $t TO STDOUT",
+            "SELECT virtuoso.create_index_concurrently('CREATE INDEX ON $t (k)')",
+            q{SELECT virtuoso.execute_autonomous('SELECT 1/0')}))
           if $argname =~ /sql|statement/;
         return lit($self->pick("SELECT * FROM $t WHERE k = 5", "SELECT * FROM $t WHERE k = \$1",
             "SELECT v FROM $t WHERE \"Col \"\"Q\"\"\" = 'x' ORDER BY k", "SELECT count(*) FROM $t WHERE v = 'v5'",
