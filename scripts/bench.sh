@@ -15,10 +15,11 @@ psql -X -q -c 'CREATE EXTENSION db_virtuoso' -c 'CREATE EXTENSION pg_stat_statem
 
 RESULTS=$(mktemp)
 export RESULTS REPO
+failed=()
 for b in "$REPO"/test/bench/*.sh; do
     case "$b" in *"${BENCH:-}"*) ;; *) continue ;; esac
     echo "== $(basename "$b" .sh)" >&2
-    bash "$b"
+    bash "$b" || failed+=("$(basename "$b" .sh)")  # the others still run and report
 done
 echo
 printf '%-28s %-44s %12s %12s %9s %-12s\n' benchmark measure subject baseline ratio target
@@ -27,3 +28,4 @@ while IFS='|' read -r bench measure subject baseline ratio target; do
     printf '%-28s %-44s %12s %12s %9s %-12s\n' "$bench" "$measure" "$subject" "$baseline" "$ratio" "$target"
 done <"$RESULTS"
 rm -f "$RESULTS"
+[ ${#failed[@]} -eq 0 ] || { echo "failed benchmarks: ${failed[*]}" >&2; exit 1; }
