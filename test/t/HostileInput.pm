@@ -272,7 +272,7 @@ sub hostile_sql_pool
     return (
         'SELECT 1/0', 'SELECT 1', 'COMMIT', 'ROLLBACK', 'BEGIN', 'SAVEPOINT s', 'RELEASE s',
         'PREPARE TRANSACTION \'fuzz\'', "COPY $t FROM STDIN", "COPY $t TO STDOUT",
-        q{COPY (SELECT 1) TO PROGRAM 'true'}, q{COPY (SELECT 1) TO '/tmp/virtuoso_fuzz_copy'},
+        q{COPY (SELECT 1) TO PROGRAM 'cat >/dev/null'}, q{COPY (SELECT 1) TO '/tmp/virtuoso_fuzz_copy'},
         q{DO $$BEGIN RAISE EXCEPTION 'fuzz boom'; END$$},
         q{DO $$BEGIN RAISE EXCEPTION 'fuzz' USING ERRCODE = '22023'; END$$},
         q{DO $$BEGIN RAISE INFO 'fuzz info' USING ERRCODE = 'VX001'; END$$},
