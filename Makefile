@@ -2,7 +2,7 @@
 #   make && make install            build and install into the server found by pg_config
 #   scripts/test.sh                 every test suite (see README)
 EXTENSION   = db_virtuoso
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = db_virtuoso
 
 # The install script is assembled from one fragment per capability (src/<capability>/*.sql,
@@ -11,7 +11,8 @@ SQL_PARTS = src/pg/schema.sql src/pg/runner.sql \
             $(filter-out src/pg/%,$(sort $(wildcard src/*/*.sql))) \
             src/pg/privileges.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA       = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*--*.sql))
+# Released install scripts are frozen and kept, with one update script per release step.
+DATA       = $(filter-out $(DATA_built),$(wildcard $(EXTENSION)--*.sql)) $(wildcard $(EXTENSION)--*.control)
 
 SRCS = $(sort $(wildcard src/*/*.cpp))
 OBJS = $(SRCS:.cpp=.o)
@@ -24,7 +25,7 @@ REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=./test/regress.conf
 EXTRA_CLEAN  = tmp_check results regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
-PG_CPPFLAGS = -I$(CURDIR)/include
+PG_CPPFLAGS = -I$(CURDIR)/include -DVIRTUOSO_VERSION=\"$(EXTVERSION)\"
 SHLIB_LINK += -lfmt -lstdc++
 
 # Debian builds the server with LLVM JIT; bitcode for C++ sources is not worth it here.

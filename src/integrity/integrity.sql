@@ -72,7 +72,7 @@ BEGIN
            pg_relation_size(i.indexrelid)::numeric,
            format('index %s on %s is invalid (a CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY failed or is still running): every write maintains it, no query uses it',
                   i.indexrelid::regclass, i.indrelid::regclass),
-           format('DROP INDEX CONCURRENTLY %s; then build it again: SELECT virtuoso.create_index_concurrently(%L);',
+           format('DROP INDEX CONCURRENTLY %s; then build it again: CALL virtuoso.build_index_concurrently(%L);',
                   i.indexrelid::regclass, pg_get_indexdef(i.indexrelid))
     FROM pg_index i
     WHERE NOT i.indisvalid AND virtuoso.health_is_user_relation(i.indrelid)

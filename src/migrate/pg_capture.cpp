@@ -122,7 +122,7 @@ std::vector<std::string> CaptureScope::objects() const {
 using namespace virtuoso;
 
 // The event trigger function (ddl_command_end and sql_drop).
-VIRTUOSO_FUNCTION(virtuoso_capture_migration_ddl) {
+VIRTUOSO_TRIGGER_FUNCTION(virtuoso_capture_migration_ddl) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
         throw pg::UserError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                             "capture_migration_ddl() must be called as an event trigger");

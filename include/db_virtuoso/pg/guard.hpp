@@ -112,6 +112,12 @@ Datum guarded(const char *function_name, Body &&body) {
     raise_pending(pending, function_name);
 }
 
+// Raises 55000 when the extension's SQL objects in this database are of another version
+// than the loaded library (a new library installed, ALTER EXTENSION ... UPDATE not yet
+// run): the library's queries would otherwise meet tables and columns it does not know.
+// Checked once per backend.
+void require_matching_sql_version();
+
 // Sends a NOTICE (or another level below ERROR) to the client.
 void report(int elevel, const std::string &message);
 
@@ -134,14 +140,23 @@ class SubTransaction {
 
 }  // namespace virtuoso::pg
 
-// Declares a SQL-callable C function whose body runs inside the guard:
-//   VIRTUOSO_FUNCTION(my_function) { ...C++...; return Datum; }
-#define VIRTUOSO_FUNCTION(name)                                                        \
+#define VIRTUOSO_FUNCTION_BODY(name, check_version)                                    \
     static Datum name##_impl(FunctionCallInfo fcinfo);                                 \
     extern "C" {                                                                       \
     PG_FUNCTION_INFO_V1(name);                                                         \
     Datum name(PG_FUNCTION_ARGS) {                                                     \
-        return virtuoso::pg::guarded(#name, [fcinfo] { return name##_impl(fcinfo); }); \
+        return virtuoso::pg::guarded(#name, [fcinfo] {                                 \
+            if (check_version) virtuoso::pg::require_matching_sql_version();           \
+            return name##_impl(fcinfo);                                                \
+        });                                                                            \
     }                                                                                  \
     }                                                                                  \
     static Datum name##_impl(FunctionCallInfo fcinfo)
+
+// Declares a SQL-callable C function whose body runs inside the guard, after checking that
+// the extension's SQL objects in this database are of the library's version:
+//   VIRTUOSO_FUNCTION(my_function) { ...C++...; return Datum; }
+#define VIRTUOSO_FUNCTION(name) VIRTUOSO_FUNCTION_BODY(name, true)
+// The same without the version check, for trigger functions that must never block users'
+// statements (an event trigger fires on every DDL of the database).
+#define VIRTUOSO_TRIGGER_FUNCTION(name) VIRTUOSO_FUNCTION_BODY(name, false)
