@@ -1,0 +1,96 @@
+# kill -9 in the middle of the online operations, then crash recovery: a concurrent index
+# build (PostgreSQL leaves its invalid index: the next build of the same name drops it), a
+# statement of run_top_level, and the index advisor's analysis.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use VirtuosoTest;
+use CrashTest;
+
+my $node = new_virtuoso_node('crash_online', "pg_stat_statements.track = all\n");
+slow_functions($node);
+$node->safe_psql('postgres', q{
+CREATE EXTENSION pg_stat_statements;
+CREATE TABLE k (id int PRIMARY KEY, a int NOT NULL DEFAULT 0, b int);
+INSERT INTO k SELECT g, 0, g FROM generate_series(1, 400) g;
+});
+
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+my $sum_a = 'SELECT sum(a) FROM k';
+
+# 1. CALL build_index_concurrently, killed while CREATE INDEX CONCURRENTLY waits for an old
+# snapshot (the index is built, not yet valid).
+my $holder = $node->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$holder->query_safe('SELECT 1');
+my $call = start_call($node, q{CALL virtuoso.build_index_concurrently('CREATE INDEX k_b_idx ON k (b)')},
+    'crash_o1');
+ok(defined backend_pid($node, 'crash_o1', 'db_virtuoso runner', 'virtualxid'),
+    'index build: waiting for the old snapshot');
+is(sq(q{SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('k_b_idx')}), 'f',
+    'index build: the index exists, still invalid');
+ok(kill9(backend_pid($node, 'crash_o1', 'client backend')), 'index build: caller killed');
+my ($rc, $out, $err) = finish_call($call);
+isnt($rc, 0, 'index build: the killed call reports a failure') or diag($out);
+eval { $holder->quit };
+ok(restart_after_crash($node), 'index build: server back after crash recovery');
+# What the user sees: PostgreSQL's invalid index, reported by the health check.
+is(sq(q{SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('k_b_idx')}), 'f',
+    'index build: PostgreSQL left the invalid index');
+is(sq(q{SELECT count(*) FROM virtuoso.check_database_health() WHERE object LIKE '%k_b_idx%'
+        AND check_name ILIKE '%invalid%'}), '1', 'index build: the health check reports it');
+($rc, $out, $err) = $node->psql('postgres',
+    q{CALL virtuoso.build_index_concurrently('CREATE INDEX k_b_idx ON k (b)')},
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+is($rc, 0, 'index build: the next build of the same name works') or diag($err);
+like($err, qr/dropping invalid index public\.k_b_idx left by an earlier build/,
+    'index build: and says it dropped the leftover');
+is(sq(q{SELECT string_agg(c.relname || ':' || i.indisvalid, ',') FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'k'::regclass
+        AND c.relname LIKE 'k_b_idx%'}), 'k_b_idx:true', 'index build: one valid index remains');
+
+# 2. CALL run_top_level, killed in the middle of its statement (in the runner worker).
+$call = start_call($node,
+    q{CALL virtuoso.run_top_level('UPDATE k SET a = a + 1 WHERE slow_true(0.05)')}, 'crash_o2');
+ok(defined backend_pid($node, 'crash_o2', 'db_virtuoso runner', 'PgSleep'),
+    'run_top_level: the statement is running');
+sleep(1);
+ok(kill9(backend_pid($node, 'crash_o2', 'client backend')), 'run_top_level: caller killed');
+($rc, $out, $err) = finish_call($call);
+isnt($rc, 0, 'run_top_level: the killed call reports a failure') or diag($out);
+ok(restart_after_crash($node), 'run_top_level: server back after crash recovery');
+is(sq($sum_a), '0', 'run_top_level: no row of the interrupted UPDATE stays updated');
+is(sq(q{CALL virtuoso.run_top_level('UPDATE k SET a = a + 1')}), 'UPDATE 400',
+    'run_top_level: the next call works');
+
+# 3. optimize_table_indexes killed during its analysis: planning the workload query folds
+# slow_const(), which sleeps while table advisor_slow has a row.
+sq(q{
+CREATE TABLE w (id int PRIMARY KEY, c int);
+INSERT INTO w SELECT g, g FROM generate_series(1, 20000) g;
+ANALYZE w;
+CREATE TABLE advisor_slow (x int);
+CREATE FUNCTION slow_const() RETURNS int LANGUAGE plpgsql IMMUTABLE AS
+    $$BEGIN IF EXISTS (SELECT FROM advisor_slow) THEN PERFORM pg_sleep(300); END IF; RETURN 7; END$$;
+});
+sub workload { sq('SELECT count(*) FROM w WHERE c = slow_const()') for 1 .. 5; }
+workload();
+sq('INSERT INTO advisor_slow VALUES (1)');
+my $indexes = q{SELECT count(*) FROM pg_index WHERE indrelid = 'w'::regclass};
+$call = start_call($node, q{SELECT count(*) FROM virtuoso.optimize_table_indexes('w')}, 'crash_o3');
+my $pid = backend_pid($node, 'crash_o3', 'client backend', 'PgSleep');
+ok(defined $pid, 'advisor: the analysis is planning the workload');
+ok(kill9($pid), 'advisor: caller killed');
+($rc, $out, $err) = finish_call($call);
+isnt($rc, 0, 'advisor: the killed call reports a failure') or diag($out);
+ok(restart_after_crash($node), 'advisor: server back after crash recovery');
+is(sq($indexes), '1', 'advisor: no index added');
+sq('DELETE FROM advisor_slow');
+workload();
+is(sq(q{SELECT string_agg(array_to_string(columns, ','), ';')
+        FROM virtuoso.optimize_table_indexes('w')}), 'c', 'advisor: the next call recommends');
+
+$node->stop;
+done_testing();
