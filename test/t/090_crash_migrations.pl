@@ -127,8 +127,8 @@ $pid = backend_pid($node, 'crash_m5', 'db_virtuoso runner', 'PgSleep');
 ok(defined $pid, 'runner terminated: its statement is running');
 sq("SELECT pg_terminate_backend($pid)");
 ($rc, $out, $err) = finish_call($call);
-is($rc, 3, 'runner terminated: the caller gets an ERROR') or diag("rc $rc: $err");
-like($err, qr/ERROR:.*terminating connection due to administrator command/,
+is($rc, 1, 'runner terminated: the caller gets an ERROR') or diag("rc $rc: $err");
+like($err, qr/ERROR:  terminating background worker "db_virtuoso runner" due to administrator command/,
     'runner terminated: with the reason');
 like($err, qr/recorded as FAILED/, 'runner terminated: and where it was recorded');
 is(statuses('m5_worker'), 'FAILED', 'runner terminated: the run is FAILED at once');

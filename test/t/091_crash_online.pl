@@ -9,7 +9,7 @@ use Test::More;
 use VirtuosoTest;
 use CrashTest;
 
-my $node = new_virtuoso_node('crash_online', "pg_stat_statements.track = all\n");
+my $node = new_virtuoso_node('crash_online');
 slow_functions($node);
 $node->safe_psql('postgres', q{
 CREATE EXTENSION pg_stat_statements;

@@ -57,7 +57,8 @@ set_cost_delay($node, '0');
 make_dead($node);
 is(sq(q{SELECT string_agg(action || ' ' || status, ',') FROM virtuoso.perform_maintenance_if_needed()
         WHERE tablename = 'big'}), 'VACUUM SUCCESS', 'function: the next call vacuums big');
-is(sq(q{SELECT string_agg(status || ' ' || (error_message LIKE 'interrupted:%'), ',' ORDER BY id)
+is(sq(q{SELECT string_agg(status || ' ' || coalesce(error_message LIKE 'interrupted:%', false), ','
+                                  ORDER BY id)
         FROM virtuoso.maintenance_log WHERE tablename = 'big'}),
     'FAILED true,SUCCESS false', 'function: and has closed the interrupted row as FAILED');
 
