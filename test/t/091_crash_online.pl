@@ -22,13 +22,16 @@ my $sum_a = 'SELECT sum(a) FROM k';
 
 # 1. CALL build_index_concurrently, killed while CREATE INDEX CONCURRENTLY waits for an old
 # snapshot (the index is built, not yet valid).
+# CREATE INDEX CONCURRENTLY's last wait, when the index is built but not yet valid.
+my $old_snapshots = q{SELECT count(*) = 1 FROM pg_stat_progress_create_index p
+    JOIN pg_stat_activity a USING (pid) WHERE a.backend_type = 'db_virtuoso runner'
+    AND p.phase = 'waiting for old snapshots'};
 my $holder = $node->background_psql('postgres', on_error_stop => 0);
 $holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
 $holder->query_safe('SELECT 1');
 my $call = start_call($node, q{CALL virtuoso.build_index_concurrently('CREATE INDEX k_b_idx ON k (b)')},
     'crash_o1');
-ok(defined backend_pid($node, 'crash_o1', 'db_virtuoso runner', 'virtualxid'),
-    'index build: waiting for the old snapshot');
+ok(wait_until($node, $old_snapshots), 'index build: waiting for the old snapshot');
 is(sq(q{SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('k_b_idx')}), 'f',
     'index build: the index exists, still invalid');
 ok(kill9(backend_pid($node, 'crash_o1', 'client backend')), 'index build: caller killed');
@@ -50,6 +53,30 @@ like($err, qr/dropping invalid index public\.k_b_idx left by an earlier build/,
 is(sq(q{SELECT string_agg(c.relname || ':' || i.indisvalid, ',') FROM pg_index i
         JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'k'::regclass
         AND c.relname LIKE 'k_b_idx%'}), 'k_b_idx:true', 'index build: one valid index remains');
+
+# 1b. The same with an unnamed index: PostgreSQL chose the name k_a_idx; the next identical
+# unnamed build must not leave that invalid index beside its own.
+$holder = $node->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$holder->query_safe('SELECT 1');
+$call = start_call($node, q{CALL virtuoso.build_index_concurrently('CREATE INDEX ON k (a)')},
+    'crash_o1b');
+ok(wait_until($node, $old_snapshots), 'unnamed index build: waiting for the old snapshot');
+ok(kill9(backend_pid($node, 'crash_o1b', 'client backend')), 'unnamed index build: caller killed');
+finish_call($call);
+eval { $holder->quit };
+ok(restart_after_crash($node), 'unnamed index build: server back after crash recovery');
+is(sq(q{SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('k_a_idx')}), 'f',
+    'unnamed index build: PostgreSQL left the invalid index k_a_idx');
+($rc, $out, $err) = $node->psql('postgres',
+    q{CALL virtuoso.build_index_concurrently('CREATE INDEX ON k (a)')},
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+is($rc, 0, 'unnamed index build: the next identical build works') or diag($err);
+like($err, qr/dropping invalid index public\.k_a_idx left by an earlier build/,
+    'unnamed index build: and says it dropped the leftover');
+is(sq(q{SELECT string_agg(i.indisvalid::text, ',') FROM pg_index i
+        WHERE i.indrelid = 'k'::regclass AND pg_get_indexdef(i.indexrelid) LIKE '% USING btree (a)'}),
+    'true', 'unnamed index build: one valid index on (a) remains');
 
 # 2. CALL run_top_level, killed in the middle of its statement (in the runner worker).
 $call = start_call($node,
