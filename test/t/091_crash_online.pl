@@ -78,6 +78,35 @@ is(sq(q{SELECT string_agg(i.indisvalid::text, ',') FROM pg_index i
         WHERE i.indrelid = 'k'::regclass AND pg_get_indexdef(i.indexrelid) LIKE '% USING btree (a)'}),
     'true', 'unnamed index build: one valid index on (a) remains');
 
+# 1c. No crash: a build still running in another session is invalid too.  A second build of
+# the same name must leave it alone (then its own CREATE INDEX waits for the table and fails:
+# the name is taken), not wait for the first build to end and drop the index that build has
+# just made valid.
+$holder = $node->background_psql('postgres', on_error_stop => 0);
+$holder->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+$holder->query_safe('SELECT 1');
+my $first = start_call($node,
+    q{CALL virtuoso.build_index_concurrently('CREATE INDEX k_c_idx ON k (b, a)')}, 'crash_o1c');
+ok(wait_until($node, $old_snapshots), 'build in progress: waiting for the old snapshot');
+my $building = sq(q{SELECT to_regclass('k_c_idx')::oid});
+my $second = start_call($node,
+    q{CALL virtuoso.build_index_concurrently('CREATE INDEX k_c_idx ON k (b, a)')}, 'crash_o1d');
+ok(wait_until($node, q{SELECT count(*) = 1 FROM pg_stat_activity WHERE application_name = 'crash_o1d'
+                       AND backend_type = 'db_virtuoso runner' AND query LIKE 'CREATE INDEX%'
+                       AND wait_event = 'relation'}),
+    'build in progress: the second build went past the leftover check');
+$holder->query_safe('COMMIT');
+($rc, $out, $err) = finish_call($first);
+is($rc, 0, 'build in progress: the first build completes') or diag($err);
+($rc, $out, $err) = finish_call($second);
+is($rc, 1, 'build in progress: the second build fails') or diag($err);
+like($err, qr/left alone.*\n.*relation "k_c_idx" already exists/s,
+    'build in progress: it left the running build alone');
+is(sq(q{SELECT to_regclass('k_c_idx')::oid || ' ' || indisvalid FROM pg_index
+        WHERE indexrelid = to_regclass('k_c_idx')}), "$building true",
+    'build in progress: the first build\'s index is valid and was not dropped');
+eval { $holder->quit };
+
 # 2. CALL run_top_level, killed in the middle of its statement (in the runner worker).
 $call = start_call($node,
     q{CALL virtuoso.run_top_level('UPDATE k SET a = a + 1 WHERE slow_true(0.05)')}, 'crash_o2');

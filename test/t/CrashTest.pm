@@ -13,13 +13,14 @@ use VirtuosoTest;
 use Exporter 'import';
 our @EXPORT = qw(start_call finish_call backend_pid kill9 slow_functions immediate_restart);
 
-# Starts `psql -c $sql` under application_name $app; returns a handle for finish_call.
+# Starts `psql -c $sql` under application_name $app; returns a handle for finish_call, which
+# waits for it up to $timeout seconds (default 120).
 sub start_call
 {
-    my ($node, $sql, $app) = @_;
+    my ($node, $sql, $app, $timeout) = @_;
     my %call = (out => '', err => '');
     my $connstr = $node->connstr('postgres') . " application_name=$app";
-    $call{timer} = IPC::Run::timeout(120);
+    $call{timer} = IPC::Run::timeout($timeout // 120);
     $call{h} = IPC::Run::start(
         [ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-d', $connstr, '-c', $sql ],
         '<', \undef, '>', \$call{out}, '2>', \$call{err}, $call{timer});
