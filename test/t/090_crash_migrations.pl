@@ -78,7 +78,7 @@ CREATE EVENT TRIGGER hold_backup ON ddl_command_end WHEN TAG IN ('CREATE TABLE A
 $call = start_call($node, q{SELECT status FROM virtuoso.execute_rollback_with_backup('m3_col')},
     'crash_m3');
 $pid = backend_pid($node, 'crash_m3', 'client backend', 'PgSleep');
-ok(defined $pid, 'rollback: the backup copy is being written');
+ok(defined $pid, 'rollback: the backup copy is written, not yet committed');
 is(sq(qq{SELECT count(*) FROM pg_locks WHERE pid = $pid AND relation = 'k'::regclass}), '1',
     'rollback: the caller is copying table k');
 ok(kill9($pid), 'rollback: caller killed');
