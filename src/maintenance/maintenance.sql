@@ -28,7 +28,7 @@ CREATE TABLE virtuoso.maintenance_log (
 CREATE INDEX maintenance_log_running ON virtuoso.maintenance_log (id) WHERE status = 'RUNNING';
 CREATE INDEX maintenance_log_table ON virtuoso.maintenance_log (relid, started_at);
 COMMENT ON TABLE virtuoso.maintenance_log IS
-'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash are marked FAILED by the next scheduler round.';
+'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash or a terminated call are marked FAILED by the next scheduler round or perform_maintenance_if_needed call (not a dry run).';
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.maintenance_log', '');
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.maintenance_log_id_seq', '');
 
@@ -38,4 +38,4 @@ RETURNS TABLE(schemaname name, tablename name, action text, reason text,
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_perform_maintenance_if_needed';
 COMMENT ON FUNCTION virtuoso.perform_maintenance_if_needed(boolean) IS
-'Decides per table whether VACUUM (FREEZE) (table age near the freeze limit; first, oldest first), VACUUM (dead tuples past virtuoso.dead_tuple_threshold and virtuoso.dead_tuple_pct) or ANALYZE (as many changed rows since the last analyze) is due, runs it as a top-level command as the calling role with autovacuum''s cost delay, and logs it in virtuoso.maintenance_log. Tables locked by another session are SKIPPED with reason locked; nothing runs outside virtuoso.maintenance_window or after virtuoso.maintenance_time_budget. dry_run only says what would be done. One row per table for which an action is due.';
+'Decides per table whether VACUUM (FREEZE) (table age near the freeze limit; first, oldest first), VACUUM (dead tuples past virtuoso.dead_tuple_threshold and virtuoso.dead_tuple_pct) or ANALYZE (as many changed rows since the last analyze) is due, runs it as a top-level command as the calling role with autovacuum''s cost delay, and logs it in virtuoso.maintenance_log. Tables locked by another session are SKIPPED with reason locked; nothing runs outside virtuoso.maintenance_window or after virtuoso.maintenance_time_budget. First marks FAILED the RUNNING rows of calls whose process is gone (crash, termination). dry_run only says what would be done. One row per table for which an action is due.';

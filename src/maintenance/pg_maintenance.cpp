@@ -416,6 +416,10 @@ VIRTUOSO_FUNCTION(virtuoso_perform_maintenance_if_needed) {
             "VACUUM and ANALYZE cannot run during recovery.",
             "Run it on the primary, or pass dry_run => true to see what is due.");
     FunctionBackend backend;
+    // Rows of calls that crashed or were terminated mid-VACUUM are closed here too, not only
+    // by the scheduler: with the scheduler off, or this database not in its list, they
+    // would stay RUNNING for ever.
+    if (!dry_run) (void)fail_abandoned_runs(backend);
     std::vector<RoundRow> rows = run_maintenance_round(backend, dry_run);
     emit_rows(fcinfo, rows);
     return (Datum)0;

@@ -80,6 +80,26 @@ void drop_index_concurrently(const std::string &qualified_name) {
         {pg::RunMode::TopLevel, "DROP INDEX CONCURRENTLY IF EXISTS " + qualified_name, {}});
 }
 
+// Drops the invalid index an earlier build left (its session crashed or was killed).  A
+// build still running in another session is invalid too, but holds the table's SHARE UPDATE
+// EXCLUSIVE lock until it ends: a short lock_timeout leaves that one alone.
+void drop_leftover(const std::string &qualified_name) {
+    pg::report(NOTICE,
+               fmt::format("dropping invalid index {} left by an earlier build", qualified_name));
+    pg::RunOutcome outcome;
+    {
+        pg::GucScope guc;
+        guc.set("lock_timeout", "200ms");
+        outcome = pg::run_in_worker(
+            {pg::RunMode::TopLevel, "DROP INDEX CONCURRENTLY IF EXISTS " + qualified_name, {}});
+    }
+    if (outcome.ok) return;
+    if (outcome.error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE) throw PgError(outcome.error);
+    pg::report(NOTICE, fmt::format("invalid index {} left alone: its table is locked, another "
+                                   "session may still be building it",
+                                   qualified_name));
+}
+
 // CREATE INDEX CONCURRENTLY waits for every snapshot older than its own: with the caller's
 // snapshot held (any function call holds one), it could never finish.  Refuse before
 // anything is created or dropped; the procedure form commits the caller instead.
@@ -97,16 +117,47 @@ void refuse_if_caller_holds_snapshot() {
 // An invalid index of the requested name is the remains of an earlier failed build.
 void drop_leftover_invalid_index(const IndexTarget &target) {
     if (!target.index_name) return;
-    pg::InternalSql spi;
-    auto leftover = spi.scalar(
-        "SELECT c.oid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
-        "WHERE c.relname = $1 AND c.relnamespace = $2::oid AND i.indrelid = $3::oid "
-        "AND NOT i.indisvalid",
-        {*target.index_name, std::to_string(target.schema), std::to_string(target.table)});
-    if (!leftover) return;
-    std::string name = pg::qualified_relation_name(static_cast<Oid>(std::stoul(*leftover)));
-    pg::report(NOTICE, fmt::format("dropping invalid index {} left by an earlier build", name));
-    drop_index_concurrently(name);
+    std::optional<std::string> leftover;
+    {
+        pg::InternalSql spi;  // closed before the runner starts: it would copy the pinned path
+        leftover = spi.scalar(
+            "SELECT c.oid FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid "
+            "WHERE c.relname = $1 AND c.relnamespace = $2::oid AND i.indrelid = $3::oid "
+            "AND NOT i.indisvalid",
+            {*target.index_name, std::to_string(target.schema), std::to_string(target.table)});
+    }
+    if (leftover)
+        drop_leftover(pg::qualified_relation_name(static_cast<Oid>(std::stoul(*leftover))));
+}
+
+// An unnamed build gets a new name (t_a_idx1) beside the invalid index an interrupted
+// identical build left (t_a_idx): once the new one is valid, the old ones go.  Identical:
+// same access method, keys, operator classes, collations, options, expressions, predicate.
+void drop_identical_invalid_indexes(Oid built) {
+    std::vector<std::string> names;
+    {
+        pg::InternalSql spi;
+        auto rows = spi.execute(
+            "SELECT i.indexrelid FROM pg_index n JOIN pg_class cn ON cn.oid = n.indexrelid, "
+            "pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid "
+            "WHERE n.indexrelid = $1::oid AND i.indrelid = n.indrelid "
+            "AND i.indexrelid <> n.indexrelid AND NOT i.indisvalid AND ci.relam = cn.relam "
+            "AND i.indisunique = n.indisunique "
+            "AND i.indnullsnotdistinct = n.indnullsnotdistinct "
+            "AND i.indnkeyatts = n.indnkeyatts AND i.indkey::text = n.indkey::text "
+            "AND i.indclass::text = n.indclass::text "
+            "AND i.indcollation::text = n.indcollation::text "
+            "AND i.indoption::text = n.indoption::text "
+            "AND ci.reloptions IS NOT DISTINCT FROM cn.reloptions "
+            "AND pg_get_expr(i.indexprs, i.indrelid) IS NOT DISTINCT FROM "
+            "    pg_get_expr(n.indexprs, n.indrelid) "
+            "AND pg_get_expr(i.indpred, i.indrelid) IS NOT DISTINCT FROM "
+            "    pg_get_expr(n.indpred, n.indrelid)",
+            {std::to_string(built)});
+        for (const auto &row : rows.rows)
+            names.push_back(pg::qualified_relation_name(static_cast<Oid>(std::stoul(*row[0]))));
+    }
+    for (const auto &name : names) drop_leftover(name);
 }
 
 bool index_is_valid(Oid index) {
@@ -152,6 +203,7 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
         }
         if (outcome.ok && index_is_valid(*index)) {
             result.status = "valid";
+            if (!target.index_name) drop_identical_invalid_indexes(*index);
             return result;
         }
         // Failed, or built but invalid: never leave an invalid index behind.
