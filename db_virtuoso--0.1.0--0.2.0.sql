@@ -528,6 +528,12 @@ COMMENT ON FUNCTION virtuoso.slow_queries_analysis_rows() IS
 COMMENT ON VIEW virtuoso.slow_queries_analysis IS
 'Statements of the current database from pg_stat_statements (those of roles the caller is a member of; all with pg_read_all_stats), slowest total first: query, calls, total_exec_time, mean_exec_time, stddev_exec_time, rows, hit_percent (shared buffer hits in %), then queryid, userid, min/max_exec_time and block counts. Says how to install pg_stat_statements when it is missing.';
 
+COMMENT ON TABLE virtuoso.maintenance_log IS
+'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash or a terminated call are marked FAILED by the next scheduler round or perform_maintenance_if_needed call (not a dry run).';
+
+COMMENT ON FUNCTION virtuoso.perform_maintenance_if_needed(boolean) IS
+'Decides per table whether VACUUM (FREEZE) (table age near the freeze limit; first, oldest first), VACUUM (dead tuples past virtuoso.dead_tuple_threshold and virtuoso.dead_tuple_pct) or ANALYZE (as many changed rows since the last analyze) is due, runs it as a top-level command as the calling role with autovacuum''s cost delay, and logs it in virtuoso.maintenance_log. Tables locked by another session are SKIPPED with reason locked; nothing runs outside virtuoso.maintenance_window or after virtuoso.maintenance_time_budget. First marks FAILED the RUNNING rows of calls whose process is gone (crash, termination). dry_run only says what would be done. One row per table for which an action is due.';
+
 -- Who recorded each run, as a role: only roles with its privileges may replace, roll back or
 -- verify it.  Runs of 0.1.0 get the role of their executed_by name where it still exists
 -- (else only superusers may act on them).  backend_start identifies a RUNNING run's session.
