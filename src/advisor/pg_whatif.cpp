@@ -541,7 +541,10 @@ const std::vector<Oid> &fake_oids(size_t n, bool fresh) {
 
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
                    bool check_permissions) {
-    if (indexes.size() > 1000) throw std::runtime_error("too many hypothetical indexes");
+    if (indexes.size() > 1000)
+        throw pg::UserError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                            fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
+                                        indexes.size()));
     std::vector<ActiveIndex> active(indexes.size());
     for (size_t i = 0; i < indexes.size(); ++i) {
         const Hypothetical &h = indexes[i];
@@ -592,7 +595,11 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid 
         pg::pg_call([&call, role] { run_restricted(role, plan_queries, &call); });
         if (!call.collision) break;
         if (attempt == 2)
-            throw std::runtime_error("hypothetical index OIDs keep colliding with real ones");
+            throw pg::UserError(ERRCODE_OBJECT_IN_USE,
+                                "hypothetical index OIDs keep colliding with real ones",
+                                "Three sets of unused object ids were taken and each met an "
+                                "index of the planned relations.",
+                                "Retry: the ids are chosen anew on every call.");
     }
     counters.nanoseconds +=
         static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
