@@ -87,17 +87,19 @@ build_sanitized_extension() {
     sync_sanitize_tree
     make -C "$SANITIZE_BUILD" -s -j"$JOBS" PG_CONFIG="$PG_CONFIG" SANITIZE=1 2>&1 | grep -v '^ *$' || true
     test -f "$SANITIZE_BUILD/db_virtuoso.so" &&
-        nm -D "$SANITIZE_BUILD/db_virtuoso.so" | grep -q __asan_report ||
+        nm -D "$SANITIZE_BUILD/db_virtuoso.so" | grep __asan_report >/dev/null ||
         { echo "sanitizer build failed" >&2; return 1; }
 }
 
 # Replaces the staged postgres ($1/postgres) by a wrapper that runs the real binary with the
-# sanitizer runtimes preloaded and reports written to files in $2 (asan.PID, ubsan.PID).
-# Every server process (postmaster, backends, workers, initdb's bootstrap) is a child of it.
+# sanitizer runtimes preloaded and ASan reports written to files in $2 (asan.PID).  Every
+# server process (postmaster, backends, workers, initdb's bootstrap) is a child of it; each
+# start is noted in $2.starts, so a run can check its servers really went through it.
 wrap_postgres_for_sanitizers() {
     local bin=$1 reports=$2
     local options=$bin/../lib/sanitizer_ubsan_options.so
     mkdir -p "$reports" && chmod 1777 "$reports"
+    touch "$reports.starts" && chmod 666 "$reports.starts"
     gcc -O2 -fPIC -shared -o "$options" "$REPO/test/sanitize/ubsan_options.c" || return 1
     [ -f "$bin/postgres.uninstrumented" ] || mv "$bin/postgres" "$bin/postgres.uninstrumented"
     cat >"$bin/postgres" <<WRAPPER
@@ -108,6 +110,7 @@ wrap_postgres_for_sanitizers() {
 export LD_PRELOAD="libc.so.6 $(readlink -f "$options") $LIBASAN $LIBUBSAN\${LD_PRELOAD:+ \$LD_PRELOAD}"
 export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:disable_coredump=1:log_path=$reports/asan\${ASAN_OPTIONS:+:\$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1\${UBSAN_OPTIONS:+:\$UBSAN_OPTIONS}"
+echo "\$\$ \$*" >>"$reports.starts" 2>/dev/null
 exec -a "\$0" "$bin/postgres.uninstrumented" "\$@"
 WRAPPER
     chmod 755 "$bin/postgres"
