@@ -108,7 +108,7 @@ wrap_postgres_for_sanitizers() {
 # UBSan runtimes preloaded.  Findings abort the process; ASan reports go to $reports,
 # UBSan reports to the server's stderr (its log).
 export LD_PRELOAD="libc.so.6 $(readlink -f "$options") $LIBASAN $LIBUBSAN\${LD_PRELOAD:+ \$LD_PRELOAD}"
-export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:disable_coredump=1:log_path=$reports/asan\${ASAN_OPTIONS:+:\$ASAN_OPTIONS}"
+export ASAN_OPTIONS="verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:disable_coredump=1:detect_stack_use_after_return=1:log_path=$reports/asan\${ASAN_OPTIONS:+:\$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:abort_on_error=1\${UBSAN_OPTIONS:+:\$UBSAN_OPTIONS}"
 echo "\$\$ \$*" >>"$reports.starts" 2>/dev/null
 exec -a "\$0" "$bin/postgres.uninstrumented" "\$@"
@@ -138,8 +138,9 @@ scan_sanitizer_reports() {
 # Proves that a sanitizer run can fail: a throwaway cluster from the sanitizer stage must
 # map the runtimes and the instrumented module, and two deliberate defects of a canary
 # module (test/sanitize/canary.cpp) must each abort a backend with a report that
-# scan_sanitizer_reports finds.  Prints what failed; returns 1 then.
-sanitizer_self_check() {
+# scan_sanitizer_reports finds.  Prints what failed; returns 1 then.  Runs in a subshell:
+# the cluster's PGHOST and friends must not leak into the caller.
+sanitizer_self_check() (
     local ok=0 pid flags pkglib dir
     dir=$(make_workdir sanitize-check)
     SANITIZE=1 start_cluster "$dir" || { rm -rf "$dir"; return 1; }
@@ -171,7 +172,7 @@ sanitizer_self_check() {
     [ $ok -eq 0 ] || { echo "self-check: server log and reports kept in $dir.failed"; cp -r "$CLUSTER_DIR" "$dir.failed"; }
     stop_cluster
     return $ok
-}
+)
 
 # A free TCP port on the loopback interface.
 free_port() {

@@ -45,7 +45,7 @@ run_unit() {
     if [ -n "$TAG" ]; then  # the unit tests are ordinary programs: instrument them whole
         build="$REPO/.build/cmake-sanitize"
         flags=("-DCMAKE_CXX_FLAGS=$SANITIZE_FLAGS" "-DCMAKE_EXE_LINKER_FLAGS=$SANITIZE_FLAGS")
-        env=(ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+        env=(ASAN_OPTIONS=abort_on_error=1:detect_stack_use_after_return=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
     fi
     cmake -S "$REPO" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null &&
         cmake --build "$build" -j"$JOBS" >/dev/null || { count "${TAG}unit" 0 1; return; }
