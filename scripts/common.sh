@@ -40,6 +40,9 @@ stage_install() {
     mkdir -p "$stage$(dirname "$libdir")" "$stage$(dirname "$sharedir")"
     cp -a "$libdir" "$stage$libdir"
     cp -a "$sharedir" "$stage$sharedir"
+    # Only this tree's files: a db_virtuoso installed into the system (another version, a
+    # secondary control file, an upgrade script) must not change what the tests run.
+    rm -f "$stage$sharedir"/extension/db_virtuoso[.-]* "$stage$("$PG_CONFIG" --pkglibdir)"/db_virtuoso.so
     make -C "$src" -s install DESTDIR="$stage" PG_CONFIG="$PG_CONFIG" ${SANITIZE:+SANITIZE=1} >/dev/null
     [ -z "${SANITIZE:-}" ] || wrap_postgres_for_sanitizers "$stage$PG_BINDIR" "$stage/sanitizer" || return 1
     chmod -R a+rX "$stage"
