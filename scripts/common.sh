@@ -85,6 +85,12 @@ sync_sanitize_tree() {
     cp "$REPO"/db_virtuoso--*--*.sql "$SANITIZE_BUILD/" 2>/dev/null || true
 }
 
+# The sanitizer flags of the Makefile (SANITIZE_FLAGS), for what is built beside the module.
+sanitize_flags() {
+    # shellcheck disable=SC2016  # $(SANITIZE_FLAGS) is make's
+    make -s -C "$REPO" SANITIZE=1 --eval 'print-sanitize-flags: ; @echo $(SANITIZE_FLAGS)' print-sanitize-flags
+}
+
 build_sanitized_extension() {
     test -f "$LIBASAN" && test -f "$LIBUBSAN" || { echo "libasan/libubsan not found (g++ installs them)" >&2; return 1; }
     sync_sanitize_tree
@@ -152,7 +158,7 @@ sanitizer_self_check() (
         { echo "self-check: the postmaster does not map libasan and libubsan"; ok=1; }
     grep -q "$CLUSTER_DIR/stage.*/db_virtuoso.so" "/proc/$pid/maps" ||
         { echo "self-check: the postmaster did not load the staged db_virtuoso.so"; ok=1; }
-    flags=$(make -s -C "$SANITIZE_BUILD" SANITIZE=1 --eval 'print-sanitize-flags: ; @echo $(SANITIZE_FLAGS)' print-sanitize-flags)
+    flags=$(sanitize_flags)
     pkglib=$CLUSTER_DIR/stage$("$PG_CONFIG" --pkglibdir)
     # shellcheck disable=SC2086
     g++ -std=c++17 -O1 -g -fPIC -shared $flags -I"$("$PG_CONFIG" --includedir-server)" \

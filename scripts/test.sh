@@ -136,7 +136,7 @@ run_asan() {
     echo "== asan (module built with -fsanitize=address,undefined; servers preload the runtimes)"
     local start=$SECONDS suite saved_bin=$BIN saved_pgxs=$PGXS_STAGED saved_tap=${TAP_TESTS:-}
     build_sanitized_extension || { count asan-build 0 1; return; }
-    SANITIZE_FLAGS=$(make -s -C "$SANITIZE_BUILD" SANITIZE=1 --eval 'print-sanitize-flags: ; @echo $(SANITIZE_FLAGS)' print-sanitize-flags)
+    SANITIZE_FLAGS=$(sanitize_flags)
     if sanitizer_self_check; then count asan-canary 1 0; else count asan-canary 0 1; fi
     BIN=$(SANITIZE=1 stage_install "$WORK/asan-stage") || { count asan-stage 0 1; BIN=$saved_bin; return; }
     PGXS_STAGED="$WORK/asan-stage$PGXS_DIR"
