@@ -82,7 +82,14 @@ sync_sanitize_tree() {
         while read -r f; do
             [ -e "$REPO/$f" ] || rm -f "$SANITIZE_BUILD/$f" "$SANITIZE_BUILD/${f%.cpp}.o"
         done
-    cp "$REPO"/db_virtuoso--*--*.sql "$SANITIZE_BUILD/" 2>/dev/null || true
+    # Released install scripts, update scripts and their control files (not the generated
+    # install script, which make writes; it goes too so that make writes it afresh).
+    rm -f "$SANITIZE_BUILD"/db_virtuoso--*
+    cp -p "$REPO"/db_virtuoso--*.control "$SANITIZE_BUILD/" 2>/dev/null || true
+    for f in "$REPO"/db_virtuoso--*.sql; do
+        [ -e "$f" ] || continue
+        git -C "$REPO" check-ignore -q "$f" 2>/dev/null || cp -p "$f" "$SANITIZE_BUILD/"
+    done
 }
 
 # The sanitizer flags of the Makefile (SANITIZE_FLAGS), for what is built beside the module.
