@@ -11,6 +11,10 @@
 # isolation and the TAP script 001_runner; scripts/sanitize.sh runs every suite that way.
 #   ASAN_SUITES="regress isolation tap"   the suites it runs (unit too in scripts/sanitize.sh)
 #   ASAN_TAP_TESTS="001_runner"           its TAP scripts (empty: all; TAP_TESTS wins)
+#   ASAN_TAP_SKIP="080_hostile_input"     left out of "all": it limits the postmaster's
+#       address space with prlimit, and the ASan runtime's shadow memory alone exceeds any
+#       such limit (every backend then fails with "out of memory").  TAP scripts see
+#       VIRTUOSO_SANITIZE=1 in a sanitizer run, so such a script can adapt instead.
 set -uo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -113,6 +117,7 @@ run_tap() {
     mkdir -p "$out" && [ "$(id -u)" -eq 0 ] && chown "$RUN_USER" "$out"
     log="$out/run.log"
     (cd "$out" && as_runner env PATH="$BIN:$PATH" PG_REGRESS="$PGXS_STAGED/test/regress/pg_regress" \
+        VIRTUOSO_SANITIZE="${TAG:+1}" \
         TESTDIR="$out" PGPORT="$(free_port 54450)" VIRTUOSO_REPO="$WORK" \
         prove -I "$PGXS_STAGED/test/perl" -I "$WORK/test/t" ${PROVE_FLAGS:-} "${scripts[@]}") >"$log" 2>&1
     local rc=$?
@@ -141,6 +146,13 @@ run_asan() {
     BIN=$(SANITIZE=1 stage_install "$WORK/asan-stage") || { count asan-stage 0 1; BIN=$saved_bin; return; }
     PGXS_STAGED="$WORK/asan-stage$PGXS_DIR"
     TAP_TESTS=${TAP_TESTS:-${ASAN_TAP_TESTS-001_runner}}
+    if [ -z "$TAP_TESTS" ]; then  # all TAP scripts but those that cannot run under ASan
+        local t
+        for t in "$WORK"/test/t/*.pl; do
+            t=$(basename "$t" .pl)
+            case " ${ASAN_TAP_SKIP-080_hostile_input} " in *" $t "*) echo "== asan-tap skips $t" ;; *) TAP_TESTS+=" $t" ;; esac
+        done
+    fi
     TAG=asan-
     for suite in ${ASAN_SUITES:-regress isolation tap}; do
         "run_$suite"
