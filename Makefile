@@ -36,6 +36,15 @@ include $(PGXS)
 
 override CXXFLAGS += -std=c++17 -fPIC -Wno-register -Wno-missing-field-initializers -Werror=return-type
 
+# `make SANITIZE=1` (used by scripts/sanitize.sh in a separate build tree): AddressSanitizer
+# and UndefinedBehaviorSanitizer, and every UBSan finding aborts instead of printing only.
+# The server itself stays uninstrumented; it runs with libasan preloaded (see scripts).
+ifdef SANITIZE
+SANITIZE_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+override CXXFLAGS += $(SANITIZE_FLAGS) -O1
+SHLIB_LINK += $(SANITIZE_FLAGS)
+endif
+
 $(OBJS): $(HEADERS)
 
 $(DATA_built): $(SQL_PARTS)
