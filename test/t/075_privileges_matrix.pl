@@ -185,9 +185,21 @@ my @matrix = (
           $q$SELECT * FROM alice.t WHERE v OPERATOR(pg_catalog.=) 'v3'$q$, 'alice.t', '{v}')},
         '42501', '42501', '42501', 'ok:t', 'ok:t'],
     ['virtuoso.validate_data_integrity(jsonb)', 'verify',
-        q{SELECT rule_name, status FROM virtuoso.validate_data_integrity(
-          '[{"name": "ids", "type": "unique", "table": "alice.t", "column": "id"}]')},
-        '42501', 'ok:ids|ERROR', 'ok:ids|ERROR', 'ok:ids|PASS', 'ok:ids|PASS'],
+        # typed rules: the SQL the extension generates must not reach the shadows
+        q{SELECT pg_catalog.string_agg(rule_name OPERATOR(pg_catalog.||) '=' OPERATOR(pg_catalog.||) status, ' '
+                                       ORDER BY rule_name)
+          FROM virtuoso.validate_data_integrity('[
+            {"name": "unique", "type": "unique", "table": "alice.t", "column": "id"},
+            {"name": "not_null", "type": "not_null", "table": "alice.t", "column": "v"},
+            {"name": "values", "type": "accepted_values", "table": "alice.ix", "column": "id", "values": [1, 2]},
+            {"name": "range", "type": "range", "table": "alice.t", "column": "id", "min": 1, "max": 20000},
+            {"name": "rows", "type": "row_count", "table": "alice.t", "min": 1},
+            {"name": "fk", "type": "foreign_key", "table": "alice.ix", "column": "id",
+             "references": "alice.t", "referenced_column": "id"}]')},
+        '42501', 'ok:' . join(' ', map { "$_=ERROR" } qw(fk not_null range rows unique values)),
+        'ok:' . join(' ', map { "$_=ERROR" } qw(fk not_null range rows unique values)),
+        'ok:fk=PASS not_null=PASS range=PASS rows=PASS unique=PASS values=FAIL',
+        'ok:fk=PASS not_null=PASS range=PASS rows=PASS unique=PASS values=FAIL'],
     ['virtuoso.health_may_see(oid)', 'read',
         q{SELECT virtuoso.health_may_see('alice.t'::regclass)},
         '42501', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
@@ -207,6 +219,12 @@ my @matrix = (
           WHERE schemaname OPERATOR(pg_catalog.=) 'alice'},
         '42501', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED',
         'ok:VACUUM|DRY_RUN;ANALYZE|DRY_RUN', 'ok:VACUUM|DRY_RUN;ANALYZE|DRY_RUN'],
+    ['virtuoso.perform_maintenance_if_needed(boolean)', 'vacuum',
+        q{SELECT action, status FROM virtuoso.perform_maintenance_if_needed(false)
+          WHERE schemaname OPERATOR(pg_catalog.=) 'alice'},
+        # the owner's call vacuums alice.t: nothing is due any more for the superuser
+        '42501', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED',
+        'ok:VACUUM|SUCCESS;ANALYZE|SUCCESS', 'ok:'],
     ['virtuoso.execute_migration_with_monitoring(text,text,text,jsonb)', 'change',
         q{SELECT status FROM virtuoso.execute_migration_with_monitoring('m_replace_%s',
           'SELECT 1', NULL, '{"force": true}')},
