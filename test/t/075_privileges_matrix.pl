@@ -64,6 +64,14 @@ BEGIN
     RAISE WARNING 'TRAP as %', current_user;
     RETURN 5;
 END $$;
+-- an expression index with alice's code: whoever vacuums, analyzes or reindexes the table
+-- makes PostgreSQL run it, which must happen as alice (one row of the sample says so)
+CREATE FUNCTION alice.trapf(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF i OPERATOR(pg_catalog.=) 1 THEN RAISE WARNING 'TRAP as %', current_user; END IF;
+    RETURN i;
+END $$;
+CREATE INDEX ix_trapf ON alice.ix ((alice.trapf(id)));
 ANALYZE alice.t;
 DELETE FROM alice.t WHERE id OPERATOR(pg_catalog.>) 10000;   -- dead tuples: vacuum due
 SELECT pg_stat_force_next_flush();
@@ -154,12 +162,19 @@ my @matrix = (
     ['virtuoso.execute_top_level(text)', 'change',
         q{SELECT virtuoso.execute_top_level('DELETE FROM alice.t WHERE false')},
         '42501', '42501', '42501', 'ok:DELETE 0', 'ok:DELETE 0'],
+    ['virtuoso.execute_top_level(text)', 'vacuum',
+        # PostgreSQL skips a table the role may not vacuum with a WARNING, as without the runner
+        q{SELECT virtuoso.execute_top_level('VACUUM (ANALYZE) alice.ix')},
+        '42501', 'ok:VACUUM', 'ok:VACUUM', 'ok:VACUUM', 'ok:VACUUM'],
     ['virtuoso.execute_autonomous(text)', 'read',
         q{SELECT virtuoso.execute_autonomous('SELECT * FROM alice.t LIMIT 1')},
         '42501', '42501', '42501', 'ok:SELECT 1', 'ok:SELECT 1'],
     ['virtuoso.run_top_level(text,text)', 'index',
         q{CALL virtuoso.run_top_level('CREATE INDEX CONCURRENTLY rtl_%s ON alice.ix (v)')},
         '42501', '42501', '42501', 'ok:CREATE INDEX', 'ok:CREATE INDEX'],
+    ['virtuoso.run_top_level(text,text)', 'reindex',
+        q{CALL virtuoso.run_top_level('REINDEX INDEX CONCURRENTLY alice.ix_trapf')},
+        '42501', '42501', '42501', 'ok:REINDEX', 'ok:REINDEX'],
     ['virtuoso.build_index_concurrently(text,text)', 'index',
         q{CALL virtuoso.build_index_concurrently('CREATE INDEX bic_%s ON alice.ix (id)')},
         '42501', '42501', '42501', 'ok:alice.bic_owner', 'ok:alice.bic_super'],
@@ -212,19 +227,19 @@ my @matrix = (
         '42501', 'ok:', 'ok:no_primary_key', 'ok:no_primary_key', 'ok:no_primary_key'],
     ['virtuoso.slow_queries_analysis_rows()', 'read',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.slow_queries_analysis_rows()
-          WHERE query OPERATOR(pg_catalog.~~) '%alice.t%'},
+          WHERE userid OPERATOR(pg_catalog.=) 'alice'::regrole::oid},
         '42501', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
     ['virtuoso.perform_maintenance_if_needed(boolean)', 'vacuum',
         q{SELECT action, status FROM virtuoso.perform_maintenance_if_needed(true)
-          WHERE schemaname OPERATOR(pg_catalog.=) 'alice'},
-        '42501', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED',
-        'ok:VACUUM|DRY_RUN;ANALYZE|DRY_RUN', 'ok:VACUUM|DRY_RUN;ANALYZE|DRY_RUN'],
+          WHERE schemaname OPERATOR(pg_catalog.=) 'alice' AND action OPERATOR(pg_catalog.=) 'VACUUM'},
+        '42501', 'ok:VACUUM|SKIPPED', 'ok:VACUUM|SKIPPED',
+        'ok:VACUUM|DRY_RUN', 'ok:VACUUM|DRY_RUN'],
     ['virtuoso.perform_maintenance_if_needed(boolean)', 'vacuum',
         q{SELECT action, status FROM virtuoso.perform_maintenance_if_needed(false)
-          WHERE schemaname OPERATOR(pg_catalog.=) 'alice'},
+          WHERE schemaname OPERATOR(pg_catalog.=) 'alice' AND action OPERATOR(pg_catalog.=) 'VACUUM'},
         # the owner's call vacuums alice.t: nothing is due any more for the superuser
-        '42501', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED', 'ok:VACUUM|SKIPPED;ANALYZE|SKIPPED',
-        'ok:VACUUM|SUCCESS;ANALYZE|SUCCESS', 'ok:'],
+        '42501', 'ok:VACUUM|SKIPPED', 'ok:VACUUM|SKIPPED',
+        'ok:VACUUM|SUCCESS', 'ok:'],
     ['virtuoso.execute_migration_with_monitoring(text,text,text,jsonb)', 'change',
         q{SELECT status FROM virtuoso.execute_migration_with_monitoring('m_replace_%s',
           'SELECT 1', NULL, '{"force": true}')},
@@ -262,6 +277,7 @@ my %in_catalog = map { $_ => 1 } @routines;
 is_deeply([grep { !$in_matrix{$_} } @routines], [], 'every routine of schema virtuoso has a matrix row');
 is_deeply([grep { !$in_catalog{$_} } sort keys %in_matrix], [], 'every matrix row names a routine');
 
+my %trapped;    # rows whose superuser call reached alice's code
 for my $row (@matrix)
 {
     my ($routine, $action, $call, @expect) = @$row;
@@ -289,13 +305,21 @@ for my $row (@matrix)
         unlike($err, qr/SHADOW/, "$label: no shadowing function or operator runs");
         my @trap = $err =~ /TRAP as (\S+)/g;
         is_deeply([grep { $_ ne 'alice' } @trap], [], "$label: alice's code runs only as alice");
+        $trapped{"$routine [$action]"} = 1 if $tag eq 'super' && @trap;
     }
 }
 
-# The advisor did plan alice's trap statement for the superuser (as alice): the trap rows
-# above are not vacuous.
-my (undef, undef, $err) = $node->psql('postgres', 'SELECT count(*) FROM virtuoso.recommend_indexes()');
-like($err, qr/TRAP as alice/, 'the advisor plans alice\'s statement as alice for a superuser');
+# The superuser's calls did reach alice's code (as alice) through planning, rules, stored
+# SQL and index expressions: the "only as alice" checks above are not vacuous.
+for my $row ('virtuoso.recommend_indexes(bigint,double precision,text) [plan]',
+    'virtuoso.optimize_table_indexes(regclass,boolean) [plan]',
+    'virtuoso.verify_migration_integrity(text) [verify]',
+    'virtuoso.execute_rollback_with_backup(text,boolean,text) [stored SQL of another role]',
+    'virtuoso.execute_top_level(text) [vacuum]',
+    'virtuoso.run_top_level(text,text) [reindex]')
+{
+    ok($trapped{$row}, "$row as super reaches alice's code");
+}
 
 $node->stop;
 done_testing();
