@@ -154,6 +154,28 @@ SELECT 1 = 1, lower('A'), (SELECT count(*) FROM (VALUES (1)) v)},
     like($err, qr/SHADOW =\(int4\).*SHADOW lower.*SHADOW count\(\*\)/s, 'the shadows capture unqualified SQL');
 }
 
+# Runs SQL from psql as the role of a tag, on the hostile search_path: 'ok:<output>' (rows
+# joined by ';') or the SQLSTATE of the error, and the stderr.
+sub outcome
+{
+    my ($tag, $sql) = @_;
+    my ($rc, $out, $err) = $node->psql('postgres', "SET search_path = public, pg_catalog;\n$sql",
+        extra_params => ['-U', $role{$tag}, '-v', 'VERBOSITY=verbose']);
+    my $got;
+    if ($rc == 0)
+    {
+        $out =~ s/\n/;/g;
+        $out =~ s/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/UUID/g;
+        $got = "ok:$out";
+    }
+    else
+    {
+        ($got) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
+        $got //= "exit $rc";
+    }
+    return { outcome => $got, err => $err };
+}
+
 # ---- the matrix --------------------------------------------------------------------------
 # [ routine (regprocedure), action, call ('%s' = the role tag), none, granted, stats, owner, super ]
 my $ok_verify = 'ok:migration_status|PASS;objects|PASS;invalid_index|PASS;'
@@ -286,26 +308,64 @@ for my $row (@matrix)
         my $tag = $tags[$i];
         my $want = $expect[$i];
         (my $sql = $call) =~ s{%s}{$tag}g;
-        my ($rc, $out, $err) = $node->psql('postgres', "SET search_path = public, pg_catalog;\n$sql",
-            extra_params => ['-U', $role{$tag}, '-v', 'VERBOSITY=verbose']);
-        my $got;
-        if ($rc == 0)
-        {
-            $out =~ s/\n/;/g;
-            $out =~ s/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/UUID/g;
-            $got = "ok:$out";
-        }
-        else
-        {
-            ($got) = $err =~ /ERROR:\s+([0-9A-Z]{5}):/;
-            $got //= "exit $rc";
-        }
+        my $res = outcome($tag, $sql);
+        my ($got, $err) = ($res->{outcome}, $res->{err});
         my $label = "$routine [$action] as $tag";
         is($got, $want, $label) or diag("stderr: $err");
         unlike($err, qr/SHADOW/, "$label: no shadowing function or operator runs");
         my @trap = $err =~ /TRAP as (\S+)/g;
         is_deeply([grep { $_ ne 'alice' } @trap], [], "$label: alice's code runs only as alice");
         $trapped{"$routine [$action]"} = 1 if $tag eq 'super' && @trap;
+    }
+}
+
+# ---- the relations of schema virtuoso ----------------------------------------------------
+# Readers are given SELECT on the views (the README's "monitoring views"); the log tables are
+# granted to nobody here.  Each view may show facts only about relations the caller owns or
+# may read, or all with pg_read_all_stats; statements only of roles the caller is a member
+# of, or all with pg_read_all_stats.
+$node->safe_psql('postgres', q{
+DO $$
+DECLARE v regclass;
+BEGIN
+    FOR v IN SELECT oid FROM pg_class WHERE relnamespace = 'virtuoso'::regnamespace AND relkind = 'v'
+    LOOP
+        EXECUTE format('GRANT SELECT ON %s TO priv_granted, priv_stats, alice', v);
+    END LOOP;
+END $$;
+});
+my $sees_alice = q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.%s
+                   WHERE schemaname OPERATOR(pg_catalog.=) 'alice'};
+my @relations = (
+    ['virtuoso.migration_performance_dashboard', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
+    ['virtuoso.unused_indexes', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
+    ['virtuoso.redundant_indexes', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
+    ['virtuoso.slow_queries_analysis', 'ok:f', 'ok:t', 'ok:t', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.slow_queries_analysis
+          WHERE userid OPERATOR(pg_catalog.=) 'alice'::regrole::oid}],
+    ['virtuoso.migration_log', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.migration_log}],
+    ['virtuoso.maintenance_log', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.maintenance_log}],
+);
+my %rel_in_matrix = map { $_->[0] => 1 } @relations;
+my @catalog_relations = split /\n/, $node->safe_psql('postgres', q{
+SELECT c.oid::regclass FROM pg_class c
+WHERE c.relnamespace = 'virtuoso'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY 1});
+is_deeply([grep { !$rel_in_matrix{$_} } @catalog_relations], [],
+    'every table and view of schema virtuoso has a matrix row');
+for my $row (@relations)
+{
+    my ($rel, @expect) = @$row;
+    my $sql = $expect[4] // sprintf($sees_alice, $rel =~ s/^virtuoso\.//r);
+    for my $i (0 .. $#tags)
+    {
+        my $tag = $tags[$i];
+        # no grant at all: no USAGE on the schema
+        my $want = $tag eq 'none' ? '42501' : $expect[$i - 1];
+        my $got = outcome($tag, $sql);
+        is($got->{outcome}, $want, "$rel [read] as $tag") or diag("stderr: $got->{err}");
+        unlike($got->{err}, qr/SHADOW/, "$rel as $tag: no shadowing function or operator runs");
     }
 }
 
