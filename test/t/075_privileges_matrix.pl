@@ -128,14 +128,38 @@ CREATE OPERATOR public.$sym (LEFTARG = $type, RIGHTARG = $type, PROCEDURE = publ
 for my $fn (['lower', 'text', 'text'], ['upper', 'text', 'text'],
     ['quote_ident', 'text', 'text'], ['length', 'text', 'int4'],
     ['pg_get_userbyid', 'oid', 'name'], ['to_regclass', 'text', 'regclass'],
-    ['pg_relation_size', 'regclass', 'int8'], ['pg_table_is_visible', 'oid', 'bool'])
+    ['pg_relation_size', 'regclass', 'int8'], ['pg_table_is_visible', 'oid', 'bool'],
+    ['quote_literal', 'text', 'text'], ['current_setting', 'text', 'text'],
+    ['jsonb_typeof', 'jsonb', 'text'], ['pg_total_relation_size', 'regclass', 'int8'],
+    ['pg_size_pretty', 'int8', 'text'], ['pg_get_indexdef', 'oid', 'text'],
+    ['btrim', 'text', 'text'], ['md5', 'text', 'text'], ['to_jsonb', 'anyelement', 'jsonb'],
+    ['array_to_string', 'anyarray, b text', 'text'], ['left', 'text, b int4', 'text'],
+    ['has_table_privilege', 'oid, b text', 'bool'], ['has_any_column_privilege', 'oid, b text', 'bool'],
+    ['pg_has_role', 'oid, b text', 'bool'], ['has_schema_privilege', 'oid, b text', 'bool'],
+    ['set_config', 'text, b text, c bool', 'text'])
 {
     my ($name, $arg, $ret) = @$fn;
+    my $args = join(', ', ('a', 'b', 'c')[0 .. ($arg =~ tr/,//)]);
     $shadows .= qq{
 CREATE FUNCTION public.$name(a $arg) RETURNS $ret LANGUAGE plpgsql AS \$\$
-BEGIN RAISE WARNING 'SHADOW $name'; RETURN pg_catalog.$name(a); END \$\$;
+BEGIN RAISE WARNING 'SHADOW $name'; RETURN pg_catalog.$name($args); END \$\$;
 };
 }
+for my $fn (['now', 'timestamptz'], ['clock_timestamp', 'timestamptz'], ['pg_backend_pid', 'int4'])
+{
+    my ($name, $ret) = @$fn;
+    $shadows .= qq{
+CREATE FUNCTION public.$name() RETURNS $ret LANGUAGE plpgsql AS \$\$
+BEGIN RAISE WARNING 'SHADOW $name'; RETURN pg_catalog.$name(); END \$\$;
+};
+}
+$shadows .= q{
+CREATE FUNCTION public.jsonb_array_elements(a jsonb) RETURNS SETOF jsonb LANGUAGE plpgsql AS $$
+BEGIN RAISE WARNING 'SHADOW jsonb_array_elements'; RETURN QUERY SELECT pg_catalog.jsonb_array_elements(a); END $$;
+CREATE FUNCTION public.shadow_agg_sfunc(s text, x text, d text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN RAISE WARNING 'SHADOW string_agg'; RETURN s; END $$;
+CREATE AGGREGATE public.string_agg(text, text) (SFUNC = public.shadow_agg_sfunc, STYPE = text);
+};
 $shadows .= q{
 CREATE FUNCTION public.shadow_count_sfunc(s int8) RETURNS int8 LANGUAGE plpgsql AS $$
 BEGIN RAISE WARNING 'SHADOW count(*)'; RETURN s OPERATOR(pg_catalog.+) 1; END $$;
