@@ -102,7 +102,8 @@ for my $tag (@tags)
         my $rollback = $action eq 'trap'
             ? "SELECT alice.trap(); INSERT INTO alice.who VALUES ('$name', current_user)"
             : "DROP TABLE alice.$name; INSERT INTO alice.who VALUES ('$name', current_user)";
-        my $mig = $action eq 'trap' ? 'SELECT 1' : "CREATE TABLE alice.$name (id int)";
+        my $mig = $action eq 'trap' ? 'SELECT 1'
+          : "CREATE TABLE alice.$name (id int); INSERT INTO alice.$name VALUES (1)";
         $sql .= "SELECT status FROM virtuoso.execute_migration_with_monitoring('$name', "
           . "\$m\$$mig\$m\$, \$r\$$rollback\$r\$, \$o\${\"validation_rules\": $rules}\$o\$);\n";
     }
@@ -311,9 +312,10 @@ my @matrix = (
           FROM virtuoso.execute_rollback_with_backup('m_rollback_%s', true) \gset
           SELECT :'status', relowner::regrole FROM pg_catalog.pg_class
           WHERE oid OPERATOR(pg_catalog.=) :'bk'::regclass;
+          SELECT * FROM :bk;
           SELECT u FROM alice.who WHERE m OPERATOR(pg_catalog.=) 'm_rollback_%s'},
-        # the backup belongs to the caller, the stored rollback SQL runs as alice
-        '42501', '42501', '42501', 'ok:ROLLED_BACK|alice;alice', 'ok:ROLLED_BACK|postgres;alice'],
+        # the backup belongs to the caller, who can read it; the stored rollback SQL runs as alice
+        '42501', '42501', '42501', 'ok:ROLLED_BACK|alice;1;alice', 'ok:ROLLED_BACK|postgres;1;alice'],
     ['virtuoso.execute_rollback_with_backup(text,boolean,text)', 'stored SQL of another role',
         q{SELECT status FROM virtuoso.execute_rollback_with_backup('m_trap_%s', true);
           SELECT u FROM alice.who WHERE m OPERATOR(pg_catalog.=) 'm_trap_%s'},
