@@ -11,10 +11,13 @@
 #         super   - the bootstrap superuser
 #
 # Outcome: a SQLSTATE (the call must fail with it, psql exit 3) or 'ok:<output>' (psql exit
-# 0, its unaligned tuples-only output, rows joined by ';').  On top of every row:
-#   - no shadowing function or operator of schema public runs (stderr has no SHADOW);
-#   - alice's code (alice.trap) reached through planning, rules or stored SQL only ever runs
-#     as alice, never as the caller.
+# 0, its unaligned tuples-only output: columns joined by '|', rows by ';').  On top of every
+# row:
+#   - no shadowing operator, function, aggregate or type (a domain) of schema public, which
+#     every call puts before pg_catalog, runs (stderr has no SHADOW);
+#   - alice's code (alice.trap, alice.trapf) reached through planning, rules, stored SQL or an
+#     index expression only ever runs as alice, never as the caller.
+# A second matrix does the same for every table and view of schema virtuoso (pg_class).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
