@@ -61,14 +61,19 @@ SELECT s.schemaname,
            AS drop_statement
 FROM pg_catalog.pg_stat_user_indexes s
 JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
+JOIN pg_catalog.pg_class t ON t.oid = s.relid
 WHERE s.idx_scan = 0
+  -- only tables the caller may see, as virtuoso.health_may_see decides (defined later)
+  AND (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+       OR pg_catalog.pg_has_role(t.relowner, 'USAGE')
+       OR pg_catalog.has_any_column_privilege(t.oid, 'SELECT'))
   AND NOT i.indisunique
   AND NOT i.indisprimary
   AND NOT i.indisexclusion
   AND i.indisvalid
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid);
 COMMENT ON VIEW virtuoso.unused_indexes IS
-'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted).';
+'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted). Only indexes of tables the caller owns or may read (all with pg_read_all_stats).';
 
 -- An index whose key columns (same operator classes, collations and sort orders) are a leading prefix of
 -- another index's on the same table, with the same predicate and access method, serves no
@@ -86,8 +91,13 @@ WITH idx AS (
            pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions
     FROM pg_catalog.pg_index i
     JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
     WHERE i.indisvalid
+      -- only tables the caller may see, as virtuoso.health_may_see decides (defined later)
+      AND (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+           OR pg_catalog.pg_has_role(tc.relowner, 'USAGE')
+           OR pg_catalog.has_any_column_privilege(tc.oid, 'SELECT'))
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_toast'
 )
@@ -127,4 +137,4 @@ WHERE NOT r.indisprimary
            AND r.indisunique)
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = r.indexrelid);
 COMMENT ON VIEW virtuoso.redundant_indexes IS
-'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed.';
+'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed. Only indexes of tables the caller owns or may read (all with pg_read_all_stats).';

@@ -271,7 +271,7 @@ std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules, int l
     settings.set("lock_timeout", std::to_string(lock_timeout_ms) + "ms");
     auto result = spi.execute(
         "SELECT rule_name, status, result_count, expected_count, validation_message "
-        "FROM virtuoso.validate_data_integrity($1::jsonb)",
+        "FROM virtuoso.validate_data_integrity($1::pg_catalog.jsonb)",  // caller's search_path
         {rules});
     std::vector<std::string> failed;
     for (const auto &row : result.rows) {

@@ -64,9 +64,15 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
         {affected_objects});
     std::vector<std::string> names;
     if (tables.empty()) return names;
+    // The schema and the empty copies are made by the extension's owner, so a role with only
+    // the documented grants (no CREATE on the database or the schema) may back up; each copy
+    // then belongs to the caller and is filled as the caller, reading only what it may read.
+    const std::string caller = *spi.scalar("SELECT quote_ident(current_user)");
     // (IF NOT EXISTS would add a NOTICE to every later rollback; migrations are serialised)
-    if (!spi.scalar("SELECT to_regnamespace('virtuoso_backup')"))
+    if (!spi.scalar("SELECT to_regnamespace('virtuoso_backup')")) {
+        AsExtensionOwner owner;
         spi.execute("CREATE SCHEMA virtuoso_backup");
+    }
     for (const auto &t : tables.rows) {
         const std::string base = clip_name(*t[1], kBackupBaseBytes) + "_" + *t[2];
         std::string name;
@@ -88,7 +94,13 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
                 break;
         }
         std::string target = "virtuoso_backup." + pg::quote_identifier(name);
-        spi.execute(fmt::format("CREATE TABLE {} AS TABLE {}", target, *t[0]));
+        {
+            AsExtensionOwner owner;
+            spi.execute(fmt::format("GRANT USAGE ON SCHEMA virtuoso_backup TO {}", caller));
+            spi.execute(fmt::format("CREATE TABLE {} AS TABLE {} WITH NO DATA", target, *t[0]));
+            spi.execute(fmt::format("ALTER TABLE {} OWNER TO {}", target, caller));
+        }
+        spi.execute(fmt::format("INSERT INTO {} TABLE {}", target, *t[0]));
         names.push_back(target);
     }
     return names;

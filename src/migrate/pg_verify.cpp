@@ -107,14 +107,15 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
     }
     if (rules) {
         // Rules are stored SQL: run with the rights of the role that recorded them, with the
-        // caller's settings and search_path.
+        // caller's settings and search_path (for the rules' own SQL only: the wrapper names
+        // its type by schema).
         RunAccess::StoredSqlScope as_recorder(access);
         pg::GucScope settings;  // rules read the user's tables: no unbounded lock wait
         settings.set("lock_timeout", std::to_string(gucs::lock_timeout_ms) + "ms");
         pg::Spi user;
         auto results = user.execute(
             "SELECT rule_name, status, validation_message FROM "
-            "virtuoso.validate_data_integrity($1::jsonb)",
+            "virtuoso.validate_data_integrity($1::pg_catalog.jsonb)",
             {*rules});
         for (const auto &r : results.rows) out.push_back({"validation_rule", r[1], r[0], r[2]});
     }
