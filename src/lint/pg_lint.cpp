@@ -69,7 +69,9 @@ namespace {
 using pg::PgError;
 using pg::UserError;
 
-LockMode to_lock(LOCKMODE m) { return static_cast<LockMode>(static_cast<int>(m)); }
+LockMode to_lock(LOCKMODE m) {
+    return static_cast<LockMode>(static_cast<int>(m));
+}
 
 std::string lower(std::string s) {
     for (auto &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -109,10 +111,12 @@ Lockers read_lockers() {
         out.by_relation[static_cast<Oid>(std::stoul(*row[0]))].push_back(h);
     }
     auto o = sql.execute(
-        "SELECT a.pid::text, extract(epoch FROM statement_timestamp() - a.xact_start)::float8::text, "
+        "SELECT a.pid::text, extract(epoch FROM statement_timestamp() - "
+        "a.xact_start)::float8::text, "
         "       a.state "
         "FROM pg_catalog.pg_stat_activity a "
-        "WHERE a.xact_start IS NOT NULL AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid() "
+        "WHERE a.xact_start IS NOT NULL AND a.pid OPERATOR(pg_catalog.<>) "
+        "pg_catalog.pg_backend_pid() "
         "  AND a.backend_type OPERATOR(pg_catalog.=) 'client backend' "
         "ORDER BY a.xact_start LIMIT 1",
         {}, true);
@@ -157,8 +161,8 @@ void relation_blocks(Oid relid, RawFacts *f) {
     if (reltuples < 0 || f->reltuples < 0)
         f->reltuples = -1;
     else
-        f->reltuples += (relpages > 0 && blocks >= 0) ? reltuples / relpages * blocks
-                        : (blocks == 0)                ? 0
+        f->reltuples += (relpages > 0 && blocks >= 0)   ? reltuples / relpages * blocks
+                        : (blocks == 0)                 ? 0
                         : (relpages == 0 && blocks > 0) ? -1e300
                                                         : reltuples;
     if (blocks < 0) blocks = relpages;
@@ -286,7 +290,8 @@ std::string type_string(TypeName *tn, Oid *typid, int32 *typmod) {
 bool default_is_volatile(Node *raw, Oid typid, int32 typmod) {
     return pg::pg_call([raw, typid, typmod] {
         ParseState *ps = make_parsestate(nullptr);
-        Node *expr = transformExpr(ps, static_cast<Node *>(copyObjectImpl(raw)), EXPR_KIND_COLUMN_DEFAULT);
+        Node *expr =
+            transformExpr(ps, static_cast<Node *>(copyObjectImpl(raw)), EXPR_KIND_COLUMN_DEFAULT);
         if (OidIsValid(typid)) {
             Node *coerced = coerce_to_target_type(ps, expr, exprType(expr), typid, typmod,
                                                   COERCION_ASSIGNMENT, COERCE_IMPLICIT_CAST, -1);
@@ -320,12 +325,13 @@ bool change_requires_rewrite(Node *expr, AttrNumber attnum, std::string *why) {
             expr = (Node *)linitial(((FuncExpr *)expr)->args);
         } else {
             if (IsA(expr, FuncExpr) && list_length(((FuncExpr *)expr)->args) >= 2)
-                *why = "the new length or precision is not wider than the old, so every value "
-                       "is checked or converted";
+                *why =
+                    "the new length or precision is not wider than the old, so every value "
+                    "is checked or converted";
             else
-            *why = IsA(expr, FuncExpr) || IsA(expr, CoerceViaIO) || IsA(expr, ArrayCoerceExpr)
-                       ? "the cast is not binary coercible (pg_cast), every value is converted"
-                       : "every value is recomputed";
+                *why = IsA(expr, FuncExpr) || IsA(expr, CoerceViaIO) || IsA(expr, ArrayCoerceExpr)
+                           ? "the cast is not binary coercible (pg_cast), every value is converted"
+                           : "every value is recomputed";
             return true;
         }
     }
@@ -417,8 +423,8 @@ void not_null_facts(Oid relid, const char *column, bool *already, bool *implied)
             auto *con = (Form_pg_constraint)GETSTRUCT(ct);
             if (con->contype != CONSTRAINT_CHECK || !con->convalidated) continue;
             bool isnull;
-            Datum bin = heap_getattr(ct, Anum_pg_constraint_conbin, RelationGetDescr(conrel),
-                                     &isnull);
+            Datum bin =
+                heap_getattr(ct, Anum_pg_constraint_conbin, RelationGetDescr(conrel), &isnull);
             if (isnull) continue;
             Node *cexpr = (Node *)stringToNode(TextDatumGetCString(bin));
             cexpr = eval_const_expressions(nullptr, cexpr);
@@ -456,7 +462,8 @@ bool fk_index_exists(Oid relid, const std::vector<std::string> &columns) {
         "    AND i.indpred IS NULL "
         "    AND (SELECT pg_catalog.array_agg(k ORDER BY k) FROM pg_catalog.unnest("
         "           (i.indkey::int2[])[0:pg_catalog.cardinality($2::text[]) - 1]) k) "
-        "        OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(attnum::int2 ORDER BY attnum) FROM want) "
+        "        OPERATOR(pg_catalog.=) (SELECT pg_catalog.array_agg(attnum::int2 ORDER BY attnum) "
+        "FROM want) "
         "    AND (SELECT pg_catalog.count(*) FROM want) OPERATOR(pg_catalog.=) "
         "        pg_catalog.cardinality($2::text[]))::text",
         {std::to_string(relid), names}, true);
@@ -503,7 +510,8 @@ bool walk_functions(Node *node, void *context) {
             scan->found->push_back(NameListToString(fc->funcname));
         }
     }
-    return raw_expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walk_functions)), context);
+    return raw_expression_tree_walker(
+        node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walk_functions)), context);
 }
 
 std::vector<std::string> user_functions(Node *stmt) {
@@ -518,7 +526,8 @@ bool has_option(List *options, const char *name) {
     ListCell *lc;
     foreach (lc, options) {
         auto *opt = lfirst_node(DefElem, lc);
-        if (strcmp(opt->defname, name) == 0) return pg::pg_call([opt] { return defGetBoolean(opt); });
+        if (strcmp(opt->defname, name) == 0)
+            return pg::pg_call([opt] { return defGetBoolean(opt); });
     }
     return false;
 }
@@ -582,8 +591,8 @@ Action Describer::add_constraint(Statement &s, Constraint *c, const std::string 
             break;
         case CONSTR_FOREIGN: {
             a.constraint = ConstraintKind::ForeignKey;
-            a.fk_columns = c->fk_attrs ? string_list(c->fk_attrs)
-                                       : std::vector<std::string>{column};
+            a.fk_columns =
+                c->fk_attrs ? string_list(c->fk_attrs) : std::vector<std::string>{column};
             a.scans = !c->skip_validation;
             if (a.scans) a.scan_reason = "every row is looked up in the referenced table";
             // The referenced table: SHARE ROW EXCLUSIVE (PostgreSQL's lock for both sides).
@@ -620,18 +629,28 @@ void Describer::add_column(Statement &s, Action &a, ColumnDef *def) {
     Oid typid;
     int32 typmod;
     a.type_name = type_string(def->typeName, &typid, &typmod);
-    a.serial = a.type_name == "serial" || a.type_name == "bigserial" ||
-               a.type_name == "smallserial";
+    a.serial =
+        a.type_name == "serial" || a.type_name == "bigserial" || a.type_name == "smallserial";
     Node *raw_default = def->raw_default;
     ListCell *lc;
     foreach (lc, def->constraints) {
         auto *c = lfirst_node(Constraint, lc);
         switch (c->contype) {
-            case CONSTR_NOTNULL: a.not_null = true; break;
-            case CONSTR_DEFAULT: raw_default = c->raw_expr; break;
-            case CONSTR_IDENTITY: a.identity = true; break;
-            case CONSTR_GENERATED: a.generated_stored = true; break;
-            case CONSTR_PRIMARY: a.not_null = true; [[fallthrough]];
+            case CONSTR_NOTNULL:
+                a.not_null = true;
+                break;
+            case CONSTR_DEFAULT:
+                raw_default = c->raw_expr;
+                break;
+            case CONSTR_IDENTITY:
+                a.identity = true;
+                break;
+            case CONSTR_GENERATED:
+                a.generated_stored = true;
+                break;
+            case CONSTR_PRIMARY:
+                a.not_null = true;
+                [[fallthrough]];
             case CONSTR_UNIQUE:
             case CONSTR_CHECK:
             case CONSTR_FOREIGN: {
@@ -645,7 +664,8 @@ void Describer::add_column(Statement &s, Action &a, ColumnDef *def) {
                 }
                 break;
             }
-            default: break;
+            default:
+                break;
         }
     }
     a.has_default = raw_default != nullptr;
@@ -665,8 +685,9 @@ void Describer::add_column(Statement &s, Action &a, ColumnDef *def) {
             sub.rollback();
             if (a.volatile_default) {
                 a.rewrites = true;
-                a.rewrite_reason = "its default is volatile after constant folding, so every "
-                                   "existing row gets its own value";
+                a.rewrite_reason =
+                    "its default is volatile after constant folding, so every "
+                    "existing row gets its own value";
             }
         } catch (const PgError &e) {
             a.unknown = true;
@@ -698,7 +719,9 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
             case AT_AddColumnToView:
                 add_column(s, a, castNode(ColumnDef, cmd->def));
                 break;
-            case AT_DropColumn: a.kind = ActionKind::DropColumn; break;
+            case AT_DropColumn:
+                a.kind = ActionKind::DropColumn;
+                break;
             case AT_AlterColumnType: {
                 a.kind = ActionKind::AlterColumnType;
                 auto *def = castNode(ColumnDef, cmd->def);
@@ -724,7 +747,9 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
                 not_null_facts(object_oid_, cmd->name, &a.already_not_null, &a.implied_by_check);
                 a.scans = !a.already_not_null && !a.implied_by_check;
                 break;
-            case AT_DropNotNull: a.kind = ActionKind::DropNotNull; break;
+            case AT_DropNotNull:
+                a.kind = ActionKind::DropNotNull;
+                break;
             case AT_ColumnDefault:
                 a.kind = cmd->def ? ActionKind::SetDefault : ActionKind::DropDefault;
                 break;
@@ -737,7 +762,9 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
             case AT_ValidateConstraint:
                 a.kind = ActionKind::ValidateConstraint;
                 break;
-            case AT_DropConstraint: a.kind = ActionKind::DropConstraint; break;
+            case AT_DropConstraint:
+                a.kind = ActionKind::DropConstraint;
+                break;
             case AT_SetLogged:
                 a.kind = ActionKind::SetLogged;
                 a.rewrites = true;
@@ -764,15 +791,21 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
                 a.kind = ActionKind::DetachPartition;
                 auto *pc = castNode(PartitionCmd, cmd->def);
                 a.concurrently = pc->concurrent;
-                add_other(s, pc->name,
-                          pc->concurrent ? LockMode::ShareUpdateExclusive
-                                         : LockMode::AccessExclusive);
+                add_other(
+                    s, pc->name,
+                    pc->concurrent ? LockMode::ShareUpdateExclusive : LockMode::AccessExclusive);
                 if (!s.other_locks.empty()) a.partition = s.other_locks.back().object;
                 break;
             }
-            case AT_AddIdentity: a.kind = ActionKind::AddIdentity; break;
-            case AT_SetStorage: a.kind = ActionKind::SetStorage; break;
-            default: a.kind = ActionKind::Other; break;
+            case AT_AddIdentity:
+                a.kind = ActionKind::AddIdentity;
+                break;
+            case AT_SetStorage:
+                a.kind = ActionKind::SetStorage;
+                break;
+            default:
+                a.kind = ActionKind::Other;
+                break;
         }
         s.actions.push_back(a);
     }
@@ -838,18 +871,28 @@ Statement Describer::describe(Node *node, int no, int line) {
     s.no = no;
     s.line = line;
     object_oid_ = InvalidOid;
-    s.tag = pg::pg_call([node] { return std::string(CreateCommandTag(node) == CMDTAG_UNKNOWN
-                                                         ? "???"
-                                                         : GetCommandTagName(CreateCommandTag(node))); });
+    s.tag = pg::pg_call([node] {
+        return std::string(CreateCommandTag(node) == CMDTAG_UNKNOWN
+                               ? "???"
+                               : GetCommandTagName(CreateCommandTag(node)));
+    });
     switch (nodeTag(node)) {
         case T_TransactionStmt: {
             auto *t = (TransactionStmt *)node;
             switch (t->kind) {
                 case TRANS_STMT_BEGIN:
-                case TRANS_STMT_START: s.kind = Kind::TransactionBegin; break;
-                case TRANS_STMT_COMMIT: s.kind = Kind::TransactionCommit; break;
-                case TRANS_STMT_ROLLBACK: s.kind = Kind::TransactionRollback; break;
-                default: s.kind = Kind::Savepoint; break;
+                case TRANS_STMT_START:
+                    s.kind = Kind::TransactionBegin;
+                    break;
+                case TRANS_STMT_COMMIT:
+                    s.kind = Kind::TransactionCommit;
+                    break;
+                case TRANS_STMT_ROLLBACK:
+                    s.kind = Kind::TransactionRollback;
+                    break;
+                default:
+                    s.kind = Kind::Savepoint;
+                    break;
             }
             break;
         }
@@ -874,7 +917,9 @@ Statement Describer::describe(Node *node, int no, int line) {
             }
             break;
         }
-        case T_CreateStmt: create_table(s, (CreateStmt *)node); break;
+        case T_CreateStmt:
+            create_table(s, (CreateStmt *)node);
+            break;
         case T_AlterTableStmt: {
             auto *a = (AlterTableStmt *)node;
             if (a->objtype == OBJECT_TABLE || a->objtype == OBJECT_FOREIGN_TABLE) {
@@ -915,13 +960,13 @@ Statement Describer::describe(Node *node, int no, int line) {
                 Oid table = OidIsValid(idx)
                                 ? pg::pg_call([idx] { return IndexGetRelation(idx, true); })
                                 : InvalidOid;
-                s.lock = d->concurrent ? LockMode::ShareUpdateExclusive
-                                       : LockMode::AccessExclusive;
+                s.lock = d->concurrent ? LockMode::ShareUpdateExclusive : LockMode::AccessExclusive;
                 if (OidIsValid(table)) {
                     s.object = pg::qualified_relation_name(table);
                     s.facts = catalog_.facts(table, s.object);
-                    s.other_locks.push_back({pg::qualified_relation_name(idx), s.lock,
-                                             catalog_.facts(idx, pg::qualified_relation_name(idx))});
+                    s.other_locks.push_back(
+                        {pg::qualified_relation_name(idx), s.lock,
+                         catalog_.facts(idx, pg::qualified_relation_name(idx))});
                 } else {
                     s.object = catalog_.name(rv, idx);
                 }
@@ -1061,10 +1106,10 @@ Statement Describer::describe(Node *node, int no, int line) {
                     s.object = pg::qualified_relation_name(table);
                     s.facts = catalog_.facts(table, s.object);
                     std::string iname = pg::qualified_relation_name(idx);
-                    s.other_locks.push_back(
-                        {iname, s.concurrently ? LockMode::ShareUpdateExclusive
-                                               : LockMode::AccessExclusive,
-                         catalog_.facts(idx, iname)});
+                    s.other_locks.push_back({iname,
+                                             s.concurrently ? LockMode::ShareUpdateExclusive
+                                                            : LockMode::AccessExclusive,
+                                             catalog_.facts(idx, iname)});
                 } else {
                     s.object = catalog_.name(r->relation, idx);
                 }
@@ -1128,10 +1173,14 @@ Statement Describer::describe(Node *node, int no, int line) {
                 s.lock = LockMode::RowExclusive;
             }
             break;
-        case T_CommentStmt: s.kind = Kind::Comment; break;
+        case T_CommentStmt:
+            s.kind = Kind::Comment;
+            break;
         case T_GrantStmt:
         case T_GrantRoleStmt:
-        case T_AlterDefaultPrivilegesStmt: s.kind = Kind::Grant; break;
+        case T_AlterDefaultPrivilegesStmt:
+            s.kind = Kind::Grant;
+            break;
         case T_CreateFunctionStmt:
         case T_ViewStmt:
         case T_CreateSeqStmt:
@@ -1151,7 +1200,9 @@ Statement Describer::describe(Node *node, int no, int line) {
         case T_CreateOpClassStmt:
         case T_RuleStmt:
         case T_CreateEventTrigStmt:
-        case T_CreatePublicationStmt: s.kind = Kind::CreateOther; break;
+        case T_CreatePublicationStmt:
+            s.kind = Kind::CreateOther;
+            break;
         case T_AlterSeqStmt:
         case T_AlterFunctionStmt:
         case T_AlterOwnerStmt:
@@ -1160,14 +1211,18 @@ Statement Describer::describe(Node *node, int no, int line) {
         case T_AlterExtensionStmt:
         case T_AlterStatsStmt:
         case T_AlterTableSpaceOptionsStmt:
-        case T_AlterPolicyStmt: s.kind = Kind::AlterOther; break;
+        case T_AlterPolicyStmt:
+            s.kind = Kind::AlterOther;
+            break;
         case T_VariableShowStmt:
         case T_ExplainStmt:
         case T_NotifyStmt:
         case T_ListenStmt:
         case T_UnlistenStmt:
         case T_CheckPointStmt:
-        case T_DiscardStmt: s.kind = Kind::Select; break;
+        case T_DiscardStmt:
+            s.kind = Kind::Select;
+            break;
         default:
             s.kind = Kind::Unknown;
             s.reason = "no rule covers this kind of statement yet";
@@ -1179,8 +1234,7 @@ Statement Describer::describe(Node *node, int no, int line) {
         auto fns = user_functions(node);
         if (!fns.empty() && s.kind == Kind::Select) {
             s.kind = Kind::Unanalysable;
-            s.reason = fmt::format("it calls {}, which may run any SQL (dynamic SQL)",
-                                   fns.front());
+            s.reason = fmt::format("it calls {}, which may run any SQL (dynamic SQL)", fns.front());
         } else if (!fns.empty()) {
             s.user_functions = fns;
         }
@@ -1239,7 +1293,16 @@ std::map<Oid, Oid> filenodes(const std::vector<Oid> &relids) {
     return out;
 }
 
-std::string traced_name(Oid relid) { return pg::qualified_relation_name(relid); }
+// Name of a relation locked by a traced statement, or "" when it is gone again (the
+// transient heap of a rewrite is locked, then dropped).
+std::string traced_name(Oid relid) {
+    return pg::pg_call([relid] {
+        char *rel = get_rel_name(relid);
+        if (!rel) return std::string();
+        char *nsp = get_namespace_name(get_rel_namespace(relid));
+        return std::string(quote_qualified_identifier(nsp, rel));
+    });
+}
 
 void run_trace(std::vector<Statement> &statements, const std::vector<std::string> &texts,
                const std::vector<std::vector<RangeVar *>> &relations, Catalog &catalog) {
@@ -1255,14 +1318,15 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
     pg::SubTransaction outer;
     {
         pg::GucScope guc;
-        guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms > 0 ? gucs::lock_timeout_ms
-                                                                        : 1000));
+        guc.set("lock_timeout",
+                std::to_string(gucs::lock_timeout_ms > 0 ? gucs::lock_timeout_ms : 1000));
         for (size_t i = 0; i < statements.size(); ++i) {
             Statement &s = statements[i];
             auto &t = s.trace;
             t.attempted = true;
             if (top_level_only(s)) {
-                t.skipped = "it cannot run inside a transaction block, so the trace does not run it";
+                t.skipped =
+                    "it cannot run inside a transaction block, so the trace does not run it";
                 continue;
             }
             if (s.kind == Kind::TransactionBegin || s.kind == Kind::TransactionCommit ||
@@ -1287,12 +1351,15 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
                 t.error = e.what();
                 t.sqlstate = unpack_sql_state(e.sqlstate());
             }
-            t.milliseconds = std::chrono::duration<double, std::milli>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
+            t.milliseconds =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                    .count();
             if (!t.ran) continue;
-            for (const auto &l : own_locks())
-                if (!before_locks.count(l)) t.locks.push_back({traced_name(l.relid), l.mode});
+            for (const auto &l : own_locks()) {
+                if (before_locks.count(l)) continue;
+                std::string name = traced_name(l.relid);
+                if (!name.empty()) t.locks.push_back({name, l.mode});
+            }
             auto after_nodes = filenodes(relids);
             for (const auto &[relid, node] : before_nodes) {
                 auto it = after_nodes.find(relid);
@@ -1303,10 +1370,9 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
             for (Oid relid : relids) {
                 if (!OidIsValid(relid)) continue;
                 std::string name = traced_name(relid);
-                bool listed = std::find(t.rewritten.begin(), t.rewritten.end(), name) !=
-                              t.rewritten.end();
-                if (!listed && !t.rewritten.empty() &&
-                    pg::pg_call([relid] {
+                bool listed =
+                    std::find(t.rewritten.begin(), t.rewritten.end(), name) != t.rewritten.end();
+                if (!listed && !t.rewritten.empty() && pg::pg_call([relid] {
                         return get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE;
                     }))
                     t.rewritten.push_back(name);
@@ -1400,8 +1466,8 @@ void locate_syntax_error(ErrorData *e, const char *sql) {
 
 VIRTUOSO_FUNCTION(virtuoso_lint_migration) {
     if (PG_ARGISNULL(0))
-        throw pg::UserError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "migration_sql must not be NULL",
-                            "", "Pass the migration's SQL text; an empty string has no findings.");
+        throw pg::UserError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "migration_sql must not be NULL", "",
+                            "Pass the migration's SQL text; an empty string has no findings.");
     if (PG_NARGS() > 1 && PG_ARGISNULL(1))
         throw pg::UserError(ERRCODE_NULL_VALUE_NOT_ALLOWED, "trace must not be NULL");
     bool trace = PG_NARGS() > 1 && PG_GETARG_BOOL(1);

@@ -12,15 +12,24 @@ namespace virtuoso::lint {
 
 std::string_view lock_mode_name(LockMode mode) {
     switch (mode) {
-        case LockMode::None: return "";
-        case LockMode::AccessShare: return "ACCESS SHARE";
-        case LockMode::RowShare: return "ROW SHARE";
-        case LockMode::RowExclusive: return "ROW EXCLUSIVE";
-        case LockMode::ShareUpdateExclusive: return "SHARE UPDATE EXCLUSIVE";
-        case LockMode::Share: return "SHARE";
-        case LockMode::ShareRowExclusive: return "SHARE ROW EXCLUSIVE";
-        case LockMode::Exclusive: return "EXCLUSIVE";
-        case LockMode::AccessExclusive: return "ACCESS EXCLUSIVE";
+        case LockMode::None:
+            return "";
+        case LockMode::AccessShare:
+            return "ACCESS SHARE";
+        case LockMode::RowShare:
+            return "ROW SHARE";
+        case LockMode::RowExclusive:
+            return "ROW EXCLUSIVE";
+        case LockMode::ShareUpdateExclusive:
+            return "SHARE UPDATE EXCLUSIVE";
+        case LockMode::Share:
+            return "SHARE";
+        case LockMode::ShareRowExclusive:
+            return "SHARE ROW EXCLUSIVE";
+        case LockMode::Exclusive:
+            return "EXCLUSIVE";
+        case LockMode::AccessExclusive:
+            return "ACCESS EXCLUSIVE";
     }
     return "";
 }
@@ -44,11 +53,11 @@ bool lock_conflicts(LockMode held, LockMode requested) {
     // PostgreSQL's conflict table (lock.c, LockConflicts), by mode number 1..8.
     static const int conflicts[9] = {
         0,
-        1 << 8,                                                    // AccessShare
-        (1 << 7) | (1 << 8),                                       // RowShare
-        (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),                 // RowExclusive
-        (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),      // ShareUpdateExclusive
-        (1 << 3) | (1 << 4) | (1 << 6) | (1 << 7) | (1 << 8),      // Share
+        1 << 8,                                                           // AccessShare
+        (1 << 7) | (1 << 8),                                              // RowShare
+        (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),                        // RowExclusive
+        (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),             // ShareUpdateExclusive
+        (1 << 3) | (1 << 4) | (1 << 6) | (1 << 7) | (1 << 8),             // Share
         (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),  // ShareRowExclusive
         (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8),  // Exclusive
         (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) |
@@ -59,14 +68,21 @@ bool lock_conflicts(LockMode held, LockMode requested) {
     return (conflicts[r] & (1 << h)) != 0;
 }
 
-bool blocks_reads(LockMode mode) { return lock_conflicts(mode, LockMode::AccessShare); }
-bool blocks_writes(LockMode mode) { return lock_conflicts(mode, LockMode::RowExclusive); }
+bool blocks_reads(LockMode mode) {
+    return lock_conflicts(mode, LockMode::AccessShare);
+}
+bool blocks_writes(LockMode mode) {
+    return lock_conflicts(mode, LockMode::RowExclusive);
+}
 
 std::string_view severity_name(Severity s) {
     switch (s) {
-        case Severity::Info: return "info";
-        case Severity::Warning: return "warning";
-        case Severity::Error: return "error";
+        case Severity::Info:
+            return "info";
+        case Severity::Warning:
+            return "warning";
+        case Severity::Error:
+            return "error";
     }
     return "info";
 }
@@ -77,11 +93,21 @@ std::string json_quote(std::string_view s) {
     out += '"';
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20)
                     out += fmt::format("\\u{:04x}", c);
@@ -107,7 +133,9 @@ std::string human_bytes(int64_t bytes) {
 
 namespace {
 
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool starts_with(std::string_view s, std::string_view p) {
+    return s.substr(0, p.size()) == p;
+}
 
 }  // namespace
 
@@ -134,12 +162,12 @@ std::optional<TypeAdvice> type_advice(std::string_view t, bool key) {
                           "values change meaning when the server or client zone differs",
                           "use timestamptz"};
     if (key && (t == "integer" || t == "smallint" || t == "serial" || t == "smallserial"))
-        return TypeAdvice{"prefer_bigint_key",
-                          fmt::format("a {} key runs out at {} values; changing it later "
-                                      "rewrites the table and every referencing table",
-                                      t, (t == "smallint" || t == "smallserial") ? "32,767"
-                                                                                 : "2,147,483,647"),
-                          "use bigint (bigint GENERATED ALWAYS AS IDENTITY for a surrogate key)"};
+        return TypeAdvice{
+            "prefer_bigint_key",
+            fmt::format("a {} key runs out at {} values; changing it later "
+                        "rewrites the table and every referencing table",
+                        t, (t == "smallint" || t == "smallserial") ? "32,767" : "2,147,483,647"),
+            "use bigint (bigint GENERATED ALWAYS AS IDENTITY for a surrogate key)"};
     if (t == "serial" || t == "bigserial" || t == "smallserial")
         return TypeAdvice{"prefer_identity",
                           "serial creates a separately owned sequence whose privileges and "
@@ -216,11 +244,11 @@ struct Context {
     Context(const Options &o, const OldestTransaction &t) : options(o), oldest(t) {}
     const Options &options;
     const OldestTransaction &oldest;
-    bool in_block = false;         // inside an explicit or implicit transaction
-    bool explicit_block = false;   // BEGIN seen and not yet ended
+    bool in_block = false;        // inside an explicit or implicit transaction
+    bool explicit_block = false;  // BEGIN seen and not yet ended
     bool lock_timeout_set = false;
     bool warned_lock_timeout = false;
-    std::set<std::string> created;  // relations created by this migration
+    std::set<std::string> created;          // relations created by this migration
     std::set<std::string> not_valid_in_tx;  // constraints added NOT VALID in this transaction
     // The relation held ACCESS EXCLUSIVE by an earlier statement of this transaction.
     std::string access_exclusive_held;
@@ -259,8 +287,9 @@ class Linter {
                     std::string &why) const {
         if (s == Severity::Info) return s;
         if (is_new(name)) {
-            why = " Lowered to info: the table is created by this migration, nobody else uses "
-                  "it yet.";
+            why =
+                " Lowered to info: the table is created by this migration, nobody else uses "
+                "it yet.";
             return Severity::Info;
         }
         if (!f.exists || !f.visible) return s;
@@ -349,8 +378,8 @@ class Linter {
     void alter_table(const Statement &s);
     void fk_index_check(const Statement &s, const std::string &table, const RelationFacts &facts,
                         const Action &a);
-    void fk_index_finding(const Statement &s, const std::string &table,
-                          const RelationFacts &facts, const Action &a);
+    void fk_index_finding(const Statement &s, const std::string &table, const RelationFacts &facts,
+                          const Action &a);
 
   public:
     void finish();
@@ -400,23 +429,22 @@ void Linter::lock_checks(const Statement &s, const std::string &object, const Re
     }
     std::vector<LockHolder> in_way;
     for (const auto &l : facts.lockers)
-        if (lock_conflicts(l.mode, lock) || (!l.granted && lock >= LockMode::Share)) in_way.push_back(l);
+        if (lock_conflicts(l.mode, lock) || (!l.granted && lock >= LockMode::Share))
+            in_way.push_back(l);
     if (!in_way.empty()) {
         std::vector<std::string> who;
         for (const auto &l : in_way)
-            who.push_back(fmt::format("pid {} {} {}{}", l.pid, l.granted ? "holds" : "waits for",
-                                      lock_mode_name(l.mode),
-                                      l.xact_seconds >= 0
-                                          ? fmt::format(" (transaction {:.0f} s old)", l.xact_seconds)
-                                          : std::string()));
+            who.push_back(fmt::format(
+                "pid {} {} {}{}", l.pid, l.granted ? "holds" : "waits for", lock_mode_name(l.mode),
+                l.xact_seconds >= 0 ? fmt::format(" (transaction {:.0f} s old)", l.xact_seconds)
+                                    : std::string()));
         Json j;
         j.raw("lockers", lockers_json(in_way));
         add(s, "lock_conflict_now", Severity::Warning, object, facts, lock,
             fmt::format("{} needs {} on {}, which conflicts right now with: {}. It would wait, and "
                         "queries arriving after it would wait behind it.",
                         s.tag, lock_mode_name(lock), object, join(who, "; ")),
-            "run it when those sessions are done, with a short lock_timeout and retries", j,
-            false);
+            "run it when those sessions are done, with a short lock_timeout and retries", j, false);
     } else if (lock == LockMode::AccessExclusive &&
                ctx_.oldest.seconds >= ctx_.options.long_transaction_seconds) {
         Json j;
@@ -429,9 +457,8 @@ void Linter::lock_checks(const Statement &s, const std::string &object, const Re
     }
 }
 
-void Linter::type_check(const Statement &s, const std::string &object,
-                        const RelationFacts &facts, const std::string &column,
-                        const std::string &type, bool key) {
+void Linter::type_check(const Statement &s, const std::string &object, const RelationFacts &facts,
+                        const std::string &column, const std::string &type, bool key) {
     auto advice = type_advice(type, key);
     if (!advice) return;
     Json j;
@@ -450,10 +477,9 @@ void Linter::fk_index_check(const Statement &s, const std::string &table,
 // At the end of the migration: an index created after the foreign key counts as well.
 void Linter::finish() {
     for (const auto &d : deferred_fk_) fk_index_finding(d.statement, d.table, d.facts, d.action);
-    std::stable_sort(findings_.begin(), findings_.end(),
-                     [](const Finding &a, const Finding &b) {
-                         return a.statement_no < b.statement_no;
-                     });
+    std::stable_sort(findings_.begin(), findings_.end(), [](const Finding &a, const Finding &b) {
+        return a.statement_no < b.statement_no;
+    });
 }
 
 void Linter::fk_index_finding(const Statement &s, const std::string &table,
@@ -562,13 +588,13 @@ void Linter::alter_table(const Statement &s) {
                 type_check(s, t, f, a.column, a.type_name, false);
                 break;
             case ActionKind::SetNotNull: {
-                bool implied = a.implied_by_check ||
-                               ctx_.not_null_checks.count(t + "." + a.column) > 0;
+                bool implied =
+                    a.implied_by_check || ctx_.not_null_checks.count(t + "." + a.column) > 0;
                 if (a.already_not_null) break;
                 if (implied) {
                     add(s, "set_not_null", Severity::Info, t, f, lock,
-                        fmt::format("SET NOT NULL on {}.{} skips the scan: a validated "
-                                    "CHECK ({} IS NOT NULL) proves it; it takes {} briefly.",
+                        fmt::format("SET NOT NULL on {}.{} skips the scan: validated CHECK "
+                                    "constraints prove {} IS NOT NULL; it takes {} briefly.",
                                     t, a.column, a.column, lock_mode_name(lock)),
                         "", j, false);
                 } else {
@@ -616,7 +642,7 @@ void Linter::alter_table(const Statement &s) {
                                     "wait for the whole build.",
                                     a.constraint == ConstraintKind::Unique       ? "UNIQUE"
                                     : a.constraint == ConstraintKind::PrimaryKey ? "PRIMARY KEY"
-                                                                                  : "EXCLUDE",
+                                                                                 : "EXCLUDE",
                                     desc, lock_mode_name(lock)),
                         a.constraint == ConstraintKind::Exclusion
                             ? "no concurrent form exists: build on a new table and swap, or run "
@@ -637,16 +663,15 @@ void Linter::alter_table(const Statement &s) {
             case ActionKind::ValidateConstraint: {
                 std::string key = t + "." + a.column;
                 auto p = pending_checks_.find(key);
-                if (p != pending_checks_.end())
-                    ctx_.not_null_checks.insert(t + "." + p->second);
+                if (p != pending_checks_.end()) ctx_.not_null_checks.insert(t + "." + p->second);
                 if (ctx_.in_block && ctx_.not_valid_in_tx.count(key)) {
                     add(s, "validate_in_same_transaction", Severity::Warning, t, f, lock,
                         fmt::format("VALIDATE CONSTRAINT {} runs in the same transaction that "
                                     "added it NOT VALID: the strong lock of the ADD is still held "
                                     "during the whole validation scan of {}.",
                                     a.column, desc),
-                        "commit after ADD ... NOT VALID and validate in a separate transaction",
-                        j, false);
+                        "commit after ADD ... NOT VALID and validate in a separate transaction", j,
+                        false);
                 }
                 break;
             }
@@ -718,8 +743,8 @@ void Linter::run(const Statement &s) {
         ctx_.warned_after_exclusive = true;
         Json j;
         j.num("locked_by_statement", ctx_.access_exclusive_statement);
-        add(s, "statements_after_access_exclusive", Severity::Warning,
-            ctx_.access_exclusive_held, RelationFacts{}, LockMode::AccessExclusive,
+        add(s, "statements_after_access_exclusive", Severity::Warning, ctx_.access_exclusive_held,
+            RelationFacts{}, LockMode::AccessExclusive,
             fmt::format("Statement {} took ACCESS EXCLUSIVE on {} and the transaction goes on: "
                         "the lock is held, blocking all reads and writes of it, until COMMIT.",
                         ctx_.access_exclusive_statement, ctx_.access_exclusive_held),
@@ -764,7 +789,8 @@ void Linter::run(const Statement &s) {
             }
             break;
         case Kind::SetLockTimeout:
-            ctx_.lock_timeout_set = s.setting != "0" && s.setting != "'0'" && s.setting != "DEFAULT";
+            ctx_.lock_timeout_set =
+                s.setting != "0" && s.setting != "'0'" && s.setting != "DEFAULT";
             break;
         case Kind::CreateTable:
             if (!t.empty()) ctx_.created.insert(t);
@@ -785,8 +811,7 @@ void Linter::run(const Statement &s) {
             for (const auto &a : s.table_constraints) {
                 if (a.constraint == ConstraintKind::ForeignKey) {
                     fk_index_check(s, t, f, a);
-                    for (const auto &o : s.other_locks)
-                        lock_checks(s, o.object, o.facts, o.lock);
+                    for (const auto &o : s.other_locks) lock_checks(s, o.object, o.facts, o.lock);
                 }
             }
             break;
@@ -881,9 +906,8 @@ void Linter::run(const Statement &s) {
             break;
         case Kind::Truncate:
             if (f.exists && !is_new(t))
-                add(s, s.cascade ? "truncate_cascade" : "truncate", s.cascade ? Severity::Error
-                                                                              : Severity::Warning,
-                    t, f, lock,
+                add(s, s.cascade ? "truncate_cascade" : "truncate",
+                    s.cascade ? Severity::Error : Severity::Warning, t, f, lock,
                     fmt::format("TRUNCATE{} takes {} on {}{}.", s.cascade ? " CASCADE" : "",
                                 lock_mode_name(lock), desc,
                                 s.cascade ? " and silently empties every table that references "
@@ -913,8 +937,8 @@ void Linter::run(const Statement &s) {
             break;
         case Kind::LockTable:
             add(s, "lock_table", Severity::Warning, t, f, lock,
-                fmt::format("LOCK TABLE {} IN {} MODE blocks {} until the transaction ends.",
-                            desc, lock_mode_name(lock),
+                fmt::format("LOCK TABLE {} IN {} MODE blocks {} until the transaction ends.", desc,
+                            lock_mode_name(lock),
                             blocks_reads(lock)    ? "all reads and writes of it"
                             : blocks_writes(lock) ? "all writes to it"
                                                   : "conflicting DDL"),
@@ -940,7 +964,8 @@ void Linter::run(const Statement &s) {
                     fmt::format("REFRESH MATERIALIZED VIEW without CONCURRENTLY takes ACCESS "
                                 "EXCLUSIVE on {}: reads of it wait for the whole refresh.",
                                 desc),
-                    "REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index)");
+                    "REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index)", {},
+                    false);  // its duration is the query's, not the view's size
             else if (s.concurrently && ctx_.in_block)
                 add(s, "concurrently_in_transaction", Severity::Info, t, f, lock,
                     "REFRESH MATERIALIZED VIEW CONCURRENTLY runs in the transaction (it is "
@@ -1045,7 +1070,9 @@ std::vector<Finding> lint(const std::vector<Statement> &statements, const Option
         transactional = *options.transactional;
     else
         for (const auto &s : statements)
-            if (top_level_only(s)) transactional = false;
+            if (top_level_only(s) || s.kind == Kind::TransactionBegin ||
+                s.kind == Kind::TransactionCommit)
+                transactional = false;
     Linter linter(options, transactional, oldest);
     for (const auto &s : statements) linter.run(s);
     linter.finish();

@@ -29,7 +29,7 @@ enum class LockMode : int {
     Exclusive,
     AccessExclusive
 };
-std::string_view lock_mode_name(LockMode mode);        // "ACCESS EXCLUSIVE", "" for None
+std::string_view lock_mode_name(LockMode mode);  // "ACCESS EXCLUSIVE", "" for None
 std::optional<LockMode> lock_mode_from_pg(std::string_view pg_locks_mode);  // "ShareLock"
 // Whether a lock in mode `held` blocks a request for `requested` (PostgreSQL's table).
 bool lock_conflicts(LockMode held, LockMode requested);
@@ -51,23 +51,23 @@ struct LockHolder {
 
 // What the server knows about a relation right now.
 struct RelationFacts {
-    bool exists = false;       // false: not (yet) in the catalog
-    bool visible = true;       // the caller may see its facts (else sizes are withheld)
-    std::string name;          // schema-qualified as PostgreSQL prints it
+    bool exists = false;  // false: not (yet) in the catalog
+    bool visible = true;  // the caller may see its facts (else sizes are withheld)
+    std::string name;     // schema-qualified as PostgreSQL prints it
     char relkind = 'r';
-    int64_t size_bytes = -1;   // -1 unknown
-    double rows = -1;          // planner estimate, -1 unknown (never analysed)
+    int64_t size_bytes = -1;          // -1 unknown
+    double rows = -1;                 // planner estimate, -1 unknown (never analysed)
     std::vector<LockHolder> lockers;  // other sessions holding or waiting for a lock on it
 };
 
 enum class Kind {
-    Unknown,           // parsed but not analysed: described in `reason`
-    Unanalysable,      // DO, dynamic SQL, CALL: cannot be analysed statically
+    Unknown,       // parsed but not analysed: described in `reason`
+    Unanalysable,  // DO, dynamic SQL, CALL: cannot be analysed statically
     TransactionBegin,
     TransactionCommit,
     TransactionRollback,
     Savepoint,
-    SetLockTimeout,    // SET [LOCAL] lock_timeout (value in `setting`)
+    SetLockTimeout,  // SET [LOCAL] lock_timeout (value in `setting`)
     SetStatementTimeout,
     SetOther,
     CreateTable,
@@ -75,12 +75,12 @@ enum class Kind {
     DropIndex,
     Reindex,
     DropTable,
-    AlterTable,        // see `actions`
+    AlterTable,  // see `actions`
     RenameTable,
     RenameColumn,
     RenameOther,
     Truncate,
-    Vacuum,            // `full` for VACUUM FULL
+    Vacuum,  // `full` for VACUUM FULL
     Cluster,
     LockTable,
     Update,
@@ -91,7 +91,7 @@ enum class Kind {
     CreateTrigger,
     DropDatabase,
     DropSchema,
-    CreateOther,       // CREATE FUNCTION/VIEW/TYPE...: harmless for locks
+    CreateOther,  // CREATE FUNCTION/VIEW/TYPE...: harmless for locks
     DropOther,
     AlterOther,
     Comment,
@@ -128,16 +128,16 @@ enum class ConstraintKind { None, Check, ForeignKey, Unique, PrimaryKey, Exclusi
 // One subcommand of ALTER TABLE, with the facts the server worked out for it.
 struct Action {
     ActionKind kind = ActionKind::Other;
-    std::string column;           // column or constraint it works on
+    std::string column;              // column or constraint it works on
     LockMode lock = LockMode::None;  // AlterTableGetLockLevel for this subcommand alone
-    bool rewrites = false;        // PostgreSQL rewrites the table (and its indexes)
+    bool rewrites = false;           // PostgreSQL rewrites the table (and its indexes)
     std::string rewrite_reason;
-    bool scans = false;           // PostgreSQL reads the whole table under the lock
+    bool scans = false;  // PostgreSQL reads the whole table under the lock
     std::string scan_reason;
-    bool unknown = false;         // could not be decided (reason in rewrite_reason)
+    bool unknown = false;  // could not be decided (reason in rewrite_reason)
 
     // AddColumn
-    std::string type_name;        // as written, lower case ("integer", "character(10)")
+    std::string type_name;  // as written, lower case ("integer", "character(10)")
     bool not_null = false;
     bool has_default = false;
     bool volatile_default = false;
@@ -146,11 +146,11 @@ struct Action {
     ConstraintKind constraint = ConstraintKind::None;
     std::string constraint_name;
     bool not_valid = false;
-    bool using_index = false;     // ADD PRIMARY KEY/UNIQUE USING INDEX
-    std::string check_not_null_column;  // CHECK (col IS NOT NULL) on this column
-    std::string referenced;       // FK: the referenced table (qualified)
+    bool using_index = false;             // ADD PRIMARY KEY/UNIQUE USING INDEX
+    std::string check_not_null_column;    // CHECK (col IS NOT NULL) on this column
+    std::string referenced;               // FK: the referenced table (qualified)
     std::vector<std::string> fk_columns;  // FK: the referencing columns
-    bool fk_has_index = true;     // FK: an index of the table starts with fk_columns
+    bool fk_has_index = true;             // FK: an index of the table starts with fk_columns
     // SetNotNull: a validated CHECK (col IS NOT NULL) exists already
     bool implied_by_check = false;
     bool already_not_null = false;
@@ -160,13 +160,13 @@ struct Action {
 };
 
 struct Statement {
-    int no = 0;                   // 1-based
-    int line = 0;                 // line of the migration text where it starts (1-based)
+    int no = 0;    // 1-based
+    int line = 0;  // line of the migration text where it starts (1-based)
     Kind kind = Kind::Unknown;
-    std::string tag;              // command tag, e.g. "ALTER TABLE"
-    std::string reason;           // Unknown/Unanalysable: why
-    std::string object;           // main relation (qualified when known) or object name
-    RelationFacts facts;          // of `object` when it is a relation
+    std::string tag;                 // command tag, e.g. "ALTER TABLE"
+    std::string reason;              // Unknown/Unanalysable: why
+    std::string object;              // main relation (qualified when known) or object name
+    RelationFacts facts;             // of `object` when it is a relation
     LockMode lock = LockMode::None;  // on `object`
     // Locks on other relations (FK referenced table, partition, parent of an index).
     struct OtherLock {
@@ -175,15 +175,15 @@ struct Statement {
         RelationFacts facts;
     };
     std::vector<OtherLock> other_locks;
-    std::vector<Action> actions;  // AlterTable
-    bool concurrently = false;    // CREATE/DROP INDEX, REINDEX, REFRESH, DETACH
-    bool full = false;            // VACUUM FULL
-    bool cascade = false;         // TRUNCATE/DROP ... CASCADE
-    bool has_where = true;        // UPDATE/DELETE
-    bool local = false;           // SET LOCAL
-    std::string setting;          // SET: the value as written
+    std::vector<Action> actions;       // AlterTable
+    bool concurrently = false;         // CREATE/DROP INDEX, REINDEX, REFRESH, DETACH
+    bool full = false;                 // VACUUM FULL
+    bool cascade = false;              // TRUNCATE/DROP ... CASCADE
+    bool has_where = true;             // UPDATE/DELETE
+    bool local = false;                // SET LOCAL
+    std::string setting;               // SET: the value as written
     std::vector<std::string> columns;  // CreateIndex: leading columns (names)
-    bool unique = false;          // CreateIndex
+    bool unique = false;               // CreateIndex
     // CreateTable: column types to check (name, type as written), primary key columns
     struct ColumnType {
         std::string column;
@@ -191,25 +191,25 @@ struct Statement {
         bool key = false;  // part of the primary key
     };
     std::vector<ColumnType> column_types;
-    std::vector<Action> table_constraints;  // CreateTable: FKs (for the index rule)
-    std::string rename_to;        // Rename*
+    std::vector<Action> table_constraints;    // CreateTable: FKs (for the index rule)
+    std::string rename_to;                    // Rename*
     std::vector<std::string> user_functions;  // DML calling functions not in pg_catalog
-    std::string parent;           // CreateTable ... PARTITION OF / INHERITS: the parent
+    std::string parent;                       // CreateTable ... PARTITION OF / INHERITS: the parent
 
     // trace => true: what really happened when the statement ran (in a rolled-back
     // subtransaction).  When `ran`, these override the static guesses above.
     struct Trace {
         bool attempted = false;
         bool ran = false;
-        std::string skipped;      // why it was not run (CONCURRENTLY, VACUUM, BEGIN...)
-        std::string error;        // the error it raised, if any
+        std::string skipped;  // why it was not run (CONCURRENTLY, VACUUM, BEGIN...)
+        std::string error;    // the error it raised, if any
         std::string sqlstate;
         double milliseconds = 0;
         struct Lock {
             std::string object;
             LockMode mode;
         };
-        std::vector<Lock> locks;        // relation locks taken by this statement
+        std::vector<Lock> locks;             // relation locks taken by this statement
         std::vector<std::string> rewritten;  // relations whose relfilenode changed
     } trace;
 };
@@ -217,12 +217,13 @@ struct Statement {
 // How the migration will run: one transaction (execute_migration_with_monitoring's
 // default) or each statement on its own (psql without BEGIN, "transactional": false).
 // Unset: one transaction, unless a statement can only run outside one (CREATE INDEX
-// CONCURRENTLY, VACUUM...), which says the author means it to run statement by statement.
+// CONCURRENTLY, VACUUM...) or the migration has its own BEGIN/COMMIT: then the author
+// means it to run as psql does, statement by statement outside explicit blocks.
 struct Options {
     std::optional<bool> transactional;
-    double tiny_rows = 1000;              // below: a hazard is one level less severe
-    int64_t tiny_bytes = 1 << 20;         // ... and below this size
-    double big_rows = 100000;             // UPDATE/DELETE without WHERE: error above
+    double tiny_rows = 1000;               // below: a hazard is one level less severe
+    int64_t tiny_bytes = 1 << 20;          // ... and below this size
+    double big_rows = 100000;              // UPDATE/DELETE without WHERE: error above
     double long_transaction_seconds = 60;  // a transaction this old makes a lock queue dangerous
 };
 
