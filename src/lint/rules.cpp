@@ -254,6 +254,7 @@ struct Context {
     std::string access_exclusive_held;
     int access_exclusive_statement = 0;
     bool warned_after_exclusive = false;
+    bool trace_skipped = false;  // the trace did not run an earlier statement
     // Indexes created by the migration: table -> leading columns.
     std::multimap<std::string, std::vector<std::string>> new_indexes;
     // Validated CHECK (col IS NOT NULL) added by the migration: table.column.
@@ -1006,6 +1007,40 @@ void Linter::run(const Statement &s) {
             break;
         default:
             break;
+    }
+
+    // What the trace saw when it ran the statement.
+    if (!s.trace.error.empty()) {
+        bool timeout = s.trace.sqlstate == "55P03";
+        Json j;
+        j.str("error", s.trace.error).str("sqlstate", s.trace.sqlstate);
+        add(s, timeout ? "trace_lock_timeout" : "trace_failed",
+            timeout || ctx_.trace_skipped ? Severity::Warning : Severity::Error, t, f, lock,
+            timeout ? fmt::format("When traced, {} could not get its lock within lock_timeout: {}. "
+                                  "Other sessions hold conflicting locks now; run as is, it would "
+                                  "wait and block every query queued behind it.",
+                                  s.tag, s.trace.error)
+                    : fmt::format("When traced, {} failed: {} (SQLSTATE {}).{}", s.tag,
+                                  s.trace.error, s.trace.sqlstate,
+                                  ctx_.trace_skipped ? " An earlier statement was not run by the "
+                                                       "trace, which may be the cause."
+                                                     : " The migration would fail here."),
+            timeout ? "retry with a short lock_timeout when the blocking sessions are done" : "", j,
+            false);
+    }
+    if (!s.trace.skipped.empty() && s.kind != Kind::TransactionBegin &&
+        s.kind != Kind::TransactionCommit && s.kind != Kind::TransactionRollback &&
+        s.kind != Kind::Savepoint)
+        ctx_.trace_skipped = true;
+    if (s.kind == Kind::Unanalysable && s.trace.ran && !s.trace.locks.empty()) {
+        std::map<std::string, LockMode> strongest;
+        for (const auto &l : s.trace.locks)
+            strongest[l.object] = std::max(strongest[l.object], l.mode);
+        std::vector<std::string> seen;
+        for (const auto &[object, mode] : strongest)
+            seen.push_back(fmt::format("{} on {}", lock_mode_name(mode), object));
+        add(s, "traced_locks", Severity::Info, "", {}, LockMode::None,
+            fmt::format("When traced, {} took: {}.", s.tag, join(seen, ", ")), "", {}, false);
     }
 
     for (const auto &fn : s.user_functions) {
