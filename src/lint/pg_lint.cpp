@@ -1382,6 +1382,72 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
     outer.rollback();
 }
 
+// Whether the migration means to run as psql runs it (statement by statement outside its
+// own BEGIN/COMMIT): it has transaction control, or statements PostgreSQL refuses inside a
+// transaction block.
+bool runs_statement_by_statement(List *raw) {
+    ListCell *lc;
+    foreach (lc, raw) {
+        Node *n = lfirst_node(RawStmt, lc)->stmt;
+        switch (nodeTag(n)) {
+            case T_TransactionStmt: {
+                auto kind = ((TransactionStmt *)n)->kind;
+                if (kind == TRANS_STMT_BEGIN || kind == TRANS_STMT_START ||
+                    kind == TRANS_STMT_COMMIT)
+                    return true;
+                break;
+            }
+            case T_IndexStmt:
+                if (((IndexStmt *)n)->concurrent) return true;
+                break;
+            case T_DropStmt:
+                if (((DropStmt *)n)->concurrent) return true;
+                break;
+            case T_ReindexStmt:
+                if (has_option(((ReindexStmt *)n)->params, "concurrently")) return true;
+                break;
+            case T_VacuumStmt:
+                if (((VacuumStmt *)n)->is_vacuumcmd) return true;
+                break;
+            case T_ClusterStmt:
+                if (!((ClusterStmt *)n)->relation) return true;
+                break;
+            case T_DropdbStmt:
+            case T_CreatedbStmt:
+                return true;
+            case T_AlterTableStmt: {
+                ListCell *c;
+                foreach (c, ((AlterTableStmt *)n)->cmds) {
+                    auto *cmd = lfirst_node(AlterTableCmd, c);
+                    if (cmd->subtype == AT_DetachPartition &&
+                        castNode(PartitionCmd, cmd->def)->concurrent)
+                        return true;
+                }
+                break;
+            }
+            default:
+                break;
+        }
+    }
+    return false;
+}
+
+// Switches to a memory context for one statement and back.
+class StatementMemory {
+  public:
+    StatementMemory() {
+        context_ = pg::pg_call([] {
+            return AllocSetContextCreate(CurrentMemoryContext, "lint_migration statement",
+                                         ALLOCSET_DEFAULT_SIZES);
+        });
+    }
+    ~StatementMemory() { MemoryContextDelete(context_); }
+    MemoryContext context() const { return context_; }
+
+  private:
+    MemoryContext context_;
+};
+
 }  // namespace
 
 // The in-process entry point (also for the migration gate): parses and describes the
@@ -1389,9 +1455,18 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
 std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &options) {
     List *raw = pg::pg_call([sql] { return raw_parser(sql, RAW_PARSE_DEFAULT); });
     // (a syntax error propagates as PgError with cursorpos; the caller reports it)
+    Options effective = options;
+    if (!effective.transactional) effective.transactional = !runs_statement_by_statement(raw);
     Lockers lockers = read_lockers();
     Catalog catalog(&lockers);
     Describer describer(catalog);
+    // Static analysis streams: one statement at a time, its memory freed after it, so a
+    // migration of millions of statements needs no more than its parse trees.  The trace
+    // keeps them all (it runs them after describing them).
+    std::optional<Session> session;
+    if (!trace) session.emplace(effective, lockers.oldest);
+    std::optional<StatementMemory> memory;
+    if (!trace) memory.emplace();
     std::vector<Statement> statements;
     std::vector<std::string> texts;
     std::vector<std::vector<RangeVar *>> relations;
@@ -1411,6 +1486,8 @@ std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &option
             if (sql[offset] == '\n') ++line;
         describer.relations.clear();
         Statement s;
+        MemoryContext caller = CurrentMemoryContext;
+        if (memory) MemoryContextSwitchTo(memory->context());
         try {
             pg::SubTransaction sub;  // a PostgreSQL error while describing becomes a finding
             s = describer.describe(rs->stmt, no, line);
@@ -1422,14 +1499,24 @@ std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &option
             s.kind = Kind::Unknown;
             s.tag = "statement";
             s.reason = fmt::format("describing it failed: {}", e.what());
+        } catch (...) {
+            MemoryContextSwitchTo(caller);
+            throw;
         }
-        statements.push_back(std::move(s));
-        texts.emplace_back(sql + loc, len);
-        relations.push_back(describer.relations);
+        MemoryContextSwitchTo(caller);
+        if (session) {
+            session->add(s);
+            MemoryContextReset(memory->context());
+        } else {
+            statements.push_back(std::move(s));
+            texts.emplace_back(sql + loc, len);
+            relations.push_back(describer.relations);
+        }
         CHECK_FOR_INTERRUPTS();
     }
-    if (trace) run_trace(statements, texts, relations, catalog);
-    return lint(statements, options, lockers.oldest);
+    if (session) return session->finish();
+    run_trace(statements, texts, relations, catalog);
+    return lint(statements, effective, lockers.oldest);
 }
 
 }  // namespace virtuoso::lint

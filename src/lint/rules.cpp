@@ -1098,6 +1098,25 @@ bool top_level_only(const Statement &s) {
     }
 }
 
+struct Session::Impl {
+    Options options;
+    OldestTransaction oldest;
+    Linter linter;
+    Impl(const Options &o, const OldestTransaction &t)
+        : options(o), oldest(t), linter(options, o.transactional.value_or(true), oldest) {}
+};
+
+Session::Session(const Options &options, const OldestTransaction &oldest)
+    : impl_(std::make_unique<Impl>(options, oldest)) {}
+Session::~Session() = default;
+void Session::add(const Statement &s) {
+    impl_->linter.run(s);
+}
+std::vector<Finding> Session::finish() {
+    impl_->linter.finish();
+    return impl_->linter.take();
+}
+
 std::vector<Finding> lint(const std::vector<Statement> &statements, const Options &options,
                           const OldestTransaction &oldest) {
     bool transactional = true;

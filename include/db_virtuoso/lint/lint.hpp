@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -249,6 +250,24 @@ std::vector<Finding> lint(const std::vector<Statement> &statements, const Option
                           const OldestTransaction &oldest = {});
 // Whether PostgreSQL refuses to run the statement inside a transaction block.
 bool top_level_only(const Statement &s);
+
+// The streaming form of lint(), for long migrations: statements are added one at a time, in
+// order, and need not be kept.  options.transactional should be set (unset means one
+// transaction); a caller that wants the inference of lint() decides it first (the server
+// side looks at the parse trees).
+class Session {
+  public:
+    explicit Session(const Options &options, const OldestTransaction &oldest = {});
+    ~Session();
+    Session(const Session &) = delete;
+    Session &operator=(const Session &) = delete;
+    void add(const Statement &s);
+    std::vector<Finding> finish();  // the findings, in statement order
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 // Helpers shared with the server side and the unit tests.
 std::string json_quote(std::string_view s);
