@@ -58,3 +58,13 @@ BEGIN READ ONLY;
 SELECT count(*) > 0 AS static_ok FROM virtuoso.lint_migration('ALTER TABLE lint_tr.parent ADD COLUMN z int');
 SELECT * FROM virtuoso.lint_migration('ALTER TABLE lint_tr.parent ADD COLUMN z int', true);
 ROLLBACK;
+
+-- No plan cache growth per call: the linter's own SQL is fixed text, prepared once.
+SELECT count(*) FROM virtuoso.lint_migration('ALTER TABLE lint_tr.child ADD CONSTRAINT f FOREIGN KEY (parent_id) REFERENCES lint_tr.parent (id) NOT VALID');
+SELECT count(*) AS plans FROM pg_backend_memory_contexts WHERE name IN ('CachedPlan', 'CachedPlanSource') \gset
+SELECT count(*) FROM generate_series(1, 20), virtuoso.lint_migration('ALTER TABLE lint_tr.child ADD CONSTRAINT f FOREIGN KEY (parent_id) REFERENCES lint_tr.parent (id) NOT VALID');
+SELECT count(*) - :plans AS plans_added FROM pg_backend_memory_contexts WHERE name IN ('CachedPlan', 'CachedPlanSource');
+-- The statement's text is in the details, cut at a character boundary.
+SELECT details->>'sql' AS sql, octet_length(details->>'sql') AS bytes
+FROM virtuoso.lint_migration('UPDATE lint_tr.parent SET v = 1 WHERE v::text = ''' || repeat('é', 150) || '''')
+WHERE rule = 'lock';

@@ -258,6 +258,17 @@ class Catalog {
 
 // ---- expressions: what PostgreSQL itself decides ---------------------------------------
 
+// Constant folding runs the immutable functions an expression calls.  It happens inside a
+// subtransaction that is always rolled back, and as a security-restricted operation (as
+// PostgreSQL does for code it runs on a user's behalf, e.g. ANALYZE): the functions cannot
+// change the role or session state.  The rollback restores the user id and context.
+void restrict_security() {
+    Oid user;
+    int context;
+    GetUserIdAndSecContext(&user, &context);
+    SetUserIdAndSecContext(user, context | SECURITY_RESTRICTED_OPERATION);
+}
+
 // The type of a TypeName as PostgreSQL prints it ("integer", "character varying(20)"), or
 // the name as written when it does not exist (yet).  serial types are reported as written.
 std::string type_string(TypeName *tn, Oid *typid, int32 *typmod) {
@@ -681,6 +692,7 @@ void Describer::add_column(Statement &s, Action &a, ColumnDef *def) {
     } else if (raw_default) {
         try {
             pg::SubTransaction sub;  // folding may run functions that fail
+            restrict_security();
             a.volatile_default = default_is_volatile(raw_default, typid, typmod);
             sub.rollback();
             if (a.volatile_default) {
@@ -731,6 +743,7 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
                 TypeChange tc;
                 try {
                     pg::SubTransaction sub;
+                    restrict_security();
                     tc = type_change(object_oid_, cmd->name, typid, typmod,
                                      def->raw_default != nullptr);
                     sub.rollback();
@@ -1504,6 +1517,13 @@ std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &option
             throw;
         }
         MemoryContextSwitchTo(caller);
+        {
+            // The first 200 bytes of the statement, cut at a character boundary.
+            int rest = first - loc < len ? static_cast<int>(len - (first - loc)) : 0;
+            const char *start = sql + first;
+            int clip = pg::pg_call([start, rest] { return pg_mbcliplen(start, rest, 200); });
+            s.text.assign(start, clip);
+        }
         if (session) {
             session->add(s);
             MemoryContextReset(memory->context());

@@ -329,6 +329,13 @@ class Linter {
         }
         if (!object.empty()) extra.raw("relation", facts_json(facts));
         if (!why.empty()) extra.str("severity_lowered", why.substr(1));
+        if (!s.text.empty()) extra.str("sql", s.text);
+        if (lock >= LockMode::ShareUpdateExclusive && ctx_.oldest.seconds >= 0)
+            extra.raw("oldest_transaction", Json()
+                                                .num("pid", ctx_.oldest.pid)
+                                                .num("seconds", std::round(ctx_.oldest.seconds))
+                                                .str("state", ctx_.oldest.state)
+                                                .done());
         extra.str("source", s.trace.ran ? "trace" : "static");
         if (s.trace.attempted) extra.raw("trace", trace_json(s.trace));
         f.details = extra.done();

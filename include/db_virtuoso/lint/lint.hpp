@@ -164,10 +164,11 @@ struct Statement {
     int no = 0;    // 1-based
     int line = 0;  // line of the migration text where it starts (1-based)
     Kind kind = Kind::Unknown;
-    std::string tag;                 // command tag, e.g. "ALTER TABLE"
-    std::string reason;              // Unknown/Unanalysable: why
-    std::string object;              // main relation (qualified when known) or object name
-    RelationFacts facts;             // of `object` when it is a relation
+    std::string tag;      // command tag, e.g. "ALTER TABLE"
+    std::string text;     // the statement's first 200 bytes (cut at a character), for the report
+    std::string reason;   // Unknown/Unanalysable: why
+    std::string object;   // main relation (qualified when known) or object name
+    RelationFacts facts;  // of `object` when it is a relation
     LockMode lock = LockMode::None;  // on `object`
     // Locks on other relations (FK referenced table, partition, parent of an index).
     struct OtherLock {
