@@ -224,3 +224,25 @@ ORDER BY s.id, l.statement_no, l.rule;
 SELECT rule, severity, message
 FROM virtuoso.lint_migration('SET lock_timeout = ''2s''; ALTER TABLE tiny_t ADD COLUMN y float8 DEFAULT random()')
 WHERE rule <> 'lock';
+
+-- The static lock modes are PostgreSQL's: running each dangerous statement (trace, rolled
+-- back) takes exactly that lock on its table.  Listed: the statements where they differ,
+-- leaving out those the trace cannot run and those whose table is gone or renamed after.
+CREATE TEMP TABLE lock_modes (n int, name text);
+INSERT INTO lock_modes VALUES (1, 'ACCESS SHARE'), (2, 'ROW SHARE'), (3, 'ROW EXCLUSIVE'),
+    (4, 'SHARE UPDATE EXCLUSIVE'), (5, 'SHARE'), (6, 'SHARE ROW EXCLUSIVE'), (7, 'EXCLUSIVE'),
+    (8, 'ACCESS EXCLUSIVE');
+WITH traced AS (
+    SELECT d.id, d.rule, d.lock AS static_lock, l.object, l.details->'trace'->>'ran' AS ran,
+           (SELECT m.name FROM jsonb_array_elements(l.details->'trace'->'locks') t
+            JOIN lock_modes m ON m.name = t->>'mode'
+            WHERE t->>'object' = l.object ORDER BY m.n DESC LIMIT 1) AS traced_lock
+    FROM lint_t.dangerous d,
+         LATERAL virtuoso.lint_migration(
+             CASE WHEN d.sql LIKE '--raw%' THEN d.sql ELSE 'SET lock_timeout = ''2s''; ' || d.sql END,
+             true) l
+    WHERE l.rule = d.rule AND d.lock IS NOT NULL
+      AND d.rule NOT IN ('rename_table', 'drop_table', 'statements_after_access_exclusive'))
+SELECT count(*) FILTER (WHERE ran = 'true') AS traced_statements,
+       count(*) FILTER (WHERE ran = 'true' AND traced_lock IS DISTINCT FROM static_lock) AS differ
+FROM traced;
