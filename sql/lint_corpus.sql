@@ -117,7 +117,9 @@ ALTER TABLE accounts ADD COLUMN x int', 'missing_lock_timeout', 'ACCESS EXCLUSIV
  (67, 'ALTER TABLE accounts ADD PRIMARY KEY USING INDEX accounts_email_uidx, ADD CONSTRAINT b CHECK (balance > -1)', 'constraint_without_not_valid', 'ACCESS EXCLUSIVE'),
  (68, 'ALTER TABLE accounts ALTER COLUMN created TYPE timestamptz, ALTER COLUMN balance TYPE numeric', 'column_type_change_rewrites', 'ACCESS EXCLUSIVE'),
  (69, 'UPDATE events SET payload = ''x''', 'unbounded_update', 'ROW EXCLUSIVE'),
- (70, 'ALTER TABLE accounts SET LOGGED', 'set_logged', 'ACCESS EXCLUSIVE');
+ (70, 'ALTER TABLE accounts SET LOGGED', 'set_logged', 'ACCESS EXCLUSIVE'),
+ (71, 'EXPLAIN (ANALYZE, COSTS OFF) DELETE FROM orders', 'unbounded_delete', 'ROW EXCLUSIVE'),
+ (72, 'REINDEX SCHEMA lint_t', 'reindex_not_concurrent', 'SHARE');
 
 -- Every dangerous statement gets its rule, as error or warning, with the lock.
 SELECT d.id, d.rule, f.severity, f.lock_mode
@@ -246,3 +248,18 @@ WITH traced AS (
 SELECT count(*) FILTER (WHERE ran = 'true') AS traced_statements,
        count(*) FILTER (WHERE ran = 'true' AND traced_lock IS DISTINCT FROM static_lock) AS differ
 FROM traced;
+
+-- Statements the linter cannot analyse, or whose relation is missing, get an info row:
+-- never silence.
+SELECT l.statement_no, l.rule, l.severity
+FROM virtuoso.lint_migration($m$
+SET lock_timeout = '2s';
+DO $d$ BEGIN EXECUTE 'DROP TABLE lint_t.accounts'; END $d$;
+SELECT lint_t.vol();
+CALL no_such_procedure();
+UPDATE accounts SET balance = lint_t.vol() WHERE id = 1;
+CREATE INDEX ON no_such_table (a);
+ALTER TABLE other_db.s.t ADD COLUMN x int;
+EXPLAIN SELECT 1;
+$m$) l
+ORDER BY 1, 2;

@@ -1130,8 +1130,11 @@ Statement Describer::describe(Node *node, int no, int line) {
                 set_object(s, r->relation);
                 s.lock = s.concurrently ? LockMode::ShareUpdateExclusive : LockMode::Share;
             } else {
-                s.object = r->name ? r->name : "";
+                // REINDEX SCHEMA/DATABASE/SYSTEM: every index it covers, table by table.
                 s.lock = s.concurrently ? LockMode::ShareUpdateExclusive : LockMode::Share;
+                s.reason = r->kind == REINDEX_OBJECT_SCHEMA
+                               ? fmt::format("every index of schema {}", r->name ? r->name : "")
+                               : std::string("every index of the database");
             }
             break;
         }
@@ -1227,8 +1230,18 @@ Statement Describer::describe(Node *node, int no, int line) {
         case T_AlterPolicyStmt:
             s.kind = Kind::AlterOther;
             break;
+        case T_ExplainStmt: {
+            // EXPLAIN ANALYZE runs its statement: it is that statement.
+            auto *e = (ExplainStmt *)node;
+            if (has_option(e->options, "analyze")) {
+                Statement inner = describe(e->query, no, line);
+                inner.tag = "EXPLAIN ANALYZE " + inner.tag;
+                return inner;
+            }
+            s.kind = Kind::Comment;
+            break;
+        }
         case T_VariableShowStmt:
-        case T_ExplainStmt:
         case T_NotifyStmt:
         case T_ListenStmt:
         case T_UnlistenStmt:
@@ -1242,8 +1255,8 @@ Statement Describer::describe(Node *node, int no, int line) {
             break;
     }
     // Calls of functions that are not PostgreSQL's own may run any SQL (dynamic SQL).
-    if (s.kind == Kind::Select || s.kind == Kind::Insert || s.kind == Kind::Update ||
-        s.kind == Kind::Delete) {
+    if (IsA(node, SelectStmt) || IsA(node, InsertStmt) || IsA(node, UpdateStmt) ||
+        IsA(node, DeleteStmt)) {
         auto fns = user_functions(node);
         if (!fns.empty() && s.kind == Kind::Select) {
             s.kind = Kind::Unanalysable;
@@ -1416,9 +1429,13 @@ bool runs_statement_by_statement(List *raw) {
             case T_DropStmt:
                 if (((DropStmt *)n)->concurrent) return true;
                 break;
-            case T_ReindexStmt:
-                if (has_option(((ReindexStmt *)n)->params, "concurrently")) return true;
+            case T_ReindexStmt: {
+                auto *r = (ReindexStmt *)n;
+                if (has_option(r->params, "concurrently") ||
+                    (r->kind != REINDEX_OBJECT_TABLE && r->kind != REINDEX_OBJECT_INDEX))
+                    return true;
                 break;
+            }
             case T_VacuumStmt:
                 if (((VacuumStmt *)n)->is_vacuumcmd) return true;
                 break;
@@ -1510,7 +1527,7 @@ std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &option
             s.no = no;
             s.line = line;
             s.kind = Kind::Unknown;
-            s.tag = "statement";
+            s.tag = "This statement";
             s.reason = fmt::format("describing it failed: {}", e.what());
         } catch (...) {
             MemoryContextSwitchTo(caller);

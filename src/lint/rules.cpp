@@ -164,9 +164,10 @@ std::optional<TypeAdvice> type_advice(std::string_view t, bool key) {
     if (key && (t == "integer" || t == "smallint" || t == "serial" || t == "smallserial"))
         return TypeAdvice{
             "prefer_bigint_key",
-            fmt::format("a {} key runs out at {} values; changing it later "
+            fmt::format("{} {} key runs out at {} values; changing it later "
                         "rewrites the table and every referencing table",
-                        t, (t == "smallint" || t == "smallserial") ? "32,767" : "2,147,483,647"),
+                        t == "integer" ? "an" : "a", t,
+                        (t == "smallint" || t == "smallserial") ? "32,767" : "2,147,483,647"),
             "use bigint (bigint GENERATED ALWAYS AS IDENTITY for a surrogate key)"};
     if (t == "serial" || t == "bigserial" || t == "smallserial")
         return TypeAdvice{"prefer_identity",
@@ -875,7 +876,7 @@ void Linter::run(const Statement &s) {
                 add(s, "reindex_not_concurrent", Severity::Error, t, f, lock,
                     fmt::format("REINDEX without CONCURRENTLY locks {} ({}): writes wait (and "
                                 "reads that would use the index) for the whole rebuild.",
-                                desc, lock_mode_name(lock)),
+                                t.empty() ? s.reason : desc, lock_mode_name(lock)),
                     "REINDEX ... CONCURRENTLY (outside a transaction block)");
             }
             break;
@@ -1060,6 +1061,19 @@ void Linter::run(const Statement &s) {
             "", j, false);
     }
 
+    // A relation that is not there now and not created earlier in the migration.
+    if (!t.empty() && !f.exists && !is_new(t) &&
+        (s.kind == Kind::AlterTable || s.kind == Kind::CreateIndex || s.kind == Kind::Update ||
+         s.kind == Kind::Delete || s.kind == Kind::Insert || s.kind == Kind::RenameTable ||
+         s.kind == Kind::RenameColumn || s.kind == Kind::Truncate || s.kind == Kind::LockTable ||
+         s.kind == Kind::CreateTrigger))
+        add(s, "relation_missing", Severity::Info, t, f, lock,
+            fmt::format("{} does not exist now and is not created earlier in this migration: the "
+                        "statement fails unless something else creates it first, and its size "
+                        "and locks cannot be checked.",
+                        t),
+            "", {}, false);
+
     // Lock rules for the main object and the other relations the statement locks.
     if (s.kind != Kind::CreateTable) {
         lock_checks(s, t, f, lock);
@@ -1089,8 +1103,9 @@ bool top_level_only(const Statement &s) {
     switch (s.kind) {
         case Kind::CreateIndex:
         case Kind::DropIndex:
-        case Kind::Reindex:
             return s.concurrently;
+        case Kind::Reindex:  // REINDEX SCHEMA/DATABASE/SYSTEM name no single relation
+            return s.concurrently || s.object.empty();
         case Kind::AlterTable:
             for (const auto &a : s.actions)
                 if (a.kind == ActionKind::DetachPartition && a.concurrently) return true;
