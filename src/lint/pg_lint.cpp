@@ -553,6 +553,11 @@ std::string check_not_null_column(Node *raw) {
     return strVal(linitial(fields));
 }
 
+// A qualified name list as a RangeVar ("improper relation name" is an ERROR).
+RangeVar *range_var(List *names) {
+    return pg::pg_call([names] { return makeRangeVarFromNameList(names); });
+}
+
 class Describer {
   public:
     Describer(Catalog &catalog) : catalog_(catalog) {}
@@ -967,7 +972,7 @@ Statement Describer::describe(Node *node, int no, int line) {
             List *first = d->objects ? (List *)linitial(d->objects) : NIL;
             if (d->removeType == OBJECT_INDEX && first) {
                 s.kind = Kind::DropIndex;
-                RangeVar *rv = makeRangeVarFromNameList(first);
+                RangeVar *rv = range_var(first);
                 relations.push_back(rv);
                 Oid idx = catalog_.resolve(rv);
                 Oid table = OidIsValid(idx)
@@ -986,10 +991,10 @@ Statement Describer::describe(Node *node, int no, int line) {
             } else if ((d->removeType == OBJECT_TABLE || d->removeType == OBJECT_MATVIEW) &&
                        first) {
                 s.kind = d->removeType == OBJECT_TABLE ? Kind::DropTable : Kind::DropOther;
-                set_object(s, makeRangeVarFromNameList(first));
+                set_object(s, range_var(first));
                 s.lock = LockMode::AccessExclusive;
                 for (int k = 1; k < list_length(d->objects); ++k)
-                    add_other(s, makeRangeVarFromNameList((List *)list_nth(d->objects, k)),
+                    add_other(s, range_var((List *)list_nth(d->objects, k)),
                               LockMode::AccessExclusive);
             } else if (d->removeType == OBJECT_SCHEMA) {
                 s.kind = Kind::DropSchema;
