@@ -1099,6 +1099,40 @@ void Linter::run(const Statement &s) {
 
 }  // namespace
 
+std::string findings_json(const std::vector<Finding> &findings) {
+    std::string out = "[";
+    for (size_t i = 0; i < findings.size(); ++i) {
+        const auto &f = findings[i];
+        if (i) out += ",";
+        Json j;
+        j.num("statement_no", f.statement_no)
+            .str("rule", f.rule)
+            .str("severity", severity_name(f.severity));
+        if (f.object.empty())
+            j.raw("object", "null");
+        else
+            j.str("object", f.object);
+        if (f.lock == LockMode::None)
+            j.raw("lock_mode", "null");
+        else
+            j.str("lock_mode", lock_mode_name(f.lock));
+        j.str("message", f.message);
+        if (f.safe_alternative.empty())
+            j.raw("safe_alternative", "null");
+        else
+            j.str("safe_alternative", f.safe_alternative);
+        j.raw("details", f.details.empty() ? "{}" : f.details);
+        out += j.done();
+    }
+    return out + "]";
+}
+
+Severity worst(const std::vector<Finding> &findings) {
+    Severity w = Severity::Info;
+    for (const auto &f : findings) w = std::max(w, f.severity);
+    return w;
+}
+
 bool top_level_only(const Statement &s) {
     switch (s.kind) {
         case Kind::CreateIndex:

@@ -288,3 +288,15 @@ TEST(LintRules, SessionMatchesBatch) {
         EXPECT_EQ(batch[i].details, streamed[i].details);
     }
 }
+
+TEST(LintRules, FindingsAsJsonForTheGate) {
+    EXPECT_EQ(findings_json({}), "[]");
+    EXPECT_EQ(worst({}), Severity::Info);
+    auto fs = lint({create_index(1, "public.big", kBig, false)}, Options{});
+    EXPECT_EQ(worst(fs), Severity::Error);
+    std::string json = findings_json(fs);
+    EXPECT_EQ(json.front(), '[');
+    EXPECT_NE(json.find("\"rule\":\"create_index_not_concurrent\""), std::string::npos);
+    EXPECT_NE(json.find("\"lock_mode\":\"SHARE\""), std::string::npos);
+    EXPECT_NE(json.find("\"details\":{"), std::string::npos);
+}

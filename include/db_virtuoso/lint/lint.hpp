@@ -249,6 +249,13 @@ struct OldestTransaction {
 
 std::vector<Finding> lint(const std::vector<Statement> &statements, const Options &options,
                           const OldestTransaction &oldest = {});
+// The findings as a JSON array of objects with the columns of virtuoso.lint_migration
+// (statement_no, rule, severity, object, lock_mode, message, safe_alternative, details), for
+// the `lint` column of the migration log.
+std::string findings_json(const std::vector<Finding> &findings);
+// The most severe finding's severity (Info when there is none).
+Severity worst(const std::vector<Finding> &findings);
+
 // Whether PostgreSQL refuses to run the statement inside a transaction block.
 bool top_level_only(const Statement &s);
 
