@@ -538,6 +538,15 @@ COMMENT ON FUNCTION virtuoso.slow_queries_analysis_rows() IS
 COMMENT ON VIEW virtuoso.slow_queries_analysis IS
 'Statements of the current database from pg_stat_statements (those of roles the caller is a member of; all with pg_read_all_stats), slowest total first: query, calls, total_exec_time, mean_exec_time, stddev_exec_time, rows, hit_percent (shared buffer hits in %), then queryid, userid, min/max_exec_time and block counts. Says how to install pg_stat_statements when it is missing.';
 
+CREATE FUNCTION virtuoso.lint_migration(migration_sql text, trace boolean DEFAULT false)
+RETURNS TABLE(statement_no int, rule text, severity text, object text, lock_mode text,
+              message text, safe_alternative text, details jsonb)
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'virtuoso_lint_migration';
+
+COMMENT ON FUNCTION virtuoso.lint_migration(text, boolean) IS
+'Safety analysis of a migration with PostgreSQL''s own parser and the live catalog: one row per hazard per statement (severity error, warning or info) with the lock the statement takes (PostgreSQL''s rules, AlterTableGetLockLevel for ALTER TABLE), the table''s size and row estimate now, whether it rewrites or scans, who holds or waits for a conflicting lock, and the safe alternative; details (jsonb) holds the facts. Statements it cannot analyse (DO, CALL, calls of user functions) get an info row. The migration is taken to run in one transaction (as execute_migration_with_monitoring runs it) unless it contains statements that cannot (CREATE INDEX CONCURRENTLY, VACUUM...) or its own BEGIN/COMMIT: then it is taken to run as psql runs it. trace => true runs the statements as the caller in a subtransaction that is always rolled back, under the short virtuoso.lock_timeout, and reports the locks really taken, rewrites (relfilenode changed) and durations. NULL arguments raise 22004; unparsable SQL raises 42601 with the position; an empty migration returns no rows.';
+
 COMMENT ON TABLE virtuoso.maintenance_log IS
 'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash or a terminated call are marked FAILED by the next scheduler round or perform_maintenance_if_needed call (not a dry run).';
 
