@@ -30,6 +30,23 @@ WHERE name = 'rb_steps' AND b LIKE 'virtuoso\_backup.rb\_t\_%';
 SELECT check_name, status FROM virtuoso.verify_migration_integrity('rb_steps')
 WHERE check_name = 'rollback';
 
+-- cancelled (statement_timeout) in its second statement: the row says so too
+CREATE TABLE rb_c (id int PRIMARY KEY);
+INSERT INTO rb_c VALUES (1), (2);
+SELECT status FROM virtuoso.execute_migration_with_monitoring('rb_cancel',
+    'ALTER TABLE rb_c ADD COLUMN extra int',
+    'ALTER TABLE rb_c DROP COLUMN extra; SELECT pg_sleep(30)',
+    '{"transactional": false}');
+UPDATE rb_c SET extra = 7;
+SET statement_timeout = '3s';
+SELECT status FROM virtuoso.execute_rollback_with_backup('rb_cancel', true, 'test');
+SET statement_timeout = '60s';
+SELECT status, cardinality(backup_tables) AS backups, rollback_reason
+FROM virtuoso.migration_log WHERE name = 'rb_cancel';
+SELECT (xpath('/row/s/text()', query_to_xml(format('SELECT sum(extra) AS s FROM %s', backup_tables[1]),
+        false, true, '')))[1]::text AS backed_up_sum
+FROM virtuoso.migration_log WHERE name = 'rb_cancel';
+
 -- transactional migration whose rollback fails: nothing changed, nothing recorded
 SELECT status FROM virtuoso.execute_migration_with_monitoring('rb_tx',
     'ALTER TABLE rb_t ADD COLUMN tx int',
