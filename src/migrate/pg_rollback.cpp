@@ -134,7 +134,18 @@ void run_committed(const std::string &sql, const Limits &limits) {
     }
 }
 
-std::string text_array(const std::vector<std::string> &items);
+std::string text_array(const std::vector<std::string> &items) {
+    std::string out = "{";
+    for (size_t i = 0; i < items.size(); ++i) {
+        out += i ? ",\"" : "\"";
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    return out + "}";
+}
 
 // For a statement-by-statement rollback, whose statements each commit on their own: the
 // backups are committed before the first of them runs, each listed in the row (committed
@@ -190,19 +201,6 @@ std::vector<std::string> back_up_tables_lock_safe(const std::string &affected_ob
         }
         pg::interruptible_sleep(backoff_ms(attempt, 50, 5000, backup_rng()));
     }
-}
-
-std::string text_array(const std::vector<std::string> &items) {
-    std::string out = "{";
-    for (size_t i = 0; i < items.size(); ++i) {
-        out += i ? ",\"" : "\"";
-        for (char c : items[i]) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    return out + "}";
 }
 
 // The state of a statement-by-statement rollback in its row (rollback_reason, rollback_at),
@@ -302,9 +300,10 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
         const Failure &f = *result.failure;
         std::string where = fmt::format(
             "rollback of migration \"{}\" failed at statement {}; {}", name, f.statement,
-            transactional ? "nothing was changed"
-                          : "statements before it were applied (recorded in its "
-                            "migration_log row, which stays SUCCESS)");
+            transactional     ? "nothing was changed"
+            : f.statement > 1 ? "statements before it were applied (recorded in its "
+                                "migration_log row, which stays SUCCESS)"
+                              : "no statement was applied");
         if (f.error) {
             pg::pg_call([&] {
                 f.error->context = f.error->context
