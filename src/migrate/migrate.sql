@@ -75,14 +75,14 @@ RETURNS virtuoso.migration_log
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_execute_rollback';
 COMMENT ON FUNCTION virtuoso.execute_rollback_with_backup(text, boolean, text) IS
-'Runs the stored rollback_sql of the latest SUCCESS run of a migration, lock-safe and atomically; with preserve_new_data first copies every table the migration touched into schema virtuoso_backup (names in backup_tables). The row becomes ROLLED_BACK. Only a role with the privileges of the role that recorded the run (or a superuser) may roll it back; rollback_sql runs with the recording role''s rights.';
+'Runs the stored rollback_sql of the latest SUCCESS run of a migration, lock-safe; with preserve_new_data first copies every table the migration touched into schema virtuoso_backup (names in backup_tables). The row becomes ROLLED_BACK. A transactional migration rolls back atomically: on failure nothing changes and no backup is kept. A {"transactional": false} migration rolls back statement by statement, each committing on its own: its backups are committed and listed in backup_tables before the first statement runs, and rollback_reason/rollback_at record the progress (''rolling back: k of n statements done'') and, on failure, ''rollback failed at statement k of n: SQLSTATE message''; the row stays SUCCESS until every statement is done (the migration is still applied, at least in part) and verify_migration_integrity reports it as a FAIL. Only a role with the privileges of the role that recorded the run (or a superuser) may roll it back; rollback_sql runs with the recording role''s rights.';
 
 CREATE FUNCTION virtuoso.verify_migration_integrity(migration_name text)
 RETURNS TABLE (check_name text, status text, object text, message text)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_verify_migration';
 COMMENT ON FUNCTION virtuoso.verify_migration_integrity(text) IS
-'Checks what the latest run of a migration touched: objects that no longer exist, invalid indexes, NOT VALID constraints left behind, statements of a non-transactional run that did not complete, and its stored validation rules (run with the rights of the role that recorded them). One row per check: PASS, FAIL, WARN or ERROR. Only a role with the privileges of the recording role (or a superuser) may verify a run.';
+'Checks what the latest run of a migration touched: objects that no longer exist, invalid indexes, NOT VALID constraints left behind, statements of a non-transactional run that did not complete, a statement-by-statement rollback left half way, and its stored validation rules (run with the rights of the role that recorded them). One row per check: PASS, FAIL, WARN or ERROR. Only a role with the privileges of the recording role (or a superuser) may verify a run.';
 
 -- Captures the objects DDL touches while a migration runs (does nothing otherwise).
 CREATE FUNCTION virtuoso.capture_migration_ddl()

@@ -32,6 +32,13 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
                        fmt::format("{} of {} statements completed", done, total)});
     }
 
+    // A statement-by-statement rollback that stopped half way leaves the row SUCCESS with
+    // its state in rollback_reason (see execute_rollback_with_backup).
+    if (status == "SUCCESS" && col("rollback_at"))
+        out.push_back(
+            {"rollback", "FAIL", name,
+             fmt::format("a rollback was left half way: {}", col("rollback_reason").value_or(""))});
+
     pg::Value rules;
     {
         // catalog checks: internal SQL with a pinned search_path, closed before the rules run

@@ -134,5 +134,40 @@ like($err, qr/recorded as FAILED/, 'runner terminated: and where it was recorded
 is(statuses('m5_worker'), 'FAILED', 'runner terminated: the run is FAILED at once');
 is(sq($sum_a), '400', 'runner terminated: nothing of the statement applied');
 
+# 6. A statement-by-statement rollback killed in its second statement: the first statement
+# (which dropped data) stays applied, so the backup made before it must have survived the
+# crash, be listed in the row, and the row must say how far the rollback got.
+sq(q{CREATE TABLE r6 (id int PRIMARY KEY)});
+sq(q{INSERT INTO r6 SELECT generate_series(1, 50)});
+is(sq(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('m6_steps',
+    'ALTER TABLE r6 ADD COLUMN extra int',
+    'ALTER TABLE r6 DROP COLUMN extra; UPDATE k SET a = a + 1 WHERE slow_true(0.05)',
+    '{"transactional": false}')}), 'SUCCESS', 'rollback by statements: migration applied');
+sq(q{UPDATE r6 SET extra = id});
+$call = start_call($node, q{SELECT status FROM virtuoso.execute_rollback_with_backup('m6_steps')},
+    'crash_m6');
+ok(defined backend_pid($node, 'crash_m6', 'db_virtuoso runner', 'PgSleep'),
+    'rollback by statements: the second statement is running');
+sleep(1);
+ok(kill9(backend_pid($node, 'crash_m6', 'client backend')),
+    'rollback by statements: caller killed');
+($rc, $out, $err) = finish_call($call);
+isnt($rc, 0, 'rollback by statements: the killed call reports a failure') or diag($out);
+ok(restart_after_crash($node), 'rollback by statements: server back after crash recovery');
+is(sq(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'r6'::regclass AND attname = 'extra'
+       AND NOT attisdropped}), '0', 'rollback by statements: the first statement stays applied');
+is(sq($sum_a), '400', 'rollback by statements: the interrupted statement left nothing');
+is(sq(q{SELECT status || ': ' || rollback_reason || ', ' || cardinality(backup_tables)
+       FROM virtuoso.migration_log WHERE name = 'm6_steps'}),
+    'SUCCESS: rolling back: 1 of 2 statements done, 1',
+    'rollback by statements: the row lists the backup and says how far the rollback got');
+is(sq(q{SELECT sum(extra) FROM virtuoso.migration_log l, unnest(l.backup_tables) b,
+       LATERAL (SELECT (xpath('/row/s/text()', query_to_xml(format('SELECT sum(extra) AS s FROM %s', b),
+       false, true, '')))[1]::text::int AS extra) x WHERE l.name = 'm6_steps'}), '1275',
+    'rollback by statements: the backup holds the dropped data');
+is(sq(q{SELECT string_agg(check_name || ' ' || status, ',') FROM
+       virtuoso.verify_migration_integrity('m6_steps') WHERE check_name = 'rollback'}),
+    'rollback FAIL', 'rollback by statements: verify reports the rollback left half way');
+
 $node->stop;
 done_testing();
