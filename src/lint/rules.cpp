@@ -839,8 +839,9 @@ void Linter::run(const Statement &s) {
                     add(s, "concurrently_in_transaction", Severity::Error, t, f, lock,
                         "CREATE INDEX CONCURRENTLY cannot run inside a transaction block: this "
                         "migration would fail.",
-                        "run it on its own, outside a transaction (\"transactional\": false, or "
-                        "virtuoso.create_index_concurrently)",
+                        "run it on its own, outside a transaction block: CALL "
+                        "virtuoso.run_migration(..., '{\"transactional\": false}') or CALL "
+                        "virtuoso.build_index_concurrently(...)",
                         {}, false);
             } else if (f.exists || is_new(t)) {
                 add(s, "create_index_not_concurrent", Severity::Error, t, f, lock,

@@ -246,6 +246,16 @@ my @matrix = (
     ['virtuoso.advisor_benchmark(bigint,integer)', 'plan',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.advisor_benchmark()},
         '42501', 'ok:t', 'ok:t', 'ok:t', 'ok:t'],
+    # Linting says which lock a statement takes; sizes only of tables the caller may read.
+    ['virtuoso.lint_migration(text,boolean)', 'plan',
+        q{SELECT rule, lock_mode,
+                 CASE WHEN pg_catalog.strpos(details::pg_catalog.text, 'facts_withheld')
+                           OPERATOR(pg_catalog.>) 0 THEN 'withheld' ELSE 'shown' END
+          FROM virtuoso.lint_migration('CREATE INDEX t_v_lint ON alice.t (v)')
+          WHERE rule OPERATOR(pg_catalog.=) 'create_index_not_concurrent'},
+        '42501', 'ok:create_index_not_concurrent|SHARE|withheld',
+        'ok:create_index_not_concurrent|SHARE|shown', 'ok:create_index_not_concurrent|SHARE|shown',
+        'ok:create_index_not_concurrent|SHARE|shown'],
     ['virtuoso.recommend_indexes_for_query(text)', 'plan',
         q{SELECT table_name, columns FROM virtuoso.recommend_indexes_for_query(
           $q$SELECT * FROM alice.t WHERE v OPERATOR(pg_catalog.=) 'v3'$q$)},
