@@ -174,10 +174,19 @@ for (split /\n/, psql(q{SELECT kind || ' ' || sqlstate || ' ' || count(*)
     my ($kind, $state, $n) = split / /;
     print "figure calls_${kind}_$state $n\n";
 }
-my $longest = psql(q{SELECT coalesce(round(max(extract(epoch FROM duration))::numeric, 3), 0)
-                     FROM virtuoso.maintenance_log WHERE status = 'SUCCESS'
-                       AND tablename LIKE 'pgbench%'});
-print "figure longest_maintenance_on_pgbench_tables_s $longest\n";
+# Longest VACUUM/ANALYZE on the pgbench tables, the small hot ones (branches, tellers: under
+# 1000 pages) apart: there a long action is a stall (issue 18), not work.
+for my $size (['small', '<'], ['large', '>='])
+{
+    my $longest = psql(qq{SELECT coalesce(max(extract(epoch FROM duration))::numeric(10,3)
+                                          || ' ' || (array_agg(tablename || ': ' || command
+                                                     ORDER BY duration DESC))[1], '0')
+                          FROM virtuoso.maintenance_log WHERE status = 'SUCCESS'
+                            AND tablename LIKE 'pgbench%' AND pages_before $size->[1] 1000});
+    my ($s, $what) = split / /, $longest, 2;
+    print "figure longest_maintenance_$size->[0]_pgbench_table_s $s\n";
+    print "figure longest_maintenance_$size->[0]_pgbench_table_action ", $what // 'none', "\n";
+}
 
 sub check
 {
