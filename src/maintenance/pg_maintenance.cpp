@@ -65,6 +65,21 @@ SELECT pg_catalog.pg_stat_get_dead_tuples($1::pg_catalog.oid),
          / pg_catalog.current_setting('block_size')::pg_catalog.int8
 )SQL";
 
+// Locks on the table held or awaited by any session (the VACUUM's worker has not started yet;
+// the caller's own transaction counts: the worker would wait for it too).
+constexpr const char *kLocksSql = R"SQL(
+SELECT pg_catalog.count(*) FILTER (WHERE l.granted), pg_catalog.count(*) FILTER (WHERE NOT l.granted)
+FROM pg_catalog.pg_locks l
+WHERE l.locktype = 'relation' AND l.relation = $1::pg_catalog.oid
+  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d
+                    WHERE d.datname = pg_catalog.current_database())
+)SQL";
+
+// How often and how far apart the locks are sampled: a table of short transactions (TPC-B's
+// branches) may be without locks for an instant between two of them.
+constexpr int kLockSamples = 5;
+constexpr long kLockSampleGapUs = 10000;
+
 constexpr const char *kInsertSql = R"SQL(
 INSERT INTO virtuoso.maintenance_log
   (relid, schemaname, tablename, action, command, reason, status, dead_tuples_before,
@@ -159,6 +174,26 @@ Measure measure(Backend &backend, uint32_t relid) {
     return m;
 }
 
+// Why the VACUUM should not truncate the table (empty: it may). VACUUM's truncation takes an
+// ACCESS EXCLUSIVE lock that it retries for up to 5 s (VACUUM_TRUNCATE_LOCK_TIMEOUT), which
+// lock_timeout does not bound: on a table in use that is a stall of the caller and of a worker
+// slot, and its users queue behind the lock while it is held.
+std::string truncation_risk(Backend &backend, uint32_t relid) {
+    for (int i = 0; i < kLockSamples; ++i) {
+        if (i > 0) pg::pg_call([] { pg_usleep(kLockSampleGapUs); });
+        SpiResult r = backend.read(kLocksSql, {int_param(relid)});
+        if (r.rows.empty()) continue;
+        const int64_t granted = to_int(r.rows[0][0]);
+        const int64_t waiting = to_int(r.rows[0][1]);
+        if (granted + waiting > 0)
+            return fmt::format(
+                "the table is in use ({} lock(s) held and {} awaited by other sessions); its "
+                "empty end is left for a quiet moment",
+                granted, waiting);
+    }
+    return {};
+}
+
 std::string quote_ident(const std::string &s) {
     return pg::quote_identifier(s);
 }
@@ -169,12 +204,13 @@ class ServerExecutor : public Executor {
     explicit ServerExecutor(Backend &backend)
         : backend_(backend), role_(acting_role_name(backend)) {}
 
-    Outcome perform(const Decision &d) override {
+    Outcome perform(const Decision &decision) override {
+        Decision d = decision;
         const auto start = std::chrono::steady_clock::now();
         auto seconds = [&start] {
             return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         };
-        const std::string command = command_for(d, quote_ident);
+        std::string command = command_for(d, quote_ident);
         switch (backend_.probe_lock(d.table.relid)) {
             case LockProbe::Gone:
                 return {kSkipped, "table no longer exists", 0};
@@ -186,6 +222,13 @@ class ServerExecutor : public Executor {
                 return {kSkipped, "locked", 0};
             case LockProbe::Free:
                 break;
+        }
+        if (d.action == Action::Vacuum || d.action == Action::VacuumFreeze) {
+            const std::string risk = truncation_risk(backend_, d.table.relid);
+            if (!risk.empty()) {
+                skip_truncation(d, risk);
+                command = command_for(d, quote_ident);
+            }
         }
         Measure before = measure(backend_, d.table.relid);
         Value id = backend_.write_log(

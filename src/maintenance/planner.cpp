@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 namespace virtuoso::maintenance {
 
@@ -119,14 +120,25 @@ std::vector<Decision> plan(const std::vector<TableStats> &tables, const Threshol
     return out;
 }
 
+void skip_truncation(Decision &d, const std::string &why) {
+    if (d.action != Action::Vacuum && d.action != Action::VacuumFreeze) return;
+    d.truncate = false;
+    d.reason += fmt::format("; without truncation: {}", why);
+}
+
 std::string command_for(const Decision &d,
                         const std::function<std::string(const std::string &)> &quote_ident) {
     const std::string target = quote_ident(d.table.schema) + "." + quote_ident(d.table.name);
+    std::vector<std::string> options;
     switch (d.action) {
         case Action::VacuumFreeze:
-            return fmt::format("VACUUM (FREEZE{}) {}", d.also_analyze ? ", ANALYZE" : "", target);
+            options.push_back("FREEZE");
+            [[fallthrough]];
         case Action::Vacuum:
-            return fmt::format("VACUUM {}{}", d.also_analyze ? "(ANALYZE) " : "", target);
+            if (d.also_analyze) options.push_back("ANALYZE");
+            if (!d.truncate) options.push_back("TRUNCATE false");
+            if (options.empty()) return "VACUUM " + target;
+            return fmt::format("VACUUM ({}) {}", fmt::join(options, ", "), target);
         case Action::Analyze:
             return "ANALYZE " + target;
         case Action::None:

@@ -103,6 +103,33 @@ TEST(MaintenancePlanner, FreezeBeatsVacuumAndAnalyzes) {
     EXPECT_EQ(command_for(d, quote), "VACUUM (FREEZE, ANALYZE) \"public\".\"old_bloated\"");
 }
 
+// A busy table is vacuumed without the end-of-table truncation (its ACCESS EXCLUSIVE lock
+// would be retried for seconds); the choice is in the command and the reason.
+TEST(MaintenancePlanner, BusyTableVacuumsWithoutTruncation) {
+    Decision d = decide(table("hot", 10000, 5000), Thresholds{});
+    skip_truncation(d, "2 locks held or awaited by other sessions");
+    EXPECT_FALSE(d.truncate);
+    EXPECT_EQ(command_for(d, quote), "VACUUM (TRUNCATE false) \"public\".\"hot\"");
+    EXPECT_NE(d.reason.find("; without truncation: 2 locks held or awaited by other sessions"),
+              std::string::npos);
+
+    d = decide(table("hot_both", 10000, 5000, 8000), Thresholds{});
+    skip_truncation(d, "busy");
+    EXPECT_EQ(command_for(d, quote), "VACUUM (ANALYZE, TRUNCATE false) \"public\".\"hot_both\"");
+
+    Thresholds t;
+    t.freeze_xid_age = 1000;
+    d = decide(table("hot_old", 10, 0, 0, 1500), t);
+    skip_truncation(d, "busy");
+    EXPECT_EQ(command_for(d, quote), "VACUUM (FREEZE, TRUNCATE false) \"public\".\"hot_old\"");
+
+    d = decide(table("analyze_only", 50000, 0, 50000), Thresholds{});
+    const std::string reason = d.reason;
+    skip_truncation(d, "busy");
+    EXPECT_EQ(command_for(d, quote), "ANALYZE \"public\".\"analyze_only\"");
+    EXPECT_EQ(d.reason, reason);
+}
+
 TEST(MaintenancePlanner, OrderFreezeOldestFirstThenVacuumThenAnalyze) {
     Thresholds t;
     t.freeze_xid_age = 1000;

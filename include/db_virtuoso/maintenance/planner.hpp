@@ -45,6 +45,10 @@ struct Decision {
     TableStats table;
     Action action = Action::None;
     bool also_analyze = false;  // a VACUUM that also refreshes the statistics
+    // Whether the VACUUM may truncate the empty end of the table. Truncating needs an ACCESS
+    // EXCLUSIVE lock that VACUUM retries for up to 5 s outside lock_timeout, so the executor
+    // turns it off for a table in use (set_busy) and says why in the reason.
+    bool truncate = true;
     std::string reason;
     double dead_pct = 0;  // dead tuples in percent of live ones (100 when only dead remain)
 };
@@ -57,6 +61,10 @@ Decision decide(const TableStats &table, const Thresholds &thresholds);
 // Decisions for every table that needs something, freezing VACUUMs first (oldest first), then
 // VACUUMs (most dead tuples first), then ANALYZEs (most changes first).
 std::vector<Decision> plan(const std::vector<TableStats> &tables, const Thresholds &thresholds);
+
+// Marks a VACUUM decision as not truncating because `why` (the table is in use); appends the
+// choice to the reason. No effect on an ANALYZE.
+void skip_truncation(Decision &decision, const std::string &why);
 
 // The statement that carries a decision out; schema and name are quoted by quote_ident.
 std::string command_for(const Decision &decision,

@@ -1,0 +1,232 @@
+#!/usr/bin/env perl
+# Load run shared by TAP 095_load and the bench's load.sh (issue 10 item 4, issue 18):
+# pgbench TPC-B traffic alone, then the same traffic beside SESSIONS pgbench clients calling
+# the extension (migrations transactional and not, validation rules, maintenance, the index
+# advisor). Every extension call goes through load.call(), which records its SQLSTATE (00000
+# on success) in load.calls and lets the error through as a row: pgbench 15 would stop a
+# client at the first error, and this run is about which error classes occur.
+# Connection: PGHOST, PGPORT, PGDATABASE, PGUSER of the environment; pgbench and psql in PATH.
+# Prints "figure NAME VALUE" and "check NAME ok|FAIL DETAIL" lines; exit status 0.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use IPC::Run;
+use Time::HiRes qw(gettimeofday tv_interval);
+
+my %o = (
+    sessions     => $ENV{LOAD_SESSIONS}     // 16,
+    seconds      => $ENV{LOAD_SECONDS}      // 60,
+    base_seconds => $ENV{LOAD_BASE_SECONDS} // 20,
+    clients      => $ENV{LOAD_CLIENTS}      // 4,
+    scale        => $ENV{LOAD_SCALE}        // 5,
+    think_ms     => $ENV{LOAD_THINK_MS}     // 50,
+);
+# Errors the README documents for concurrent calls: a migration waiting for another one
+# past its lock timeout (55P03), no free background worker slot (53400).
+my %allowed = map { $_ => 1 } qw(00000 55P03 53400);
+my $dir = tempdir('load.XXXXXX', TMPDIR => 1, CLEANUP => 1);
+
+sub psql
+{
+    my ($sql) = @_;
+    my ($out, $err) = ('', '');
+    IPC::Run::run([ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-f', '-' ],
+                  '<', \$sql, '>', \$out, '2>', \$err)
+      or die "psql failed: $err\n$sql\n";
+    chomp $out;
+    return $out;
+}
+
+sub write_file
+{
+    my ($name, $text) = @_;
+    open my $fh, '>', "$dir/$name" or die "$dir/$name: $!";
+    print $fh $text;
+    close $fh;
+    return "$dir/$name";
+}
+
+# p50/p99 (ms) of the transactions logged by pgbench -l under prefix.
+sub latencies
+{
+    my ($prefix) = @_;
+    my @us;
+    for my $f (glob("$prefix.*"))
+    {
+        open my $fh, '<', $f or die "$f: $!";
+        while (<$fh>) { my @c = split; push @us, $c[2] if @c >= 6 && $c[2] =~ /^\d+$/ }
+    }
+    die "no transactions logged under $prefix\n" unless @us;
+    @us = sort { $a <=> $b } @us;
+    my $at = sub { $us[ int($_[0] * $#us) ] / 1000 };
+    return (scalar(@us), $at->(0.5), $at->(0.99));
+}
+
+sub traffic
+{
+    my ($name, $seconds) = @_;
+    return IPC::Run::start(
+        [ 'pgbench', '-n', '-b', 'tpcb-like', '-c', $o{clients}, '-j', 2, '-T', $seconds,
+          '-l', "--log-prefix=$dir/$name" ],
+        '>', "$dir/$name.out", '2>&1');
+}
+
+print "figure pgbench_scale $o{scale}\n";
+IPC::Run::run([ 'pgbench', '-i', '-q', '-s', $o{scale} ], '>', "$dir/init.out", '2>&1')
+  or die "pgbench -i failed\n";
+psql(q{
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+DROP SCHEMA IF EXISTS load CASCADE;
+CREATE SCHEMA load;
+CREATE SEQUENCE load.seq;
+CREATE TABLE load.calls (kind text NOT NULL, name text, sqlstate text NOT NULL,
+                         message text, seconds float8 NOT NULL);
+-- The catcher: runs one extension call, records its outcome, never raises.
+CREATE FUNCTION load.call(kind text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE
+    n text := format('load_%s_%s', kind, nextval('load.seq'));
+    t0 timestamptz := clock_timestamp();
+    state text := '00000';
+    msg text;
+BEGIN
+    BEGIN
+        CASE kind
+        WHEN 'migration' THEN
+            PERFORM virtuoso.execute_migration_with_monitoring(n,
+                format('CREATE TABLE load.%I (id int PRIMARY KEY, v text); '
+                       'INSERT INTO load.%I SELECT g, g::text FROM generate_series(1, 100) g', n, n),
+                format('DROP TABLE load.%I', n));
+        WHEN 'migration_nontx' THEN
+            PERFORM virtuoso.execute_migration_with_monitoring(n,
+                format('CREATE TABLE load.%I (id int, v text); '
+                       'INSERT INTO load.%I SELECT g, g::text FROM generate_series(1, 100) g; '
+                       'VACUUM (ANALYZE) load.%I', n, n, n),
+                format('DROP TABLE load.%I', n), '{"transactional": false}');
+        WHEN 'validation' THEN
+            n := NULL;
+            PERFORM virtuoso.validate_data_integrity(jsonb_build_array(
+                jsonb_build_object('name', 'branch_count',
+                    'query', 'SELECT count(*) FROM public.pgbench_branches', 'expected',
+                    (SELECT count(*) FROM public.pgbench_branches)),
+                jsonb_build_object('name', 'teller_orphans',
+                    'query', 'SELECT count(*) FROM public.pgbench_tellers t WHERE NOT EXISTS '
+                             '(SELECT FROM public.pgbench_branches b WHERE b.bid = t.bid)',
+                    'expected', 0)));
+        WHEN 'maintenance' THEN
+            n := NULL;
+            PERFORM virtuoso.perform_maintenance_if_needed();
+        WHEN 'advisor' THEN
+            n := NULL;
+            PERFORM virtuoso.recommend_indexes();
+        END CASE;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+    END;
+    INSERT INTO load.calls VALUES (kind, n, state, msg,
+        extract(epoch FROM clock_timestamp() - t0));
+    RETURN state;
+END
+$f$;
+SELECT pg_stat_statements_reset();
+});
+my $started = psql('SELECT pg_postmaster_start_time()');
+my @ext_files;
+for my $kind (qw(migration migration_nontx validation maintenance advisor))
+{
+    push @ext_files, '-f',
+      write_file("$kind.sql", "SELECT load.call('$kind');\n\\sleep $o{think_ms} ms\n");
+}
+
+# 1. Traffic alone.
+my $base = traffic('base', $o{base_seconds});
+$base->finish;
+my ($base_n, $base_p50, $base_p99) = latencies("$dir/base");
+
+# 2. Traffic beside the extension's sessions.
+my $t0 = [gettimeofday];
+my $ext = IPC::Run::start(
+    [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $o{seconds}, @ext_files ],
+    '>', "$dir/ext.out", '2>&1');
+my $load = traffic('load', $o{seconds});
+$load->finish;
+$ext->finish;
+my $wall = tv_interval($t0);
+my ($load_n, $load_p50, $load_p99) = latencies("$dir/load");
+
+sub slurp { local (@ARGV, $/) = @_; return <> // '' }
+my %exit = (traffic_base => $base->result(0), traffic_load => $load->result(0),
+            extension => $ext->result(0));
+
+printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
+  $o{sessions}, $o{clients}, $wall;
+printf "figure traffic_tps_without %.1f\nfigure traffic_tps_with %.1f\n",
+  $base_n / $o{base_seconds}, $load_n / $o{seconds};
+printf "figure p50_ms_without %.3f\nfigure p50_ms_with %.3f\n", $base_p50, $load_p50;
+printf "figure p99_ms_without %.3f\nfigure p99_ms_with %.3f\n", $base_p99, $load_p99;
+
+my $calls = psql(q{SELECT count(*) FROM load.calls});
+print "figure calls $calls\n";
+print "figure calls_per_s ", sprintf('%.1f', $calls / $wall), "\n";
+for (split /\n/, psql(q{SELECT kind || ' ' || sqlstate || ' ' || count(*)
+                       FROM load.calls GROUP BY kind, sqlstate ORDER BY 1}))
+{
+    my ($kind, $state, $n) = split / /;
+    print "figure calls_${kind}_$state $n\n";
+}
+# Longest VACUUM/ANALYZE on the pgbench tables, the small hot ones (branches, tellers: under
+# 1000 pages) apart: there a long action is a stall (issue 18), not work.
+for my $size (['small', '<'], ['large', '>='])
+{
+    my $longest = psql(qq{SELECT coalesce(max(extract(epoch FROM duration))::numeric(10,3)
+                                          || ' ' || (array_agg(tablename || ': ' || command
+                                                     ORDER BY duration DESC))[1], '0')
+                          FROM virtuoso.maintenance_log WHERE status = 'SUCCESS'
+                            AND tablename LIKE 'pgbench%' AND pages_before $size->[1] 1000});
+    my ($s, $what) = split / /, $longest, 2;
+    print "figure longest_maintenance_$size->[0]_pgbench_table_s $s\n";
+    print "figure longest_maintenance_$size->[0]_pgbench_table_action ", $what // 'none', "\n";
+}
+
+sub check
+{
+    my ($name, $ok, $detail) = @_;
+    print "check $name ", ($ok ? 'ok' : 'FAIL'), " ", ($detail // ''), "\n";
+}
+
+for my $p (sort keys %exit)
+{
+    my $out = $exit{$p} == 0 ? '' : slurp("$dir/" . ($p eq 'extension' ? 'ext' : $p =~ s/traffic_//r) . '.out');
+    $out =~ s/\n/ | /g;
+    check("pgbench_$p", $exit{$p} == 0, "exit $exit{$p} $out");
+}
+check('calls_made', $calls > 0, "$calls calls");
+my $allowed_list = join(',', sort keys %allowed);
+my $bad = psql(qq{SELECT coalesce(string_agg(DISTINCT sqlstate || ': ' || message, ' | '), '')
+                  FROM load.calls WHERE sqlstate <> ALL ('{$allowed_list}')});
+check('only_documented_errors', $bad eq '', $bad);
+my $pending = psql(q{SELECT count(*) FROM pg_locks WHERE NOT granted});
+check('no_lock_waits_left', $pending eq '0', "$pending ungranted locks");
+my $running = psql(q{SELECT (SELECT count(*) FROM virtuoso.migration_log WHERE status = 'RUNNING')
+                          + (SELECT count(*) FROM virtuoso.maintenance_log WHERE status = 'RUNNING')});
+check('no_running_rows', $running eq '0', "$running RUNNING rows");
+# The log matches the calls: a migration call that succeeded has exactly one SUCCESS row of
+# its name; one that failed has no row or one FAILED row; no row of a name never called.
+my $mismatch = psql(q{
+WITH c AS (SELECT name, sqlstate FROM load.calls WHERE name IS NOT NULL),
+     l AS (SELECT name, count(*) AS n, count(*) FILTER (WHERE status = 'SUCCESS') AS ok,
+                  count(*) FILTER (WHERE status = 'FAILED') AS failed
+           FROM virtuoso.migration_log WHERE name LIKE 'load\_%' GROUP BY name)
+SELECT count(*) FROM c FULL JOIN l USING (name)
+WHERE c.name IS NULL
+   OR (c.sqlstate = '00000' AND (l.n IS DISTINCT FROM 1 OR l.ok <> 1))
+   OR (c.sqlstate <> '00000' AND l.n IS NOT NULL AND (l.n <> 1 OR l.failed <> 1))});
+my $logged = psql(q{SELECT count(*) FROM virtuoso.migration_log WHERE name LIKE 'load\_%'});
+check('migration_log_matches_calls', $mismatch eq '0', "$mismatch mismatches, $logged rows");
+my $tables = psql(q{SELECT count(*) FROM pg_tables WHERE schemaname = 'load' AND tablename LIKE 'load\_%'});
+my $ok_migrations = psql(q{SELECT count(*) FROM load.calls WHERE name IS NOT NULL AND sqlstate = '00000'});
+check('tables_match_successful_migrations', $tables eq $ok_migrations,
+      "$tables tables, $ok_migrations successful migrations");
+my $same = psql(qq{SELECT pg_postmaster_start_time() = '$started'});
+check('postmaster_not_restarted', $same eq 't', "started $started");
+exit 0;
