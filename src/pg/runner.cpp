@@ -6,6 +6,7 @@
 
 #include "db_virtuoso/pg/bgworker.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
 #include "access/printtup.h"
@@ -524,21 +525,10 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
     int rc = SPI_execute_with_args(sql, nparams, types, values, nulls, false, 0);
-    if (rc == SPI_ERROR_TRANSACTION)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("transaction control statements cannot run in execute_autonomous"),
-                        errdetail("The statements run in one transaction of their own, which "
-                                  "commits when they end.")));
-    if (rc == SPI_ERROR_COPY)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("COPY FROM STDIN and COPY TO STDOUT cannot run in "
-                               "execute_autonomous: it has no client connection"),
-                        errhint("COPY to or from a server file or program, or use INSERT ... "
-                                "SELECT.")));
     if (rc < 0)
-        ereport(ERROR,
-                (errcode(ERRCODE_INTERNAL_ERROR),
-                 errmsg_internal("SPI_execute_with_args failed: %s", SPI_result_code_string(rc))));
+        raise_for_spi_result(rc, "in execute_autonomous",
+                             "The statements run in one transaction of their own, which commits "
+                             "when they end.");
     char completion[COMPLETION_TAG_BUFSIZE];
     format_command_tag(completion, tag, SPI_processed);
     char *value = nullptr;

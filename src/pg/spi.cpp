@@ -56,22 +56,10 @@ void run_raw(void *arg) {
     int rc = c->plan ? SPI_execute_plan(c->plan, c->values, c->nulls, c->read_only, c->max_rows)
                      : SPI_execute_with_args(c->sql, c->nargs, c->types, c->values, c->nulls,
                                              c->read_only, c->max_rows);
-    // User SQL reaches here too (transactional migrations, integrity rules): say what is
-    // not supported instead of an internal error.
-    if (rc == SPI_ERROR_TRANSACTION)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("transaction control statements cannot run here"),
-                        errdetail("The statement runs inside a transaction that db_virtuoso "
-                                  "controls.")));
-    if (rc == SPI_ERROR_COPY)
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("COPY FROM STDIN and COPY TO STDOUT cannot run here: the "
-                               "statement has no client connection"),
-                        errhint("COPY to or from a server file or program, or use INSERT ... "
-                                "SELECT.")));
+    // User SQL reaches here too (transactional migrations, integrity rules).
     if (rc < 0)
-        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
-                        errmsg_internal("SPI execution failed: %s", SPI_result_code_string(rc))));
+        raise_for_spi_result(rc, "here",
+                             "The statement runs inside a transaction that db_virtuoso controls.");
     c->out.processed = SPI_processed;
     if (SPI_tuptable == nullptr) return;
     TupleDesc desc = SPI_tuptable->tupdesc;
@@ -89,6 +77,23 @@ void run_raw(void *arg) {
 }
 
 }  // namespace
+
+void raise_for_spi_result(int rc, const char *where, const char *transaction_detail) {
+    if (rc == SPI_ERROR_TRANSACTION)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("transaction control statements cannot run %s", where),
+                        errdetail_internal("%s", transaction_detail)));
+    if (rc == SPI_ERROR_COPY)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("COPY FROM STDIN and COPY TO STDOUT cannot run %s: it has no "
+                               "client connection",
+                               where),
+                        errhint("COPY to or from a server file or program, or use INSERT ... "
+                                "SELECT.")));
+    if (rc < 0)
+        ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR),
+                        errmsg_internal("SPI execution failed: %s", SPI_result_code_string(rc))));
+}
 
 SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params, bool read_only,
                        long max_rows) {

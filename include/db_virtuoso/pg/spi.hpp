@@ -77,6 +77,12 @@ class InternalSql : public Spi {
     static inline int depth_ = 0;
 };
 
+// Plain PostgreSQL style, for a negative SPI result code: a clear 0A000 for what user SQL
+// causes (transaction control, COPY with the client), an internal error for anything else.
+// `where` completes "cannot run ..." ("here", "in execute_autonomous"); `transaction_detail`
+// says in which transaction the statements run.
+void raise_for_spi_result(int rc, const char *where, const char *transaction_detail);
+
 // Sleeps, waking up for interrupts (cancel, terminate, postmaster death).
 void interruptible_sleep(long milliseconds);
 
