@@ -212,7 +212,8 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
                 bool deadlock = worker_waits_for_caller(pid, &path);
                 MemoryContextSwitchTo(outer);
                 if (deadlock) {
-                    TerminateBackgroundWorker(handle);
+                    // (launch_and_wait stops the worker and waits for it before the error
+                    // goes on)
                     ereport(ERROR,
                             (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
                              errmsg("the statement needs a lock that the calling transaction "
@@ -231,6 +232,25 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
         CHECK_FOR_INTERRUPTS();
     }
     MemoryContextDelete(poll_context);
+}
+
+// Stops the worker and waits until it has exited, so that a caller told "stopped" (an error,
+// a cancel) never sees its statement finish afterwards -- e.g. once its own locks are gone.
+// Interrupts are held: this runs while an error is being handled.  Bounded, in case a
+// worker does not answer SIGTERM.
+void stop_worker(BackgroundWorkerHandle *handle) {
+    constexpr long kStopWaitMillis = 30000;
+    TerminateBackgroundWorker(handle);
+    HOLD_INTERRUPTS();
+    for (long waited = 0; waited < kStopWaitMillis; waited += 10) {
+        pid_t pid;
+        BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
+        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) break;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    RESUME_INTERRUPTS();
 }
 
 struct LaunchArgs {
@@ -386,7 +406,7 @@ void launch_and_wait(void *arg) {
     { wait_for_worker(handle, mqh, out); }
     PG_CATCH();
     {
-        TerminateBackgroundWorker(handle);
+        stop_worker(handle);
         active_worker = nullptr;
         PG_RE_THROW();
     }
@@ -394,7 +414,7 @@ void launch_and_wait(void *arg) {
     active_worker = nullptr;
 
     if (!out->done && out->error == nullptr) {
-        TerminateBackgroundWorker(handle);
+        stop_worker(handle);
         ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("the db_virtuoso runner exited before finishing its statement"),
                         errhint("See the server log for the reason.")));
