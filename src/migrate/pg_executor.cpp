@@ -228,6 +228,10 @@ constexpr long kBackoffCapMs = 5000;
 
 }  // namespace
 
+long lock_retry_backoff_ms(int attempt) {
+    return backoff_ms(attempt, kBackoffBaseMs, kBackoffCapMs, random_source());
+}
+
 std::vector<Statement> split_statements(const std::string &sql) {
     List *raw = pg::pg_call([&sql] { return parse_statements(sql.c_str()); });
     std::vector<Statement> out;
@@ -335,7 +339,7 @@ RunResult run_transactional(const std::vector<Statement> &statements, const Limi
             if (lock_timeout_hit && attempt <= limits.max_retries) {
                 const Statement &stmt = statements[current - 1];
                 long waited = elapsed_ms(started);
-                long sleep = backoff_ms(attempt, kBackoffBaseMs, kBackoffCapMs, random_source());
+                long sleep = lock_retry_backoff_ms(attempt);
                 result.lock_waits.push_back(lock_wait_json(attempt, stmt, waited,
                                                            limits.lock_timeout_ms, sleep,
                                                            describe_blockers(stmt.relations)));
@@ -378,7 +382,7 @@ RunResult run_one_by_one(const std::vector<Statement> &statements, const Limits 
             if (outcome.ok) break;
             if (outcome.error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE &&
                 attempt <= limits.max_retries) {
-                long sleep = backoff_ms(attempt, kBackoffBaseMs, kBackoffCapMs, random_source());
+                long sleep = lock_retry_backoff_ms(attempt);
                 result.lock_waits.push_back(lock_wait_json(attempt, stmt, elapsed_ms(started),
                                                            limits.lock_timeout_ms, sleep,
                                                            describe_blockers(stmt.relations)));

@@ -124,10 +124,6 @@ std::vector<std::string> back_up_tables(const std::string &affected_objects) {
     return names;
 }
 
-std::mt19937_64 &backup_rng() {
-    static std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(MyProcPid));
-    return rng;
-}
 
 // Runs one backup statement through the runner in its own transaction, which commits at
 // once: as the caller, with the caller's settings and the migration's lock_timeout, retried
@@ -143,7 +139,7 @@ void run_committed(const std::string &sql, const Limits &limits) {
         if (outcome.ok) return;
         if (outcome.error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE || attempt > limits.max_retries)
             throw pg::PgError(outcome.error);
-        pg::interruptible_sleep(backoff_ms(attempt, 50, 5000, backup_rng()));
+        pg::interruptible_sleep(lock_retry_backoff_ms(attempt));
     }
 }
 
@@ -212,7 +208,7 @@ std::vector<std::string> back_up_tables_lock_safe(const std::string &affected_ob
         } catch (const pg::PgError &e) {
             if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt > limits.max_retries) throw;
         }
-        pg::interruptible_sleep(backoff_ms(attempt, 50, 5000, backup_rng()));
+        pg::interruptible_sleep(lock_retry_backoff_ms(attempt));
     }
 }
 

@@ -1,4 +1,5 @@
-// SQL entry points of the statement runner.
+// SQL entry points of the statement runner: the functions and the procedure form.
+#include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -29,4 +30,14 @@ VIRTUOSO_FUNCTION(virtuoso_execute_autonomous) {
     auto outcome =
         virtuoso::pg::run_in_worker_or_raise({RunMode::Autonomous, required_statement(fcinfo), {}});
     return virtuoso::pg::text_datum(outcome.command_tag);
+}
+
+// CALL virtuoso.run_top_level(statement, command_tag): commits the caller's transaction, then
+// runs the statement with no snapshot held, so that statements waiting for older snapshots
+// (CREATE INDEX CONCURRENTLY...) can finish.
+VIRTUOSO_FUNCTION(virtuoso_run_top_level) {
+    std::string sql = required_statement(fcinfo);  // copied before the commit frees it
+    virtuoso::pg::commit_caller(fcinfo, "virtuoso.run_top_level");
+    auto outcome = virtuoso::pg::run_in_worker_or_raise({RunMode::TopLevel, std::move(sql), {}});
+    return virtuoso::pg::procedure_result(fcinfo, {outcome.command_tag});
 }

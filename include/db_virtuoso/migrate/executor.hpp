@@ -65,6 +65,10 @@ std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules, int l
 // up to lock_timeout_ms; 55P03 naming the holder's pid otherwise.
 void acquire_migration_lock(int lock_timeout_ms);
 
+// The pause before retry `attempt` after a lock timeout: exponential with jitter (50 ms
+// doubling, capped at 5 s), the same for statements, backups and rules.
+long lock_retry_backoff_ms(int attempt);
+
 // Milliseconds of a duration option ("500ms", "2s"); 22023 naming the option when invalid.
 int duration_ms(const std::string &text, const char *option);
 
