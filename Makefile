@@ -2,7 +2,7 @@
 #   make && make install            build and install into the server found by pg_config
 #   scripts/test.sh                 every test suite (see README)
 EXTENSION   = db_virtuoso
-EXTVERSION  = 0.2.0
+EXTVERSION  = 0.3.0
 MODULE_big  = db_virtuoso
 
 # The install script is assembled from one fragment per capability (src/<capability>/*.sql,
@@ -46,6 +46,8 @@ SHLIB_LINK += $(SANITIZE_FLAGS)
 endif
 
 $(OBJS): $(HEADERS)
+# The library's version is compiled in: a new release must rebuild it.
+src/pg/version.o: Makefile
 
 $(DATA_built): $(SQL_PARTS)
 	{ echo '-- db_virtuoso $(EXTVERSION): generated from $(SQL_PARTS); edit those files'; \

@@ -74,7 +74,7 @@ sub difference
         (map { "+ $_" } grep { !$w{$_} } sort keys %g));
 }
 
-$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE ROLE upgrade_migrator; CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION db_virtuoso');
 my $fresh = $node->safe_psql('fresh', $describe);
 
@@ -87,7 +87,6 @@ for my $old (@old_versions)
     # Data in every table, as the old version wrote it.
     $node->safe_psql($db, q{
 CREATE TABLE accounts (id int PRIMARY KEY, balance numeric);
-CREATE ROLE upgrade_migrator;
 INSERT INTO virtuoso.migration_log (name, checksum, status, completed_at, duration,
     migration_sql, rollback_sql, affected_objects, attempts, executed_by, backend_pid)
 VALUES ('add_note', 'c1', 'SUCCESS', clock_timestamp(), '1 second',
@@ -100,6 +99,14 @@ INSERT INTO virtuoso.maintenance_log (finished_at, relid, schemaname, tablename,
 VALUES (clock_timestamp(), 'accounts'::regclass, 'public', 'accounts', 'VACUUM', 'SUCCESS',
         current_user, 'function');
 });
+    # Versions that record the executing role by oid get it as they would have recorded it.
+    $node->safe_psql($db, q{
+DO $$ BEGIN
+    IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'virtuoso.migration_log'::regclass
+               AND attname = 'executed_by_role' AND NOT attisdropped) THEN
+        EXECUTE $u$UPDATE virtuoso.migration_log SET executed_by_role = executed_by::regrole$u$;
+    END IF;
+END $$});
     my $before = $node->safe_psql($db, q{
 SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
     || (SELECT count(*) FROM virtuoso.maintenance_log) || ' maintenance rows, '
