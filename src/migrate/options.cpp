@@ -1,6 +1,7 @@
 #include "db_virtuoso/migrate/options.hpp"
 
 #include <algorithm>
+#include <cmath>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -11,8 +12,8 @@ namespace {
 using json = nlohmann::json;
 
 constexpr const char *kValidOptions =
-    "lock_timeout, max_retries, statement_timeout, validation_rules, transactional, dry_run, "
-    "force";
+    "lock_timeout, max_retries, statement_timeout, validation_rules, lint, max_plan_regression, "
+    "transactional, dry_run, force";
 
 const char *type_name(const json &v) {
     switch (v.type()) {
@@ -109,6 +110,39 @@ std::optional<MigrationOptions> parse_options(const std::string &text, OptionErr
                                       type_name(v)));
             else
                 o.validation_rules = v.dump();
+        } else if (key == "lint") {
+            const std::string word = v.is_string() ? v.get<std::string>() : std::string();
+            if (word == "error")
+                o.lint = LintMode::Error;
+            else if (word == "warn")
+                o.lint = LintMode::Warn;
+            else if (word == "off")
+                o.lint = LintMode::Off;
+            else
+                ok = fail(error,
+                          v.is_string()
+                              ? fmt::format("option \"lint\" must be \"error\", \"warn\" or "
+                                            "\"off\", got \"{}\"",
+                                            word)
+                              : fmt::format("option \"lint\" must be \"error\", \"warn\" or "
+                                            "\"off\", got {}",
+                                            type_name(v)),
+                          "\"error\" (the default) refuses a migration with an error finding of "
+                          "virtuoso.lint_migration, \"warn\" records the findings and runs it, "
+                          "\"off\" does not lint.");
+        } else if (key == "max_plan_regression") {
+            if (!v.is_number())
+                ok = fail(error,
+                          fmt::format("option \"max_plan_regression\" must be a number, got {}",
+                                      type_name(v)),
+                          "A factor such as 2: the migration fails when a top statement of "
+                          "pg_stat_statements gets more than twice as expensive.");
+            else if (!(v.get<double>() >= 1.0) || !std::isfinite(v.get<double>()))
+                ok = fail(error, "option \"max_plan_regression\" must be at least 1",
+                          "It is the factor by which a statement's estimated cost may grow: 1 "
+                          "allows no growth, 2 allows doubling.");
+            else
+                o.max_plan_regression = v.get<double>();
         } else if (key == "transactional") {
             ok = read_bool(v, key, &o.transactional, error);
         } else if (key == "dry_run") {
@@ -125,6 +159,12 @@ std::optional<MigrationOptions> parse_options(const std::string &text, OptionErr
         fail(error, "option \"dry_run\" needs a transactional migration",
              "Statements of a non-transactional migration commit one by one and cannot be "
              "rolled back.");
+        return std::nullopt;
+    }
+    if (o.max_plan_regression && !o.transactional) {
+        fail(error, "option \"max_plan_regression\" needs a transactional migration",
+             "Plans are compared before the migration commits; statements of a "
+             "non-transactional migration commit one by one.");
         return std::nullopt;
     }
     return o;

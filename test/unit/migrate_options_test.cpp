@@ -15,6 +15,24 @@ TEST(MigrationOptions, DefaultsFromEmptyObject) {
     EXPECT_FALSE(o->force);
     EXPECT_FALSE(o->lock_timeout);
     EXPECT_FALSE(o->max_retries);
+    // the gate is on by default: a lint error refuses the migration
+    EXPECT_EQ(o->lint, virtuoso::migrate::LintMode::Error);
+    EXPECT_FALSE(o->max_plan_regression);
+}
+
+TEST(MigrationOptions, ReadsTheGateOptions) {
+    OptionError err;
+    auto o = parse_options(R"({"lint": "warn", "max_plan_regression": 2})", &err);
+    ASSERT_TRUE(o) << err.message;
+    EXPECT_EQ(o->lint, virtuoso::migrate::LintMode::Warn);
+    EXPECT_DOUBLE_EQ(*o->max_plan_regression, 2.0);
+    o = parse_options(R"({"lint": "off", "max_plan_regression": 1.5})", &err);
+    ASSERT_TRUE(o) << err.message;
+    EXPECT_EQ(o->lint, virtuoso::migrate::LintMode::Off);
+    EXPECT_DOUBLE_EQ(*o->max_plan_regression, 1.5);
+    o = parse_options(R"({"lint": "error"})", &err);
+    ASSERT_TRUE(o) << err.message;
+    EXPECT_EQ(o->lint, virtuoso::migrate::LintMode::Error);
 }
 
 TEST(MigrationOptions, ReadsEveryOption) {
@@ -53,6 +71,15 @@ TEST(MigrationOptions, NamesTheBadOption) {
         {R"(not json)", "options is not valid JSON"},
         {R"({"max_retries": 99999999999999999999999999999999})", "must be an integer, got number"},
         {R"({"max_retries": 1e400})", "options is not valid JSON"},
+        {R"({"lint": "strict"})", "\"lint\" must be \"error\", \"warn\" or \"off\""},
+        {R"({"lint": true})", "\"lint\" must be \"error\", \"warn\" or \"off\", got boolean"},
+        {R"({"lint": "ERROR"})", "\"lint\" must be"},
+        {R"({"max_plan_regression": 0})", "\"max_plan_regression\" must be at least 1"},
+        {R"({"max_plan_regression": -2})", "\"max_plan_regression\" must be at least 1"},
+        {R"({"max_plan_regression": 0.5})", "\"max_plan_regression\" must be at least 1"},
+        {R"({"max_plan_regression": "2"})", "\"max_plan_regression\" must be a number, got string"},
+        {R"({"max_plan_regression": null})", "must be a number, got null"},
+        {R"({"transactional": false, "max_plan_regression": 2})", "needs a transactional migration"},
     };
     for (const auto &c : cases) {
         OptionError err;

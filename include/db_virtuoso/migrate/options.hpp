@@ -8,11 +8,16 @@
 
 namespace virtuoso::migrate {
 
+// What an `error` finding of lint_migration does to a migration (option "lint").
+enum class LintMode { Error, Warn, Off };
+
 struct MigrationOptions {
     std::optional<std::string> lock_timeout;       // as given: "500ms", "2s", or ms as number
     std::optional<std::string> statement_timeout;  // likewise
     std::optional<int> max_retries;                // default: GUC virtuoso.max_lock_retries
     std::optional<std::string> validation_rules;   // a JSON array, re-serialised
+    LintMode lint = LintMode::Error;                // the default refuses an unsafe migration
+    std::optional<double> max_plan_regression;     // factor of estimated cost growth allowed
     bool transactional = true;
     bool dry_run = false;
     bool force = false;
