@@ -27,13 +27,6 @@ namespace {
 
 using pg::UserError;
 
-struct WorkloadStatement {
-    std::string text;
-    Oid role = InvalidOid;  // that ran it: it is analysed and planned as this role
-    int64_t calls = 1;
-    double weight = 1;
-};
-
 struct Analysed {
     std::vector<std::string> texts;
     std::vector<int64_t> calls;
@@ -211,14 +204,6 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
     return rows;
 }
 
-// Whether the caller has the privileges of the role (which still exists).
-bool may_act_as(Oid role) {
-    return pg::pg_call([role] {
-        return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)) &&
-               has_privs_of_role(GetUserId(), role);
-    });
-}
-
 // Raises 42501 unless the caller may read the table (or some of its columns: then it can
 // count its rows too), so that nothing about its size is revealed otherwise.
 void require_select(Oid relid) {
@@ -234,43 +219,11 @@ void require_select(Oid relid) {
 }
 
 std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
-    pg::InternalSql spi;
-    auto schema = spi.scalar(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
-        "WHERE e.extname = 'pg_stat_statements'",
-        {}, true);
-    if (!schema)
-        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        "pg_stat_statements is not installed in this database",
-                        "The index advisor takes its workload from pg_stat_statements.",
-                        "Add pg_stat_statements to shared_preload_libraries and run CREATE "
-                        "EXTENSION pg_stat_statements.");
-    auto result = spi.execute(
-        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time) "
-                    "FROM {}.pg_stat_statements "
-                    "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
-                    "WHERE datname = current_database()) "
-                    "AND query IS NOT NULL AND query <> '<insufficient privilege>' "
-                    "GROUP BY userid, query HAVING sum(calls) >= $1::bigint ORDER BY 3 DESC, 2, 1",
-                    pg::quote_identifier(*schema)),
-        {std::to_string(min_calls)}, true);
-    std::vector<WorkloadStatement> out;
+    WorkloadQuery query;
+    query.min_calls = min_calls;
+    query.weight_by_total_time = by_total_time;
     size_t skipped = 0;
-    for (const auto &row : result.rows) {
-        WorkloadStatement st;
-        st.role = static_cast<Oid>(std::stoul(*row[0]));
-        // A statement is planned as the role that ran it, with the caller's search_path:
-        // only a caller who has that role's privileges (could SET ROLE to it and run the
-        // statement himself) may do that, or it would choose what code runs as that role.
-        if (!may_act_as(st.role)) {
-            ++skipped;
-            continue;
-        }
-        st.text = *row[1];
-        st.calls = std::stoll(*row[2]);
-        st.weight = by_total_time ? std::stod(*row[3]) : static_cast<double>(st.calls);
-        out.push_back(std::move(st));
-    }
+    std::vector<WorkloadStatement> out = read_workload(query, &skipped);
     if (skipped > 0)
         pg::report(NOTICE, fmt::format("index advisor: {} statement(s) not analysed: they were run "
                                        "by roles whose privileges the caller does not have, or "
@@ -386,6 +339,59 @@ std::string query_arg(FunctionCallInfo fcinfo, int argno) {
 }
 
 }  // namespace
+
+// ---- shared with the migration gate (pg_whatif.hpp) ---------------------------------------
+
+bool may_act_as(Oid role) {
+    return pg::pg_call([role] {
+        return SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(role)) &&
+               has_privs_of_role(GetUserId(), role);
+    });
+}
+
+std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t *skipped) {
+    pg::InternalSql spi;
+    auto schema = spi.scalar(
+        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'pg_stat_statements'",
+        {}, true);
+    if (!schema)
+        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "pg_stat_statements is not installed in this database",
+                        "The index advisor and the migration gate (max_plan_regression) take "
+                        "their workload from pg_stat_statements.",
+                        "Add pg_stat_statements to shared_preload_libraries and run CREATE "
+                        "EXTENSION pg_stat_statements.");
+    auto result = spi.execute(
+        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time) "
+                    "FROM {}.pg_stat_statements "
+                    "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) "
+                    "AND query IS NOT NULL AND query <> '<insufficient privilege>' "
+                    "GROUP BY userid, query HAVING sum(calls) >= $1::bigint ORDER BY {} DESC, 2, 1",
+                    pg::quote_identifier(*schema), query.order_by_total_time ? 4 : 3),
+        {std::to_string(query.min_calls)}, true);
+    std::vector<WorkloadStatement> out;
+    if (skipped) *skipped = 0;
+    for (const auto &row : result.rows) {
+        WorkloadStatement st;
+        st.role = static_cast<Oid>(std::stoul(*row[0]));
+        // A statement is planned as the role that ran it, with the caller's search_path:
+        // only a caller who has that role's privileges (could SET ROLE to it and run the
+        // statement himself) may do that, or it would choose what code runs as that role.
+        if (!may_act_as(st.role)) {
+            if (skipped) ++*skipped;
+            continue;
+        }
+        st.text = *row[1];
+        st.calls = std::stoll(*row[2]);
+        st.total_ms = std::stod(*row[3]);
+        st.weight = query.weight_by_total_time ? st.total_ms : static_cast<double>(st.calls);
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
 }  // namespace virtuoso::advisor
 
 using namespace virtuoso;

@@ -200,7 +200,161 @@ void mark_used_indexes(Plan *plan, bool *used) {
     }
 }
 
+// ---- plan shape ----------------------------------------------------------------------------
+// C-style, inside the planner's PG_TRY: node names as EXPLAIN prints them, the relation of a
+// scan and the index it uses, children in parentheses; no costs.
+
+const char *node_name(const Plan *plan) {
+    switch (nodeTag(plan)) {
+        case T_Result: return "Result";
+        case T_ProjectSet: return "ProjectSet";
+        case T_ModifyTable:
+            switch (reinterpret_cast<const ModifyTable *>(plan)->operation) {
+                case CMD_INSERT: return "Insert";
+                case CMD_UPDATE: return "Update";
+                case CMD_DELETE: return "Delete";
+                case CMD_MERGE: return "Merge";
+                default: return "ModifyTable";
+            }
+        case T_Append: return "Append";
+        case T_MergeAppend: return "Merge Append";
+        case T_RecursiveUnion: return "Recursive Union";
+        case T_BitmapAnd: return "BitmapAnd";
+        case T_BitmapOr: return "BitmapOr";
+        case T_NestLoop: return "Nested Loop";
+        case T_MergeJoin: return "Merge Join";
+        case T_HashJoin: return "Hash Join";
+        case T_SeqScan: return "Seq Scan";
+        case T_SampleScan: return "Sample Scan";
+        case T_Gather: return "Gather";
+        case T_GatherMerge: return "Gather Merge";
+        case T_IndexScan: return "Index Scan";
+        case T_IndexOnlyScan: return "Index Only Scan";
+        case T_BitmapIndexScan: return "Bitmap Index Scan";
+        case T_BitmapHeapScan: return "Bitmap Heap Scan";
+        case T_TidScan: return "Tid Scan";
+        case T_TidRangeScan: return "Tid Range Scan";
+        case T_SubqueryScan: return "Subquery Scan";
+        case T_FunctionScan: return "Function Scan";
+        case T_TableFuncScan: return "Table Function Scan";
+        case T_ValuesScan: return "Values Scan";
+        case T_CteScan: return "CTE Scan";
+        case T_NamedTuplestoreScan: return "Named Tuplestore Scan";
+        case T_WorkTableScan: return "WorkTable Scan";
+        case T_ForeignScan: return "Foreign Scan";
+        case T_CustomScan: return "Custom Scan";
+        case T_Material: return "Materialize";
+        case T_Memoize: return "Memoize";
+        case T_Sort: return "Sort";
+        case T_IncrementalSort: return "Incremental Sort";
+        case T_Group: return "Group";
+        case T_Agg: return "Aggregate";
+        case T_WindowAgg: return "WindowAgg";
+        case T_Unique: return "Unique";
+        case T_SetOp: return "SetOp";
+        case T_LockRows: return "LockRows";
+        case T_Limit: return "Limit";
+        case T_Hash: return "Hash";
+        default: return "Plan";
+    }
+}
+
+void append_relation(StringInfo out, Oid relid) {
+    char *name = get_rel_name(relid);
+    char *schema = get_namespace_name(get_rel_namespace(relid));
+    if (name == nullptr) {
+        appendStringInfo(out, "%u", relid);
+        return;
+    }
+    appendStringInfo(out, "%s.%s", schema ? quote_identifier(schema) : "?", quote_identifier(name));
+}
+
+constexpr int kShapeMaxLength = 4000;  // a plan of a huge query is cut here
+constexpr int kShapeMaxDepth = 64;
+
+void append_shape(StringInfo out, const Plan *plan, List *rtable, int depth) {
+    if (plan == nullptr) return;
+    if (out->len > kShapeMaxLength || depth > kShapeMaxDepth) {
+        appendStringInfoString(out, "...");
+        return;
+    }
+    appendStringInfoString(out, node_name(plan));
+    Oid index = InvalidOid;
+    Index scanrelid = 0;
+    List *children = NIL;
+    switch (nodeTag(plan)) {
+        case T_IndexScan:
+            index = reinterpret_cast<const IndexScan *>(plan)->indexid;
+            break;
+        case T_IndexOnlyScan:
+            index = reinterpret_cast<const IndexOnlyScan *>(plan)->indexid;
+            break;
+        case T_BitmapIndexScan:
+            index = reinterpret_cast<const BitmapIndexScan *>(plan)->indexid;
+            break;
+        case T_ModifyTable:
+            scanrelid = reinterpret_cast<const ModifyTable *>(plan)->nominalRelation;
+            break;
+        case T_Append:
+            children = reinterpret_cast<const Append *>(plan)->appendplans;
+            break;
+        case T_MergeAppend:
+            children = reinterpret_cast<const MergeAppend *>(plan)->mergeplans;
+            break;
+        case T_BitmapAnd:
+            children = reinterpret_cast<const BitmapAnd *>(plan)->bitmapplans;
+            break;
+        case T_BitmapOr:
+            children = reinterpret_cast<const BitmapOr *>(plan)->bitmapplans;
+            break;
+        case T_SubqueryScan:
+            children = list_make1(reinterpret_cast<const SubqueryScan *>(plan)->subplan);
+            break;
+        default:
+            break;
+    }
+    if (OidIsValid(index)) {
+        appendStringInfoString(out, " using ");
+        append_relation(out, index);
+    }
+    switch (nodeTag(plan)) {
+        case T_SeqScan:
+        case T_SampleScan:
+        case T_IndexScan:
+        case T_IndexOnlyScan:
+        case T_BitmapHeapScan:
+        case T_TidScan:
+        case T_TidRangeScan:
+            scanrelid = reinterpret_cast<const Scan *>(plan)->scanrelid;
+            break;
+        default:
+            break;
+    }
+    if (scanrelid > 0 && static_cast<int>(scanrelid) <= list_length(rtable)) {
+        RangeTblEntry *rte = rt_fetch(scanrelid, rtable);
+        if (rte->rtekind == RTE_RELATION) {
+            appendStringInfoString(out, " on ");
+            append_relation(out, rte->relid);
+        }
+    }
+    if (plan->lefttree == nullptr && plan->righttree == nullptr && children == NIL) return;
+    appendStringInfoChar(out, '(');
+    bool first = true;
+    auto child = [&](const Plan *p) {
+        if (p == nullptr) return;
+        if (!first) appendStringInfoString(out, ", ");
+        first = false;
+        append_shape(out, p, rtable, depth + 1);
+    };
+    ListCell *lc;
+    foreach (lc, children) child(static_cast<const Plan *>(lfirst(lc)));
+    child(plan->lefttree);
+    child(plan->righttree);
+    appendStringInfoChar(out, ')');
+}
+
 struct PlanCall {
+    StringInfo shape;  // nullptr: not wanted
     List *queries;
     const ActiveIndex *indexes;
     int count;
@@ -227,6 +381,16 @@ void plan_queries(void *arg) {
             // As the executor checks them: as the planning role, views as their owners.
             if (call->check_permissions) ExecCheckRTPerms(stmt->rtable, true);
             call->cost += stmt->planTree->total_cost;
+            if (call->shape != nullptr) {
+                if (call->shape->len > 0) appendStringInfoString(call->shape, "; ");
+                append_shape(call->shape, stmt->planTree, stmt->rtable, 0);
+                ListCell *sp;
+                foreach (sp, stmt->subplans) {
+                    appendStringInfoString(call->shape, " + SubPlan(");
+                    append_shape(call->shape, static_cast<Plan *>(lfirst(sp)), stmt->rtable, 1);
+                    appendStringInfoChar(call->shape, ')');
+                }
+            }
             mark_used_indexes(stmt->planTree, call->used);
             ListCell *sp;
             foreach (sp, stmt->subplans)
@@ -540,7 +704,7 @@ const std::vector<Oid> &fake_oids(size_t n, bool fresh) {
 }  // namespace
 
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
-                   bool check_permissions) {
+                   bool check_permissions, std::string *shape) {
     if (indexes.size() > 1000)
         throw pg::UserError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                             fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
@@ -584,7 +748,11 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid 
         const std::vector<Oid> &oids = fake_oids(active.size(), attempt > 0);
         for (size_t i = 0; i < active.size(); ++i) active[i].fake_oid = oids[i];
         std::fill(used.get(), used.get() + indexes.size() + 1, false);
-        call = PlanCall{queries,
+        // in the caller's context: the planner's scratch context is reset after each plan
+        StringInfo shape_text =
+            shape != nullptr ? pg::pg_call([] { return makeStringInfo(); }) : nullptr;
+        call = PlanCall{shape_text,
+                        queries,
                         active.data(),
                         static_cast<int>(active.size()),
                         check_permissions,
@@ -593,6 +761,7 @@ PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid 
                         scratch_context,
                         false};
         pg::pg_call([&call, role] { run_restricted(role, plan_queries, &call); });
+        if (shape_text != nullptr) *shape = std::string(shape_text->data, shape_text->len);
         if (!call.collision) break;
         if (attempt == 2)
             throw pg::UserError(ERRCODE_OBJECT_IN_USE,

@@ -267,6 +267,7 @@ class Linter {
     Linter(const Options &o, bool transactional, const OldestTransaction &oldest)
         : ctx_(o, oldest), transactional_(transactional) {
         ctx_.in_block = transactional;
+        ctx_.lock_timeout_set = o.lock_timeout_set;
     }
 
     void run(const Statement &s);

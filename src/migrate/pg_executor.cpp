@@ -296,7 +296,8 @@ std::optional<Failure> check_rules(pg::Spi &spi, const std::string &rules, int l
 }
 
 RunResult run_transactional(const std::vector<Statement> &statements, const Limits &limits,
-                            const std::optional<std::string> &validation_rules, bool keep) {
+                            const std::optional<std::string> &validation_rules, bool keep,
+                            const std::function<std::optional<Failure>()> &gate) {
     RunResult result;
     CaptureScope capture;
     pg::Spi spi;  // the caller's settings: user statements resolve names as the caller would
@@ -323,6 +324,13 @@ RunResult run_transactional(const std::vector<Statement> &statements, const Limi
             if (validation_rules) {
                 capture.pause(true);
                 if (auto failed = check_rules(spi, *validation_rules, limits.lock_timeout_ms)) {
+                    result.failure = failed;
+                    return result;  // attempt_scope rolls back
+                }
+            }
+            if (gate) {
+                capture.pause(true);
+                if (auto failed = gate()) {
                     result.failure = failed;
                     return result;  // attempt_scope rolls back
                 }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "db_virtuoso/migrate/executor.hpp"
+#include "db_virtuoso/migrate/gate.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/migrate/options.hpp"
 #include "db_virtuoso/migrate/run.hpp"
@@ -112,11 +113,15 @@ std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
 // Raises the failure as the error the caller sees, with where it was recorded.
 [[noreturn]] void raise_failure(const Failure &f, const std::string &name, const std::string &id,
                                 int attempts) {
-    std::string where = fmt::format(
-        "migration \"{}\" failed{} after {} attempt{}; recorded as FAILED in "
-        "virtuoso.migration_log (id {})",
-        name, f.statement > 0 ? fmt::format(" at statement {}", f.statement) : "", attempts,
-        attempts == 1 ? "" : "s", id);
+    std::string where =
+        attempts == 0
+            ? fmt::format("migration \"{}\" was refused before it ran; recorded as FAILED in "
+                          "virtuoso.migration_log (id {})",
+                          name, id)
+            : fmt::format("migration \"{}\" failed{} after {} attempt{}; recorded as FAILED in "
+                          "virtuoso.migration_log (id {})",
+                          name, f.statement > 0 ? fmt::format(" at statement {}", f.statement) : "",
+                          attempts, attempts == 1 ? "" : "s", id);
     if (f.error != nullptr) {
         ErrorData *e = f.error;
         pg::pg_call([&] {
@@ -126,7 +131,11 @@ std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
         throw pg::PgError(e);
     }
     std::string detail = f.detail ? *f.detail + "\n" + where : where;
-    throw UserError(ERRCODE_CHECK_VIOLATION, f.message, detail, f.hint.value_or(""));
+    // the failure's own SQLSTATE: 23514 for validation rules, VR001/VR002 for the gate
+    const std::string &code = f.sqlstate;
+    int sqlstate = code.size() == 5 ? MAKE_SQLSTATE(code[0], code[1], code[2], code[3], code[4])
+                                    : ERRCODE_CHECK_VIOLATION;
+    throw UserError(sqlstate, f.message, detail, f.hint.value_or(""));
 }
 
 // A concurrent build that failed leaves an invalid index that no event trigger reported:
@@ -334,11 +343,25 @@ pg::Row run_migration(const MigrationCall &call) {
         .set("transactional", options->transactional ? "true" : "false", "boolean")
         .set("statements_total", std::to_string(statements.size()), "integer");
 
+    // The gate, before anything runs: the linter, then the plans of the hottest statements.
+    const LintOutcome lint =
+        lint_migration_gate(sql, options->lint, options->transactional, limits.lock_timeout_ms);
+    if (options->lint != LintMode::Off) row.set("lint", lint.findings_json, "jsonb");
+    std::optional<PlanGate> plans;
+    if (!lint.refusal && options->max_plan_regression) {
+        plans.emplace(*options->max_plan_regression, limits.lock_timeout_ms);
+        plans->cost_before();
+    }
+
     std::string running_id;  // statement-by-statement mode: the RUNNING row written up front
     RunResult result;
-    if (options->transactional) {
-        result =
-            run_transactional(statements, limits, options->validation_rules, !options->dry_run);
+    if (lint.refusal) {
+        result.failure = lint.refusal;  // no attempt: nothing ran
+    } else if (options->transactional) {
+        std::function<std::optional<Failure>()> gate;
+        if (plans) gate = [&plans] { return plans->check_after(); };
+        result = run_transactional(statements, limits, options->validation_rules,
+                                   !options->dry_run, gate);
     } else {
         LogRow running = row;
         running.set("status", "RUNNING")
@@ -397,6 +420,7 @@ pg::Row run_migration(const MigrationCall &call) {
         .set("lock_waits", json_array(result.lock_waits), "jsonb")
         .set("statements_done", std::to_string(result.statements_done), "integer");
     if (result.failure) fill_failure(outcome, *result.failure);
+    if (plans) outcome.set("plan_changes", plans->json(), "jsonb");
 
     if (!running_id.empty()) {
         pg::Row recorded = outcome.update(running_id, true);
@@ -410,7 +434,8 @@ pg::Row run_migration(const MigrationCall &call) {
         pg::Row recorded = full.insert(true);  // survives the caller's rollback
         raise_failure(*result.failure, name, *recorded[log_column("id")], result.attempts);
     }
-    return full.insert(false);
+    // A dry run leaves its row even when the caller rolls back (it is the dry run's result).
+    return full.insert(options->dry_run);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@ int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
 int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
+int plan_regression_statements = 50;
 
 namespace {
 
@@ -109,6 +110,12 @@ void define_all() {
                             "gives its own \"timeout\"; 0 means no limit.",
                             nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.plan_regression_statements",
+        "Top statements of pg_stat_statements (by total time) whose plans a migration with "
+        "max_plan_regression compares before and after it runs.",
+        nullptr, &plan_regression_statements, 50, 1, 10000, PGC_USERSET, 0, nullptr, nullptr,
+        nullptr);
 }
 
 }  // namespace virtuoso::gucs

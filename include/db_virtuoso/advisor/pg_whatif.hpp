@@ -32,8 +32,32 @@ List *analyse_statement(const std::string &sql, Oid role);
 // Planning runs as `role` (the role that ran the statement) inside a security-restricted
 // operation: the functions it folds are that role's code and get that role's rights only.
 // check_permissions: raise 42501 as the executor would when `role` may not read a table.
+// shape: when given, gets the shape of the plans (node types, relations, indexes; no costs),
+// e.g. "Bitmap Heap Scan on public.t(Bitmap Index Scan using t_a_idx)".
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
-                   bool check_permissions = false);
+                   bool check_permissions = false, std::string *shape = nullptr);
+
+// A statement of the workload in pg_stat_statements, with the role that ran it.
+struct WorkloadStatement {
+    std::string text;
+    Oid role = InvalidOid;  // that ran it: it is analysed and planned as this role
+    int64_t calls = 1;
+    double total_ms = 0;  // total execution time
+    double weight = 1;
+};
+struct WorkloadQuery {
+    int64_t min_calls = 1;
+    bool weight_by_total_time = false;  // else by calls
+    bool order_by_total_time = false;   // else by calls, most first
+};
+// Top-level statements of pg_stat_statements in this database, by role and text.  Only
+// statements of roles whose privileges the caller has (and that still exist) are returned:
+// planning runs them as that role; *skipped counts the others.  55000 without
+// pg_stat_statements.
+std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t *skipped);
+
+// Whether the caller has the privileges of the role (which still exists).
+bool may_act_as(Oid role);
 
 // Starts a run of what-if plans: forgets what earlier runs cached about operator classes.
 void begin_costing();

@@ -223,6 +223,7 @@ struct Statement {
 // means it to run as psql does, statement by statement outside explicit blocks.
 struct Options {
     std::optional<bool> transactional;
+    bool lock_timeout_set = false;  // the runner sets lock_timeout (the migration gate's case)
     double tiny_rows = 1000;               // below: a hazard is one level less severe
     int64_t tiny_bytes = 1 << 20;          // ... and below this size
     double big_rows = 100000;              // UPDATE/DELETE without WHERE: error above

@@ -47,10 +47,12 @@ struct RunResult {
 
 // Runs the statements in the caller's transaction: each attempt in a subtransaction with the
 // lock_timeout, retried with backoff on 55P03 (the subtransaction is rolled back first, so
-// no lock is held while sleeping); validation rules run before the attempt is kept.  With
-// keep = false (a dry run) a successful attempt is rolled back too.
+// no lock is held while sleeping); validation rules, then `gate` (when given: a failure it
+// returns fails the attempt), run before the attempt is kept.  With keep = false (a dry
+// run) a successful attempt is rolled back too.
 RunResult run_transactional(const std::vector<Statement> &statements, const Limits &limits,
-                            const std::optional<std::string> &validation_rules, bool keep);
+                            const std::optional<std::string> &validation_rules, bool keep,
+                            const std::function<std::optional<Failure>()> &gate = {});
 
 // Runs each statement as a top-level command through the statement runner (each commits on
 // its own), with the same lock-timeout retries; progress(n) after statement n completes.

@@ -14,7 +14,8 @@ extern int lock_timeout_ms;
 extern int max_lock_retries;
 extern int maintenance_time_budget_s;
 extern int max_maintenance_workers;  // scheduler: databases served at the same time
-extern int rule_timeout_ms;  // validate_data_integrity: default timeout of one rule, 0 = none
+extern int rule_timeout_ms;
+extern int plan_regression_statements;  // migration gate: top pgss statements compared  // validate_data_integrity: default timeout of one rule, 0 = none
 
 void define_all();
 
