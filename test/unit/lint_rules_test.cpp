@@ -130,6 +130,20 @@ TEST(LintRules, NewTablesAreHarmless) {
     EXPECT_FALSE(find(fs, "missing_lock_timeout"));
 }
 
+// The migration gate lints SQL that its executor runs with a lock_timeout of its own.
+TEST(LintRules, NoLockTimeoutWarningWhenTheRunnerSetsOne) {
+    Action add;
+    add.kind = ActionKind::AddColumn;
+    add.column = "c";
+    add.lock = LockMode::AccessExclusive;
+    Options gate;
+    gate.transactional = true;
+    gate.lock_timeout_set = true;
+    auto fs = lint({alter(1, "public.big", kBig, add)}, gate);
+    EXPECT_FALSE(find(fs, "missing_lock_timeout"));
+    EXPECT_TRUE(find(lint({alter(1, "public.big", kBig, add)}, Options{}), "missing_lock_timeout"));
+}
+
 TEST(LintRules, LockTimeoutWarnedOnce) {
     Action add;
     add.kind = ActionKind::AddColumn;
