@@ -204,59 +204,72 @@ void mark_used_indexes(Plan *plan, bool *used) {
 // C-style, inside the planner's PG_TRY: node names as EXPLAIN prints them, the relation of a
 // scan and the index it uses, children in parentheses; no costs.
 
+struct NodeName {
+    NodeTag tag;
+    const char *name;
+};
+constexpr NodeName kNodeNames[] = {
+    {T_Result, "Result"},
+    {T_ProjectSet, "ProjectSet"},
+    {T_Append, "Append"},
+    {T_MergeAppend, "Merge Append"},
+    {T_RecursiveUnion, "Recursive Union"},
+    {T_BitmapAnd, "BitmapAnd"},
+    {T_BitmapOr, "BitmapOr"},
+    {T_NestLoop, "Nested Loop"},
+    {T_MergeJoin, "Merge Join"},
+    {T_HashJoin, "Hash Join"},
+    {T_SeqScan, "Seq Scan"},
+    {T_SampleScan, "Sample Scan"},
+    {T_Gather, "Gather"},
+    {T_GatherMerge, "Gather Merge"},
+    {T_IndexScan, "Index Scan"},
+    {T_IndexOnlyScan, "Index Only Scan"},
+    {T_BitmapIndexScan, "Bitmap Index Scan"},
+    {T_BitmapHeapScan, "Bitmap Heap Scan"},
+    {T_TidScan, "Tid Scan"},
+    {T_TidRangeScan, "Tid Range Scan"},
+    {T_SubqueryScan, "Subquery Scan"},
+    {T_FunctionScan, "Function Scan"},
+    {T_TableFuncScan, "Table Function Scan"},
+    {T_ValuesScan, "Values Scan"},
+    {T_CteScan, "CTE Scan"},
+    {T_NamedTuplestoreScan, "Named Tuplestore Scan"},
+    {T_WorkTableScan, "WorkTable Scan"},
+    {T_ForeignScan, "Foreign Scan"},
+    {T_CustomScan, "Custom Scan"},
+    {T_Material, "Materialize"},
+    {T_Memoize, "Memoize"},
+    {T_Sort, "Sort"},
+    {T_IncrementalSort, "Incremental Sort"},
+    {T_Group, "Group"},
+    {T_Agg, "Aggregate"},
+    {T_WindowAgg, "WindowAgg"},
+    {T_Unique, "Unique"},
+    {T_SetOp, "SetOp"},
+    {T_LockRows, "LockRows"},
+    {T_Limit, "Limit"},
+    {T_Hash, "Hash"},
+};
+
 const char *node_name(const Plan *plan) {
-    switch (nodeTag(plan)) {
-        case T_Result: return "Result";
-        case T_ProjectSet: return "ProjectSet";
-        case T_ModifyTable:
-            switch (reinterpret_cast<const ModifyTable *>(plan)->operation) {
-                case CMD_INSERT: return "Insert";
-                case CMD_UPDATE: return "Update";
-                case CMD_DELETE: return "Delete";
-                case CMD_MERGE: return "Merge";
-                default: return "ModifyTable";
-            }
-        case T_Append: return "Append";
-        case T_MergeAppend: return "Merge Append";
-        case T_RecursiveUnion: return "Recursive Union";
-        case T_BitmapAnd: return "BitmapAnd";
-        case T_BitmapOr: return "BitmapOr";
-        case T_NestLoop: return "Nested Loop";
-        case T_MergeJoin: return "Merge Join";
-        case T_HashJoin: return "Hash Join";
-        case T_SeqScan: return "Seq Scan";
-        case T_SampleScan: return "Sample Scan";
-        case T_Gather: return "Gather";
-        case T_GatherMerge: return "Gather Merge";
-        case T_IndexScan: return "Index Scan";
-        case T_IndexOnlyScan: return "Index Only Scan";
-        case T_BitmapIndexScan: return "Bitmap Index Scan";
-        case T_BitmapHeapScan: return "Bitmap Heap Scan";
-        case T_TidScan: return "Tid Scan";
-        case T_TidRangeScan: return "Tid Range Scan";
-        case T_SubqueryScan: return "Subquery Scan";
-        case T_FunctionScan: return "Function Scan";
-        case T_TableFuncScan: return "Table Function Scan";
-        case T_ValuesScan: return "Values Scan";
-        case T_CteScan: return "CTE Scan";
-        case T_NamedTuplestoreScan: return "Named Tuplestore Scan";
-        case T_WorkTableScan: return "WorkTable Scan";
-        case T_ForeignScan: return "Foreign Scan";
-        case T_CustomScan: return "Custom Scan";
-        case T_Material: return "Materialize";
-        case T_Memoize: return "Memoize";
-        case T_Sort: return "Sort";
-        case T_IncrementalSort: return "Incremental Sort";
-        case T_Group: return "Group";
-        case T_Agg: return "Aggregate";
-        case T_WindowAgg: return "WindowAgg";
-        case T_Unique: return "Unique";
-        case T_SetOp: return "SetOp";
-        case T_LockRows: return "LockRows";
-        case T_Limit: return "Limit";
-        case T_Hash: return "Hash";
-        default: return "Plan";
+    if (IsA(plan, ModifyTable)) {
+        switch (reinterpret_cast<const ModifyTable *>(plan)->operation) {
+            case CMD_INSERT:
+                return "Insert";
+            case CMD_UPDATE:
+                return "Update";
+            case CMD_DELETE:
+                return "Delete";
+            case CMD_MERGE:
+                return "Merge";
+            default:
+                return "ModifyTable";
+        }
     }
+    for (const NodeName &n : kNodeNames)
+        if (n.tag == nodeTag(plan)) return n.name;
+    return "Plan";
 }
 
 void append_relation(StringInfo out, Oid relid) {

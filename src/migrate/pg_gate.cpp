@@ -226,8 +226,8 @@ std::string PlanGate::json() const {
         s["total_exec_time_ms"] = e.total_ms;
         s["cost_before"] = side_cost(e.before);
         s["cost_after"] = side_cost(e.after);
-        s["cost_ratio"] = e.compared && e.before.cost > 0 ? Json(e.after.cost / e.before.cost)
-                                                          : Json(nullptr);
+        s["cost_ratio"] =
+            e.compared && e.before.cost > 0 ? Json(e.after.cost / e.before.cost) : Json(nullptr);
         s["plan_before"] = side_text(e.before.shape);
         s["plan_after"] = side_text(e.after.shape);
         s["error_before"] = side_text(e.before.error);

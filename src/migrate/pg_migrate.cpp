@@ -115,13 +115,15 @@ std::string jsonb_text(FunctionCallInfo fcinfo, int argno) {
                                 int attempts) {
     std::string where =
         attempts == 0
-            ? fmt::format("migration \"{}\" was refused before it ran; recorded as FAILED in "
-                          "virtuoso.migration_log (id {})",
-                          name, id)
-            : fmt::format("migration \"{}\" failed{} after {} attempt{}; recorded as FAILED in "
-                          "virtuoso.migration_log (id {})",
-                          name, f.statement > 0 ? fmt::format(" at statement {}", f.statement) : "",
-                          attempts, attempts == 1 ? "" : "s", id);
+            ? fmt::format(
+                  "migration \"{}\" was refused before it ran; recorded as FAILED in "
+                  "virtuoso.migration_log (id {})",
+                  name, id)
+            : fmt::format(
+                  "migration \"{}\" failed{} after {} attempt{}; recorded as FAILED in "
+                  "virtuoso.migration_log (id {})",
+                  name, f.statement > 0 ? fmt::format(" at statement {}", f.statement) : "",
+                  attempts, attempts == 1 ? "" : "s", id);
     if (f.error != nullptr) {
         ErrorData *e = f.error;
         pg::pg_call([&] {
@@ -360,8 +362,8 @@ pg::Row run_migration(const MigrationCall &call) {
     } else if (options->transactional) {
         std::function<std::optional<Failure>()> gate;
         if (plans) gate = [&plans] { return plans->check_after(); };
-        result = run_transactional(statements, limits, options->validation_rules,
-                                   !options->dry_run, gate);
+        result = run_transactional(statements, limits, options->validation_rules, !options->dry_run,
+                                   gate);
     } else {
         LogRow running = row;
         running.set("status", "RUNNING")

@@ -79,7 +79,8 @@ TEST(MigrationOptions, NamesTheBadOption) {
         {R"({"max_plan_regression": 0.5})", "\"max_plan_regression\" must be at least 1"},
         {R"({"max_plan_regression": "2"})", "\"max_plan_regression\" must be a number, got string"},
         {R"({"max_plan_regression": null})", "must be a number, got null"},
-        {R"({"transactional": false, "max_plan_regression": 2})", "needs a transactional migration"},
+        {R"({"transactional": false, "max_plan_regression": 2})",
+         "needs a transactional migration"},
     };
     for (const auto &c : cases) {
         OptionError err;

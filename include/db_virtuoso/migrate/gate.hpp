@@ -17,7 +17,7 @@ constexpr const char *kSqlstateLintRefused = "VR001";
 constexpr const char *kSqlstatePlanRegression = "VR002";
 
 struct LintOutcome {
-    std::string findings_json;        // for the `lint` column
+    std::string findings_json;       // for the `lint` column
     std::optional<Failure> refusal;  // mode "error" and an error finding: VR001
 };
 

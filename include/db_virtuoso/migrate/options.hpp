@@ -16,7 +16,7 @@ struct MigrationOptions {
     std::optional<std::string> statement_timeout;  // likewise
     std::optional<int> max_retries;                // default: GUC virtuoso.max_lock_retries
     std::optional<std::string> validation_rules;   // a JSON array, re-serialised
-    LintMode lint = LintMode::Error;                // the default refuses an unsafe migration
+    LintMode lint = LintMode::Error;               // the default refuses an unsafe migration
     std::optional<double> max_plan_regression;     // factor of estimated cost growth allowed
     bool transactional = true;
     bool dry_run = false;
