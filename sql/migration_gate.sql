@@ -48,6 +48,10 @@ CALL virtuoso.run_migration('gate_rewrite_proc',
     'ALTER TABLE gate_orders ALTER COLUMN customer_id TYPE bigint');
 \set VERBOSITY default
 SELECT * FROM gate_row('gate_rewrite_proc');
+-- statement by statement too: refused before the first statement runs
+SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('gate_one_by_one',
+    'CREATE INDEX gate_orders_note2_idx ON gate_orders (note)', NULL, '{"transactional": false}')$$);
+SELECT *, to_regclass('gate_orders_note2_idx') IS NULL AS not_built FROM gate_row('gate_one_by_one');
 -- a warning alone does not refuse: the migration runs, its findings are recorded
 SELECT status FROM virtuoso.execute_migration_with_monitoring('gate_warning_only',
     'DROP INDEX gate_orders_customer_idx', NULL, '{"dry_run": true}');
