@@ -300,10 +300,15 @@ class Linter {
             why = " Lowered to info: the table is empty now.";
             return Severity::Info;
         }
-        if (f.rows >= 0 && f.rows < ctx_.options.tiny_rows && f.size_bytes >= 0 &&
+        // A table never analysed has no row estimate; its size alone then says it is tiny.
+        if (f.rows < ctx_.options.tiny_rows && f.size_bytes >= 0 &&
             f.size_bytes < ctx_.options.tiny_bytes) {
-            why = fmt::format(" Lowered one level: the table is tiny now (~{} rows, {}).",
-                              static_cast<int64_t>(f.rows), human_bytes(f.size_bytes));
+            why = f.rows >= 0
+                      ? fmt::format(" Lowered one level: the table is tiny now (~{} rows, {}).",
+                                    static_cast<int64_t>(f.rows), human_bytes(f.size_bytes))
+                      : fmt::format(" Lowered one level: the table is tiny now ({}, never "
+                                    "analysed).",
+                                    human_bytes(f.size_bytes));
             return s == Severity::Error ? Severity::Warning : Severity::Info;
         }
         return s;

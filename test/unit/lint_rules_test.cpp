@@ -118,6 +118,22 @@ TEST(LintRules, SizeDecidesSeverity) {
     EXPECT_NE(find(fs, "create_index_not_concurrent", 4)->message.find("empty"), std::string::npos);
 }
 
+// A table never analysed (no row estimate) is judged by its size: a few pages are tiny, a
+// big one stays an error.
+TEST(LintRules, NeverAnalysedTablesAreJudgedBySize) {
+    auto fresh_small = table("public.fresh_small", -1, 5 * 8192);
+    auto fresh_big = table("public.fresh_big", -1, int64_t(1) << 30);
+    auto fs = lint({set_lock_timeout(1), create_index(2, "public.fresh_small", fresh_small, false),
+                    create_index(3, "public.fresh_big", fresh_big, false)},
+                   Options{});
+    ASSERT_TRUE(find(fs, "create_index_not_concurrent", 2));
+    EXPECT_EQ(find(fs, "create_index_not_concurrent", 2)->severity, Severity::Warning);
+    EXPECT_NE(find(fs, "create_index_not_concurrent", 2)->message.find("never analysed"),
+              std::string::npos);
+    ASSERT_TRUE(find(fs, "create_index_not_concurrent", 3));
+    EXPECT_EQ(find(fs, "create_index_not_concurrent", 3)->severity, Severity::Error);
+}
+
 TEST(LintRules, NewTablesAreHarmless) {
     Statement create;
     create.no = 1;
