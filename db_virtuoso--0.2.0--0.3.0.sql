@@ -107,7 +107,7 @@ COMMENT ON FUNCTION virtuoso.disable_audit(regclass) IS
 
 CREATE FUNCTION virtuoso.audit_history(target_table regclass, key jsonb)
 RETURNS SETOF virtuoso.audit_log
-LANGUAGE C STABLE PARALLEL UNSAFE
+LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_audit_history';
 
 COMMENT ON FUNCTION virtuoso.audit_history(regclass, jsonb) IS

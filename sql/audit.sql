@@ -52,6 +52,32 @@ UPDATE "Aud it"."Odd ""Table""" SET t = 'gone' WHERE id = 3;
 ROLLBACK;
 SELECT count(*) FROM virtuoso.audit_history('"Aud it"."Odd ""Table"""', '{"id": 3}');
 
+-- a subtransaction rolled back takes its rows with it; a released one keeps them; the
+-- writing transaction's history includes its own rows
+BEGIN;
+UPDATE "Aud it"."Odd ""Table""" SET t = 's1' WHERE id = 3;
+SAVEPOINT a;
+UPDATE "Aud it"."Odd ""Table""" SET t = 's2' WHERE id = 3;
+SAVEPOINT b;
+UPDATE "Aud it"."Odd ""Table""" SET t = 's3' WHERE id = 3;
+RELEASE SAVEPOINT b;
+ROLLBACK TO SAVEPOINT a;
+SAVEPOINT c;
+UPDATE "Aud it"."Odd ""Table""" SET t = 's4' WHERE id = 3;
+RELEASE SAVEPOINT c;
+SELECT new_values FROM virtuoso.audit_history('"Aud it"."Odd ""Table"""', '{"id": 3}');
+UPDATE "Aud it"."Odd ""Table""" SET t = 's5' WHERE id = 3;
+COMMIT;
+SELECT new_values FROM virtuoso.audit_history('"Aud it"."Odd ""Table"""', '{"id": 3}');
+-- more rows than one batch, in one statement and across statements
+INSERT INTO "Aud it"."Odd ""Table""" (id, t) SELECT g, 'bulk' FROM generate_series(100, 2600) g;
+UPDATE "Aud it"."Odd ""Table""" SET t = 'bulk2' WHERE id >= 100;
+SELECT operation, count(*), count(DISTINCT key) AS keys
+FROM virtuoso.audit_log WHERE (key ->> 'id')::int >= 100
+GROUP BY operation ORDER BY operation;
+DELETE FROM "Aud it"."Odd ""Table""" WHERE id >= 100;
+DELETE FROM virtuoso.audit_log WHERE (key ->> 'id')::int >= 100;
+
 -- disable_audit: no more rows, the old ones stay; twice is a NOTICE
 SELECT virtuoso.disable_audit('"Aud it"."Odd ""Table"""');
 UPDATE "Aud it"."Odd ""Table""" SET t = 'e' WHERE id = 3;
@@ -97,6 +123,7 @@ CREATE SERVER audit_dummy FOREIGN DATA WRAPPER audit_dummy_fdw;
 CREATE FOREIGN TABLE "Aud it".ft (a int) SERVER audit_dummy;
 SELECT virtuoso.enable_audit('"Aud it".ft');
 SELECT virtuoso.enable_audit(NULL);
+SELECT virtuoso.enable_audit('virtuoso.audit_log');
 SELECT virtuoso.enable_audit('"Aud it".ri', ARRAY['nope']);
 SELECT virtuoso.enable_audit('"Aud it".ri', ARRAY[NULL]);
 SELECT virtuoso.enable_audit('"Aud it".ri', '{}');

@@ -25,6 +25,7 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/relcache.h"
 #include "utils/timestamp.h"
+#include "utils/memutils.h"
 }
 
 namespace virtuoso::audit {
@@ -305,28 +306,196 @@ void build_row(FunctionCallInfo fcinfo, AuditRow *row) {
     }
 }
 
-SPIPlanPtr insert_plan = nullptr;
+// ---- the buffer of audit rows -------------------------------------------------------------
+//
+// One INSERT per audited row would cost an executor start-up per row.  Rows are collected in
+// transaction memory and written 1000 at a time by one INSERT ... SELECT FROM unnest(...),
+// and whatever is left before the transaction commits or prepares (and before audit_history
+// reads the log).  A subtransaction that aborts takes its buffered rows with it; a
+// transaction that aborts, all of them.  So the log holds exactly the committed changes, as
+// with a row-by-row INSERT; only a plain SELECT on audit_log inside the writing transaction
+// may not see its latest rows yet.
 
-// Writes the row; the caller has switched to the extension's owner.  Every name in the
-// statement is schema-qualified, so no search_path can redirect it.
-void insert_row(AuditRow *row) {
+constexpr int kBatchRows = 1000;
+constexpr int kColumns = 10;  // table_name, operation, key, old, new, changed, by, relid, app, at
+
+struct Pending {
+    MemoryContext context;  // child of TopTransactionContext
+    Oid owner;              // extension owner, looked up once per transaction
+    int n, capacity;
+    Datum *values;  // capacity * kColumns
+    bool *nulls;
+    SubTransactionId *subxact;
+};
+
+Pending pending{};  // all zero outside a transaction that audited something
+SPIPlanPtr batch_plan = nullptr;
+
+void forget_pending() {
+    memset(&pending, 0, sizeof(pending));
+}
+
+// Plain PostgreSQL-style code: also called from transaction callbacks.
+void flush_pending() {
+    if (pending.n == 0) return;
+    static const Oid element[kColumns] = {TEXTOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID,
+                                          TEXTOID, NAMEOID, OIDOID,   TEXTOID,  TIMESTAMPTZOID};
+    static const Oid array[kColumns] = {TEXTARRAYOID, TEXTARRAYOID, 3807 /* jsonb[] */, 3807,
+                                        3807,         TEXTARRAYOID, 1003 /* name[] */,  OIDARRAYOID,
+                                        TEXTARRAYOID, 1185 /* timestamptz[] */};
+    const int n = pending.n;
+    MemoryContext old = MemoryContextSwitchTo(pending.context);
+    Datum params[kColumns];
+    char param_nulls[kColumns];
+    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * n));
+    bool *elem_nulls = static_cast<bool *>(palloc(sizeof(bool) * n));
+    for (int col = 0; col < kColumns; ++col) {
+        for (int i = 0; i < n; ++i) {
+            elems[i] = pending.values[i * kColumns + col];
+            elem_nulls[i] = pending.nulls[i * kColumns + col];
+        }
+        int16 typlen;
+        bool byval;
+        char align;
+        get_typlenbyvalalign(element[col], &typlen, &byval, &align);
+        int dims[1] = {n}, lbs[1] = {1};
+        params[col] = PointerGetDatum(construct_md_array(elems, elem_nulls, 1, dims, lbs,
+                                                         element[col], typlen, byval, align));
+        param_nulls[col] = ' ';
+    }
+    MemoryContextSwitchTo(old);
+    pending.n = 0;  // taken: an error below aborts the (sub)transaction anyway
+
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
-    if (insert_plan == nullptr) {
-        Oid types[kInsertParams] = {TEXTOID,  TEXTOID,      JSONBOID, JSONBOID,
-                                    JSONBOID, TEXTARRAYOID, NAMEOID,  OIDOID};
+    if (batch_plan == nullptr) {
+        // Every name is schema-qualified: no search_path can redirect the statement.
         SPIPlanPtr plan = SPI_prepare(
             "INSERT INTO virtuoso.audit_log (table_name, operation, key, old_values, new_values,"
-            " changed_columns, changed_by, relid, application_name, txid)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-            " pg_catalog.current_setting('application_name'), pg_catalog.txid_current())",
-            kInsertParams, types);
+            " changed_columns, changed_by, relid, application_name, changed_at, txid)"
+            " SELECT u.t, u.o, u.k, u.ov, u.nv, u.cc::pg_catalog.text[], u.cb, u.r, u.an, u.ca,"
+            "        pg_catalog.txid_current()"
+            " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+            "   pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+            "   pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+            "   pg_catalog.unnest($9), pg_catalog.unnest($10))"
+            "   AS u(t, o, k, ov, nv, cc, cb, r, an, ca)",
+            kColumns, const_cast<Oid *>(array));
         if (plan == nullptr) elog(ERROR, "could not prepare the audit_log insert");
         if (SPI_keepplan(plan) != 0) elog(ERROR, "could not keep the audit_log insert plan");
-        insert_plan = plan;
+        batch_plan = plan;
     }
-    int rc = SPI_execute_plan(insert_plan, row->values, row->nulls, false, 0);
+    // Written as the extension's owner, like a SECURITY DEFINER function.
+    Oid saved_user;
+    int saved_context;
+    GetUserIdAndSecContext(&saved_user, &saved_context);
+    SetUserIdAndSecContext(pending.owner, saved_context | SECURITY_LOCAL_USERID_CHANGE);
+    const bool push = !ActiveSnapshotSet();
+    if (push) PushActiveSnapshot(GetTransactionSnapshot());
+    int rc = SPI_execute_plan(batch_plan, params, param_nulls, false, 0);
+    if (push) PopActiveSnapshot();
+    SetUserIdAndSecContext(saved_user, saved_context);
     if (rc != SPI_OK_INSERT) elog(ERROR, "audit_log insert failed: %s", SPI_result_code_string(rc));
     SPI_finish();
+    MemoryContextReset(pending.context);
+    pending.capacity = 0;
+    pending.values = nullptr;
+    pending.nulls = nullptr;
+    pending.subxact = nullptr;
+}
+
+void on_xact(XactEvent event, void *) {
+    switch (event) {
+        case XACT_EVENT_PRE_COMMIT:
+        case XACT_EVENT_PRE_PREPARE:
+            flush_pending();
+            break;
+        case XACT_EVENT_COMMIT:
+        case XACT_EVENT_ABORT:
+        case XACT_EVENT_PREPARE:
+        case XACT_EVENT_PARALLEL_ABORT:
+            forget_pending();  // its memory went with TopTransactionContext
+            break;
+        default:
+            break;
+    }
+}
+
+void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent, void *) {
+    if (pending.n == 0) return;
+    if (event == SUBXACT_EVENT_COMMIT_SUB) {
+        for (int i = 0; i < pending.n; ++i)
+            if (pending.subxact[i] == sub) pending.subxact[i] = parent;
+    } else if (event == SUBXACT_EVENT_ABORT_SUB) {
+        // Its rows were the last ones added (its committed children's became its own).
+        int kept = 0;
+        for (int i = 0; i < pending.n; ++i) {
+            if (pending.subxact[i] == sub) continue;
+            if (kept != i) {
+                memcpy(&pending.values[kept * kColumns], &pending.values[i * kColumns],
+                       sizeof(Datum) * kColumns);
+                memcpy(&pending.nulls[kept * kColumns], &pending.nulls[i * kColumns],
+                       sizeof(bool) * kColumns);
+                pending.subxact[kept] = pending.subxact[i];
+            }
+            ++kept;
+        }
+        pending.n = kept;
+    }
+}
+
+// Adds a built row to the buffer (copied into transaction memory); writes the buffer when
+// it is full.
+void buffer_row(const AuditRow *row, Oid owner) {
+    static bool registered = false;
+    if (!registered) {
+        RegisterXactCallback(on_xact, nullptr);
+        RegisterSubXactCallback(on_subxact, nullptr);
+        registered = true;
+    }
+    if (pending.context == nullptr) {
+        pending.context = AllocSetContextCreate(TopTransactionContext, "db_virtuoso audit rows",
+                                                ALLOCSET_DEFAULT_SIZES);
+        pending.owner = owner;
+    }
+    if (pending.n == pending.capacity) {
+        int capacity = pending.capacity == 0 ? 64 : pending.capacity * 2;
+        MemoryContext old = MemoryContextSwitchTo(pending.context);
+        auto *values = static_cast<Datum *>(palloc(sizeof(Datum) * kColumns * capacity));
+        auto *nulls = static_cast<bool *>(palloc(sizeof(bool) * kColumns * capacity));
+        auto *subxact =
+            static_cast<SubTransactionId *>(palloc(sizeof(SubTransactionId) * capacity));
+        if (pending.n > 0) {
+            memcpy(values, pending.values, sizeof(Datum) * kColumns * pending.n);
+            memcpy(nulls, pending.nulls, sizeof(bool) * kColumns * pending.n);
+            memcpy(subxact, pending.subxact, sizeof(SubTransactionId) * pending.n);
+        }
+        MemoryContextSwitchTo(old);
+        pending.values = values;
+        pending.nulls = nulls;
+        pending.subxact = subxact;
+        pending.capacity = capacity;
+    }
+    MemoryContext old = MemoryContextSwitchTo(pending.context);
+    Datum *v = &pending.values[pending.n * kColumns];
+    bool *isnull = &pending.nulls[pending.n * kColumns];
+    // Parameters 0..7 of the row, then application_name and the time of the change.
+    static const bool byval[8] = {false, false, false, false, false, false, false, true};
+    static const int len[8] = {-1, -1, -1, -1, -1, -1, NAMEDATALEN, sizeof(Oid)};
+    for (int c = 0; c < 8; ++c) {
+        isnull[c] = row->nulls[c] == 'n';
+        v[c] = isnull[c] ? Datum(0) : datumCopy(row->values[c], byval[c], len[c]);
+    }
+    // changed_columns travels as text (an array of arrays of different lengths cannot)
+    if (!isnull[5]) v[5] = CStringGetTextDatum(OidOutputFunctionCall(F_ARRAY_OUT, row->values[5]));
+    const char *app = application_name ? application_name : "";
+    v[8] = CStringGetTextDatum(app);
+    isnull[8] = false;
+    v[9] = TimestampTzGetDatum(GetCurrentTimestamp());
+    isnull[9] = false;
+    MemoryContextSwitchTo(old);
+    pending.subxact[pending.n] = GetCurrentSubTransactionId();
+    ++pending.n;
+    if (pending.n >= kBatchRows) flush_pending();
 }
 
 // ---- checks shared by the enabling functions ----------------------------------------------
@@ -435,10 +604,13 @@ using virtuoso::pg::UserError;
 VIRTUOSO_TRIGGER_FUNCTION(virtuoso_audit_trigger) {
     audit::AuditRow row;
     pg::pg_call([fcinfo, &row] { audit::build_row(fcinfo, &row); });
-    if (!row.skip) {
-        migrate::AsExtensionOwner owner;
-        pg::pg_call([&row] { audit::insert_row(&row); });
+    if (row.skip) return PointerGetDatum(nullptr);
+    Oid owner = audit::pending.owner;
+    if (audit::pending.context == nullptr) {
+        migrate::AsExtensionOwner as_owner;  // the lookup, once per transaction
+        owner = GetUserId();
     }
+    pg::pg_call([&row, owner] { audit::buffer_row(&row, owner); });
     return PointerGetDatum(nullptr);
 }
 
@@ -517,6 +689,12 @@ VIRTUOSO_FUNCTION(virtuoso_enable_audit) {
     bool include_old = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
     auto facts = audit::check_table(relid, "enable audit on");
     std::string table = pg::qualified_relation_name(relid);
+    if (pg::pg_call(
+            [relid] { return get_rel_namespace(relid) == get_namespace_oid("virtuoso", true); }))
+        throw UserError(
+            ERRCODE_WRONG_OBJECT_TYPE,
+            fmt::format("cannot enable audit on \"{}\": it belongs to db_virtuoso", table),
+            "The audit trail would write into itself.");
     if (!facts.has_identity_index && facts.replident != 'f')
         throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                         fmt::format("table \"{}\" has no primary key or replica identity", table),
@@ -593,6 +771,7 @@ VIRTUOSO_FUNCTION(virtuoso_audit_history) {
                         fmt::format("permission denied to read the audit history of \"{}\"",
                                     pg::qualified_relation_name(relid)),
                         "Only the owner of the table (or a member of its owning role) can.");
+    pg::pg_call([] { audit::flush_pending(); });  // this transaction's latest rows too
     std::vector<pg::Row> rows;
     {
         migrate::AsExtensionOwner as_owner;
@@ -602,7 +781,7 @@ VIRTUOSO_FUNCTION(virtuoso_audit_history) {
                       " WHERE relid IN (SELECT relid FROM pg_partition_tree($1::oid::regclass)"
                       "                 UNION ALL SELECT $1::oid)"
                       "   AND ($2::jsonb IS NULL OR key = $2::jsonb) ORDER BY id",
-                      {std::to_string(relid), audit::arg_as_text(fcinfo, 1)}, true)
+                      {std::to_string(relid), audit::arg_as_text(fcinfo, 1)})
                    .rows;
     }
     return pg::return_rows(fcinfo, rows);
