@@ -70,6 +70,7 @@ def main(released_path, current_path):
     released_objects = {object_of(s) for s in released if object_of(s)}
     current = statements(open(current_path).read())
     done = set()
+    printed = False
     for s in current:
         key = comparable(s)
         if key in released or key in done or s.startswith(('\\echo', 'CREATE SCHEMA', 'SET LOCAL')):
@@ -91,6 +92,13 @@ def main(released_path, current_path):
                 continue
             s = re.sub(r'^CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION', s)
         print(s + '\n')
+        printed = True
+    if printed:
+        # New objects get PUBLIC's default privileges: take them back, as a fresh install does
+        # last (src/pg/privileges.sql).
+        for line in open(current_path).read().split('\n'):
+            if line.startswith('REVOKE ALL ON ALL '):
+                print(line)
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
+#include "db_virtuoso/alerts/alerts.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 
@@ -251,6 +252,11 @@ class ServerExecutor : public Executor {
                            {id, out.status, opt_int_param(after.dead), opt_int_param(after.pages),
                             result.ok ? Param() : Param(result.sqlstate),
                             message.empty() ? Param() : Param(message)});
+        if (out.status == kFailed)  // written like the log row, so it shares its fate
+            backend_.write_log(alerts::emit_sql(),
+                               alerts::emit_params(alerts::maintenance_failed(
+                                   d.table.schema + "." + d.table.name, command, result.sqlstate,
+                                   result.message)));
         if (result.abort_error != nullptr) throw pg::PgError(result.abort_error);
         return out;
     }

@@ -11,10 +11,12 @@
 // reported after the try block has ended.
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <set>
 #include <vector>
 
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
+#include "db_virtuoso/alerts/alerts.hpp"
 #include "db_virtuoso/pg/bgworker.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/runner.hpp"
@@ -60,6 +62,7 @@ struct DatabaseWorkerShared {
     int actions;
     int skipped;
     int abandoned;
+    bool health_due;  // this round also runs the health checks (virtuoso.health_check_interval)
 };
 
 // ---- the database worker ------------------------------------------------------------------
@@ -204,6 +207,11 @@ void maintain_database(DatabaseWorkerShared *shared) {
             else
                 ++shared->actions;
         }
+        // Alerts for health findings, then old log rows deleted in small batches (each its
+        // own transaction, so no long lock or transaction), at most 100 per round.
+        if (shared->health_due) in_own_transaction([] { return alerts::health_round(); });
+        for (int batch = 0; batch < 100; ++batch)
+            if (in_own_transaction([] { return alerts::retention_batch(1000); }) == 0) break;
     } catch (...) {
         pg::capture_current_exception(pending);
         failed = true;
@@ -310,6 +318,19 @@ class Scheduler {
     }
 
   private:
+    // Whether the database's health round is due (and, if so, counts it as run now).
+    bool health_due(const std::string &database) {
+        if (gucs::health_check_interval_s <= 0) return false;
+        TimestampTz now = GetCurrentTimestamp();
+        auto last = last_health_.find(database);
+        if (last != last_health_.end() &&
+            !TimestampDifferenceExceeds(last->second, now,
+                                        gucs::health_check_interval_s * 1000))
+            return false;
+        last_health_[database] = now;
+        return true;
+    }
+
     bool is_running(const std::string &database) const {
         return std::any_of(running_.begin(), running_.end(),
                            [&](const RunningWorker &w) { return w.database == database; });
@@ -355,6 +376,7 @@ class Scheduler {
             w.shared = static_cast<DatabaseWorkerShared *>(dsm_segment_address(w.seg));
             memset(w.shared, 0, sizeof(*w.shared));
             strlcpy(w.shared->database, name, NAMEDATALEN);
+            w.shared->health_due = health_due(database);
 
             BackgroundWorker worker =
                 pg::describe_worker("virtuoso_maintenance_db_main", kDatabaseWorkerType,
@@ -414,6 +436,7 @@ class Scheduler {
     // Messages about a database that cannot be served are logged once, until the situation
     // changes, not every round.
     std::set<std::string> reported_;
+    std::map<std::string, TimestampTz> last_health_;
 };
 
 Scheduler *scheduler = nullptr;

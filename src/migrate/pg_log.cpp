@@ -1,5 +1,6 @@
 #include "db_virtuoso/migrate/log.hpp"
 
+#include "db_virtuoso/alerts/alerts.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
@@ -181,9 +182,11 @@ pg::Row LogRow::insert(bool autonomous) const {
         names += (i ? ", " : "") + columns_[i].name;
         exprs += (i ? ", " : "") + values[i];
     }
-    return write(
+    pg::Row row = write(
         fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) RETURNING ", names, exprs),
         this->values(), autonomous);
+    if (sets_status()) alerts::migration_logged(row, autonomous);  // FAILED, long lock waits
+    return row;
 }
 
 pg::Row LogRow::update(const std::string &id, bool autonomous) const {
@@ -193,9 +196,17 @@ pg::Row LogRow::update(const std::string &id, bool autonomous) const {
         sets += (i ? ", " : "") + columns_[i].name + " = " + values[i];
     std::vector<pg::Value> params{id};
     for (const auto &v : this->values()) params.push_back(v);
-    return write(
+    pg::Row row = write(
         fmt::format("UPDATE virtuoso.migration_log SET {} WHERE id = $1::uuid RETURNING ", sets),
         params, autonomous);
+    if (sets_status()) alerts::migration_logged(row, autonomous);  // FAILED, long lock waits
+    return row;
+}
+
+bool LogRow::sets_status() const {
+    for (const Column &c : columns_)
+        if (c.name == "status") return true;
+    return false;
 }
 
 pg::Row read_log(const std::string &id) {

@@ -4,6 +4,11 @@
 #include "db_virtuoso/pg/guard.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
 
+extern "C" {
+#include "utils/fmgrprotos.h"
+#include "utils/timestamp.h"
+}
+
 namespace virtuoso::gucs {
 
 char *database_names = nullptr;
@@ -19,6 +24,11 @@ int maintenance_time_budget_s = 300;
 int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
 int plan_regression_statements = 50;
+char *alert_channel = nullptr;
+int health_check_interval_s = 0;
+int alert_lock_wait_ms = 10000;
+int alert_stalled_after_s = 3600;
+char *log_retention = nullptr;
 
 namespace {
 
@@ -56,6 +66,33 @@ bool check_database_names(char **newval, void **, GucSource) {
                              if (core::parse_name_list(*newval ? *newval : "", &error))
                                  return std::nullopt;
                              return error;
+                         });
+}
+
+bool check_alert_channel(char **newval, void **, GucSource) {
+    return guarded_check("not a channel name", [newval]() -> std::optional<std::string> {
+        const char *v = *newval ? *newval : "";
+        if (v[0] == '\0') return std::string("The channel name must not be empty.");
+        if (strlen(v) >= NAMEDATALEN)
+            return fmt::format("The channel name must be shorter than {} bytes.", NAMEDATALEN);
+        return std::nullopt;
+    });
+}
+
+bool check_retention(char **newval, void **, GucSource) {
+    return guarded_check("not an interval (e.g. '90 days'; 0 keeps every row)",
+                         [newval]() -> std::optional<std::string> {
+                             const char *v = *newval ? *newval : "";
+                             bool negative = pg::pg_call([v] {
+                                 Datum d = DirectFunctionCall3(interval_in, CStringGetDatum(v),
+                                                               ObjectIdGetDatum(InvalidOid),
+                                                               Int32GetDatum(-1));
+                                 auto *zero = static_cast<Interval *>(palloc0(sizeof(Interval)));
+                                 return DatumGetBool(
+                                     DirectFunctionCall2(interval_lt, d, PointerGetDatum(zero)));
+                             });
+                             if (negative) return std::string("The retention must not be negative.");
+                             return std::nullopt;
                          });
 }
 
@@ -116,6 +153,31 @@ void define_all() {
         "max_plan_regression compares before and after it runs.",
         nullptr, &plan_regression_statements, 50, 1, 10000, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
+    DefineCustomStringVariable("virtuoso.alert_channel",
+                               "NOTIFY channel on which db_virtuoso sends its alerts.", nullptr,
+                               &alert_channel, "virtuoso_alerts", PGC_SIGHUP, 0,
+                               check_alert_channel, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.health_check_interval",
+                            "Time between two health rounds of the scheduler (alerts for "
+                            "CRITICAL and WARN findings); 0 means none.",
+                            nullptr, &health_check_interval_s, 0, 0, 86400 * 7, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.alert_lock_wait",
+                            "Lock waits of one migration, added up, past which it raises an "
+                            "alert; 0 means never.",
+                            nullptr, &alert_lock_wait_ms, 10000, 0, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.alert_stalled_after",
+                            "Time a migration or maintenance action may stay RUNNING before the "
+                            "health round alerts it as stalled; 0 means never.",
+                            nullptr, &alert_stalled_after_s, 3600, 0, 86400 * 30, PGC_SIGHUP,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "virtuoso.log_retention",
+        "Age past which the scheduler deletes rows of migration_log, maintenance_log, audit_log "
+        "and alert_log (never a RUNNING row, the latest run of a migration, an open alert); 0 "
+        "keeps every row.",
+        nullptr, &log_retention, "90 days", PGC_SIGHUP, 0, check_retention, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs

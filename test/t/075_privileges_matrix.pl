@@ -59,6 +59,7 @@ SET ROLE alice;
 CREATE TABLE alice.t (id int, v text) WITH (autovacuum_enabled = off);   -- no primary key
 INSERT INTO alice.t SELECT g, 'v' || g FROM generate_series(1, 20000) g;
 CREATE TABLE alice.who (m text, u text);
+CREATE TABLE alice.audited (id int PRIMARY KEY, v text, updated_at timestamptz);
 CREATE TABLE alice.ix (id int, v text);   -- the index rows build here, the advisor plans alice.t
 INSERT INTO alice.ix SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 -- alice's code: whoever runs it is named on stderr
@@ -337,6 +338,29 @@ my @matrix = (
         q{SELECT check_name, status FROM virtuoso.verify_migration_integrity('m_verify_%s')
           WHERE check_name OPERATOR(pg_catalog.<>) 'statements'},
         '42501', '42501', '42501', $ok_verify, $ok_verify],
+    # audit: only the table's owner sets it up or reads its history
+    ['virtuoso.enable_audit(regclass,text[],boolean)', 'audit',
+        q{SELECT virtuoso.enable_audit('alice.audited')},
+        '42501', '42501', '42501', 'ok:', 'ok:'],
+    ['virtuoso.audit_history(regclass,jsonb)', 'read',
+        q{SELECT pg_catalog.count(*) FROM virtuoso.audit_history('alice.audited', NULL)},
+        '42501', '42501', '42501', 'ok:0', 'ok:0'],
+    ['virtuoso.disable_audit(regclass)', 'audit',
+        q{SELECT virtuoso.disable_audit('alice.audited')},
+        '42501', '42501', '42501', 'ok:', 'ok:'],
+    ['virtuoso.enable_updated_at(regclass,text,boolean)', 'stamp',
+        q{SELECT virtuoso.enable_updated_at('alice.audited')},
+        '42501', '42501', '42501', 'ok:', 'ok:'],
+    # alerts: acknowledged by any role with EXECUTE (an unknown id here)
+    ['virtuoso.acknowledge_alert(bigint)', 'acknowledge',
+        q{SELECT virtuoso.acknowledge_alert(-1)},
+        '42501', '42704', '42704', '42704', '42704'],
+    ['virtuoso.audit_trigger()', 'call directly',
+        q{SELECT virtuoso.audit_trigger()},
+        '42501', '39P01', '39P01', '39P01', '39P01'],
+    ['virtuoso.updated_at_trigger()', 'call directly',
+        q{SELECT virtuoso.updated_at_trigger()},
+        '42501', '39P01', '39P01', '39P01', '39P01'],
     ['virtuoso.capture_migration_ddl()', 'call directly',
         q{SELECT virtuoso.capture_migration_ddl()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
@@ -397,6 +421,12 @@ my @relations = (
           WHERE userid OPERATOR(pg_catalog.=) 'alice'::regrole::oid}],
     ['virtuoso.migration_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.migration_log}],
+    ['virtuoso.alerts', 'ok:t', 'ok:t', 'ok:t', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.alerts}],
+    ['virtuoso.alert_log', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.alert_log}],
+    ['virtuoso.audit_log', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.audit_log}],
     ['virtuoso.maintenance_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.maintenance_log}],
 );

@@ -76,6 +76,7 @@ class LogRow {
     // "col = expr" pieces with $1.. numbered from first_param, and their values.
     std::vector<std::string> expressions(size_t first_param) const;
     std::vector<pg::Value> values() const;
+    bool sets_status() const;  // a new status is written: the alert hook looks at it
     std::vector<Column> columns_;
 };
 

@@ -17,6 +17,13 @@ extern int max_maintenance_workers;  // scheduler: databases served at the same 
 extern int rule_timeout_ms;
 extern int plan_regression_statements;  // migration gate: top pgss statements compared  // validate_data_integrity: default timeout of one rule, 0 = none
 
+// Alerts and retention (src/alerts)
+extern char *alert_channel;         // NOTIFY channel of alerts
+extern int health_check_interval_s;  // scheduler's health round, 0 = off
+extern int alert_lock_wait_ms;       // a migration's lock waits past this alert, 0 = off
+extern int alert_stalled_after_s;    // a RUNNING job older than this alerts, 0 = off
+extern char *log_retention;          // interval text; 0 = keep
+
 void define_all();
 
 }  // namespace virtuoso::gucs
