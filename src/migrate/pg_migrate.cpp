@@ -256,14 +256,6 @@ using namespace virtuoso::migrate;
 namespace virtuoso::migrate {
 namespace {
 
-// The arguments of a migration call, copied out of the call (a procedure commits its
-// caller's transaction, which frees them, before it runs the migration).
-struct MigrationCall {
-    std::string name, sql;
-    pg::Value rollback_sql;
-    std::string options_text;
-};
-
 MigrationCall migration_call(FunctionCallInfo fcinfo) {
     MigrationCall call;
     call.name = required_text(fcinfo, 0, "migration_name");
@@ -276,8 +268,8 @@ MigrationCall migration_call(FunctionCallInfo fcinfo) {
     return call;
 }
 
-// Runs the migration and returns the virtuoso.migration_log row it recorded (or the
-// recorded row of an identical earlier run); a failure is recorded and then raised.
+}  // namespace
+
 pg::Row run_migration(const MigrationCall &call) {
     const std::string &name = call.name;
     const std::string &sql = call.sql;
@@ -413,7 +405,6 @@ pg::Row run_migration(const MigrationCall &call) {
     return full.insert(false);
 }
 
-}  // namespace
 }  // namespace virtuoso::migrate
 
 VIRTUOSO_FUNCTION(virtuoso_execute_migration) {
