@@ -40,10 +40,16 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
         for (Oid r : s.relations) add(r);
     for (const auto &text : affected) {
         auto object = nlohmann::json::parse(text, nullptr, false);
-        if (object.is_object() &&
-            object.value("classid", 0) == static_cast<int>(RelationRelationId) &&
-            object.value("command", "") != "DROP")
-            add(static_cast<Oid>(object.value("objid", 0L)));
+        // GRANT/REVOKE and the like are captured without classid/objid (JSON null)
+        if (!object.is_object()) continue;
+        const auto classid = object.find("classid");
+        const auto objid = object.find("objid");
+        const auto command = object.find("command");
+        if (classid != object.end() && classid->is_number_integer() &&
+            classid->get<long>() == static_cast<long>(RelationRelationId) &&
+            objid != object.end() && objid->is_number_integer() &&
+            !(command != object.end() && command->is_string() && *command == "DROP"))
+            add(static_cast<Oid>(objid->get<long>()));
     }
     return out;
 }

@@ -398,7 +398,7 @@ ParseResult parse_plan(const std::string &text) {
         problems.push_back("the plan must be a JSON object {\"name\", \"changes\", ...}");
         return result;
     }
-    Plan plan;
+    Plan &plan = result.plan;
     Problems top{problems, ""};
     for (auto it = doc.begin(); it != doc.end(); ++it)
         if (it.key() != "name" && it.key() != "changes" && it.key() != "validation_rules" &&
@@ -584,7 +584,7 @@ ParseResult parse_plan(const std::string &text) {
                     step.validation_rules = rules->dump();
                     // What the step's migration runs: the rules are its validation; the text
                     // names them so that a changed rule set is a changed step.
-                    step.sql = "SELECT " + quote_literal(*step.validation_rules) + "::text AS rules";
+                    step.sql = "SELECT " + quote_literal(*step.validation_rules) + "::pg_catalog.text AS rules";
                     break;
                 }
                 case StepType::Scaffold: {
@@ -625,7 +625,6 @@ ParseResult parse_plan(const std::string &text) {
             plan.steps.push_back(std::move(step));
         }
     }
-    if (problems.empty()) result.plan = std::move(plan);
     return result;
 }
 

@@ -21,7 +21,7 @@ TEST(PlanParse, EveryProblemIsListed) {
         {"name": "c", "type": "sql", "definition": "UPDATE t SET x = 1"},
         {"name": "d", "type": "scaffold", "definition": {"table": "nope", "api_schema": "api"}}
     ], "options": {"lint": "maybe"}})J");
-    EXPECT_FALSE(r.plan);
+    EXPECT_FALSE(r.ok());
     EXPECT_TRUE(mentions(r.problems, "unknown key \"bogus\""));
     EXPECT_TRUE(mentions(r.problems, "unknown type \"create_tabel\""));
     EXPECT_TRUE(mentions(r.problems, "duplicate step name"));
@@ -33,8 +33,8 @@ TEST(PlanParse, EveryProblemIsListed) {
 }
 
 TEST(PlanParse, NotAnObject) {
-    EXPECT_FALSE(parse_plan("[1]").plan);
-    EXPECT_FALSE(parse_plan(R"J({"name": "p", "changes": []})J").plan);
+    EXPECT_FALSE(parse_plan("[1]").ok());
+    EXPECT_FALSE(parse_plan(R"J({"name": "p", "changes": []})J").ok());
 }
 
 TEST(PlanParse, StructuredCreateTableIsQuotedAndRolledBack) {
@@ -44,30 +44,30 @@ TEST(PlanParse, StructuredCreateTableIsQuotedAndRolledBack) {
                      {"name": "p", "type": "int", "references": {"table": "par", "column": "id"}}],
          "primary_key": ["id"]}},
         {"name": "dal", "type": "scaffold", "definition": {"schema": "s", "table": "Ta\"b", "api_schema": "api"}}]})J");
-    ASSERT_TRUE(r.plan) << (r.problems.empty() ? "" : r.problems[0]);
-    const Step &s = r.plan->steps[0];
+    ASSERT_TRUE(r.ok()) << r.problems[0];
+    const Step &s = r.plan.steps[0];
     EXPECT_NE(s.sql.find("CREATE TABLE \"s\".\"Ta\"\"b\""), std::string::npos) << s.sql;
     EXPECT_NE(s.sql.find("REFERENCES \"par\" (\"id\")"), std::string::npos) << s.sql;
     EXPECT_NE(s.sql.find("PRIMARY KEY (\"id\")"), std::string::npos) << s.sql;
     EXPECT_EQ(*s.rollback, "DROP TABLE \"s\".\"Ta\"\"b\"");
     EXPECT_TRUE(s.rollback_derived);
-    EXPECT_FALSE(r.plan->needs_procedure());
+    EXPECT_FALSE(r.plan.needs_procedure());
 }
 
 TEST(PlanParse, FragmentsCannotEndTheStatement) {
     auto r = parse_plan(R"J({"name": "p", "changes": [{"name": "t", "type": "create_table",
         "definition": {"table": "t", "columns": [{"name": "id", "type": "int); DROP TABLE x; --"}]}}]})J");
-    EXPECT_FALSE(r.plan);
+    EXPECT_FALSE(r.ok());
     EXPECT_TRUE(mentions(r.problems, "type is not one type"));
 }
 
 TEST(PlanParse, IndexIsConcurrentAndNeedsTheProcedure) {
     auto r = parse_plan(R"J({"name": "p", "changes": [
         {"name": "i", "type": "create_index", "definition": "CREATE INDEX t_v ON s.t (v)"}]})J");
-    ASSERT_TRUE(r.plan);
-    EXPECT_EQ(r.plan->steps[0].sql, "CREATE INDEX CONCURRENTLY t_v ON s.t (v)");
-    EXPECT_EQ(*r.plan->steps[0].rollback, "DROP INDEX CONCURRENTLY IF EXISTS \"s\".\"t_v\"");
-    EXPECT_TRUE(r.plan->needs_procedure());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.plan.steps[0].sql, "CREATE INDEX CONCURRENTLY t_v ON s.t (v)");
+    EXPECT_EQ(*r.plan.steps[0].rollback, "DROP INDEX CONCURRENTLY IF EXISTS \"s\".\"t_v\"");
+    EXPECT_TRUE(r.plan.needs_procedure());
 }
 
 TEST(DeriveRollback, ObviousOnly) {

@@ -60,8 +60,11 @@ struct Plan {
 };
 
 struct ParseResult {
-    std::optional<Plan> plan;           // set when there is no problem
+    // What could be read (steps with a problem may be incomplete): the server adds its own
+    // checks of the steps' SQL, so that one refusal lists every problem.
+    Plan plan;
     std::vector<std::string> problems;  // every problem found, in plan order
+    bool ok() const { return problems.empty(); }
 };
 
 // Parses the jsonb text of a plan and checks everything that needs no server.
