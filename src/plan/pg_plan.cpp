@@ -608,10 +608,11 @@ bool Orchestrator::post_validate() {
             pg::SubTransaction scope;
             pg::SpiResult r;
             {
-                pg::InternalSql spi(false);
+                // The rules are the plan's SQL: the caller's search_path, as for its steps.
+                pg::Spi spi;
                 r = spi.execute(
                     "SELECT rule_name, status, validation_message FROM "
-                    "virtuoso.validate_data_integrity($1::jsonb)",
+                    "virtuoso.validate_data_integrity($1::pg_catalog.jsonb)",
                     {*plan_.validation_rules});
             }
             scope.commit();
