@@ -686,6 +686,10 @@ void Orchestrator::run() {
     started_ = GetCurrentTimestamp();
     settle_interrupted_runs();
     {
+        // the caller, before acting as the owner to write the log
+        const std::string caller =
+            pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
+        const std::string caller_oid = std::to_string(GetUserId());
         migrate::AsExtensionOwner owner;
         pg::InternalSql spi;
         run_id_ = *spi.scalar(
@@ -693,9 +697,7 @@ void Orchestrator::run() {
             "executed_by_role, called_as, backend_pid, backend_start) VALUES ($1, $2::jsonb, "
             "'RUNNING', $3::name, $4::oid, $5, pg_backend_pid(), (SELECT backend_start FROM "
             "pg_stat_activity WHERE pid = pg_backend_pid())) RETURNING id::text",
-            {plan_.name, plan_text_,
-             pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); }),
-             std::to_string(GetUserId()), procedure_ ? "procedure" : "function"});
+            {plan_.name, plan_text_, caller, caller_oid, procedure_ ? "procedure" : "function"});
     }
     commit_if_procedure();
 
