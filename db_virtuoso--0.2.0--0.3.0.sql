@@ -73,3 +73,10 @@ AS 'MODULE_PATHNAME', 'virtuoso_run_implementation';
 COMMENT ON PROCEDURE virtuoso.run_implementation(jsonb, text, uuid, jsonb) IS
 'Procedure form of execute_database_implementation, with the same plan, checks and rows: commits the calling transaction first and after every step, so that concurrent index builds (create_index) and batched data migrations (migrate_data through virtuoso.migrate_data_batched) can run, and returns the final status, the run id of virtuoso.implementation_log and the rows as a JSON array. Must be called outside a transaction block.';
 
+REVOKE ALL ON TABLE virtuoso.implementation_run, virtuoso.implementation_step,
+    virtuoso.implementation_log FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION virtuoso.execute_database_implementation(jsonb) FROM PUBLIC;
+
+REVOKE ALL ON PROCEDURE virtuoso.run_implementation(jsonb, text, uuid, jsonb) FROM PUBLIC;
+
