@@ -123,4 +123,48 @@ is($node->safe_psql('postgres', q{SELECT string_agg(step_name || '=' || status, 
     't=SKIPPED,fill=SKIPPED,uniq=SUCCESS,col=SUCCESS', 'resumed from the first unfinished step');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM res_t}), '1', 'the data step did not run twice');
 
+# migrate_data with a structured definition calls virtuoso.migrate_data_batched from the
+# procedure (checked when the plan runs): a clear 0A000 before anything runs while it is
+# missing.  Then, when this build has none, a minimal batched copy that commits per batch
+# stands in for it, to check the call the step makes (arguments, a non-atomic CALL).
+my $batched = q{{"name": "batched", "changes": [
+    {"name": "t", "type": "create_table", "definition": "CREATE TABLE batched_t (id bigint PRIMARY KEY, name text)"},
+    {"name": "copy", "type": "migrate_data", "definition": {"source_query": "SELECT id, name FROM src_customer",
+      "target_table": "batched_t", "batch_size": 100}, "rollback": "DELETE FROM batched_t"}]}};
+if ($node->safe_psql('postgres',
+        q{SELECT to_regprocedure('virtuoso.migrate_data_batched(text,text,integer,integer,text,text)') IS NULL}) eq 't')
+{
+    ($rc, $out, $err) = $node->psql('postgres',
+        "CALL virtuoso.run_implementation(\$plan\$$batched\$plan\$, NULL, NULL, NULL)",
+        extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+    is($rc, 3, 'a batched migrate_data step without migrate_data_batched is refused');
+    like($err, qr/0A000.*migrate_data_batched/s, '0A000 naming migrate_data_batched');
+    is($node->safe_psql('postgres', q{SELECT to_regclass('batched_t') IS NULL}), 't', 'nothing ran');
+    $node->safe_psql('postgres', q{
+CREATE PROCEDURE virtuoso.migrate_data_batched(source_query text, target_table text,
+    batch_size int DEFAULT 10000, parallel_workers int DEFAULT 1, key_column text DEFAULT 'id',
+    job_name text DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE last bigint; n bigint;
+BEGIN
+    LOOP
+        EXECUTE format('INSERT INTO %s SELECT * FROM (%s) s WHERE $1 IS NULL OR %I > $1 ORDER BY %I LIMIT %s',
+                       target_table, source_query, key_column, key_column, batch_size) USING last;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        EXIT WHEN n = 0;
+        EXECUTE format('SELECT max(%I) FROM %s', key_column, target_table) INTO last;
+        COMMIT;   -- per batch: fails unless the CALL is non-atomic
+    END LOOP;
+END $$});
+}
+is(psql_file('batched', "CALL virtuoso.run_implementation(\$plan\$$batched\$plan\$, NULL, NULL, NULL);\n"), 0,
+    'a plan with a batched data step');
+is($node->safe_psql('postgres', q{SELECT string_agg(step_name || '=' || status, ',' ORDER BY ordinal)
+    FROM virtuoso.implementation_log WHERE plan_name = 'batched' AND phase IN ('step', 'plan')}),
+    't=SUCCESS,copy=SUCCESS,plan: batched=SUCCESS', 'the data step ran through migrate_data_batched');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM batched_t}), '500', 'every row copied');
+like($node->safe_psql('postgres', q{SELECT migration_sql FROM virtuoso.migration_log WHERE name = 'batched/copy'}),
+    qr/^CALL virtuoso\.migrate_data_batched\('SELECT id, name FROM src_customer', '"batched_t"', 100, 1, 'id', 'batched\/copy'\)$/,
+    'the generated call is recorded as the step\'s migration');
+
 done_testing();
