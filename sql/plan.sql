@@ -128,3 +128,18 @@ WHERE check_name LIKE 'object%';
 SELECT step_name FROM virtuoso.execute_database_implementation('{"name": "checked", "changes": [
   {"name": "t", "type": "create_table", "definition": "CREATE TABLE pl_checked (id int)"}]}')
 ORDER BY 1;
+
+-- A plan whose step migrations another role recorded is refused before anything runs: only
+-- that role's members may replace or roll back its runs.  (Terse: the detail names the
+-- recording role, the bootstrap superuser.)
+GRANT SELECT ON virtuoso.implementation_log TO regress_virtuoso_user;
+SET ROLE regress_virtuoso_user;
+\set VERBOSITY terse
+SELECT * FROM virtuoso.execute_database_implementation('{"name": "broken", "changes": [
+  {"name": "one", "type": "create_table", "definition": "CREATE TABLE pl_one (id int PRIMARY KEY)"}]}');
+\set VERBOSITY default
+-- and the log shows it only the runs of roles whose privileges it has
+SELECT count(*) AS runs_seen FROM virtuoso.implementation_log;
+RESET ROLE;
+SELECT count(*) > 0 AS runs_exist FROM virtuoso.implementation_log;
+REVOKE SELECT ON virtuoso.implementation_log FROM regress_virtuoso_user;

@@ -23,6 +23,7 @@
 #include "db_virtuoso/plan/plan.hpp"
 
 extern "C" {
+#include "utils/acl.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 }
@@ -83,16 +84,28 @@ struct ReportRow {
 // The applied state of a step's migration: the latest run of its name.
 struct Applied {
     pg::Value id, status, checksum;
+    bool other_role = false;  // recorded by a role whose privileges the caller does not have
+    pg::Value recorded_by;
 };
 Applied latest_migration(const std::string &name) {
-    migrate::AsExtensionOwner owner;
-    pg::InternalSql spi;
-    auto r = spi.execute(
-        "SELECT id::text, status, checksum FROM virtuoso.migration_log WHERE name = $1 "
-        "AND status <> 'DRY_RUN' ORDER BY started_at DESC LIMIT 1",
-        {name});
+    const Oid caller = GetUserId();
+    pg::SpiResult r;
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        r = spi.execute(
+            "SELECT id::text, status, checksum, executed_by_role::text, executed_by::text FROM "
+            "virtuoso.migration_log WHERE name = $1 AND status <> 'DRY_RUN' ORDER BY started_at "
+            "DESC LIMIT 1",
+            {name});
+    }
     if (r.empty()) return {};
-    return {r.rows[0][0], r.rows[0][1], r.rows[0][2]};
+    Applied a{r.rows[0][0], r.rows[0][1], r.rows[0][2], false, r.rows[0][4]};
+    if (const pg::Value &role = r.rows[0][3]) {
+        const Oid roleid = static_cast<Oid>(std::stoul(*role));
+        a.other_role = pg::pg_call([&] { return !superuser() && !has_privs_of_role(caller, roleid); });
+    }
+    return a;
 }
 
 class Orchestrator {
@@ -155,6 +168,15 @@ void Orchestrator::validate() {
         const bool has_problem =
             std::any_of(problems.begin(), problems.end(),
                         [&](const std::string &p) { return p.rfind(prefix, 0) == 0; });
+        if (applied_[i].other_role) {
+            // Only the recording role's members may replace or roll back its runs; say so
+            // now rather than skip its steps or fail half way.
+            problems.push_back(where + fmt::format("migration \"{}\" was recorded by role {}; "
+                                                   "give the plan another name",
+                                                   migration_name(plan_, step),
+                                                   applied_[i].recorded_by.value_or("(dropped)")));
+            continue;
+        }
         if (step.type == StepType::Scaffold || step.sql.empty() || has_problem) continue;
         auto check = [&](const std::string &sql, const char *what,
                          std::vector<migrate::Statement> *out) {

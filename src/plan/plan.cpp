@@ -504,6 +504,8 @@ ParseResult parse_plan(const std::string &text) {
                 step.name = *name;
                 p.where = fmt::format("step {} (\"{}\"): ", number, *name);
                 if (!names.insert(*name).second) p.add("duplicate step name");
+                // "<plan>/<step>" names the step's migration: one reading only
+                if (name->find('/') != std::string::npos) p.add("a step name must not contain '/'");
             }
             std::optional<StepType> type;
             if (auto it = c.find("type"); it == c.end() || !it->is_string()) {

@@ -32,6 +32,13 @@ TEST(PlanParse, EveryProblemIsListed) {
     EXPECT_EQ(r.problems.size(), 7u);
 }
 
+TEST(PlanParse, StepNamesCannotHoldTheSeparator) {
+    auto r = parse_plan(R"J({"name": "p", "changes": [
+        {"name": "a/b", "type": "create_table", "definition": "CREATE TABLE a (id int)"}]})J");
+    EXPECT_FALSE(r.ok());
+    EXPECT_TRUE(mentions(r.problems, "must not contain '/'"));
+}
+
 TEST(PlanParse, NotAnObject) {
     EXPECT_FALSE(parse_plan("[1]").ok());
     EXPECT_FALSE(parse_plan(R"J({"name": "p", "changes": []})J").ok());
