@@ -49,7 +49,9 @@ std::string interval_text(TimestampTz from, TimestampTz to) {
     return std::to_string(to - from) + " microseconds";
 }
 
-json text_or_null(const pg::Value &v) { return v ? json(*v) : json(nullptr); }
+json text_or_null(const pg::Value &v) {
+    return v ? json(*v) : json(nullptr);
+}
 json json_or_null(const pg::Value &v) {
     if (!v) return nullptr;
     json j = json::parse(*v, nullptr, false);
@@ -103,15 +105,16 @@ Applied latest_migration(const std::string &name) {
     Applied a{r.rows[0][0], r.rows[0][1], r.rows[0][2], false, r.rows[0][4]};
     if (const pg::Value &role = r.rows[0][3]) {
         const Oid roleid = static_cast<Oid>(std::stoul(*role));
-        a.other_role = pg::pg_call([&] { return !superuser() && !has_privs_of_role(caller, roleid); });
+        a.other_role =
+            pg::pg_call([&] { return !superuser() && !has_privs_of_role(caller, roleid); });
     }
     return a;
 }
 
 class Orchestrator {
   public:
-    Orchestrator(const ParseResult &parsed, const std::string &plan_text,
-                 FunctionCallInfo fcinfo, bool procedure)
+    Orchestrator(const ParseResult &parsed, const std::string &plan_text, FunctionCallInfo fcinfo,
+                 bool procedure)
         : plan_(parsed.plan),
           parse_problems_(parsed.problems),
           plan_text_(plan_text),
@@ -191,11 +194,11 @@ void Orchestrator::validate() {
                                                                "({} at statement {})",
                                                                what, s.tag, s.number));
                     else if (s.top_level_only && step.transactional)
-                        problems.push_back(
-                            where + fmt::format("{} statement {} ({}) cannot run inside a "
-                                                "transaction; use a create_index step for "
-                                                "concurrent index builds",
-                                                what, s.number, s.tag));
+                        problems.push_back(where +
+                                           fmt::format("{} statement {} ({}) cannot run inside a "
+                                                       "transaction; use a create_index step for "
+                                                       "concurrent index builds",
+                                                       what, s.number, s.tag));
                 }
                 if (out) *out = std::move(statements);
             } catch (const pg::PgError &e) {
@@ -231,10 +234,9 @@ void Orchestrator::validate() {
         auto step_of = [](const std::string &p) {
             return p.rfind("step ", 0) == 0 ? std::atoi(p.c_str() + 5) : 0;
         };
-        std::stable_sort(problems.begin(), problems.end(),
-                         [&](const std::string &a, const std::string &b) {
-                             return step_of(a) < step_of(b);
-                         });
+        std::stable_sort(
+            problems.begin(), problems.end(),
+            [&](const std::string &a, const std::string &b) { return step_of(a) < step_of(b); });
         std::string detail;
         for (const auto &p : problems) detail += (detail.empty() ? "" : "\n") + ("- " + p);
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -328,8 +330,8 @@ bool Orchestrator::prechecks() {
             "'client backend')::int, pg_catalog.current_setting('max_connections')::int - "
             "pg_catalog.current_setting('superuser_reserved_connections')::int");
         const double used = std::stod(*r.rows[0][0]), max = std::stod(*r.rows[0][1]);
-        row.details = {{"in_use", used}, {"max", max},
-                       {"max_ratio", plan_.options.max_connection_ratio}};
+        row.details = {
+            {"in_use", used}, {"max", max}, {"max_ratio", plan_.options.max_connection_ratio}};
         if (max > 0 && used / max > plan_.options.max_connection_ratio) {
             row.status = "FAIL";
             row.details["message"] = "too few connections left for the plan and its workers";
@@ -339,7 +341,8 @@ bool Orchestrator::prechecks() {
         pg::InternalSql spi(false);
         auto r = spi.execute(
             "SELECT pg_catalog.json_agg(json_build_object('pid', pid, 'state', state, "
-            "'xact_age', (now() - xact_start)::text))::text, count(*) FROM pg_catalog.pg_stat_activity "
+            "'xact_age', (now() - xact_start)::text))::text, count(*) FROM "
+            "pg_catalog.pg_stat_activity "
             "WHERE pid <> pg_backend_pid() AND datname = current_database() AND xact_start IS NOT "
             "NULL AND ((state = 'idle in transaction' AND now() - state_change > interval '1 min') "
             "OR now() - xact_start > interval '5 min')");
@@ -365,7 +368,8 @@ bool Orchestrator::prechecks() {
     check("disk headroom", [&](ReportRow &row) {
         std::vector<Oid> relations;
         for (const auto &statements : statements_)
-            for (const auto &s : statements) relations.insert(relations.end(), s.relations.begin(), s.relations.end());
+            for (const auto &s : statements)
+                relations.insert(relations.end(), s.relations.begin(), s.relations.end());
         pg::InternalSql spi(false);
         auto r = spi.execute(
             "SELECT c.oid::regclass::text, pg_catalog.pg_total_relation_size(c.oid) FROM "
@@ -378,8 +382,9 @@ bool Orchestrator::prechecks() {
         row.details = {{"free_bytes", free_bytes},
                        {"largest_relation", r.empty() ? json(nullptr) : json(*r.rows[0][0])},
                        {"largest_relation_bytes", largest},
-                       {"message", "a rewrite or index build of the largest relation the plan "
-                                   "names needs up to its size again"}};
+                       {"message",
+                        "a rewrite or index build of the largest relation the plan "
+                        "names needs up to its size again"}};
         if (!measured)
             row.status = "WARN";
         else if (free_bytes < largest)
@@ -424,8 +429,8 @@ std::string Orchestrator::migration_options(const Step &step) const {
 void Orchestrator::scaffold(Step &step) {
     const std::string table_sql = step.scaffold_table->sql();
     // The caller's search_path resolves an unqualified name, as in the create_table step.
-    auto oid = pg::Spi().scalar("SELECT pg_catalog.to_regclass($1)::pg_catalog.oid::pg_catalog.text",
-                                {table_sql});
+    auto oid = pg::Spi().scalar(
+        "SELECT pg_catalog.to_regclass($1)::pg_catalog.oid::pg_catalog.text", {table_sql});
     if (!oid)
         throw UserError(ERRCODE_UNDEFINED_TABLE,
                         fmt::format("scaffold: table {} does not exist", table_sql));
@@ -445,7 +450,8 @@ void Orchestrator::scaffold(Step &step) {
         shape.columns.push_back({*c[0], *c[1], c[2] == std::string("t"), c[3] == std::string("t")});
     auto key = spi.execute(
         "SELECT a.attname, pg_catalog.format('OPERATOR(%I.%s)', n.nspname, o.oprname) "
-        "FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, ord) "
+        "FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, "
+        "ord) "
         "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
         "JOIN pg_opclass oc ON oc.oid = i.indclass[k.ord - 1] "
         "JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amoplefttype = oc.opcintype "
@@ -458,9 +464,8 @@ void Orchestrator::scaffold(Step &step) {
         shape.key.push_back(*k[0]);
         shape.key_equality.push_back(*k[1]);
     }
-    const bool schema_exists =
-        spi.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1", {step.scaffold_schema}) !=
-        std::string("0");
+    const bool schema_exists = spi.scalar("SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                                          {step.scaffold_schema}) != std::string("0");
     std::string error;
     auto generated = scaffold_sql(shape, step.scaffold_schema, !schema_exists, &error);
     if (!generated) throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, "scaffold: " + error);
@@ -489,8 +494,7 @@ void Orchestrator::drop_failed_builds(const std::string &migration, json &detail
         pg::RunRequest request;
         request.sql = "DROP INDEX CONCURRENTLY IF EXISTS " + index;
         pg::RunOutcome outcome = pg::run_in_worker(request);
-        details["invalid_index_dropped"].push_back(
-            {{"index", index}, {"dropped", outcome.ok}});
+        details["invalid_index_dropped"].push_back({{"index", index}, {"dropped", outcome.ok}});
     }
 }
 
@@ -562,7 +566,8 @@ bool Orchestrator::undo(size_t failed_index, std::string *state) {
         if (applied_[k].status != std::string("SUCCESS")) continue;
         const std::string name = migration_name(plan_, step);
         const TimestampTz t0 = GetCurrentTimestamp();
-        ReportRow row{"undo", "undo: " + step.name, "ROLLED_BACK", {}, json::object(), applied_[k].id};
+        ReportRow row{"undo", "undo: " + step.name, "ROLLED_BACK",
+                      {},     json::object(),       applied_[k].id};
         row.details["migration"] = name;
         if (step.type == StepType::Validate) {
             row.status = "SKIPPED";
@@ -581,11 +586,11 @@ bool Orchestrator::undo(size_t failed_index, std::string *state) {
                                   step.type != StepType::CreateIndex &&
                                   step.type != StepType::Scaffold;
             pg::Row recorded = migrate::rollback_migration(
-                name, preserve,
-                fmt::format("plan \"{}\" undone after a failure", plan_.name));
+                name, preserve, fmt::format("plan \"{}\" undone after a failure", plan_.name));
             scope.commit();
             const pg::Value backups = recorded[migrate::log_column("backup_tables")];
-            row.details["rollback_sql"] = text_or_null(recorded[migrate::log_column("rollback_sql")]);
+            row.details["rollback_sql"] =
+                text_or_null(recorded[migrate::log_column("rollback_sql")]);
             if (backups) row.details["backup_tables"] = *backups;
             applied_[k].status = "ROLLED_BACK";
             undone.push_back(step.name);
@@ -609,16 +614,17 @@ bool Orchestrator::undo(size_t failed_index, std::string *state) {
     };
     if (remaining.empty()) {
         *state = undone.empty() ? "nothing of the plan was applied: the database is as before"
-                                : fmt::format("the steps done ({}) were rolled back in reverse "
-                                              "order: the database is as before the plan",
-                                              list(undone));
+                                : fmt::format(
+                                      "the steps done ({}) were rolled back in reverse "
+                                      "order: the database is as before the plan",
+                                      list(undone));
         return true;
     }
-    *state = fmt::format("undo stopped: steps {} are still applied{}; fix the cause and run the "
-                         "plan again to resume, or roll them back with "
-                         "virtuoso.execute_rollback_with_backup",
-                         list(remaining),
-                         undone.empty() ? "" : fmt::format(" (rolled back: {})", list(undone)));
+    *state = fmt::format(
+        "undo stopped: steps {} are still applied{}; fix the cause and run the "
+        "plan again to resume, or roll them back with "
+        "virtuoso.execute_rollback_with_backup",
+        list(remaining), undone.empty() ? "" : fmt::format(" (rolled back: {})", list(undone)));
     return false;
 }
 
@@ -639,16 +645,23 @@ bool Orchestrator::post_validate() {
             }
             scope.commit();
             for (const auto &x : r.rows) {
-                ReportRow row{"validation", "validation: " + x[0].value_or("?"), x[1].value_or("ERROR"),
+                ReportRow row{"validation",
+                              "validation: " + x[0].value_or("?"),
+                              x[1].value_or("ERROR"),
                               interval_text(t0, GetCurrentTimestamp()),
-                              {{"message", text_or_null(x[2])}}, {}};
+                              {{"message", text_or_null(x[2])}},
+                              {}};
                 if (row.status == "FAIL" || row.status == "ERROR") ok = false;
                 add(std::move(row));
             }
         } catch (const pg::PgError &e) {
             ok = false;
-            add({"validation", "validation: rules", "ERROR", interval_text(t0, GetCurrentTimestamp()),
-                 {{"error", error_json(e)}}, {}});
+            add({"validation",
+                 "validation: rules",
+                 "ERROR",
+                 interval_text(t0, GetCurrentTimestamp()),
+                 {{"error", error_json(e)}},
+                 {}});
         }
     }
     // Every object the steps touched: no invalid index, no NOT VALID constraint, nothing missing.
@@ -670,7 +683,8 @@ bool Orchestrator::post_validate() {
             for (const auto &x : r.rows) {
                 ++checks;
                 if (x[1] == std::string("FAIL") || x[1] == std::string("ERROR"))
-                    problems.push_back({{"step", step.name}, {"check", text_or_null(x[0])},
+                    problems.push_back({{"step", step.name},
+                                        {"check", text_or_null(x[0])},
                                         {"status", text_or_null(x[1])},
                                         {"object", text_or_null(x[2])},
                                         {"message", text_or_null(x[3])}});
@@ -680,9 +694,12 @@ bool Orchestrator::post_validate() {
         }
     }
     if (!problems.empty()) ok = false;
-    add({"validation", "validation: touched objects", problems.empty() ? "PASS" : "FAIL",
+    add({"validation",
+         "validation: touched objects",
+         problems.empty() ? "PASS" : "FAIL",
          interval_text(t0, GetCurrentTimestamp()),
-         {{"checks", checks}, {"problems", problems}}, {}});
+         {{"checks", checks}, {"problems", problems}},
+         {}});
     commit_if_procedure();
     return ok;
 }
@@ -730,8 +747,12 @@ void Orchestrator::run() {
             all_applied = all_applied && applied_[i].status == std::string("SUCCESS");
     if (all_applied) {
         for (size_t i = 0; i < plan_.steps.size(); ++i)
-            add({"step", plan_.steps[i].name, "SKIPPED", std::string("0"),
-                 {{"message", "already applied"}, {"migration", migration_name(plan_, plan_.steps[i])}},
+            add({"step",
+                 plan_.steps[i].name,
+                 "SKIPPED",
+                 std::string("0"),
+                 {{"message", "already applied"},
+                  {"migration", migration_name(plan_, plan_.steps[i])}},
                  applied_[i].id});
         finish("SKIPPED", "already implemented: every step is applied; nothing ran");
         return;
@@ -748,7 +769,10 @@ void Orchestrator::run() {
         Step &step = plan_.steps[i];
         if (applied_[i].status == std::string("SUCCESS") && step.type != StepType::Validate) {
             ++skipped;
-            add({"step", step.name, "SKIPPED", std::string("0"),
+            add({"step",
+                 step.name,
+                 "SKIPPED",
+                 std::string("0"),
                  {{"message", "applied by an earlier run of the plan; resuming after it"},
                   {"migration", migration_name(plan_, step)}},
                  applied_[i].id});
@@ -772,8 +796,9 @@ void Orchestrator::run() {
         return;
     }
     if (!plan_.options.undo_on_failure) {
-        finish("FAILED", failure + "; the steps before it stay applied (undo_on_failure is off): "
-                                   "fix the cause and run the plan again to resume from it");
+        finish("FAILED", failure +
+                             "; the steps before it stay applied (undo_on_failure is off): "
+                             "fix the cause and run the plan again to resume from it");
         return;
     }
     std::string state;
@@ -781,7 +806,9 @@ void Orchestrator::run() {
     finish(clean ? "ROLLED_BACK" : "FAILED", failure + "; " + state);
 }
 
-ParseResult parsed_plan(const std::string &text) { return parse_plan(text); }
+ParseResult parsed_plan(const std::string &text) {
+    return parse_plan(text);
+}
 
 }  // namespace
 }  // namespace virtuoso::plan
@@ -809,7 +836,8 @@ VIRTUOSO_FUNCTION(virtuoso_run_implementation) {
     o.run();
     nlohmann::json report = nlohmann::json::array();
     for (const auto &r : o.rows())
-        report.push_back({{"step_name", r.step_name}, {"status", r.status},
+        report.push_back({{"step_name", r.step_name},
+                          {"status", r.status},
                           {"duration", r.duration ? nlohmann::json(*r.duration) : nlohmann::json()},
                           {"details", r.details}});
     return pg::procedure_result(fcinfo, {o.final_status(), o.run_id(), report.dump()});

@@ -18,7 +18,8 @@ using core::TokenKind;
 
 constexpr size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
 
-const char *kTypes = "create_table, alter_table, create_index, migrate_data, sql, validate, scaffold";
+const char *kTypes =
+    "create_table, alter_table, create_index, migrate_data, sql, validate, scaffold";
 
 std::optional<StepType> step_type(const std::string &s) {
     if (s == "create_table") return StepType::CreateTable;
@@ -31,7 +32,9 @@ std::optional<StepType> step_type(const std::string &s) {
     return std::nullopt;
 }
 
-bool blank(const std::string &s) { return s.find_first_not_of(" \t\r\n") == std::string::npos; }
+bool blank(const std::string &s) {
+    return s.find_first_not_of(" \t\r\n") == std::string::npos;
+}
 
 // Collects problems of one step, prefixed with where they are.
 struct Problems {
@@ -91,7 +94,8 @@ std::string column_sql(const json &c, Problems &p, std::vector<std::string> *inl
     auto type = string_field(c, "type", p, true);
     if (!name || !type) return {};
     if (name->size() > kMaxIdentifierBytes)
-        p.add(fmt::format("column name \"{}\" is longer than {} bytes", *name, kMaxIdentifierBytes));
+        p.add(
+            fmt::format("column name \"{}\" is longer than {} bytes", *name, kMaxIdentifierBytes));
     if (!fragment_ok(*type)) p.add(fmt::format("column \"{}\": type is not one type", *name));
     std::string out = quote_identifier(*name) + " " + *type;
     if (auto nn = c.find("not_null"); nn != c.end() && !nn->is_null()) {
@@ -101,7 +105,8 @@ std::string column_sql(const json &c, Problems &p, std::vector<std::string> *inl
             out += " NOT NULL";
     }
     if (auto d = string_field(c, "default", p, false)) {
-        if (!fragment_ok(*d)) p.add(fmt::format("column \"{}\": default is not one expression", *name));
+        if (!fragment_ok(*d))
+            p.add(fmt::format("column \"{}\": default is not one expression", *name));
         out += " DEFAULT " + *d;
     }
     if (auto r = c.find("references"); r != c.end() && !r->is_null()) {
@@ -113,17 +118,18 @@ std::string column_sql(const json &c, Problems &p, std::vector<std::string> *inl
             target = name_field(*r, "table", "schema", p);
             column = string_field(*r, "column", p, false);
         } else {
-            p.add(fmt::format("column \"{}\": references must be a table name or "
-                              "{{\"schema\", \"table\", \"column\"}}",
-                              *name));
+            p.add(
+                fmt::format("column \"{}\": references must be a table name or "
+                            "{{\"schema\", \"table\", \"column\"}}",
+                            *name));
         }
         if (target) {
             out += " REFERENCES " + target->sql();
             if (column) out += " (" + quote_identifier(*column) + ")";
         }
     }
-    if (auto pk = c.find("primary_key"); pk != c.end() && pk->is_boolean() && pk->get<bool>() &&
-                                         inline_key)
+    if (auto pk = c.find("primary_key");
+        pk != c.end() && pk->is_boolean() && pk->get<bool>() && inline_key)
         inline_key->push_back(*name);
     return out;
 }
@@ -170,8 +176,9 @@ void alter_table_from(const json &d, Step &step, Problems &p) {
     auto table = name_field(d, "table", "schema", p);
     auto cols = d.find("add_columns");
     if (cols == d.end() || !cols->is_array() || cols->empty()) {
-        p.add("a structured alter_table definition needs \"add_columns\", a non-empty array "
-              "(write other changes as SQL text with a rollback)");
+        p.add(
+            "a structured alter_table definition needs \"add_columns\", a non-empty array "
+            "(write other changes as SQL text with a rollback)");
         return;
     }
     std::string add, drop;
@@ -192,8 +199,8 @@ void create_index_from(const json &d, Step &step, Problems &p) {
     auto table = name_field(d, "table", "schema", p);
     auto name = string_field(d, "name", p, true);
     auto cols = d.find("columns");
-    std::string columns =
-        cols == d.end() ? (p.add("definition needs \"columns\""), "") : name_list(*cols, p, "columns");
+    std::string columns = cols == d.end() ? (p.add("definition needs \"columns\""), "")
+                                          : name_list(*cols, p, "columns");
     bool unique = false;
     if (auto u = d.find("unique"); u != d.end() && !u->is_null()) {
         if (!u->is_boolean())
@@ -232,10 +239,10 @@ void migrate_data_from(const json &d, const Plan &plan, Step &step, Problems &p)
     long batch = int_field("batch_size", 10000);
     long workers = int_field("parallel_workers", 1);
     if (!source || !target) return;
-    step.sql = fmt::format("CALL virtuoso.migrate_data_batched({}, {}, {}, {}, {}, {})",
-                           quote_literal(*source), quote_literal(target->sql()), batch, workers,
-                           quote_literal(key.value_or("id")),
-                           quote_literal(migration_name(plan, step)));
+    step.sql =
+        fmt::format("CALL virtuoso.migrate_data_batched({}, {}, {}, {}, {}, {})",
+                    quote_literal(*source), quote_literal(target->sql()), batch, workers,
+                    quote_literal(key.value_or("id")), quote_literal(migration_name(plan, step)));
     step.transactional = false;
 }
 
@@ -403,9 +410,10 @@ ParseResult parse_plan(const std::string &text) {
     for (auto it = doc.begin(); it != doc.end(); ++it)
         if (it.key() != "name" && it.key() != "changes" && it.key() != "validation_rules" &&
             it.key() != "options")
-            top.add(fmt::format("unknown key \"{}\" (valid: name, changes, validation_rules, "
-                                "options)",
-                                it.key()));
+            top.add(
+                fmt::format("unknown key \"{}\" (valid: name, changes, validation_rules, "
+                            "options)",
+                            it.key()));
     if (auto name = string_field(doc, "name", top, true)) plan.name = *name;
 
     if (auto rules = doc.find("validation_rules"); rules != doc.end() && !rules->is_null()) {
@@ -441,7 +449,8 @@ ParseResult parse_plan(const std::string &text) {
                     else if (v.is_number_unsigned())
                         *out = std::to_string(v.get<unsigned long>()) + "ms";
                     else
-                        top.add(fmt::format("option \"{}\" must be a duration such as \"500ms\"", k));
+                        top.add(
+                            fmt::format("option \"{}\" must be a duration such as \"500ms\"", k));
                 };
                 if (k == "lint") {
                     if (v.is_string() && (v == "error" || v == "warn" || v == "off"))
@@ -497,9 +506,10 @@ ParseResult parse_plan(const std::string &text) {
             for (auto it = c.begin(); it != c.end(); ++it)
                 if (it.key() != "name" && it.key() != "type" && it.key() != "definition" &&
                     it.key() != "rollback")
-                    p.add(fmt::format("unknown key \"{}\" (valid: name, type, definition, "
-                                      "rollback)",
-                                      it.key()));
+                    p.add(
+                        fmt::format("unknown key \"{}\" (valid: name, type, definition, "
+                                    "rollback)",
+                                    it.key()));
             if (auto name = string_field(c, "name", p, true)) {
                 step.name = *name;
                 p.where = fmt::format("step {} (\"{}\"): ", number, *name);
@@ -513,7 +523,8 @@ ParseResult parse_plan(const std::string &text) {
             } else {
                 step.type_name = it->get<std::string>();
                 type = step_type(step.type_name);
-                if (!type) p.add(fmt::format("unknown type \"{}\" (valid: {})", step.type_name, kTypes));
+                if (!type)
+                    p.add(fmt::format("unknown type \"{}\" (valid: {})", step.type_name, kTypes));
             }
             if (auto it = c.find("rollback"); it != c.end() && !it->is_null()) {
                 if (!it->is_string() || blank(it->get<std::string>()))
@@ -539,7 +550,8 @@ ParseResult parse_plan(const std::string &text) {
                 case StepType::Sql:
                     if (text) {
                         step.sql = def->get<std::string>();
-                        if (*type == StepType::CreateTable) step.creates_table = created_table(step.sql);
+                        if (*type == StepType::CreateTable)
+                            step.creates_table = created_table(step.sql);
                     } else if (*type == StepType::Sql || !def->is_object()) {
                         p.add("definition must be SQL text" +
                               std::string(*type == StepType::Sql ? "" : " or an object"));
@@ -572,7 +584,9 @@ ParseResult parse_plan(const std::string &text) {
                         step.generated = true;
                         migrate_data_from(*def, plan, step, p);
                     } else {
-                        p.add("definition must be SQL text or {\"source_query\", \"target_table\", ...}");
+                        p.add(
+                            "definition must be SQL text or {\"source_query\", \"target_table\", "
+                            "...}");
                     }
                     break;
                 case StepType::Validate: {
@@ -580,13 +594,16 @@ ParseResult parse_plan(const std::string &text) {
                     if (def->is_object() && def->contains("rules") && (*def)["rules"].is_array())
                         rules = &(*def)["rules"];
                     if (!rules || rules->empty()) {
-                        p.add("definition must be a non-empty array of integrity rules (or {\"rules\": [...]})");
+                        p.add(
+                            "definition must be a non-empty array of integrity rules (or "
+                            "{\"rules\": [...]})");
                         break;
                     }
                     step.validation_rules = rules->dump();
                     // What the step's migration runs: the rules are its validation; the text
                     // names them so that a changed rule set is a changed step.
-                    step.sql = "SELECT " + quote_literal(*step.validation_rules) + "::pg_catalog.text AS rules";
+                    step.sql = "SELECT " + quote_literal(*step.validation_rules) +
+                               "::pg_catalog.text AS rules";
                     break;
                 }
                 case StepType::Scaffold: {
@@ -597,15 +614,17 @@ ParseResult parse_plan(const std::string &text) {
                     step.scaffold_table = name_field(*def, "table", "schema", p);
                     auto api = string_field(*def, "api_schema", p, true);
                     if (api && api->size() > kMaxIdentifierBytes)
-                        p.add(fmt::format("api_schema is longer than {} bytes", kMaxIdentifierBytes));
+                        p.add(
+                            fmt::format("api_schema is longer than {} bytes", kMaxIdentifierBytes));
                     if (api) step.scaffold_schema = *api;
-                    if (step.scaffold_table &&
-                        std::find(created.begin(), created.end(), *step.scaffold_table) ==
-                            created.end())
-                        p.add(fmt::format("scaffold is for a table an earlier create_table step of "
-                                          "this plan creates; {} is not one",
-                                          step.scaffold_table->sql()));
-                    if (user_rollback) p.add("a scaffold step's rollback is generated; remove \"rollback\"");
+                    if (step.scaffold_table && std::find(created.begin(), created.end(),
+                                                         *step.scaffold_table) == created.end())
+                        p.add(
+                            fmt::format("scaffold is for a table an earlier create_table step of "
+                                        "this plan creates; {} is not one",
+                                        step.scaffold_table->sql()));
+                    if (user_rollback)
+                        p.add("a scaffold step's rollback is generated; remove \"rollback\"");
                     break;
                 }
             }
@@ -637,9 +656,10 @@ std::optional<Scaffold> scaffold_sql(const TableShape &t, const std::string &sch
         return std::nullopt;
     };
     if (t.key.empty() || t.key.size() != t.key_equality.size())
-        return fail(fmt::format("table {} has no primary key: the data-access layer reads, "
-                                "updates and deletes by it",
-                                t.table.sql()));
+        return fail(
+            fmt::format("table {} has no primary key: the data-access layer reads, "
+                        "updates and deletes by it",
+                        t.table.sql()));
     const std::string &base = t.table.name;
     for (const char *verb : {"insert_", "update_", "delete_"})
         if (std::string(verb).size() + base.size() > kMaxIdentifierBytes)
@@ -663,8 +683,8 @@ std::optional<Scaffold> scaffold_sql(const TableShape &t, const std::string &sch
     std::vector<std::string> key_types;
     for (size_t i = 0; i < t.key.size(); ++i) {
         key_types.push_back(type_of(t.key[i]));
-        where += (i ? " AND " : "") +
-                 fmt::format("{} {} {}", quote_identifier(t.key[i]), t.key_equality[i], param(i + 1));
+        where += (i ? " AND " : "") + fmt::format("{} {} {}", quote_identifier(t.key[i]),
+                                                  t.key_equality[i], param(i + 1));
     }
     std::string key_sig;
     for (size_t i = 0; i < key_types.size(); ++i) key_sig += (i ? ", " : "") + key_types[i];
@@ -684,9 +704,8 @@ std::optional<Scaffold> scaffold_sql(const TableShape &t, const std::string &sch
     std::string upd_sig = key_sig, upd_set;
     for (size_t i = 0; i < updatable.size(); ++i) {
         upd_sig += ", " + updatable[i]->type;
-        upd_set += (i ? ", " : "") +
-                   fmt::format("{} = {}", quote_identifier(updatable[i]->name),
-                               param(t.key.size() + i + 1));
+        upd_set += (i ? ", " : "") + fmt::format("{} = {}", quote_identifier(updatable[i]->name),
+                                                 param(t.key.size() + i + 1));
     }
 
     Scaffold out;
@@ -698,19 +717,21 @@ std::optional<Scaffold> scaffold_sql(const TableShape &t, const std::string &sch
             "CREATE FUNCTION {} RETURNS {} LANGUAGE sql VOLATILE SET search_path = pg_catalog, "
             "pg_temp AS {};\n",
             signature, returns, quote_literal(body));
-        out.sql += fmt::format("COMMENT ON FUNCTION {} IS {};\n", signature,
-                               quote_literal(what + " (generated by virtuoso.execute_database_implementation)"));
+        out.sql += fmt::format(
+            "COMMENT ON FUNCTION {} IS {};\n", signature,
+            quote_literal(what + " (generated by virtuoso.execute_database_implementation)"));
         out.sql += fmt::format("REVOKE ALL ON FUNCTION {} FROM PUBLIC;\n", signature);
         out.functions.push_back(signature);
     };
     define("get_", key_sig, table, fmt::format("SELECT * FROM {} WHERE {}", table, where),
            fmt::format("The row of {} with this primary key ({}), or NULL.", table, key_sig));
     if (!insertable.empty())
-        define("insert_", ins_sig, table,
-               fmt::format("INSERT INTO {} ({}) VALUES ({}) RETURNING *", table, ins_cols, ins_vals),
-               fmt::format("Inserts a row into {} (columns without a default, in table order) "
-                           "and returns it.",
-                           table));
+        define(
+            "insert_", ins_sig, table,
+            fmt::format("INSERT INTO {} ({}) VALUES ({}) RETURNING *", table, ins_cols, ins_vals),
+            fmt::format("Inserts a row into {} (columns without a default, in table order) "
+                        "and returns it.",
+                        table));
     if (!updatable.empty())
         define("update_", upd_sig, table,
                fmt::format("UPDATE {} SET {} WHERE {} RETURNING *", table, upd_set, where),
@@ -718,7 +739,8 @@ std::optional<Scaffold> scaffold_sql(const TableShape &t, const std::string &sch
                            "returns the row, or NULL when there is none.",
                            table));
     define("delete_", key_sig, "boolean",
-           fmt::format("WITH d AS (DELETE FROM {} WHERE {} RETURNING 1) SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM d",
+           fmt::format("WITH d AS (DELETE FROM {} WHERE {} RETURNING 1) SELECT pg_catalog.count(*) "
+                       "OPERATOR(pg_catalog.>) 0 FROM d",
                        table, where),
            fmt::format("Deletes the row of {} with this primary key; true when there was one.",
                        table));

@@ -92,7 +92,8 @@ TEST(DeriveRollback, ObviousOnly) {
 TEST(Scaffold, TypedFunctionsByKey) {
     TableShape t;
     t.table = {std::string("app"), "order"};
-    t.columns = {{"id", "bigint", true, false}, {"note", "text", false, false},
+    t.columns = {{"id", "bigint", true, false},
+                 {"note", "text", false, false},
                  {"total", "numeric(10,2)", false, false}};
     t.key = {"id"};
     t.key_equality = {"OPERATOR(pg_catalog.=)"};

@@ -34,8 +34,7 @@ std::vector<std::optional<std::string>> run_migration(const MigrationCall &call)
 
 // execute_rollback_with_backup in process: rolls back the latest SUCCESS run of `name` and
 // returns its updated log row; errors as that function raises them.
-std::vector<std::optional<std::string>> rollback_migration(const std::string &name,
-                                                           bool preserve_new_data,
-                                                           const std::optional<std::string> &reason);
+std::vector<std::optional<std::string>> rollback_migration(
+    const std::string &name, bool preserve_new_data, const std::optional<std::string> &reason);
 
 }  // namespace virtuoso::migrate

@@ -17,9 +17,7 @@ struct QualifiedName {
     std::optional<std::string> schema;
     std::string name;
     std::string sql() const;  // quoted, schema-qualified when a schema is given
-    bool operator==(const QualifiedName &o) const {
-        return schema == o.schema && name == o.name;
-    }
+    bool operator==(const QualifiedName &o) const { return schema == o.schema && name == o.name; }
 };
 
 struct Step {
@@ -32,12 +30,12 @@ struct Step {
     std::string sql;
     std::optional<std::string> rollback;
     bool rollback_derived = false;
-    bool generated = false;        // sql generated from a structured definition
-    bool transactional = true;     // false: statement by statement, only from the procedure
+    bool generated = false;     // sql generated from a structured definition
+    bool transactional = true;  // false: statement by statement, only from the procedure
     std::optional<std::string> validation_rules;  // validate: the rules (JSON array)
-    std::optional<QualifiedName> creates_table;    // create_table: the table it creates
-    std::optional<QualifiedName> scaffold_table;   // scaffold: the table
-    std::string scaffold_schema;                   // scaffold: the schema of the functions
+    std::optional<QualifiedName> creates_table;   // create_table: the table it creates
+    std::optional<QualifiedName> scaffold_table;  // scaffold: the table
+    std::string scaffold_schema;                  // scaffold: the schema of the functions
 };
 
 struct PlanOptions {
@@ -99,8 +97,8 @@ struct TableShape {
 };
 
 struct Scaffold {
-    std::string sql;       // CREATE FUNCTION ... ; COMMENT ON ...; REVOKE ...
-    std::string rollback;  // DROP FUNCTION ...
+    std::string sql;                     // CREATE FUNCTION ... ; COMMENT ON ...; REVOKE ...
+    std::string rollback;                // DROP FUNCTION ...
     std::vector<std::string> functions;  // signatures generated
 };
 // The typed data-access layer of a table: get_<t>(key), insert_<t>(...), update_<t>(key,
