@@ -60,7 +60,7 @@ SELECT pl_api.delete_pl_order(0) AS deleted, pl_api.delete_pl_order(0) AS again;
 -- Granted to nobody but the owner, and commented.
 SELECT p.oid::regprocedure AS function, p.proacl IS NOT NULL AND NOT has_function_privilege('regress_virtuoso_nobody', p.oid, 'EXECUTE') AS owner_only,
        obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
-FROM pg_proc p WHERE p.pronamespace = 'pl_api'::regnamespace ORDER BY 1::text;
+FROM pg_proc p WHERE p.pronamespace = 'pl_api'::regnamespace ORDER BY p.proname COLLATE "C";
 -- Each step is its own migration.
 SELECT name, status FROM virtuoso.migration_log WHERE name LIKE 'shop/%' ORDER BY started_at;
 -- Run again: nothing runs.
@@ -114,7 +114,7 @@ SELECT step_name, status FROM virtuoso.execute_database_implementation($plan${
 }$plan$);
 SELECT count(*) AS big_rows FROM pl_big;
 SELECT p.oid::regprocedure AS function FROM pg_proc p
-WHERE p.pronamespace = to_regnamespace('"pl api""; --"') ORDER BY 1::text;
+WHERE p.pronamespace = to_regnamespace('"pl api""; --"') ORDER BY p.proname COLLATE "C";
 
 -- A migration that grants or revokes (as a scaffold does) records its affected objects
 -- (GRANT/REVOKE are captured without an object id): it used to fail with XX000.
