@@ -292,17 +292,41 @@ void Orchestrator::add(ReportRow row) {
     rows_.push_back(std::move(row));
 }
 
+// One run of a plan at a time: a second session gets 55P03 instead of racing the first
+// through the same steps (and undoing what it did).  The check and the RUNNING row are made
+// under a transaction-scoped advisory lock, taken without waiting.
 void Orchestrator::settle_interrupted_runs() {
-    migrate::AsExtensionOwner owner;
-    pg::InternalSql spi;
-    spi.execute(
-        "UPDATE virtuoso.implementation_run r SET status = 'FAILED', completed_at = "
-        "clock_timestamp(), state = 'interrupted: the session running it (PID ' || "
-        "r.backend_pid || ') ended before it finished; run the plan again to resume' "
-        "WHERE r.status = 'RUNNING' AND r.plan_name = $1 AND NOT EXISTS (SELECT FROM "
-        "pg_catalog.pg_stat_activity a WHERE a.pid = r.backend_pid AND a.backend_start = "
-        "r.backend_start)",
-        {plan_.name});
+    pg::Value holder;
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        if (spi.scalar("SELECT pg_try_advisory_xact_lock(hashtext('virtuoso.implementation:' "
+                       "|| $1))",
+                       {plan_.name}) != std::string("t"))
+            holder = std::string("another session");
+        // RUNNING rows of sessions that are gone, or of this one (which runs none now).
+        spi.execute(
+            "UPDATE virtuoso.implementation_run r SET status = 'FAILED', completed_at = "
+            "clock_timestamp(), state = 'interrupted: the session running it (PID ' || "
+            "r.backend_pid || ') stopped before it finished; run the plan again to resume' "
+            "WHERE r.status = 'RUNNING' AND r.plan_name = $1 AND (r.backend_pid = "
+            "pg_backend_pid() OR NOT EXISTS (SELECT FROM pg_catalog.pg_stat_activity a WHERE "
+            "a.pid = r.backend_pid AND a.backend_start = r.backend_start))",
+            {plan_.name});
+        if (!holder) {
+            auto running = spi.scalar(
+                "SELECT 'PID ' || backend_pid FROM virtuoso.implementation_run WHERE status = "
+                "'RUNNING' AND plan_name = $1 LIMIT 1",
+                {plan_.name});
+            if (running) holder = running;
+        }
+    }
+    if (holder)
+        throw UserError(ERRCODE_LOCK_NOT_AVAILABLE,
+                        fmt::format("plan \"{}\" is being run by {}", plan_.name, *holder),
+                        "",
+                        "Wait until that run ends (see virtuoso.implementation_log), then run "
+                        "the plan again: it resumes where that run stopped.");
 }
 
 // Rows for the checks that decide whether the plan may start; false when a hard one fails.

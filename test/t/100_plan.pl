@@ -167,4 +167,18 @@ like($node->safe_psql('postgres', q{SELECT migration_sql FROM virtuoso.migration
     qr/^CALL virtuoso\.migrate_data_batched\('SELECT id, name FROM src_customer', '"batched_t"', 100, 1, 'id', 'batched\/copy'\)$/,
     'the generated call is recorded as the step\'s migration');
 
+# One run of a plan at a time: while a session's run is not committed, another gets 55P03.
+my $one = q{{"name": "once", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE once_t (id int)"}]}};
+my $first = $node->background_psql('postgres', on_error_stop => 0);
+$first->query_safe("BEGIN; SELECT count(*) FROM virtuoso.execute_database_implementation(\$plan\$$one\$plan\$)");
+($rc, $out, $err) = $node->psql('postgres',
+    "SELECT * FROM virtuoso.execute_database_implementation(\$plan\$$one\$plan\$)",
+    extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+is($rc, 3, 'a second run of the same plan is refused');
+like($err, qr/55P03.*plan "once" is being run by another session/s, '55P03 while the first runs');
+$first->query_safe('COMMIT');
+$first->quit;
+is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "once", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE once_t (id int)"}]}') WHERE step_name = 'plan: once'}),
+    'SKIPPED', 'after it ended, the plan is implemented');
+
 done_testing();
