@@ -41,10 +41,16 @@ std::vector<Oid> touched_relations(const std::vector<Statement> &statements,
         for (Oid r : s.relations) add(r);
     for (const auto &text : affected) {
         auto object = nlohmann::json::parse(text, nullptr, false);
-        if (object.is_object() &&
-            object.value("classid", 0) == static_cast<int>(RelationRelationId) &&
-            object.value("command", "") != "DROP")
-            add(static_cast<Oid>(object.value("objid", 0L)));
+        // GRANT/REVOKE and the like are captured without classid/objid (JSON null)
+        if (!object.is_object()) continue;
+        const auto classid = object.find("classid");
+        const auto objid = object.find("objid");
+        const auto command = object.find("command");
+        if (classid != object.end() && classid->is_number_integer() &&
+            classid->get<long>() == static_cast<long>(RelationRelationId) &&
+            objid != object.end() && objid->is_number_integer() &&
+            !(command != object.end() && command->is_string() && *command == "DROP"))
+            add(static_cast<Oid>(objid->get<long>()));
     }
     return out;
 }
@@ -267,14 +273,6 @@ using namespace virtuoso::migrate;
 namespace virtuoso::migrate {
 namespace {
 
-// The arguments of a migration call, copied out of the call (a procedure commits its
-// caller's transaction, which frees them, before it runs the migration).
-struct MigrationCall {
-    std::string name, sql;
-    pg::Value rollback_sql;
-    std::string options_text;
-};
-
 MigrationCall migration_call(FunctionCallInfo fcinfo) {
     MigrationCall call;
     call.name = required_text(fcinfo, 0, "migration_name");
@@ -287,8 +285,8 @@ MigrationCall migration_call(FunctionCallInfo fcinfo) {
     return call;
 }
 
-// Runs the migration and returns the virtuoso.migration_log row it recorded (or the
-// recorded row of an identical earlier run); a failure is recorded and then raised.
+}  // namespace
+
 pg::Row run_migration(const MigrationCall &call) {
     const std::string &name = call.name;
     const std::string &sql = call.sql;
@@ -440,7 +438,6 @@ pg::Row run_migration(const MigrationCall &call) {
     return full.insert(options->dry_run);
 }
 
-}  // namespace
 }  // namespace virtuoso::migrate
 
 VIRTUOSO_FUNCTION(virtuoso_execute_migration) {

@@ -248,10 +248,9 @@ void record_rollback_failure(const std::string &id, const Failure &f, size_t tot
 using namespace virtuoso;
 using namespace virtuoso::migrate;
 
-VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
-    const std::string name = required_text(fcinfo, 0, "migration_name");
-    const bool preserve = PG_NARGS() < 2 || PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
-    pg::Value reason = pg::text_arg(fcinfo, 2);
+namespace virtuoso::migrate {
+
+pg::Row rollback_migration(const std::string &name, bool preserve, const pg::Value &reason) {
     require_read_committed();
 
     acquire_migration_lock(gucs::lock_timeout_ms);
@@ -332,5 +331,14 @@ VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
         .set("backup_tables", backups.empty() ? pg::Value() : pg::Value(text_array(backups)),
              "text[]");
     // Statement by statement, the rollback has committed: so does its record.
-    return pg::return_composite(fcinfo, update.update(id, !transactional));
+    return update.update(id, !transactional);
+}
+
+}  // namespace virtuoso::migrate
+
+VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
+    const std::string name = required_text(fcinfo, 0, "migration_name");
+    const bool preserve = PG_NARGS() < 2 || PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
+    pg::Value reason = pg::text_arg(fcinfo, 2);
+    return pg::return_composite(fcinfo, rollback_migration(name, preserve, reason));
 }

@@ -51,6 +51,8 @@ VIRTUOSO_FUNCTION(virtuoso_verify_migration) {
             "        (o->>'classid')::oid AS classid, (o->>'objid')::oid AS objid, "
             "        o->>'command' = 'DROP' AS dropped "
             "      FROM jsonb_array_elements($1::jsonb) AS o) s "
+            // GRANT/REVOKE are captured with no object: nothing to look for
+            "WHERE objid IS NOT NULL "
             "ORDER BY classid, objid, dropped",
             {affected});
         int missing = 0;

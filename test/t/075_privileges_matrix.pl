@@ -321,6 +321,18 @@ my @matrix = (
     ['virtuoso.run_migration(text,text,text,jsonb,text,uuid)', 'change',
         q{CALL virtuoso.run_migration('m_runmig_%s', 'SELECT 1', NULL, '{"force": true}', NULL, NULL)},
         '42501', '42501', '42501', 'ok:SUCCESS|UUID', 'ok:SUCCESS|UUID'],
+    # A plan's steps run with the caller's rights: a role that may not create in schema alice
+    # gets a FAILED step and the plan undone, reported in rows (no error).
+    ['virtuoso.execute_database_implementation(jsonb)', 'change',
+        q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "plan_%s", "changes": [
+          {"name": "t", "type": "create_table", "definition": "CREATE TABLE alice.plan_%s (id int)"}]}')
+          WHERE step_name OPERATOR(pg_catalog.=) 'plan: plan_%s'},
+        '42501', 'ok:ROLLED_BACK', 'ok:ROLLED_BACK', 'ok:SUCCESS', 'ok:SUCCESS'],
+    ['virtuoso.run_implementation(jsonb,text,uuid,jsonb)', 'change',
+        q{CALL virtuoso.run_implementation('{"name": "planp_%s", "changes": [
+          {"name": "t", "type": "create_table", "definition": "CREATE TABLE alice.planp_%s (id int)"}]}', NULL, NULL, NULL) \gset p_
+          SELECT :'p_status'},
+        '42501', 'ok:ROLLED_BACK', 'ok:ROLLED_BACK', 'ok:SUCCESS', 'ok:SUCCESS'],
     ['virtuoso.execute_rollback_with_backup(text,boolean,text)', 'roll back',
         q{SELECT status, backup_tables[1] AS bk
           FROM virtuoso.execute_rollback_with_backup('m_rollback_%s', true) \gset
@@ -427,6 +439,14 @@ my @relations = (
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.alert_log}],
     ['virtuoso.audit_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.audit_log}],
+    ['virtuoso.implementation_run', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.implementation_run}],
+    ['virtuoso.implementation_step', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.implementation_step}],
+    # runs of roles whose privileges the caller has
+    ['virtuoso.implementation_log', 'ok:f', 'ok:f', 'ok:t', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.implementation_log
+          WHERE executed_by OPERATOR(pg_catalog.=) 'alice'}],
     ['virtuoso.maintenance_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.maintenance_log}],
 );
