@@ -18,6 +18,8 @@ int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
 int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
+int max_runner_workers = 4;
+int runner_queue_timeout_ms = 10000;
 
 namespace {
 
@@ -109,6 +111,16 @@ void define_all() {
                             "gives its own \"timeout\"; 0 means no limit.",
                             nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.max_runner_workers",
+                            "Background workers the statement runner may use at the same time, "
+                            "in the whole cluster; further calls wait in line.",
+                            nullptr, &max_runner_workers, 4, 1, 10000, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.runner_queue_timeout",
+                            "How long a call of the statement runner waits for a free worker "
+                            "before failing with 53400; 0 means not at all.",
+                            nullptr, &runner_queue_timeout_ms, 10000, 0, 3600000, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs
