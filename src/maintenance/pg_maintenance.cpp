@@ -48,7 +48,13 @@ SELECT c.oid, n.nspname, c.relname,
        coalesce(pg_catalog.pg_stat_get_mod_since_analyze(c.oid), 0),
        pg_catalog.age(c.relfrozenxid),
        pg_catalog.mxid_age(c.relminmxid),
-       pg_catalog.pg_has_role(c.relowner, 'USAGE') OR db.is_owner
+       pg_catalog.pg_has_role(c.relowner, 'USAGE') OR db.is_owner,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+         GREATEST(pg_catalog.pg_stat_get_last_vacuum_time(c.oid),
+                             pg_catalog.pg_stat_get_last_autovacuum_time(c.oid))),
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+         GREATEST(pg_catalog.pg_stat_get_last_analyze_time(c.oid),
+                             pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)))
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN (SELECT pg_catalog.pg_has_role(d.datdba, 'USAGE') AS is_owner
@@ -136,6 +142,8 @@ std::vector<TableStats> gather_tables(Backend &backend) {
         t.xid_age = to_int(row[6]);
         t.mxid_age = to_int(row[7]);
         t.may_maintain = row[8] && *row[8] == "t";
+        if (row[9]) t.seconds_since_vacuum = std::strtod(row[9]->c_str(), nullptr);
+        if (row[10]) t.seconds_since_analyze = std::strtod(row[10]->c_str(), nullptr);
         tables.push_back(std::move(t));
     }
     return tables;
@@ -146,6 +154,7 @@ Thresholds current_thresholds() {
     Thresholds t;
     t.dead_tuple_threshold = gucs::dead_tuple_threshold;
     t.dead_tuple_pct = gucs::dead_tuple_pct;
+    t.min_interval_s = gucs::maintenance_min_interval_s;
     t.freeze_xid_age = std::min<int64_t>(vacuum_freeze_table_age,
                                          static_cast<int64_t>(0.95 * autovacuum_freeze_max_age));
     t.freeze_mxid_age =

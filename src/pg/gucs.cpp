@@ -18,6 +18,7 @@ int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
 int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
+int maintenance_min_interval_s = 60;
 int max_runner_workers = 4;
 int runner_queue_timeout_ms = 10000;
 
@@ -111,6 +112,12 @@ void define_all() {
                             "gives its own \"timeout\"; 0 means no limit.",
                             nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.maintenance_min_interval",
+                            "Minimum time between two VACUUMs (or two ANALYZEs) of one table by "
+                            "maintenance, counted from the last one by anyone; 0 means none. "
+                            "Freezing VACUUMs do not wait for it.",
+                            nullptr, &maintenance_min_interval_s, 60, 0, 86400 * 7, PGC_USERSET,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("virtuoso.max_runner_workers",
                             "Background workers the statement runner may use at the same time, "
                             "in the whole cluster; further calls wait in line.",

@@ -16,8 +16,9 @@ extern int maintenance_time_budget_s;
 extern int max_maintenance_workers;  // scheduler: databases served at the same time
 extern int rule_timeout_ms;  // validate_data_integrity: default timeout of one rule, 0 = none
 
-extern int max_runner_workers;       // runner workers at once, cluster-wide
-extern int runner_queue_timeout_ms;  // how long a runner call waits in line for a worker
+extern int maintenance_min_interval_s;  // per table, between two actions of one kind
+extern int max_runner_workers;          // runner workers at once, cluster-wide
+extern int runner_queue_timeout_ms;     // how long a runner call waits in line for a worker
 
 void define_all();
 
