@@ -28,7 +28,7 @@ CREATE TABLE virtuoso.maintenance_log (
 CREATE INDEX maintenance_log_running ON virtuoso.maintenance_log (id) WHERE status = 'RUNNING';
 CREATE INDEX maintenance_log_table ON virtuoso.maintenance_log (relid, started_at);
 COMMENT ON TABLE virtuoso.maintenance_log IS
-'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash or a terminated call are marked FAILED by the next scheduler round or perform_maintenance_if_needed call (not a dry run).';
+'One row per maintenance action (VACUUM, VACUUM (FREEZE), ANALYZE) run by perform_maintenance_if_needed or the scheduler, and per table skipped because it was locked: times, dead tuples and pages before and after, status and error. Rows left RUNNING by a crash or a terminated call are marked FAILED by the next scheduler round or perform_maintenance_if_needed call (not a dry run). From perform_maintenance_if_needed, a VACUUM''s row (RUNNING, then closed) and every FAILED row are written in transactions of their own and survive a rollback of the caller; ANALYZE and SKIPPED rows, and the closing of abandoned rows, are written in the caller''s transaction (no background worker; they commit with it) unless it is read-only.';
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.maintenance_log', '');
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.maintenance_log_id_seq', '');
 
