@@ -324,6 +324,24 @@ BEGIN
       AND now() - a.state_change > idle_in_transaction
     ORDER BY 1, 4 DESC;
 
+    -- The statement runner's worker budget: slots in use and calls waiting in line, from the
+    -- session-level advisory locks (database 0) that stand for them.
+    RETURN QUERY
+    WITH budget AS (SELECT current_setting('virtuoso.max_runner_workers')::int AS slots),
+         runner AS (
+        SELECT count(*) FILTER (WHERE l.classid = 1447645780) AS in_use,
+               count(*) FILTER (WHERE l.classid = 1447645777) AS waiting
+        FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.database = 0 AND l.objsubid = 2 AND l.granted)
+    SELECT 'runner_workers', CASE WHEN runner.waiting > 0 OR runner.in_use >= budget.slots THEN 'WARN' ELSE 'INFO' END,
+           NULL::text, runner.in_use::numeric,
+           format('%s of %s runner worker slots (virtuoso.max_runner_workers) in use, %s call(s) waiting in line for one',
+                  runner.in_use, budget.slots, runner.waiting),
+           CASE WHEN runner.waiting > 0 OR runner.in_use >= budget.slots
+                THEN format('ALTER SYSTEM SET virtuoso.max_runner_workers = %s; SELECT pg_reload_conf();  -- if max_worker_processes (%s) leaves room; calls wait up to virtuoso.runner_queue_timeout (%s)',
+                            budget.slots * 2, current_setting('max_worker_processes'), current_setting('virtuoso.runner_queue_timeout')) END
+    FROM budget, runner;
+
     -- Opt-in: structural check of every valid B-tree index with amcheck's bt_index_check.
     IF include_amcheck THEN
         SELECT e.extnamespace::regnamespace::name INTO amcheck_schema
@@ -357,7 +375,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION virtuoso.check_database_health(boolean, interval, interval) IS
-'Catalog health checks, one row per finding with severity (CRITICAL, WARN, INFO), object, value, message and remedy: invalid indexes, NOT VALID constraints, sequences past 75% of their range, xid/multixact age, duplicate and prefix indexes, unused indexes, foreign keys without an index, tables without a primary key, estimated bloat, long-running and idle-in-transaction sessions; with include_amcheck, bt_index_check of every B-tree index.';
+'Catalog health checks, one row per finding with severity (CRITICAL, WARN, INFO), object, value, message and remedy: invalid indexes, NOT VALID constraints, sequences past 75% of their range, xid/multixact age, duplicate and prefix indexes, unused indexes, foreign keys without an index, tables without a primary key, estimated bloat, long-running and idle-in-transaction sessions, the statement runner''s worker slots in use and calls waiting for one (runner_workers, against virtuoso.max_runner_workers); with include_amcheck, bt_index_check of every B-tree index.';
 
 -- Per-table activity and size for watching a migration's effect.
 CREATE VIEW virtuoso.migration_performance_dashboard AS

@@ -49,7 +49,13 @@ SELECT c.oid, n.nspname, c.relname,
        coalesce(pg_catalog.pg_stat_get_mod_since_analyze(c.oid), 0),
        pg_catalog.age(c.relfrozenxid),
        pg_catalog.mxid_age(c.relminmxid),
-       pg_catalog.pg_has_role(c.relowner, 'USAGE') OR db.is_owner
+       pg_catalog.pg_has_role(c.relowner, 'USAGE') OR db.is_owner,
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+         GREATEST(pg_catalog.pg_stat_get_last_vacuum_time(c.oid),
+                             pg_catalog.pg_stat_get_last_autovacuum_time(c.oid))),
+       pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)
+         GREATEST(pg_catalog.pg_stat_get_last_analyze_time(c.oid),
+                             pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)))
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 CROSS JOIN (SELECT pg_catalog.pg_has_role(d.datdba, 'USAGE') AS is_owner
@@ -97,6 +103,26 @@ VALUES ($1::pg_catalog.oid, $2::pg_catalog.name, $3::pg_catalog.name, $4, $5, $6
 RETURNING id
 )SQL";
 
+// The row of an action that is over (an ANALYZE): written once, afterwards, with its times.
+constexpr const char *kInsertDoneSql = R"SQL(
+INSERT INTO virtuoso.maintenance_log
+  (started_at, finished_at, duration, relid, schemaname, tablename, action, command, reason,
+   status, dead_tuples_before, dead_pct, pages_before, executed_by, triggered_by, pid,
+   backend_start, dead_tuples_after, pages_after, pages_removed, sqlstate, error_message)
+SELECT t.now OPERATOR(pg_catalog.-) t.took, t.now, t.took, $1::pg_catalog.oid,
+       $2::pg_catalog.name, $3::pg_catalog.name, $4, $5, $6, $7, $8::pg_catalog.int8,
+       pg_catalog.round($9::pg_catalog.numeric, 2), $10::pg_catalog.int8, $11::pg_catalog.name,
+       $12, $13::pg_catalog.int4,
+       (SELECT a.backend_start FROM pg_catalog.pg_stat_activity a
+        WHERE a.pid = $13::pg_catalog.int4),
+       $14::pg_catalog.int8, $15::pg_catalog.int8,
+       pg_catalog.int8larger($10::pg_catalog.int8 OPERATOR(pg_catalog.-) $15::pg_catalog.int8, 0),
+       $16, $17
+FROM (SELECT pg_catalog.clock_timestamp() AS now,
+             pg_catalog.make_interval(secs => $18::pg_catalog.float8) AS took) t
+RETURNING id
+)SQL";
+
 constexpr const char *kFinishSql = R"SQL(
 UPDATE virtuoso.maintenance_log l
 SET finished_at = t.now, duration = t.now OPERATOR(pg_catalog.-) l.started_at,
@@ -137,6 +163,8 @@ std::vector<TableStats> gather_tables(Backend &backend) {
         t.xid_age = to_int(row[6]);
         t.mxid_age = to_int(row[7]);
         t.may_maintain = row[8] && *row[8] == "t";
+        if (row[9]) t.seconds_since_vacuum = std::strtod(row[9]->c_str(), nullptr);
+        if (row[10]) t.seconds_since_analyze = std::strtod(row[10]->c_str(), nullptr);
         tables.push_back(std::move(t));
     }
     return tables;
@@ -147,6 +175,7 @@ Thresholds current_thresholds() {
     Thresholds t;
     t.dead_tuple_threshold = gucs::dead_tuple_threshold;
     t.dead_tuple_pct = gucs::dead_tuple_pct;
+    t.min_interval_s = gucs::maintenance_min_interval_s;
     t.freeze_xid_age = std::min<int64_t>(vacuum_freeze_table_age,
                                          static_cast<int64_t>(0.95 * autovacuum_freeze_max_age));
     t.freeze_mxid_age =
@@ -232,22 +261,17 @@ class ServerExecutor : public Executor {
             }
         }
         Measure before = measure(backend_, d.table.relid);
+        if (d.action == Action::Analyze) return analyze(d, command, before, seconds);
+        // A VACUUM (which can take long) has a RUNNING row, written by a worker so that it is
+        // visible while the VACUUM runs and left behind (then closed as FAILED) if the caller
+        // dies; its closing is written the same way, as the caller may still roll back.
         Value id = backend_.write_log(
             kInsertSql, log_params(d, command, kRunning, before.dead.value_or(d.table.dead_tuples),
                                    before.pages, {}));
         CommandResult result = backend_.run(command);
         Measure after = measure(backend_, d.table.relid);
-        Outcome out;
         std::string message;
-        if (result.ok) {
-            out = {kSuccess, d.reason, seconds()};
-        } else if (result.sqlstate == "55P03") {  // lock taken in between: next round
-            out = {kSkipped, "locked", seconds()};
-            message = result.message;
-        } else {
-            out = {kFailed, fmt::format("{}: {}", result.sqlstate, result.message), seconds()};
-            message = result.message;
-        }
+        Outcome out = outcome_of(d, result, seconds(), &message);
         backend_.write_log(kFinishSql,
                            {id, out.status, opt_int_param(after.dead), opt_int_param(after.pages),
                             result.ok ? Param() : Param(result.sqlstate),
@@ -262,6 +286,41 @@ class ServerExecutor : public Executor {
     }
 
   private:
+    static Outcome outcome_of(const Decision &d, const CommandResult &result, double seconds,
+                              std::string *message) {
+        if (result.ok) return {kSuccess, d.reason, seconds};
+        *message = result.message;
+        if (result.sqlstate == "55P03") return {kSkipped, "locked", seconds};  // next round
+        return {kFailed, fmt::format("{}: {}", result.sqlstate, result.message), seconds};
+    }
+
+    // An ANALYZE (short): one row once it is over.  It commits with the caller unless the
+    // ANALYZE failed or the call is being cancelled: such a row must survive the rollback
+    // that follows, so a worker writes it.
+    template <typename Clock>
+    Outcome analyze(const Decision &d, const std::string &command, const Measure &before,
+                    const Clock &seconds) {
+        CommandResult result = backend_.run(command);
+        Measure after = measure(backend_, d.table.relid);
+        std::string message;
+        Outcome out = outcome_of(d, result, seconds(), &message);
+        std::vector<Param> params =
+            log_params(d, command, out.status.c_str(), before.dead.value_or(d.table.dead_tuples),
+                       before.pages, {});
+        params.pop_back();  // the message goes last, after the measurements
+        params.push_back(opt_int_param(after.dead));
+        params.push_back(opt_int_param(after.pages));
+        params.push_back(result.ok ? Param() : Param(result.sqlstate));
+        params.push_back(message.empty() ? Param() : Param(message));
+        params.push_back(fmt::format("{}", out.seconds));
+        if (out.status == kFailed || result.abort_error != nullptr)
+            backend_.write_log(kInsertDoneSql, params);
+        else
+            backend_.write_log_in_transaction(kInsertDoneSql, params);
+        if (result.abort_error != nullptr) throw pg::PgError(result.abort_error);
+        return out;
+    }
+
     std::vector<Param> log_params(const Decision &d, const std::string &command, const char *status,
                                   int64_t dead, const std::optional<int64_t> &pages,
                                   const Value &message) {
@@ -282,8 +341,9 @@ class ServerExecutor : public Executor {
     }
 
     void log_skipped(const Decision &d, const std::string &command, const std::string &why) {
-        backend_.write_log(kInsertSql, log_params(d, command, kSkipped, d.table.dead_tuples, {},
-                                                  "locked: " + why));
+        backend_.write_log_in_transaction(
+            kInsertSql,
+            log_params(d, command, kSkipped, d.table.dead_tuples, {}, "locked: " + why));
     }
 
     Backend &backend_;
@@ -309,6 +369,17 @@ class FunctionBackend : public Backend {
         guc.set("search_path", "pg_catalog, pg_temp");
         AsRole as_owner(owner_);
         return pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql, params, true}).value;
+    }
+
+    // In the caller's transaction, as the log's owner: no worker.  A read-only transaction
+    // cannot hold the row, the autonomous path can (the log is bookkeeping).
+    Value write_log_in_transaction(const std::string &sql,
+                                   const std::vector<Param> &params) override {
+        if (pg::pg_call([] { return XactReadOnly; })) return write_log(sql, params);
+        if (owner_ == InvalidOid) owner_ = log_owner(*this);
+        AsRole as_owner(owner_);
+        pg::InternalSql spi;
+        return spi.scalar(sql, params);
     }
 
     LockProbe probe_lock(uint32_t relid) override { return probe_relation_lock(relid); }
@@ -428,7 +499,8 @@ std::string autovacuum_cost_limit_setting() {
 }
 
 int64_t fail_abandoned_runs(Backend &backend) {
-    return to_int(backend.write_log(kAbandonedSql, {}));
+    // Idempotent: if the caller rolls back, the next call closes the rows again.
+    return to_int(backend.write_log_in_transaction(kAbandonedSql, {}));
 }
 
 std::vector<RoundRow> run_maintenance_round(Backend &backend, bool dry_run) {

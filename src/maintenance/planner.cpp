@@ -27,13 +27,23 @@ double dead_tuple_pct(int64_t dead, int64_t live) {
     return 100.0 * static_cast<double>(dead) / static_cast<double>(live);
 }
 
+int64_t due_count(int64_t live, const Thresholds &t) {
+    const double scaled =
+        t.dead_tuple_pct / 100.0 * static_cast<double>(std::max<int64_t>(live, 0));
+    return t.dead_tuple_threshold + static_cast<int64_t>(scaled);
+}
+
 namespace {
 
-// Both the absolute and the relative threshold must be passed: the count alone would vacuum
-// big tables for a handful of dead rows, the percentage alone tiny ones all the time.
+// Base plus scale, as autovacuum: the count alone would vacuum big tables for a handful of
+// dead rows, the percentage alone tiny ones all the time.
 bool passes(int64_t count, int64_t live, const Thresholds &t) {
-    return count > 0 && count >= t.dead_tuple_threshold &&
-           dead_tuple_pct(count, live) >= t.dead_tuple_pct;
+    return count > 0 && count >= due_count(live, t);
+}
+
+// Whether the last action of the kind was too recent to do it again.
+bool too_soon(const std::optional<double> &since, const Thresholds &t) {
+    return t.min_interval_s > 0 && since && *since < t.min_interval_s;
 }
 
 int rank(Action action) {
@@ -63,15 +73,18 @@ Decision decide(const TableStats &table, const Thresholds &t) {
     Decision d;
     d.table = table;
     d.dead_pct = dead_tuple_pct(table.dead_tuples, table.live_tuples);
-    const bool analyze_due = passes(table.modified_since_analyze, table.live_tuples, t);
-    const bool vacuum_due = passes(table.dead_tuples, table.live_tuples, t);
-    std::string analyze_note = analyze_due
-                                   ? fmt::format(
-                                         "{} rows changed since the last analyze (threshold {} and "
-                                         "{:g}% of {} live rows)",
-                                         table.modified_since_analyze, t.dead_tuple_threshold,
-                                         t.dead_tuple_pct, table.live_tuples)
-                                   : std::string();
+    const bool analyze_due = passes(table.modified_since_analyze, table.live_tuples, t) &&
+                             !too_soon(table.seconds_since_analyze, t);
+    const bool vacuum_due =
+        passes(table.dead_tuples, table.live_tuples, t) && !too_soon(table.seconds_since_vacuum, t);
+    const int64_t due = due_count(table.live_tuples, t);
+    std::string analyze_note =
+        analyze_due ? fmt::format(
+                          "{} rows changed since the last analyze (due at {} = {} + {:g}% "
+                          "of {} live rows)",
+                          table.modified_since_analyze, due, t.dead_tuple_threshold,
+                          t.dead_tuple_pct, table.live_tuples)
+                    : std::string();
 
     const bool xid_old = t.freeze_xid_age > 0 && table.xid_age >= t.freeze_xid_age;
     const bool mxid_old = t.freeze_mxid_age > 0 && table.mxid_age >= t.freeze_mxid_age;
@@ -83,8 +96,8 @@ Decision decide(const TableStats &table, const Thresholds &t) {
                                          table.mxid_age, t.freeze_mxid_age);
     } else if (vacuum_due) {
         d.action = Action::Vacuum;
-        d.reason = fmt::format("{} dead tuples = {:.1f}% of {} live (thresholds {} and {:g}%)",
-                               table.dead_tuples, d.dead_pct, table.live_tuples,
+        d.reason = fmt::format("{} dead tuples = {:.1f}% of {} live (due at {} = {} + {:g}%)",
+                               table.dead_tuples, d.dead_pct, table.live_tuples, due,
                                t.dead_tuple_threshold, t.dead_tuple_pct);
     } else if (analyze_due) {
         d.action = Action::Analyze;

@@ -29,6 +29,9 @@ int health_check_interval_s = 0;
 int alert_lock_wait_ms = 10000;
 int alert_stalled_after_s = 3600;
 char *log_retention = nullptr;
+int maintenance_min_interval_s = 60;
+int max_runner_workers = 4;
+int runner_queue_timeout_ms = 10000;
 
 namespace {
 
@@ -178,6 +181,22 @@ void define_all() {
         "and alert_log (never a RUNNING row, the latest run of a migration, an open alert); 0 "
         "keeps every row.",
         nullptr, &log_retention, "90 days", PGC_SIGHUP, 0, check_retention, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.maintenance_min_interval",
+                            "Minimum time between two VACUUMs (or two ANALYZEs) of one table by "
+                            "maintenance, counted from the last one by anyone; 0 means none. "
+                            "Freezing VACUUMs do not wait for it.",
+                            nullptr, &maintenance_min_interval_s, 60, 0, 86400 * 7, PGC_USERSET,
+                            GUC_UNIT_S, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.max_runner_workers",
+                            "Background workers the statement runner may use at the same time, "
+                            "in the whole cluster; further calls wait in line.",
+                            nullptr, &max_runner_workers, 4, 1, 10000, PGC_SIGHUP, 0, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.runner_queue_timeout",
+                            "How long a call of the statement runner waits for a free worker "
+                            "before failing with 53400; 0 means not at all.",
+                            nullptr, &runner_queue_timeout_ms, 10000, 0, 3600000, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs

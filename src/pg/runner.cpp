@@ -6,6 +6,7 @@
 
 #include "db_virtuoso/pg/bgworker.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/runner_slots.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
@@ -386,14 +387,9 @@ void launch_and_wait(void *arg) {
     // Setting up read catalogs (a catalog snapshot): drop it before anything waits for us.
     if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
 
-    BackgroundWorkerHandle *handle;
-    if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-        ereport(ERROR,
-                (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-                 errmsg("could not start a db_virtuoso runner: no free background worker slot"),
-                 errhint("Raise max_worker_processes (now %d) or retry when fewer background "
-                         "workers are running.",
-                         max_worker_processes)));
+    // Within the budget, after a short wait in line if need be; the slot is given back once
+    // the worker has exited.
+    BackgroundWorkerHandle *handle = start_runner_worker(&worker);
     shm_mq_set_handle(mqh, handle);
 
     if (!exit_callback_registered) {
@@ -407,6 +403,7 @@ void launch_and_wait(void *arg) {
     PG_CATCH();
     {
         stop_worker(handle);
+        release_runner_slot();
         active_worker = nullptr;
         PG_RE_THROW();
     }
@@ -415,11 +412,13 @@ void launch_and_wait(void *arg) {
 
     if (!out->done && out->error == nullptr) {
         stop_worker(handle);
+        release_runner_slot();
         ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("the db_virtuoso runner exited before finishing its statement"),
                         errhint("See the server log for the reason.")));
     }
     if (out->error != nullptr) out->ok = false;
+    release_runner_slot();
     dsm_detach(seg);
 }
 

@@ -20,6 +20,8 @@ my %o = (
     clients      => $ENV{LOAD_CLIENTS}      // 4,
     scale        => $ENV{LOAD_SCALE}        // 5,
     think_ms     => $ENV{LOAD_THINK_MS}     // 50,
+    # calls per second per kind of call (pgbench -R over the five kinds); 0 = flat out
+    rate         => $ENV{LOAD_RATE}         // 0,
 );
 # Errors the README documents for concurrent calls: a migration waiting for another one
 # past its lock timeout (55P03), no free background worker slot (53400).
@@ -135,7 +137,8 @@ my @ext_files;
 for my $kind (qw(migration migration_nontx validation maintenance advisor))
 {
     push @ext_files, '-f',
-      write_file("$kind.sql", "SELECT load.call('$kind');\n\\sleep $o{think_ms} ms\n");
+      write_file("$kind.sql", "SELECT load.call('$kind');\n"
+                              . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"));
 }
 
 # 1. Traffic alone.
@@ -145,10 +148,20 @@ my ($base_n, $base_p50, $base_p99) = latencies("$dir/base");
 
 # 2. Traffic beside the extension's sessions.
 my $t0 = [gettimeofday];
+my @rate = $o{rate} > 0 ? ('-R', 5 * $o{rate}) : ();
 my $ext = IPC::Run::start(
-    [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $o{seconds}, @ext_files ],
+    [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $o{seconds}, @rate, @ext_files ],
     '>', "$dir/ext.out", '2>&1');
 my $load = traffic('load', $o{seconds});
+# Runner worker slots in use (virtuoso.max_runner_workers), sampled while the load runs.
+my $peak_slots = 0;
+while (tv_interval($t0) < $o{seconds})
+{
+    my $n = psql(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = 0
+                   AND classid = 1447645780 AND granted});
+    $peak_slots = $n if $n > $peak_slots;
+    select(undef, undef, undef, 0.2);
+}
 $load->finish;
 $ext->finish;
 my $wall = tv_interval($t0);
@@ -160,6 +173,9 @@ my %exit = (traffic_base => $base->result(0), traffic_load => $load->result(0),
 
 printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
   $o{sessions}, $o{clients}, $wall;
+printf "figure rate_per_kind %s\n", $o{rate} > 0 ? $o{rate} : 'flat_out';
+printf "figure peak_runner_slots %d\nfigure max_runner_workers %s\n", $peak_slots,
+  psql(q{SELECT current_setting('virtuoso.max_runner_workers')});
 printf "figure traffic_tps_without %.1f\nfigure traffic_tps_with %.1f\n",
   $base_n / $o{base_seconds}, $load_n / $o{seconds};
 printf "figure p50_ms_without %.3f\nfigure p50_ms_with %.3f\n", $base_p50, $load_p50;

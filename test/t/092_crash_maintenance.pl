@@ -15,6 +15,8 @@ autovacuum = off
 autovacuum_vacuum_cost_delay = 100ms
 virtuoso.database_names = 'postgres'
 virtuoso.maintenance_naptime = 1s
+# big is vacuumed again seconds after its last VACUUM, on purpose
+virtuoso.maintenance_min_interval = 0
 };
 my $node = new_virtuoso_node('crash_maintenance', $conf);
 

@@ -39,14 +39,15 @@ TEST(MaintenancePlanner, FreshTableNeedsNothing) {
     EXPECT_EQ(decide(table("fresh", 10000, 10), t).action, Action::None);
 }
 
-TEST(MaintenancePlanner, VacuumNeedsBothThresholds) {
-    Thresholds t;                                                             // 1000 dead and 10 %
-    EXPECT_EQ(decide(table("small", 100, 900), t).action, Action::None);      // count too low
-    EXPECT_EQ(decide(table("big", 1000000, 50000), t).action, Action::None);  // 5 %
+TEST(MaintenancePlanner, VacuumDueAtBasePlusScale) {
+    Thresholds t;                                                              // 1000 + 10 %
+    EXPECT_EQ(decide(table("small", 100, 900), t).action, Action::None);       // 900 < 1010
+    EXPECT_EQ(decide(table("big", 1000000, 100000), t).action, Action::None);  // < 101000
     Decision d = decide(table("bloated", 10000, 5000), t);
     EXPECT_EQ(d.action, Action::Vacuum);
     EXPECT_DOUBLE_EQ(d.dead_pct, 50.0);
-    EXPECT_NE(d.reason.find("5000 dead tuples = 50.0% of 10000 live"), std::string::npos)
+    EXPECT_NE(d.reason.find("5000 dead tuples = 50.0% of 10000 live (due at 2000 = 1000 + 10%)"),
+              std::string::npos)
         << d.reason;
     EXPECT_FALSE(d.also_analyze);
 }
@@ -55,8 +56,44 @@ TEST(MaintenancePlanner, ExactThresholdCounts) {
     Thresholds t;
     t.dead_tuple_threshold = 1000;
     t.dead_tuple_pct = 10;
-    EXPECT_EQ(decide(table("edge", 10000, 1000), t).action, Action::Vacuum);
-    EXPECT_EQ(decide(table("below", 10000, 999), t).action, Action::None);
+    EXPECT_EQ(due_count(10000, t), 2000);
+    EXPECT_EQ(decide(table("edge", 10000, 2000), t).action, Action::Vacuum);
+    EXPECT_EQ(decide(table("below", 10000, 1999), t).action, Action::None);
+}
+
+TEST(MaintenancePlanner, TinyHotTableNeedsTheBaseCount) {
+    Thresholds t;  // a 10-row table: due at 1001 changes, not at 10 % of it
+    EXPECT_EQ(decide(table("tiny", 10, 0, 1000), t).action, Action::None);
+    EXPECT_EQ(decide(table("tiny", 10, 0, 1001), t).action, Action::Analyze);
+}
+
+TEST(MaintenancePlanner, MinimumIntervalPerKind) {
+    Thresholds t;
+    t.min_interval_s = 60;
+    TableStats hot = table("hot", 10, 2000, 2000);
+    hot.seconds_since_vacuum = 5;
+    hot.seconds_since_analyze = 5;
+    EXPECT_EQ(decide(hot, t).action, Action::None);  // both done 5 s ago
+    hot.seconds_since_analyze = 61;
+    Decision d = decide(hot, t);  // only the ANALYZE is due again
+    EXPECT_EQ(d.action, Action::Analyze);
+    hot.seconds_since_vacuum = std::nullopt;  // never vacuumed: due, and analyzes too
+    d = decide(hot, t);
+    EXPECT_EQ(d.action, Action::Vacuum);
+    EXPECT_TRUE(d.also_analyze);
+    t.min_interval_s = 0;  // no minimum
+    hot.seconds_since_vacuum = 1;
+    hot.seconds_since_analyze = 1;
+    EXPECT_EQ(decide(hot, t).action, Action::Vacuum);
+}
+
+TEST(MaintenancePlanner, FreezeIgnoresTheMinimumInterval) {
+    Thresholds t;
+    t.min_interval_s = 60;
+    t.freeze_xid_age = 1000;
+    TableStats old = table("old", 10, 0, 0, 5000);
+    old.seconds_since_vacuum = 1;
+    EXPECT_EQ(decide(old, t).action, Action::VacuumFreeze);
 }
 
 TEST(MaintenancePlanner, OnlyDeadTuplesIsHundredPercent) {

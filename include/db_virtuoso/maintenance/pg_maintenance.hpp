@@ -29,6 +29,13 @@ class Backend {
     // A write to virtuoso.maintenance_log, committed at once whatever happens afterwards,
     // done as the log's owner (the acting role need not have privileges on it).
     virtual pg::Value write_log(const std::string &sql, const std::vector<pg::Param> &params) = 0;
+    // A write to the log that may commit with the caller's transaction (a row whose action is
+    // over and did not fail: SUCCESS, SKIPPED; closing abandoned rows).  The function writes
+    // it there, as the log's owner and without a worker, unless the transaction is read-only.
+    virtual pg::Value write_log_in_transaction(const std::string &sql,
+                                               const std::vector<pg::Param> &params) {
+        return write_log(sql, params);
+    }
     // Whether VACUUM / ANALYZE could lock the table right now, without waiting.
     virtual LockProbe probe_lock(uint32_t relid) = 0;
     // Runs a statement at top level as the acting role, never waiting long for a lock, with

@@ -24,11 +24,21 @@ struct TableStats {
     int64_t xid_age = 0;       // age(relfrozenxid)
     int64_t mxid_age = 0;      // mxid_age(relminmxid)
     bool may_maintain = true;  // the acting role owns it (or is superuser / database owner)
+    // Seconds since the last VACUUM / ANALYZE of the table by anyone (autovacuum included);
+    // nullopt when never.
+    std::optional<double> seconds_since_vacuum;
+    std::optional<double> seconds_since_analyze;
 };
 
+// As autovacuum's: an action is due when its count reaches the base threshold PLUS the
+// percentage of the live rows, so a tiny table needs about the base count, a big one about
+// the percentage.
 struct Thresholds {
-    int64_t dead_tuple_threshold = 1000;  // virtuoso.dead_tuple_threshold
-    double dead_tuple_pct = 10.0;         // virtuoso.dead_tuple_pct
+    int64_t dead_tuple_threshold = 1000;  // virtuoso.dead_tuple_threshold (base)
+    double dead_tuple_pct = 10.0;         // virtuoso.dead_tuple_pct (scale, % of live rows)
+    // virtuoso.maintenance_min_interval: a VACUUM (or ANALYZE) is not due again this soon
+    // after the last one of the table; 0 = no minimum.  Freezing VACUUMs ignore it.
+    double min_interval_s = 0;
     // Ages at which a freezing VACUUM is due: PostgreSQL's own limits for an aggressive
     // vacuum, min(vacuum_freeze_table_age, 0.95 * autovacuum_freeze_max_age) (and the
     // multixact pair), computed by the caller.
@@ -54,6 +64,10 @@ struct Decision {
 };
 
 double dead_tuple_pct(int64_t dead, int64_t live);
+
+// The count at which VACUUM (dead tuples) or ANALYZE (changed rows) is due for a table of
+// `live` rows: base + pct% of live.
+int64_t due_count(int64_t live, const Thresholds &thresholds);
 
 // The action due for one table (Action::None when nothing is).
 Decision decide(const TableStats &table, const Thresholds &thresholds);

@@ -24,6 +24,10 @@ extern int alert_lock_wait_ms;       // a migration's lock waits past this alert
 extern int alert_stalled_after_s;    // a RUNNING job older than this alerts, 0 = off
 extern char *log_retention;          // interval text; 0 = keep
 
+extern int maintenance_min_interval_s;  // per table, between two actions of one kind
+extern int max_runner_workers;          // runner workers at once, cluster-wide
+extern int runner_queue_timeout_ms;     // how long a runner call waits in line for a worker
+
 void define_all();
 
 }  // namespace virtuoso::gucs

@@ -12,7 +12,9 @@
 //  * Autonomous: SQL (with text parameters) run through SPI in the worker's own
 //    transaction, which commits even when the caller later rolls back.
 //
-// Never hangs: no free worker slot is an ERROR (53400); a worker that waits for a lock the
+// Never hangs: at most virtuoso.max_runner_workers workers run at once in the cluster; a call
+// beyond that (or with the server's worker pool full) waits in line up to
+// virtuoso.runner_queue_timeout, cancellably, then fails with 53400 (runner_slots.hpp); a worker that waits for a lock the
 // caller holds, directly or through a chain of other waiting sessions, is stopped and
 // reported as a deadlock (40P01); cancelling or terminating the
 // caller terminates the worker.
