@@ -14,10 +14,12 @@
 extern "C" {
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type_d.h"
 #include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
@@ -51,8 +53,18 @@ struct Row {
     int queries = 0;
     int64_t calls = 0;
     double cost_before = 0, cost_after = 0, improvement_pct = 0;
-    int64_t size_bytes = 0;
+    bool costs_null = false;  // drop advice: no costs
+    int64_t size_bytes = 0;   // negative: the storage a drop frees
     bool applied = false;
+    std::string details;  // JSON
+};
+
+// Options of recommend_indexes beyond the statements.
+struct Limits {
+    double min_improvement_pct = 10;
+    std::optional<double> max_bytes;
+    std::optional<size_t> max_indexes;
+    bool drop_advice = false;
 };
 
 std::string shorten(const std::string &sql) {
@@ -68,12 +80,120 @@ std::string error_text(const std::exception &e) {
     return fmt::format("{}: {}", unpack_sql_state(sqlstate), e.what());
 }
 
+int sqlstate_of(const std::exception &e) {
+    if (auto *pe = dynamic_cast<const pg::PgError *>(&e)) return pe->sqlstate();
+    if (auto *ue = dynamic_cast<const UserError *>(&e)) return ue->sqlstate();
+    return ERRCODE_INTERNAL_ERROR;
+}
+
+// Indexes recommended at most when the caller sets no bound.
+constexpr size_t kDefaultMaxIndexes = 64;
+
+struct Attempt {
+    bool ok = false;
+    List *queries = NIL;
+    int sqlstate = 0;
+    int position = 0;  // of the error in the text, 0 if none
+    std::string message, detail, hint;
+};
+
+// Analyses and plans a statement (permissions checked as the executor would) inside a
+// subtransaction: a failure is returned, with nothing of it left behind.
+Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &types) {
+    Attempt a;
+    pg::SubTransaction sub;
+    try {
+        a.queries = analyse_statement(sql, role, types);
+        if (a.queries != NIL) plan_with(a.queries, {}, role, true);
+        sub.commit();
+        a.ok = true;
+    } catch (const std::exception &e) {
+        // copied before the rollback frees the error's memory
+        a.sqlstate = sqlstate_of(e);
+        a.message = e.what();
+        if (auto *pe = dynamic_cast<const pg::PgError *>(&e); pe && pe->data()) {
+            if (pe->data()->detail) a.detail = pe->data()->detail;
+            if (pe->data()->hint) a.hint = pe->data()->hint;
+            a.position = pe->data()->cursorpos;
+        }
+        sub.rollback();
+    }
+    return a;
+}
+
+// Failures that normalisation by pg_stat_statements can cause: a $n where the grammar wants a
+// constant, a parameter whose type nothing determines, or one inferred as text that then
+// fits no function or operator.
+bool normalisation_may_cause(int sqlstate) {
+    return sqlstate == ERRCODE_SYNTAX_ERROR || sqlstate == ERRCODE_INDETERMINATE_DATATYPE ||
+           sqlstate == ERRCODE_UNDEFINED_FUNCTION || sqlstate == ERRCODE_DATATYPE_MISMATCH ||
+           sqlstate == ERRCODE_AMBIGUOUS_FUNCTION || sqlstate == ERRCODE_AMBIGUOUS_PARAMETER ||
+           sqlstate == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+           sqlstate == ERRCODE_INVALID_DATETIME_FORMAT;
+}
+
+// Types tried, one parameter at a time, for a parameter the context leaves open.
+constexpr Oid kTriedTypes[] = {NUMERICOID, INT8OID, TEXTOID, DATEOID, TIMESTAMPTZOID,
+                               FLOAT8OID, BOOLOID, INTERVALOID};
+constexpr int kMaxTriedParameters = 32;
+
+// The statement analysed as written; when that fails in a way normalisation can cause,
+// with constants in constant-only positions (repair_normalised), then with each parameter
+// given each of kTriedTypes in turn, one parameter at a time; then again, keeping a type
+// after which the same error appears elsewhere in the text while the next parameters are
+// tried (several open positions).  The first way that
+// analyses and plans wins; when none does, the error of the statement as written is raised.
+List *analyse_understood(const WorkloadStatement &st) {
+    Attempt first = try_analyse(st.text, st.role, {});
+    if (first.ok) return first.queries;
+    if (normalisation_may_cause(first.sqlstate)) {
+        std::string repaired = repair_normalised(st.text);
+        Attempt now = first;  // the error to get past
+        if (repaired != st.text) {
+            now = try_analyse(repaired, st.role, {});
+            if (now.ok) return now.queries;
+        }
+        int n = parameter_count(repaired);
+        if (n > 0 && n <= kMaxTriedParameters) {
+            for (size_t i = 0; i < static_cast<size_t>(n); ++i)
+                for (Oid type : kTriedTypes) {
+                    std::vector<Oid> types(static_cast<size_t>(n), InvalidOid);
+                    types[i] = type;
+                    Attempt a = try_analyse(repaired, st.role, types);
+                    if (a.ok) return a.queries;
+                }
+            // The same error elsewhere in the text: this type got past one occurrence.
+            std::vector<Oid> kept(static_cast<size_t>(n), InvalidOid);
+            for (bool progress = true; progress;) {
+                progress = false;
+                for (size_t i = 0; i < kept.size() && !progress; ++i) {
+                    if (OidIsValid(kept[i])) continue;
+                    for (Oid type : kTriedTypes) {
+                        std::vector<Oid> types = kept;
+                        types[i] = type;
+                        Attempt a = try_analyse(repaired, st.role, types);
+                        if (a.ok) return a.queries;
+                        if (a.sqlstate == now.sqlstate && a.message == now.message &&
+                            a.position != now.position) {
+                            now = std::move(a);
+                            kept = std::move(types);
+                            progress = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    throw UserError(first.sqlstate, first.message, first.detail, first.hint);
+}
+
 // Analyses one statement and adds it to the workload.  A statement given by hand must be a
 // query; one from the workload that is a utility statement, or touches no table an index
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
-    List *queries = analyse_statement(st.text, st.role);
+    List *queries = analyse_understood(st);
     if (queries == NIL) {
         if (given_by_hand)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -82,8 +202,8 @@ void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId>
         return;
     }
     // Plannable, and readable by its role as the executor checks (the caller has that role's
-    // privileges: see workload()).  Nothing is revealed about tables the caller cannot read.
-    plan_with(queries, {}, st.role, true);
+    // privileges: see workload()): analyse_understood planned it so.  Nothing is revealed
+    // about tables the caller cannot read.
     QueryDesc desc = describe_statement(queries, &whole_row);
     if (desc.tables.empty() && !given_by_hand) return;
     desc.weight = st.weight;
@@ -171,6 +291,15 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
         row.cost_after = r.cost_after;
         row.improvement_pct = r.improvement_pct();
         row.size_bytes = static_cast<int64_t>(c.size.bytes());
+        std::string served;
+        for (size_t i = 0; i < r.queries.size(); ++i) {
+            size_t q = r.queries[i];
+            if (!served.empty()) served += ", ";
+            served += fmt::format(
+                "{{\"query\": {}, \"calls\": {}, \"cost_before\": {:.2f}, \"cost_after\": {:.2f}}}",
+                json_string(an.texts[q]), an.calls[q], r.query_before[i], r.query_after[i]);
+        }
+        row.details = fmt::format("{{\"action\": \"create\", \"statements\": [{}]}}", served);
         rows.push_back(std::move(row));
     }
     std::stable_sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) {
@@ -179,8 +308,109 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
     return rows;
 }
 
+// An existing B-tree index of a workload table, as drop advice needs it.
+struct ExistingRow {
+    std::string name;  // schema-qualified, quoted
+    std::vector<AttrNum> keys, include;
+    bool partial = false, expressions = false, enforces = false;
+    int64_t bytes = 0, scans = 0;
+    std::optional<std::string> covering;  // virtuoso.redundant_indexes says it is redundant
+};
+
+std::vector<ExistingRow> existing_indexes(Oid table) {
+    pg::InternalSql spi;
+    auto result = spi.execute(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indnkeyatts, i.indkey::text, "
+        "i.indpred IS NOT NULL, i.indexprs IS NOT NULL, "
+        "i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 FROM "
+        "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid), "
+        "pg_catalog.pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0), "
+        "(SELECT r.covering_index FROM virtuoso.redundant_indexes r "
+        " WHERE r.redundant_index = i.indexrelid::pg_catalog.regclass::pg_catalog.text "
+        " ORDER BY 1 LIMIT 1) "
+        "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_catalog.pg_am a ON a.oid = c.relam "
+        "LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid "
+        "WHERE i.indrelid = $1::pg_catalog.oid AND a.amname = 'btree' AND i.indisvalid "
+        "ORDER BY c.relname",
+        {std::to_string(table)}, true);
+    std::vector<ExistingRow> out;
+    for (const auto &row : result.rows) {
+        ExistingRow e;
+        e.name = *row[0];
+        int nkeys = std::stoi(*row[1]);
+        std::string text = *row[2];
+        size_t pos = 0;
+        for (int k = 0; pos < text.size(); ++k) {
+            size_t end = text.find(' ', pos);
+            if (end == std::string::npos) end = text.size();
+            AttrNum a = std::stoi(text.substr(pos, end - pos));
+            (k < nkeys ? e.keys : e.include).push_back(a);
+            pos = end + 1;
+        }
+        e.partial = *row[3] == "t";
+        e.expressions = *row[4] == "t";
+        e.enforces = *row[5] == "t";
+        e.bytes = std::stoll(*row[6]);
+        e.scans = std::stoll(*row[7]);
+        if (row[8]) e.covering = *row[8];
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+// Existing indexes of the workload's tables that the workload does not need: superseded by
+// a recommended index (by the rule of virtuoso.redundant_indexes, redundant_by_view_rule),
+// redundant to another existing index (the view itself), or never scanned since the
+// statistics were reset (idx_scan = 0).  Indexes that enforce a constraint or uniqueness
+// are kept.  Each row frees the index's size (estimated_size_bytes is its negative).
+std::vector<Row> drop_advice(const Analysed &an, const std::vector<Candidate> &candidates,
+                             const Selection &selection) {
+    std::vector<Row> rows;
+    for (const auto &[table, info] : an.tables) {
+        for (const ExistingRow &e : existing_indexes(table)) {
+            if (e.enforces) continue;
+            std::string reason, by;
+            if (!e.partial && !e.expressions)
+                for (const Recommendation &r : selection.recommendations) {
+                    const Candidate &c = candidates[r.candidate];
+                    if (r.queries.empty() || c.table != table || c.predicate) continue;
+                    if (redundant_by_view_rule(e.keys, e.include, std::nullopt, c.keys, c.include,
+                                               std::nullopt)) {
+                        reason = "superseded";
+                        by = index_definition(c, info, pg::quote_identifier);
+                        break;
+                    }
+                }
+            if (reason.empty() && e.covering) {
+                reason = "redundant";
+                by = *e.covering;
+            }
+            if (reason.empty() && e.scans == 0) reason = "unused";
+            if (reason.empty()) continue;
+            Row row;
+            row.table = info.name;
+            for (AttrNum a : e.keys) {
+                auto col = info.columns.find(a);
+                row.columns.push_back(col == info.columns.end() ? std::to_string(a)
+                                                                : col->second.name);
+            }
+            row.definition = "DROP INDEX CONCURRENTLY " + e.name;
+            row.costs_null = true;
+            row.size_bytes = -e.bytes;
+            row.details = fmt::format(
+                "{{\"action\": \"drop\", \"reason\": {}, \"index\": {}, \"frees_bytes\": {}{}}}",
+                json_string(reason), json_string(e.name), e.bytes,
+                by.empty() ? std::string() : ", \"covered_by\": " + json_string(by));
+            rows.push_back(std::move(row));
+        }
+    }
+    return rows;
+}
+
 std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, bool raise_errors,
-                           double min_improvement_pct, Oid only_table) {
+                           const Limits &limits, Oid only_table) {
     begin_costing();
     pg::SubTransaction run;  // rolled back: releases the locks, leaves nothing behind
     // A workload statement on a table someone holds locked is reported (55P03), not waited
@@ -203,10 +433,16 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
                            [only_table](const Candidate &c) { return c.table != only_table; }),
             candidates.end());
     SelectionOptions options;
-    options.min_improvement_pct = min_improvement_pct;
+    options.min_improvement_pct = limits.min_improvement_pct;
+    options.max_bytes = limits.max_bytes;
+    options.max_indexes = limits.max_indexes.value_or(kDefaultMaxIndexes);
     CostFn cost = make_cost_fn(an, candidates);
     Selection selection = select_greedy(an.descs, candidates, an.tables, cost, options);
     std::vector<Row> rows = rows_of(an, candidates, selection);
+    if (limits.drop_advice) {
+        std::vector<Row> drops = drop_advice(an, candidates, selection);
+        rows.insert(rows.end(), drops.begin(), drops.end());
+    }
     run.rollback();
     return rows;
 }
@@ -312,8 +548,11 @@ std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int argno, cons
     return out;
 }
 
-// Rows of the result; `applied` is the 10th value, ignored where the result has 9 columns.
-void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
+// What the 10th column of the result is: none, applied (optimize_table_indexes) or details
+// (recommend_indexes).
+enum class Tenth { None, Applied, Details };
+
+void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows, Tenth tenth = Tenth::None) {
     pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (const Row &r : rows) {
@@ -327,8 +566,14 @@ void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
         values[5] = Float8GetDatum(r.cost_before);
         values[6] = Float8GetDatum(r.cost_after);
         values[7] = Float8GetDatum(r.improvement_pct);
+        nulls[5] = nulls[6] = nulls[7] = r.costs_null;
         values[8] = Int64GetDatum(r.size_bytes);
         values[9] = BoolGetDatum(r.applied);
+        if (tenth == Tenth::Details) {
+            const char *json = r.details.c_str();
+            values[9] = pg::pg_call(
+                [json] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json)); });
+        }
         pg::pg_call(
             [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
     }
@@ -393,9 +638,28 @@ using namespace virtuoso::advisor;
 
 VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
     int64_t min_calls = min_calls_arg(fcinfo, 0);
-    double min_pct = improvement_arg(fcinfo, 1);
+    Limits limits;
+    limits.min_improvement_pct = improvement_arg(fcinfo, 1);
     bool by_time = weight_by_time_arg(fcinfo, 2);
-    emit(fcinfo, recommend(workload(min_calls, by_time), false, min_pct, InvalidOid));
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        int64_t bytes = PG_GETARG_INT64(3);
+        if (bytes < 0)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_index_bytes must not be negative, got {}", bytes), "",
+                            "NULL sets no storage budget.");
+        limits.max_bytes = static_cast<double>(bytes);
+    }
+    if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) {
+        int32 count = PG_GETARG_INT32(4);
+        if (count < 0 || count > 1000)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_indexes must be between 0 and 1000, got {}", count), "",
+                            "NULL sets no bound beyond the lean threshold.");
+        limits.max_indexes = static_cast<size_t>(count);
+    }
+    limits.drop_advice = true;
+    emit(fcinfo, recommend(workload(min_calls, by_time), false, limits, InvalidOid),
+         Tenth::Details);
     return (Datum)0;
 }
 
@@ -403,7 +667,7 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
     std::string query = query_arg(fcinfo, 0);
     // The caller's own statement, planned as the caller, inside a security-restricted
     // operation all the same.
-    emit(fcinfo, recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, 10, InvalidOid));
+    emit(fcinfo, recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, Limits{}, InvalidOid));
     return (Datum)0;
 }
 
@@ -411,7 +675,7 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
     Oid table = table_arg(fcinfo, 0);
     require_select(table);
     bool apply = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-    std::vector<Row> rows = recommend(workload(1, false), false, 10, table);
+    std::vector<Row> rows = recommend(workload(1, false), false, Limits{}, table);
     if (apply) {
         for (Row &r : rows) {
             pg::SubTransaction sub;
@@ -429,7 +693,7 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
             }
         }
     }
-    emit(fcinfo, rows);
+    emit(fcinfo, rows, Tenth::Applied);
     return (Datum)0;
 }
 

@@ -479,6 +479,8 @@ void install_whatif_hook() {
 namespace {
 struct AnalyseCall {
     const char *sql;
+    const Oid *param_types;  // InvalidOid: inferred
+    int param_count;
     List *result;
 };
 
@@ -500,17 +502,24 @@ void analyse_restricted(void *arg) {
             call->result = NIL;
             return;
     }
+    // Types given for some parameters (the others are inferred): parse_analyze_varparams
+    // may enlarge the array, so it is palloc'd.
+    int param_count = call->param_count;
     Oid *param_types = nullptr;
-    int param_count = 0;
+    if (param_count > 0) {
+        param_types = static_cast<Oid *>(palloc(sizeof(Oid) * param_count));
+        for (int i = 0; i < param_count; ++i) param_types[i] = call->param_types[i];
+    }
     Query *query = parse_analyze_varparams(stmt, sql, &param_types, &param_count, nullptr);
     call->result = QueryRewrite(query);
 }
 }  // namespace
 
-List *analyse_statement(const std::string &sql, Oid role) {
+List *analyse_statement(const std::string &sql, Oid role, const std::vector<Oid> &param_types) {
     // Names resolve, and row-level security policies apply, as for the role that runs it.
-    return pg::pg_call([&sql, role]() -> List * {
-        AnalyseCall call{sql.c_str(), NIL};
+    return pg::pg_call([&sql, role, &param_types]() -> List * {
+        AnalyseCall call{sql.c_str(), param_types.data(), static_cast<int>(param_types.size()),
+                         NIL};
         run_restricted(role, analyse_restricted, &call);
         return call.result;
     });
