@@ -310,24 +310,43 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
 
 // An existing B-tree index of a workload table, as drop advice needs it.
 struct ExistingRow {
+    Oid oid = InvalidOid;
     std::string name;  // schema-qualified, quoted
     std::vector<AttrNum> keys, include;
-    bool partial = false, expressions = false, enforces = false;
+    std::vector<std::string> opclasses, collations, options;  // of the key columns
+    std::optional<std::string> predicate;
+    bool expressions = false, unique = false, enforces = false;
     int64_t bytes = 0, scans = 0;
-    std::optional<std::string> covering;  // virtuoso.redundant_indexes says it is redundant
+    std::optional<std::string> covering;  // redundant to this other existing index
 };
 
+std::vector<std::string> words(const std::string &text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find(' ', pos);
+        if (end == std::string::npos) end = text.size();
+        if (end > pos) out.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return out;
+}
+
+// The B-tree indexes of a table, and which of them virtuoso.redundant_indexes would list
+// (its rule: same predicate, operator classes, collations and orders, keys a leading prefix
+// and every column present, redundant_by_view_rule; of identical ones the newer).  Read from
+// the catalogs rather than the view, which the caller need not be allowed to read.
 std::vector<ExistingRow> existing_indexes(Oid table) {
     pg::InternalSql spi;
     auto result = spi.execute(
-        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), i.indnkeyatts, i.indkey::text, "
-        "i.indpred IS NOT NULL, i.indexprs IS NOT NULL, "
+        "SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname), i.indnkeyatts, "
+        "i.indkey::pg_catalog.text, i.indclass::pg_catalog.text, "
+        "i.indcollation::pg_catalog.text, i.indoption::pg_catalog.text, "
+        "pg_catalog.pg_get_expr(i.indpred, i.indrelid), i.indexprs IS NOT NULL, "
+        "i.indisunique OR i.indisprimary, "
         "i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 FROM "
         "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid), "
-        "pg_catalog.pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0), "
-        "(SELECT r.covering_index FROM virtuoso.redundant_indexes r "
-        " WHERE r.redundant_index = i.indexrelid::pg_catalog.regclass::pg_catalog.text "
-        " ORDER BY 1 LIMIT 1) "
+        "pg_catalog.pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0) "
         "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
         "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_catalog.pg_am a ON a.oid = c.relam "
@@ -338,31 +357,51 @@ std::vector<ExistingRow> existing_indexes(Oid table) {
     std::vector<ExistingRow> out;
     for (const auto &row : result.rows) {
         ExistingRow e;
-        e.name = *row[0];
-        int nkeys = std::stoi(*row[1]);
-        std::string text = *row[2];
-        size_t pos = 0;
-        for (int k = 0; pos < text.size(); ++k) {
-            size_t end = text.find(' ', pos);
-            if (end == std::string::npos) end = text.size();
-            AttrNum a = std::stoi(text.substr(pos, end - pos));
-            (k < nkeys ? e.keys : e.include).push_back(a);
-            pos = end + 1;
-        }
-        e.partial = *row[3] == "t";
-        e.expressions = *row[4] == "t";
-        e.enforces = *row[5] == "t";
-        e.bytes = std::stoll(*row[6]);
-        e.scans = std::stoll(*row[7]);
-        if (row[8]) e.covering = *row[8];
+        e.oid = static_cast<Oid>(std::stoul(*row[0]));
+        e.name = *row[1];
+        size_t nkeys = static_cast<size_t>(std::stoi(*row[2]));
+        std::vector<std::string> cols = words(*row[3]);
+        for (size_t k = 0; k < cols.size(); ++k)
+            (k < nkeys ? e.keys : e.include).push_back(std::stoi(cols[k]));
+        e.opclasses = words(*row[4]);
+        e.collations = words(*row[5]);
+        e.options = words(*row[6]);
+        if (row[7]) e.predicate = *row[7];
+        e.expressions = *row[8] == "t";
+        e.unique = *row[9] == "t";
+        e.enforces = *row[10] == "t";
+        e.bytes = std::stoll(*row[11]);
+        e.scans = std::stoll(*row[12]);
         out.push_back(std::move(e));
+    }
+    for (ExistingRow &r : out) {
+        if (r.enforces || r.expressions) continue;
+        for (const ExistingRow &k : out) {
+            if (k.oid == r.oid || k.expressions || !(k.predicate == r.predicate)) continue;
+            size_t n = r.keys.size();
+            auto same_prefix = [n](const std::vector<std::string> &a,
+                                   const std::vector<std::string> &b) {
+                return a.size() >= n && b.size() >= n && std::equal(a.begin(), a.begin() + n, b.begin());
+            };
+            if (!same_prefix(r.opclasses, k.opclasses) || !same_prefix(r.collations, k.collations) ||
+                !same_prefix(r.options, k.options))
+                continue;
+            if (!redundant_by_view_rule(r.keys, r.include, std::nullopt, k.keys, k.include,
+                                        std::nullopt))
+                continue;
+            // Of two identical indexes, the newer (or the non-unique) one is redundant.
+            bool identical = r.keys == k.keys && r.include == k.include;
+            if (identical && k.unique == r.unique && k.oid > r.oid) continue;
+            r.covering = k.name;
+            break;
+        }
     }
     return out;
 }
 
 // Existing indexes of the workload's tables that the workload does not need: superseded by
 // a recommended index (by the rule of virtuoso.redundant_indexes, redundant_by_view_rule),
-// redundant to another existing index (the view itself), or never scanned since the
+// redundant to another existing index (the same rule), or never scanned since the
 // statistics were reset (idx_scan = 0).  Indexes that enforce a constraint or uniqueness
 // are kept.  Each row frees the index's size (estimated_size_bytes is its negative).
 std::vector<Row> drop_advice(const Analysed &an, const std::vector<Candidate> &candidates,
@@ -372,7 +411,7 @@ std::vector<Row> drop_advice(const Analysed &an, const std::vector<Candidate> &c
         for (const ExistingRow &e : existing_indexes(table)) {
             if (e.enforces) continue;
             std::string reason, by;
-            if (!e.partial && !e.expressions)
+            if (!e.predicate && !e.expressions)
                 for (const Recommendation &r : selection.recommendations) {
                     const Candidate &c = candidates[r.candidate];
                     if (r.queries.empty() || c.table != table || c.predicate) continue;
