@@ -120,6 +120,29 @@ DROP TABLE bud_gone;
 SELECT pg_stat_force_next_flush();
 SELECT count(*) > 0 FROM virtuoso.recommend_indexes();
 
+-- Write cost: the same lookups on a table that is written a lot get no index, as the rows
+-- written since the statistics were reset (pg_stat_user_tables) each maintain it.
+CREATE TABLE bud_w (id int, k int, v int) WITH (autovacuum_enabled = off);
+INSERT INTO bud_w SELECT g, g % 5000, g FROM generate_series(1, 100000) g;
+VACUUM ANALYZE bud_w;
+SELECT pg_stat_force_next_flush();
+SELECT pg_stat_reset_single_table_counters('bud_w'::regclass);
+SELECT pg_stat_statements_reset();
+\o /dev/null
+SELECT v FROM bud_w WHERE k = 42;
+SELECT v FROM bud_w WHERE k = 43;
+SELECT v FROM bud_w WHERE k = 44;
+\o
+SELECT pg_stat_force_next_flush();
+SELECT columns, details ->> 'action' AS action FROM virtuoso.recommend_indexes() ORDER BY 1;
+INSERT INTO bud_w SELECT g, g % 5000, g FROM generate_series(100001, 300000) g;
+DELETE FROM bud_w WHERE id > 100000;
+SELECT pg_stat_force_next_flush();
+SELECT n_tup_ins + n_tup_upd - n_tup_hot_upd + n_tup_del AS rows_written
+FROM pg_stat_user_tables WHERE relid = 'bud_w'::regclass;
+SELECT columns, details ->> 'action' AS action FROM virtuoso.recommend_indexes() ORDER BY 1;
+DROP TABLE bud_w;
+
 -- Bounds.
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes(max_index_bytes => -1)$$);
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes(max_indexes => -1)$$);

@@ -57,10 +57,6 @@ bool contains(const std::vector<AttrNum> &v, AttrNum a) {
     return std::find(v.begin(), v.end(), a) != v.end();
 }
 
-// Every write maintains every index: a table that is only written counts half the benefit.
-double write_penalty_factor(double write_share) {
-    return 1 - 0.5 * std::clamp(write_share, 0.0, 1.0);
-}
 
 bool is_prefix(const std::vector<AttrNum> &prefix, const std::vector<AttrNum> &of) {
     return prefix.size() <= of.size() && std::equal(prefix.begin(), prefix.end(), of.begin());
@@ -266,6 +262,14 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
     return size;
 }
 
+double maintenance_cost(const Candidate &c, const TableInfo &t, const SelectionOptions &options) {
+    double writes = std::max(t.writes, 0.0);
+    if (c.predicate && t.tuples > 0) writes *= std::clamp(c.size.tuples / t.tuples, 0.0, 1.0);
+    double per_row = options.random_page_cost +
+                     (std::max(c.size.tree_height, 0) + 1) * 50 * options.cpu_operator_cost;
+    return writes * per_row * options.weight_per_call;
+}
+
 bool redundant_by_view_rule(const std::vector<AttrNum> &redundant_keys,
                             const std::vector<AttrNum> &redundant_include,
                             const std::optional<PartialPredicate> &redundant_pred,
@@ -458,7 +462,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
     struct Move {
         bool redundant = false;
         std::vector<size_t> config, affected;
-        double freed_bytes = 0;
+        double freed_bytes = 0, freed_maintenance = 0;
     };
     auto move_for = [&](size_t c) {
         const Candidate &cand = candidates[c];
@@ -475,6 +479,9 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                 covered_by(other, cand.keys, cand.include, cand.predicate)) {
                 affected.insert(other.queries.begin(), other.queries.end());  // replaced
                 m.freed_bytes += static_cast<double>(other.size.bytes());
+                auto tit = tables.find(other.table);
+                if (tit != tables.end())
+                    m.freed_maintenance += maintenance_cost(other, tit->second, options);
                 continue;
             }
             m.config.push_back(o);
@@ -521,11 +528,12 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                     benefit += w * (current[q] - now);
                     if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
                 }
-                // Writes pay for every index: on a write-heavy table the benefit counts less,
-                // and what is left must still reach the minimum improvements.
+                // Writes pay for every index: its maintenance is taken off the benefit, and
+                // what is left must still reach the minimum improvements.
                 auto tit = tables.find(cand.table);
-                double write_share = tit == tables.end() ? 0 : tit->second.write_share;
-                double effective = benefit * write_penalty_factor(write_share);
+                double maintenance =
+                    tit == tables.end() ? 0 : maintenance_cost(cand, tit->second, options);
+                double effective = benefit - maintenance + m.freed_maintenance;
                 double bytes = std::max(cand_bytes - m.freed_bytes, 0.1 * cand_bytes);
                 e.admissible = benefit > 0 && improved_before > 0 && effective > 0 &&
                                100 * effective / improved_before >= options.min_improvement_pct &&

@@ -16,6 +16,7 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -464,7 +465,7 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
     }
     // One statement given by hand is no workload: the write penalty is about workloads.
     if (raise_errors)
-        for (auto &[id, table] : an.tables) table.write_share = 0;
+        for (auto &[id, table] : an.tables) table.writes = 0;
     std::vector<Candidate> candidates = generate_candidates(an.descs, an.tables);
     if (OidIsValid(only_table))
         candidates.erase(
@@ -475,6 +476,15 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
     options.min_improvement_pct = limits.min_improvement_pct;
     options.max_bytes = limits.max_bytes;
     options.max_indexes = limits.max_indexes.value_or(kDefaultMaxIndexes);
+    options.random_page_cost = random_page_cost;
+    options.cpu_operator_cost = cpu_operator_cost;
+    // Writes are counted in rows, the workload in its weights (calls or milliseconds).
+    double weights = 0, calls = 0;
+    for (size_t q = 0; q < an.descs.size(); ++q) {
+        weights += an.descs[q].weight;
+        calls += static_cast<double>(an.calls[q]);
+    }
+    options.weight_per_call = calls > 0 ? weights / calls : 1;
     CostFn cost = make_cost_fn(an, candidates);
     Selection selection = select_greedy(an.descs, candidates, an.tables, cost, options);
     std::vector<Row> rows = rows_of(an, candidates, selection);

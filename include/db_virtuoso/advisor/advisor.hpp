@@ -55,7 +55,9 @@ struct TableInfo {
     std::string name;  // schema-qualified, quoted
     double tuples = 0;
     double pages = 0;
-    double write_share = 0;  // writes / (writes + reads) from the statistics, 0..1
+    // Rows inserted, updated other than HOT, or deleted since the statistics were reset
+    // (pg_stat_user_tables): each maintains every index of the table.
+    double writes = 0;
     std::map<AttrNum, ColumnInfo> columns;
     std::vector<ExistingIndex> existing;
 };
@@ -150,7 +152,17 @@ struct SelectionOptions {
     // merge their INCLUDE columns; the grown candidates are appended to the candidate list.
     bool widen = true;
     size_t max_key_columns = 4;
+    // Write cost: each row written to a table costs each of its indexes one B-tree descent
+    // and a leaf page, priced as the planner prices one index probe (random_page_cost, and
+    // 50 * cpu_operator_cost per level, as btcostestimate's descent charge); weight_per_call
+    // turns it into the workload's weights (1 when weighted by calls).
+    double random_page_cost = 4;
+    double cpu_operator_cost = 0.0025;
+    double weight_per_call = 1;
 };
+
+// The weighted maintenance cost an index adds to the workload (see SelectionOptions).
+double maintenance_cost(const Candidate &c, const TableInfo &t, const SelectionOptions &options);
 
 struct Recommendation {
     size_t candidate = 0;
@@ -174,7 +186,8 @@ struct Selection {
 
 // Greedy selection by benefit per byte over the weighted workload.  A step must improve the
 // statements it improves by min_improvement_pct; a candidate that extends a chosen one
-// replaces it; write-heavy tables scale the benefit down by (1 - write_share / 2).  With
+// replaces it; the maintenance cost of the writes to its table is taken off its benefit
+// (and that of the indexes it replaces given back).  With
 // options.widen, candidates grown from chosen ones are appended to `candidates` (the cost
 // function must look them up there).  Ties are broken by a stable order (kTieTolerance).
 Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candidate> &candidates,
