@@ -48,7 +48,7 @@ RETURNS TABLE(measure text, value float8)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_advisor_benchmark';
 COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer) IS
-'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan.';
+'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds.';
 
 -- Indexes that no scan has used since the statistics were reset, and that enforce nothing.
 CREATE VIEW virtuoso.unused_indexes AS

@@ -856,14 +856,69 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         CostFn cost = make_cost_fn(an, compared);
         PlanCounters before_greedy = plan_counters();
         auto greedy_start = std::chrono::steady_clock::now();
-        Selection greedy = select_greedy(an.descs, compared, an.tables, cost, SelectionOptions{});
+        // Against the exhaustive search over the same candidates: no growing, no lean stop.
+        SelectionOptions same_candidates;
+        same_candidates.widen = false;
+        same_candidates.min_benefit_per_byte_share = 0;
+        Selection greedy = select_greedy(an.descs, compared, an.tables, cost, same_candidates);
         double greedy_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - greedy_start).count();
         uint64_t greedy_plans = plan_counters().plans - before_greedy.plans;
         std::vector<size_t> every(compared.size());
         for (size_t i = 0; i < every.size(); ++i) every[i] = i;
         Selection best = select_exhaustive(an.descs, compared, every, cost);
+
+        // Our default (lean) answer over every candidate, the reference Extend at the same
+        // estimated storage, Extend unbounded, and ours within Extend's unbounded storage.
+        auto bytes_of = [](const std::vector<Candidate> &cs, const Selection &sel) {
+            double b = 0;
+            for (size_t c : sel.chosen) b += static_cast<double>(cs[c].size.bytes());
+            return b;
+        };
+        auto cost_pct = [](const Selection &sel) {
+            return sel.workload_before > 0 ? 100 * sel.workload_after / sel.workload_before : 100;
+        };
+        SelectionOptions lean;
+        lean.max_indexes = 64;
+        std::vector<Candidate> ours_cs = all;
+        CostFn ours_cost = make_cost_fn(an, ours_cs);
+        auto ours_start = std::chrono::steady_clock::now();
+        Selection ours = select_greedy(an.descs, ours_cs, an.tables, ours_cost, lean);
+        double ours_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ours_start).count();
+        double ours_bytes = bytes_of(ours_cs, ours);
+        std::vector<Candidate> ext_cs;
+        CostFn ext_cost = make_cost_fn(an, ext_cs);
+        auto ext_start = std::chrono::steady_clock::now();
+        Selection ext = select_extend(an.descs, ext_cs, an.tables, ext_cost, ours_bytes);
+        double ext_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ext_start).count();
+        std::vector<Candidate> extu_cs;
+        CostFn extu_cost = make_cost_fn(an, extu_cs);
+        Selection extu = select_extend(an.descs, extu_cs, an.tables, extu_cost, 1e18);
+        double extu_bytes = bytes_of(extu_cs, extu);
+        std::vector<Candidate> oursb_cs = all;
+        CostFn oursb_cost = make_cost_fn(an, oursb_cs);
+        SelectionOptions budget = lean;
+        budget.max_bytes = extu_bytes;
+        Selection oursb = select_greedy(an.descs, oursb_cs, an.tables, oursb_cost, budget);
         run.rollback();
+        std::vector<std::pair<std::string, double>> compared_to_extend = {
+            {"ours_cost_pct_of_no_index", cost_pct(ours)},
+            {"ours_indexes", static_cast<double>(ours.chosen.size())},
+            {"ours_estimated_bytes", ours_bytes},
+            {"ours_seconds", ours_s},
+            {"extend_same_bytes_cost_pct_of_no_index", cost_pct(ext)},
+            {"extend_same_bytes_indexes", static_cast<double>(ext.chosen.size())},
+            {"extend_same_bytes_estimated_bytes", bytes_of(ext_cs, ext)},
+            {"extend_same_bytes_seconds", ext_s},
+            {"extend_unbounded_cost_pct_of_no_index", cost_pct(extu)},
+            {"extend_unbounded_indexes", static_cast<double>(extu.chosen.size())},
+            {"extend_unbounded_estimated_bytes", extu_bytes},
+            {"ours_at_extend_bytes_cost_pct_of_no_index", cost_pct(oursb)},
+            {"ours_at_extend_bytes_indexes", static_cast<double>(oursb.chosen.size())},
+            {"ours_at_extend_bytes_estimated_bytes", bytes_of(oursb_cs, oursb)},
+        };
 
         double g = greedy.workload_before - greedy.workload_after;
         double e = best.workload_before - best.workload_after;
@@ -886,6 +941,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
             {"greedy_seconds", greedy_s},
             {"greedy_whatif_plans", static_cast<double>(greedy_plans)},
         };
+        figures.insert(figures.end(), compared_to_extend.begin(), compared_to_extend.end());
     }
     PlanCounters at_end = plan_counters();
     uint64_t plans = at_end.plans - at_start.plans;
