@@ -157,7 +157,7 @@ before=$(psql -X -qAt -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) 
 psql -X -q -v ON_ERROR_STOP=1 -f "$work/ours.sql"
 after=$(psql -X -qAt -c "SELECT coalesce(sum(pg_relation_size(indexrelid)), 0) FROM pg_index WHERE indrelid IN ('lineitem'::regclass, 'orders'::regclass, 'customer'::regclass, 'part'::regclass, 'partsupp'::regclass, 'supplier'::regclass, 'nation'::regclass, 'region'::regclass)")
 real=$((after - before))
-psql -X -q -c "SELECT format('DROP INDEX %s', indexrelid::regclass) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+psql -X -q -c "SELECT format('DROP INDEX %s;', indexrelid::regclass) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
     WHERE NOT i.indisprimary AND i.indrelid IN ('lineitem'::regclass, 'orders'::regclass, 'customer'::regclass, 'part'::regclass, 'partsupp'::regclass, 'supplier'::regclass)" -At | psql -X -q
 
 ours=$(fig ours_cost_pct_of_no_index); ext=$(fig extend_same_bytes_cost_pct_of_no_index)
