@@ -57,7 +57,6 @@ bool contains(const std::vector<AttrNum> &v, AttrNum a) {
     return std::find(v.begin(), v.end(), a) != v.end();
 }
 
-
 bool is_prefix(const std::vector<AttrNum> &prefix, const std::vector<AttrNum> &of) {
     return prefix.size() <= of.size() && std::equal(prefix.begin(), prefix.end(), of.begin());
 }
@@ -584,8 +583,12 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
             const Candidate &o = candidates[d];
             if (d == *best || o.table != grown_from.table || !(o.predicate == grown_from.predicate))
                 continue;
+            // Variants of the same keys (any candidate), or of prefix keys among the chosen:
+            // merging every prefix-related candidate costs too many plans on large workloads.
+            bool chosen_other = std::find(chosen.begin(), chosen.end(), d) != chosen.end();
             bool o_longer = is_prefix(grown_from.keys, o.keys);
             if (!o_longer && !is_prefix(o.keys, grown_from.keys)) continue;
+            if (o.keys != grown_from.keys && !chosen_other) continue;
             if (o.include.empty() && grown_from.include.empty()) continue;
             Candidate g;
             g.table = o.table;
@@ -648,7 +651,8 @@ Selection select_extend(const std::vector<QueryDesc> &queries, std::vector<Candi
         };
         std::vector<Step> steps;
         for (size_t c : singles)
-            if (std::find(chosen.begin(), chosen.end(), c) == chosen.end()) steps.push_back({c, {}});
+            if (std::find(chosen.begin(), chosen.end(), c) == chosen.end())
+                steps.push_back({c, {}});
         for (size_t i : chosen) {
             if (candidates[i].keys.size() >= max_key_columns) continue;
             const Candidate base = candidates[i];
@@ -821,10 +825,11 @@ std::string repair_normalised(const std::string &sql) {
             continue;
         }
         // A typed literal, "date '2024-01-01'", normalised to "date $n": a cast instead.
-        if (!word_in(t, {"DATE", "TIME", "TIMESTAMP", "TIMESTAMPTZ", "INTERVAL", "NUMERIC",
-                         "INT2", "INT4", "INT8", "INTEGER", "BIGINT", "SMALLINT", "FLOAT4",
-                         "FLOAT8", "REAL", "TEXT", "VARCHAR", "BOOL", "BOOLEAN", "JSON", "JSONB",
-                         "UUID", "INET", "CIDR", "BYTEA", "MONEY"}))
+        if (!word_in(t,
+                     {"DATE", "TIME", "TIMESTAMP", "TIMESTAMPTZ", "INTERVAL", "NUMERIC", "INT2",
+                      "INT4", "INT8", "INTEGER",   "BIGINT",      "SMALLINT", "FLOAT4",  "FLOAT8",
+                      "REAL", "TEXT", "VARCHAR",   "BOOL",        "BOOLEAN",  "JSON",    "JSONB",
+                      "UUID", "INET", "CIDR",      "BYTEA",       "MONEY"}))
             continue;
         if (i > 0 && (tokens[i - 1].text == ":" || tokens[i - 1].text == "."))
             continue;  // a cast target or a qualified name, not a typed literal
@@ -877,11 +882,21 @@ std::string json_string(const std::string &s) {
     std::string out = "\"";
     for (unsigned char c : s) {
         switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
             default:
                 if (c < 0x20) {
                     char buf[8];

@@ -134,8 +134,8 @@ bool normalisation_may_cause(int sqlstate) {
 }
 
 // Types tried, one parameter at a time, for a parameter the context leaves open.
-constexpr Oid kTriedTypes[] = {NUMERICOID, INT8OID, TEXTOID, DATEOID, TIMESTAMPTZOID,
-                               FLOAT8OID, BOOLOID, INTERVALOID};
+constexpr Oid kTriedTypes[] = {NUMERICOID,     INT8OID,   TEXTOID, DATEOID,
+                               TIMESTAMPTZOID, FLOAT8OID, BOOLOID, INTERVALOID};
 constexpr int kMaxTriedParameters = 32;
 
 // The statement analysed as written; when that fails in a way normalisation can cause,
@@ -382,10 +382,11 @@ std::vector<ExistingRow> existing_indexes(Oid table) {
             size_t n = r.keys.size();
             auto same_prefix = [n](const std::vector<std::string> &a,
                                    const std::vector<std::string> &b) {
-                return a.size() >= n && b.size() >= n && std::equal(a.begin(), a.begin() + n, b.begin());
+                return a.size() >= n && b.size() >= n &&
+                       std::equal(a.begin(), a.begin() + n, b.begin());
             };
-            if (!same_prefix(r.opclasses, k.opclasses) || !same_prefix(r.collations, k.collations) ||
-                !same_prefix(r.options, k.options))
+            if (!same_prefix(r.opclasses, k.opclasses) ||
+                !same_prefix(r.collations, k.collations) || !same_prefix(r.options, k.options))
                 continue;
             if (!redundant_by_view_rule(r.keys, r.include, std::nullopt, k.keys, k.include,
                                         std::nullopt))
@@ -702,8 +703,8 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
         int32 count = PG_GETARG_INT32(4);
         if (count < 0 || count > 1000)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("max_indexes must be between 0 and 1000, got {}", count), "",
-                            "NULL sets no bound beyond the lean threshold.");
+                            fmt::format("max_indexes must be between 0 and 1000, got {}", count),
+                            "", "NULL sets no bound beyond the lean threshold.");
         limits.max_indexes = static_cast<size_t>(count);
     }
     limits.drop_advice = true;
@@ -716,7 +717,8 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
     std::string query = query_arg(fcinfo, 0);
     // The caller's own statement, planned as the caller, inside a security-restricted
     // operation all the same.
-    emit(fcinfo, recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, Limits{}, InvalidOid));
+    emit(fcinfo,
+         recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, Limits{}, InvalidOid));
     return (Datum)0;
 }
 

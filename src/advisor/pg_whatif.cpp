@@ -551,9 +551,10 @@ const std::vector<Oid> &fake_oids(size_t n, bool fresh) {
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
                    bool check_permissions) {
     if (indexes.size() > 1000)
-        throw pg::UserError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                            fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
-                                        indexes.size()));
+        throw pg::UserError(
+            ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
+                        indexes.size()));
     std::vector<ActiveIndex> active(indexes.size());
     for (size_t i = 0; i < indexes.size(); ++i) {
         const Hypothetical &h = indexes[i];
@@ -769,7 +770,8 @@ TableInfo describe_table(Oid relid) {
         "SELECT n_tup_ins + n_tup_upd - n_tup_hot_upd + n_tup_del "
         "FROM pg_catalog.pg_stat_user_tables WHERE relid = $1::pg_catalog.oid",
         {std::to_string(relid)}, true);
-    if (!stats.empty() && stats.rows[0][0]) info.writes = std::max(0.0, std::stod(*stats.rows[0][0]));
+    if (!stats.empty() && stats.rows[0][0])
+        info.writes = std::max(0.0, std::stod(*stats.rows[0][0]));
     return info;
 }
 

@@ -300,8 +300,8 @@ CostFn covering_cost(const std::vector<QueryDesc> &qs, const std::vector<Candida
             for (AttrNum a : tu.referenced)
                 covering = covering && (std::find(cs[c].keys.begin(), cs[c].keys.end(), a) !=
                                             cs[c].keys.end() ||
-                                        std::find(cs[c].include.begin(), cs[c].include.end(),
-                                                  a) != cs[c].include.end());
+                                        std::find(cs[c].include.begin(), cs[c].include.end(), a) !=
+                                            cs[c].include.end());
             if (covering) cost /= 2;
             if (cost < best.cost) best = PlanCost{cost, {c}};
         }
@@ -463,16 +463,18 @@ TEST(AdvisorExtend, ReferenceExtendStaysWithinBudget) {
 TEST(AdvisorNormalised, ConstantOnlyPositionsGetConstants) {
     EXPECT_EQ(repair_normalised("SELECT extract($1 FROM d) FROM t"),
               "SELECT extract(epoch FROM d) FROM t");
-    EXPECT_EQ(repair_normalised("SELECT * FROM t WHERE d >= date $1 AND d < date $2 + interval $3 year"),
-              "SELECT * FROM t WHERE d >= ($1::pg_catalog.date) AND d < ($2::pg_catalog.date) + "
-              "($3::pg_catalog.interval)");
+    EXPECT_EQ(
+        repair_normalised("SELECT * FROM t WHERE d >= date $1 AND d < date $2 + interval $3 year"),
+        "SELECT * FROM t WHERE d >= ($1::pg_catalog.date) AND d < ($2::pg_catalog.date) + "
+        "($3::pg_catalog.interval)");
     EXPECT_EQ(repair_normalised("SELECT timestamp with time zone $1"),
               "SELECT ($1::pg_catalog.timestamptz)");
     EXPECT_EQ(repair_normalised("SELECT interval $1 day to second"),
               "SELECT ($1::pg_catalog.interval)");
     // untouched: a cast, a column named date, constants in quotes, parameters elsewhere
-    for (const char *same : {"SELECT $1::date", "SELECT date FROM t WHERE date = $1",
-                             "SELECT 'date $1'", "SELECT sum(CASE WHEN a THEN $1 ELSE $2 END) FROM t"})
+    for (const char *same :
+         {"SELECT $1::date", "SELECT date FROM t WHERE date = $1", "SELECT 'date $1'",
+          "SELECT sum(CASE WHEN a THEN $1 ELSE $2 END) FROM t"})
         EXPECT_EQ(repair_normalised(same), same);
     EXPECT_EQ(parameter_count("SELECT $1, $12, '$40' FROM t"), 12);
     EXPECT_EQ(parameter_count("SELECT 1"), 0);

@@ -25,8 +25,7 @@ constexpr int kMaxTreeHeight = 32;
 // it, as `role` inside a security-restricted operation.  Returns NIL (allocated nothing)
 // when it is not SELECT/INSERT/UPDATE/DELETE.  Raises PgError on any failure.  The Query
 // trees live in CurrentMemoryContext.  param_types: types of $1.. given (InvalidOid: inferred).
-List *analyse_statement(const std::string &sql, Oid role,
-                        const std::vector<Oid> &param_types = {});
+List *analyse_statement(const std::string &sql, Oid role, const std::vector<Oid> &param_types = {});
 
 // Plans the (rewritten) queries of one statement generically, with the hypothetical
 // indexes added, and returns the summed total cost and which hypotheticals the plans use.
