@@ -121,7 +121,7 @@ SELECT pg_stat_force_next_flush();
 SELECT count(*) > 0 FROM virtuoso.recommend_indexes();
 
 -- Write cost: the same lookups on a table that is written a lot get no index, as the rows
--- written since the statistics were reset (pg_stat_user_tables) each maintain it.
+-- the workload's writing statements wrote (pg_stat_statements) each maintain it.
 CREATE TABLE bud_w (id int, k int, v int) WITH (autovacuum_enabled = off);
 INSERT INTO bud_w SELECT g, g % 5000, g FROM generate_series(1, 100000) g;
 VACUUM ANALYZE bud_w;

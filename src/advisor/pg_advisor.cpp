@@ -17,6 +17,7 @@ extern "C" {
 #include "catalog/pg_type_d.h"
 #include "miscadmin.h"
 #include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -35,6 +36,7 @@ struct WorkloadStatement {
     Oid role = InvalidOid;  // that ran it: it is analysed and planned as this role
     int64_t calls = 1;
     double weight = 1;
+    double rows = 0;  // rows it returned or wrote (pg_stat_statements)
 };
 
 struct Analysed {
@@ -44,6 +46,7 @@ struct Analysed {
     std::vector<List *> queries;  // rewritten Query trees of each statement
     std::vector<QueryDesc> descs;
     Tables tables;
+    std::map<Oid, double> writes;  // rows the workload's INSERT/UPDATE/DELETE wrote, by table
     size_t statements = 0, not_analysed = 0;
 };
 
@@ -202,6 +205,15 @@ void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId>
                             "Pass the statement whose indexes are to be advised.");
         return;
     }
+    // The rows a writing statement wrote maintain every index of its target table.
+    ListCell *lc;
+    foreach (lc, queries) {
+        auto *q = static_cast<Query *>(lfirst(lc));
+        if ((q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE ||
+             q->commandType == CMD_DELETE) &&
+            q->resultRelation > 0 && q->resultRelation <= list_length(q->rtable))
+            an.writes[rt_fetch(q->resultRelation, q->rtable)->relid] += st.rows;
+    }
     // Plannable, and readable by its role as the executor checks (the caller has that role's
     // privileges: see workload()): analyse_understood planned it so.  Nothing is revealed
     // about tables the caller cannot read.
@@ -241,7 +253,11 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
     }
     for (const QueryDesc &d : an.descs)
         for (const TableUse &tu : d.tables)
-            if (!an.tables.count(tu.table)) an.tables[tu.table] = describe_table(tu.table);
+            if (!an.tables.count(tu.table)) {
+                an.tables[tu.table] = describe_table(tu.table);
+                auto w = an.writes.find(tu.table);
+                an.tables[tu.table].writes = w == an.writes.end() ? 0 : w->second;
+            }
     // A statement that reads whole rows (t.*) reads every column.
     for (QueryDesc &d : an.descs)
         for (TableUse &tu : d.tables)
@@ -532,7 +548,7 @@ std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
                         "Add pg_stat_statements to shared_preload_libraries and run CREATE "
                         "EXTENSION pg_stat_statements.");
     auto result = spi.execute(
-        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time) "
+        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time), sum(rows) "
                     "FROM {}.pg_stat_statements "
                     "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
                     "WHERE datname = current_database()) "
@@ -555,6 +571,7 @@ std::vector<WorkloadStatement> workload(int64_t min_calls, bool by_total_time) {
         st.text = *row[1];
         st.calls = std::stoll(*row[2]);
         st.weight = by_total_time ? std::stod(*row[3]) : static_cast<double>(st.calls);
+        st.rows = row[4] ? std::stod(*row[4]) : 0;
         out.push_back(std::move(st));
     }
     if (skipped > 0)

@@ -764,14 +764,6 @@ TableInfo describe_table(Oid relid) {
         e.keys.erase(expr, e.keys.end());
         if (!e.keys.empty()) info.existing.push_back(e);
     }
-    // Rows written: inserts, updates that were not HOT (a HOT update touches no index) and
-    // deletes (their index entries are removed by VACUUM).
-    auto stats = spi.execute(
-        "SELECT n_tup_ins + n_tup_upd - n_tup_hot_upd + n_tup_del "
-        "FROM pg_catalog.pg_stat_user_tables WHERE relid = $1::pg_catalog.oid",
-        {std::to_string(relid)}, true);
-    if (!stats.empty() && stats.rows[0][0])
-        info.writes = std::max(0.0, std::stod(*stats.rows[0][0]));
     return info;
 }
 

@@ -55,8 +55,8 @@ struct TableInfo {
     std::string name;  // schema-qualified, quoted
     double tuples = 0;
     double pages = 0;
-    // Rows inserted, updated other than HOT, or deleted since the statistics were reset
-    // (pg_stat_user_tables): each maintains every index of the table.
+    // Rows the workload's INSERT, UPDATE and DELETE statements wrote to the table
+    // (pg_stat_statements rows, the same period as the reads): each maintains every index.
     double writes = 0;
     std::map<AttrNum, ColumnInfo> columns;
     std::vector<ExistingIndex> existing;
