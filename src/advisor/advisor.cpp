@@ -1,8 +1,11 @@
 // Index advisor, pure part (see advisor.hpp).
 #include "db_virtuoso/advisor/advisor.hpp"
 
+#include "db_virtuoso/core/sql_lexer.hpp"
+
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -54,17 +57,76 @@ bool contains(const std::vector<AttrNum> &v, AttrNum a) {
     return std::find(v.begin(), v.end(), a) != v.end();
 }
 
-// Every write maintains every index: a table that is only written counts half the benefit.
-double write_penalty_factor(double write_share) {
-    return 1 - 0.5 * std::clamp(write_share, 0.0, 1.0);
-}
-
 bool is_prefix(const std::vector<AttrNum> &prefix, const std::vector<AttrNum> &of) {
     return prefix.size() <= of.size() && std::equal(prefix.begin(), prefix.end(), of.begin());
 }
 
 void push_unique(std::vector<AttrNum> &v, AttrNum a) {
     if (!contains(v, a)) v.push_back(a);
+}
+
+// Every statement that uses the leading column of an index on `table` may use it.
+void add_serving_queries(Candidate &c, const std::vector<QueryDesc> &queries) {
+    for (size_t q = 0; q < queries.size(); ++q)
+        for (const TableUse &tu : queries[q].tables)
+            if (tu.table == c.table)
+                for (const ColumnUse &u : tu.uses)
+                    if (u.attnum == c.keys.front()) c.queries.push_back(q);
+    std::sort(c.queries.begin(), c.queries.end());
+    c.queries.erase(std::unique(c.queries.begin(), c.queries.end()), c.queries.end());
+}
+
+// A stable order of candidates, independent of the order they were found in: fewer
+// columns first, then table, keys, INCLUDE columns and predicate.
+bool canonical_less(const Candidate &a, const Candidate &b) {
+    auto key = [](const Candidate &c) {
+        return std::make_tuple(c.keys.size() + c.include.size(), c.table, c.keys, c.include,
+                               c.predicate ? c.predicate->attnum : 0,
+                               c.predicate ? (c.predicate->is_null ? 2 : 1) : 0);
+    };
+    return key(a) < key(b);
+}
+
+bool same_index(const Candidate &a, const Candidate &b) {
+    return a.table == b.table && a.keys == b.keys && a.include == b.include &&
+           a.predicate == b.predicate;
+}
+
+// Appends c (keys, include, predicate set) unless the list has it; returns whether it did.
+bool append_candidate(std::vector<Candidate> &candidates, Candidate c,
+                      const std::vector<QueryDesc> &queries, const Tables &tables) {
+    auto tit = tables.find(c.table);
+    if (c.keys.empty() || tit == tables.end()) return false;
+    std::vector<AttrNum> include;
+    for (AttrNum a : c.include)
+        if (!contains(c.keys, a) && !contains(include, a)) include.push_back(a);
+    std::sort(include.begin(), include.end());
+    c.include = std::move(include);
+    for (const Candidate &o : candidates)
+        if (same_index(o, c)) return false;
+    for (const ExistingIndex &e : tit->second.existing)
+        if (!e.partial && is_prefix(c.keys, e.keys) && c.include.empty()) return false;
+    c.queries.clear();
+    add_serving_queries(c, queries);
+    c.size = estimate_btree_size(tit->second, c.keys, c.include, c.predicate);
+    candidates.push_back(std::move(c));
+    return true;
+}
+
+// Columns a B-tree key can use in the statements that may use candidate c, not yet its keys.
+std::vector<AttrNum> extension_columns(const Candidate &c, const std::vector<QueryDesc> &queries,
+                                       const Tables &tables) {
+    std::set<AttrNum> cols;
+    const TableInfo &t = tables.at(c.table);
+    for (size_t q : c.queries)
+        for (const TableUse &tu : queries[q].tables)
+            if (tu.table == c.table)
+                for (const ColumnUse &u : tu.uses) {
+                    if (u.kind == UseKind::IsNull || u.kind == UseKind::IsNotNull) continue;
+                    const ColumnInfo *col = column(t, u.attnum);
+                    if (col && col->btree && !contains(c.keys, u.attnum)) cols.insert(u.attnum);
+                }
+    return {cols.begin(), cols.end()};
 }
 
 // Caches what-if plans: the cost of a statement depends only on the candidates that can
@@ -129,7 +191,7 @@ Selection evaluate_with(CostCache &cache, const std::vector<QueryDesc> &queries,
                         const std::vector<size_t> &chosen) {
     Selection s;
     s.chosen = chosen;
-    for (size_t c : chosen) s.recommendations.push_back(Recommendation{c, {}, 0, 0, 0});
+    for (size_t c : chosen) s.recommendations.push_back(Recommendation{c, {}, 0, 0, 0, {}, {}});
     for (size_t q = 0; q < queries.size(); ++q) {
         double w = queries[q].weight;
         double before = cache.cost(q, {}).cost;
@@ -143,6 +205,8 @@ Selection evaluate_with(CostCache &cache, const std::vector<QueryDesc> &queries,
             r.weight += w;
             r.cost_before += w * before;
             r.cost_after += w * after.cost;
+            r.query_before.push_back(before);
+            r.query_after.push_back(after.cost);
         }
     }
     s.plans = cache.plans();
@@ -195,6 +259,27 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
     }
     size.pages = static_cast<uint64_t>(total) + 1;  // + metapage
     return size;
+}
+
+double maintenance_cost(const Candidate &c, const TableInfo &t, const SelectionOptions &options) {
+    double writes = std::max(t.writes, 0.0);
+    if (c.predicate && t.tuples > 0) writes *= std::clamp(c.size.tuples / t.tuples, 0.0, 1.0);
+    double per_row = options.random_page_cost +
+                     (std::max(c.size.tree_height, 0) + 1) * 50 * options.cpu_operator_cost;
+    return writes * per_row * options.weight_per_call;
+}
+
+bool redundant_by_view_rule(const std::vector<AttrNum> &redundant_keys,
+                            const std::vector<AttrNum> &redundant_include,
+                            const std::optional<PartialPredicate> &redundant_pred,
+                            const std::vector<AttrNum> &covering_keys,
+                            const std::vector<AttrNum> &covering_include,
+                            const std::optional<PartialPredicate> &covering_pred) {
+    if (!(redundant_pred == covering_pred)) return false;
+    if (!is_prefix(redundant_keys, covering_keys)) return false;
+    for (AttrNum a : redundant_include)
+        if (!contains(covering_keys, a) && !contains(covering_include, a)) return false;
+    return true;
 }
 
 bool covered_by(const Candidate &prefix, const std::vector<AttrNum> &keys,
@@ -342,23 +427,16 @@ std::vector<Candidate> generate_candidates(const std::vector<QueryDesc> &queries
             // a second one that adds only INCLUDE columns or a predicate is not worth it.
             if (!e.partial && is_prefix(c.keys, e.keys)) covered = true;
         if (covered) continue;
-        // Every statement that uses the leading column may use the index.
-        for (size_t q = 0; q < queries.size(); ++q)
-            for (const TableUse &tu : queries[q].tables)
-                if (tu.table == c.table)
-                    for (const ColumnUse &u : tu.uses)
-                        if (u.attnum == c.keys.front()) c.queries.push_back(q);
-        std::sort(c.queries.begin(), c.queries.end());
-        c.queries.erase(std::unique(c.queries.begin(), c.queries.end()), c.queries.end());
+        add_serving_queries(c, queries);
         c.size = estimate_btree_size(t, c.keys, c.include, c.predicate);
         out.push_back(std::move(c));
     }
     return out;
 }
 
-Selection select_greedy(const std::vector<QueryDesc> &queries,
-                        const std::vector<Candidate> &candidates, const Tables &tables,
-                        const CostFn &cost_fn, const SelectionOptions &options) {
+Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candidate> &candidates,
+                        const Tables &tables, const CostFn &cost_fn,
+                        const SelectionOptions &options) {
     CostCache cache(queries, candidates, cost_fn);
     std::vector<size_t> chosen;
     std::vector<double> current(queries.size());
@@ -367,13 +445,23 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
         current[q] = cache.cost(q, {}).cost;
         workload += queries[q].weight * current[q];
     }
+    // The size of the data the workload reads: the yardstick of the lean threshold.
+    std::set<TableId> read;
+    for (const QueryDesc &q : queries)
+        for (const TableUse &tu : q.tables) read.insert(tu.table);
+    double data_bytes = 0;
+    for (TableId t : read) {
+        auto it = tables.find(t);
+        if (it != tables.end()) data_bytes += std::max(it->second.pages, 1.0) * kPageSize;
+    }
+    data_bytes = std::max(data_bytes, kPageSize);
 
     // What choosing a candidate would mean now: the resulting set, and the statements whose
     // cost it can change (its own, and those of the chosen indexes it replaces).
     struct Move {
         bool redundant = false;
         std::vector<size_t> config, affected;
-        double freed_bytes = 0;
+        double freed_bytes = 0, freed_maintenance = 0;
     };
     auto move_for = [&](size_t c) {
         const Candidate &cand = candidates[c];
@@ -390,6 +478,9 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
                 covered_by(other, cand.keys, cand.include, cand.predicate)) {
                 affected.insert(other.queries.begin(), other.queries.end());  // replaced
                 m.freed_bytes += static_cast<double>(other.size.bytes());
+                auto tit = tables.find(other.table);
+                if (tit != tables.end())
+                    m.freed_maintenance += maintenance_cost(other, tit->second, options);
                 continue;
             }
             m.config.push_back(o);
@@ -409,15 +500,20 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
     std::map<TableId, uint64_t> table_version;
     std::vector<uint64_t> query_version(queries.size(), 0);
     std::vector<std::optional<Evaluation>> memo(candidates.size());
+    double used_bytes = 0;
 
-    while (chosen.size() < options.max_indexes) {
-        std::optional<size_t> best;
-        double best_score = 0;
+    for (;;) {
+        memo.resize(candidates.size());
+        std::vector<std::pair<size_t, double>> admissible;
+        double top = 0;
         for (size_t c = 0; c < candidates.size(); ++c) {
             const Candidate &cand = candidates[c];
             if (std::find(chosen.begin(), chosen.end(), c) != chosen.end()) continue;
             Move m = move_for(c);
-            if (m.redundant) continue;
+            if (m.redundant || m.config.size() > options.max_indexes) continue;
+            double cand_bytes = static_cast<double>(cand.size.bytes());
+            if (options.max_bytes && used_bytes - m.freed_bytes + cand_bytes > *options.max_bytes)
+                continue;
             uint64_t stamp = table_version[cand.table] * 1000003u;
             for (size_t q : m.affected) stamp += query_version[q] + 1;
             if (!memo[c] || memo[c]->stamp != stamp) {
@@ -431,31 +527,77 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
                     benefit += w * (current[q] - now);
                     if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
                 }
-                // Writes pay for every index: on a write-heavy table the benefit counts less,
-                // and what is left must still reach the minimum improvements.
+                // Writes pay for every index: its maintenance is taken off the benefit, and
+                // what is left must still reach the minimum improvements.
                 auto tit = tables.find(cand.table);
-                double write_share = tit == tables.end() ? 0 : tit->second.write_share;
-                double effective = benefit * write_penalty_factor(write_share);
+                double maintenance =
+                    tit == tables.end() ? 0 : maintenance_cost(cand, tit->second, options);
+                double effective = benefit - maintenance + m.freed_maintenance;
+                double bytes = std::max(cand_bytes - m.freed_bytes, 0.1 * cand_bytes);
                 e.admissible = benefit > 0 && improved_before > 0 && effective > 0 &&
                                100 * effective / improved_before >= options.min_improvement_pct &&
                                100 * effective >= options.min_workload_pct * workload;
-                double bytes = std::max(static_cast<double>(cand.size.bytes()) - m.freed_bytes,
-                                        0.1 * static_cast<double>(cand.size.bytes()));
+                // Without a budget: the saving per storage must be worth it (lean default).
+                if (!options.max_bytes && workload > 0 &&
+                    (effective / workload) / (std::max(bytes, 1.0) / data_bytes) <
+                        options.min_benefit_per_byte_share)
+                    e.admissible = false;
                 e.score = effective / std::max(bytes, 1.0);
                 memo[c] = std::move(e);
             }
-            if (memo[c]->admissible && (!best || memo[c]->score > best_score)) {
-                best = c;
-                best_score = memo[c]->score;
-            }
+            if (!memo[c]->admissible) continue;
+            admissible.push_back({c, memo[c]->score});
+            top = std::max(top, memo[c]->score);
         }
+        // Near-equal scores are a tie: the first in the stable order wins.
+        std::optional<size_t> best;
+        for (const auto &[c, score] : admissible)
+            if (score >= top * (1 - kTieTolerance) &&
+                (!best || canonical_less(candidates[c], candidates[*best])))
+                best = c;
         if (!best) break;
         Move m = move_for(*best);
         chosen = m.config;
+        used_bytes += static_cast<double>(candidates[*best].size.bytes()) - m.freed_bytes;
         ++table_version[candidates[*best].table];
         for (size_t i = 0; i < m.affected.size(); ++i) {
             current[m.affected[i]] = memo[*best]->costs[i];
             ++query_version[m.affected[i]];
+        }
+        if (!options.widen) continue;
+        // Extend's step: the chosen index with one more key column its statements use; and
+        // one index for covering variants of the same or prefix keys (INCLUDE merged).
+        const Candidate grown_from = candidates[*best];  // a copy: the list grows below
+        if (grown_from.keys.size() < options.max_key_columns)
+            for (AttrNum a : extension_columns(grown_from, queries, tables)) {
+                Candidate g;
+                g.table = grown_from.table;
+                g.keys = grown_from.keys;
+                g.keys.push_back(a);
+                g.include = grown_from.include;
+                g.predicate = grown_from.predicate;
+                append_candidate(candidates, std::move(g), queries, tables);
+            }
+        size_t existing = candidates.size();
+        for (size_t d = 0; d < existing; ++d) {
+            const Candidate &o = candidates[d];
+            if (d == *best || o.table != grown_from.table || !(o.predicate == grown_from.predicate))
+                continue;
+            // Variants of the same keys (any candidate), or of prefix keys among the chosen:
+            // merging every prefix-related candidate costs too many plans on large workloads.
+            bool chosen_other = std::find(chosen.begin(), chosen.end(), d) != chosen.end();
+            bool o_longer = is_prefix(grown_from.keys, o.keys);
+            if (!o_longer && !is_prefix(o.keys, grown_from.keys)) continue;
+            if (o.keys != grown_from.keys && !chosen_other) continue;
+            if (o.include.empty() && grown_from.include.empty()) continue;
+            Candidate g;
+            g.table = o.table;
+            g.keys = o_longer ? o.keys : grown_from.keys;
+            g.include = grown_from.include;
+            g.include.insert(g.include.end(), o.include.begin(), o.include.end());
+            g.predicate = o.predicate;
+            if (g.keys.size() + g.include.size() > options.max_key_columns + 3) continue;
+            append_candidate(candidates, std::move(g), queries, tables);
         }
     }
     // An index that a later choice made useless (no final plan uses it) is dropped.
@@ -467,6 +609,105 @@ Selection select_greedy(const std::vector<QueryDesc> &queries,
         if (used.size() == chosen.size()) return s;
         chosen = used;
     }
+}
+
+Selection select_extend(const std::vector<QueryDesc> &queries, std::vector<Candidate> &candidates,
+                        const Tables &tables, const CostFn &cost_fn, double max_bytes,
+                        size_t max_key_columns) {
+    CostCache cache(queries, candidates, cost_fn);
+    auto find_or_add = [&](Candidate c) -> std::optional<size_t> {
+        for (size_t i = 0; i < candidates.size(); ++i)
+            if (same_index(candidates[i], c)) return i;
+        if (!append_candidate(candidates, std::move(c), queries, tables)) return std::nullopt;
+        return candidates.size() - 1;
+    };
+    // Single-column candidates on every column a B-tree can serve in some statement.
+    std::set<std::pair<TableId, AttrNum>> columns;
+    for (const QueryDesc &q : queries)
+        for (const TableUse &tu : q.tables) {
+            auto tit = tables.find(tu.table);
+            if (tit == tables.end()) continue;
+            for (const ColumnUse &u : tu.uses) {
+                const ColumnInfo *col = column(tit->second, u.attnum);
+                if (u.kind != UseKind::IsNull && u.kind != UseKind::IsNotNull && col && col->btree)
+                    columns.insert({tu.table, u.attnum});
+            }
+        }
+    std::vector<size_t> singles;
+    for (const auto &[table, attnum] : columns) {
+        Candidate c;
+        c.table = table;
+        c.keys = {attnum};
+        if (auto i = find_or_add(std::move(c))) singles.push_back(*i);
+    }
+    std::vector<double> current(queries.size());
+    for (size_t q = 0; q < queries.size(); ++q) current[q] = cache.cost(q, {}).cost;
+    std::vector<size_t> chosen;
+    double used_bytes = 0;
+    for (;;) {
+        struct Step {
+            size_t add = 0;
+            std::optional<size_t> replaces;
+        };
+        std::vector<Step> steps;
+        for (size_t c : singles)
+            if (std::find(chosen.begin(), chosen.end(), c) == chosen.end())
+                steps.push_back({c, {}});
+        for (size_t i : chosen) {
+            if (candidates[i].keys.size() >= max_key_columns) continue;
+            const Candidate base = candidates[i];
+            for (AttrNum a : extension_columns(base, queries, tables)) {
+                Candidate g;
+                g.table = base.table;
+                g.keys = base.keys;
+                g.keys.push_back(a);
+                if (auto e = find_or_add(std::move(g)))
+                    if (std::find(chosen.begin(), chosen.end(), *e) == chosen.end())
+                        steps.push_back({*e, i});
+            }
+        }
+        std::optional<Step> best;
+        double best_ratio = 0;
+        std::vector<double> best_costs;
+        std::vector<size_t> best_affected, best_config;
+        for (const Step &st : steps) {
+            double extra = static_cast<double>(candidates[st.add].size.bytes());
+            if (st.replaces) extra -= static_cast<double>(candidates[*st.replaces].size.bytes());
+            if (used_bytes + extra > max_bytes) continue;
+            std::vector<size_t> config;
+            for (size_t i : chosen)
+                if (!st.replaces || i != *st.replaces) config.push_back(i);
+            config.push_back(st.add);
+            std::set<size_t> affected(candidates[st.add].queries.begin(),
+                                      candidates[st.add].queries.end());
+            if (st.replaces)
+                affected.insert(candidates[*st.replaces].queries.begin(),
+                                candidates[*st.replaces].queries.end());
+            double benefit = 0;
+            std::vector<double> costs;
+            for (size_t q : affected) {
+                double now = cache.cost(q, config).cost;
+                costs.push_back(now);
+                benefit += queries[q].weight * (current[q] - now);
+            }
+            if (benefit <= 1e-9) continue;
+            double ratio = benefit / std::max(extra, 1.0);
+            if (!best || ratio > best_ratio) {
+                best = st;
+                best_ratio = ratio;
+                best_costs = std::move(costs);
+                best_affected.assign(affected.begin(), affected.end());
+                best_config = std::move(config);
+            }
+        }
+        if (!best) break;
+        used_bytes += static_cast<double>(candidates[best->add].size.bytes());
+        if (best->replaces)
+            used_bytes -= static_cast<double>(candidates[*best->replaces].size.bytes());
+        chosen = best_config;
+        for (size_t i = 0; i < best_affected.size(); ++i) current[best_affected[i]] = best_costs[i];
+    }
+    return evaluate_with(cache, queries, chosen);
 }
 
 Selection select_exhaustive(const std::vector<QueryDesc> &queries,
@@ -554,6 +795,119 @@ std::string index_definition(const Candidate &c, const TableInfo &t,
         sql += " WHERE " + names({c.predicate->attnum}) +
                (c.predicate->is_null ? " IS NULL" : " IS NOT NULL");
     return sql;
+}
+
+namespace {
+bool word_in(const core::Token &t, std::initializer_list<const char *> upper) {
+    if (t.kind != core::TokenKind::Word) return false;
+    for (const char *u : upper)
+        if (t.is_keyword(u)) return true;
+    return false;
+}
+}  // namespace
+
+std::string repair_normalised(const std::string &sql) {
+    std::vector<core::Token> tokens = core::tokenize(sql);
+    struct Edit {
+        size_t begin, end;
+        std::string text;
+    };
+    std::vector<Edit> edits;
+    auto end_of = [&](size_t i) { return tokens[i].offset + tokens[i].text.size(); };
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        const core::Token &t = tokens[i];
+        // extract($n FROM x): the field is a keyword or string constant; any valid field
+        // costs the same, epoch is valid for every source type.
+        if (t.is_keyword("EXTRACT") && i + 3 < tokens.size() && tokens[i + 1].text == "(" &&
+            tokens[i + 2].kind == core::TokenKind::Parameter && tokens[i + 3].is_keyword("FROM")) {
+            edits.push_back({tokens[i + 2].offset, end_of(i + 2), "epoch"});
+            i += 3;
+            continue;
+        }
+        // A typed literal, "date '2024-01-01'", normalised to "date $n": a cast instead.
+        if (!word_in(t,
+                     {"DATE", "TIME", "TIMESTAMP", "TIMESTAMPTZ", "INTERVAL", "NUMERIC", "INT2",
+                      "INT4", "INT8", "INTEGER",   "BIGINT",      "SMALLINT", "FLOAT4",  "FLOAT8",
+                      "REAL", "TEXT", "VARCHAR",   "BOOL",        "BOOLEAN",  "JSON",    "JSONB",
+                      "UUID", "INET", "CIDR",      "BYTEA",       "MONEY"}))
+            continue;
+        if (i > 0 && (tokens[i - 1].text == ":" || tokens[i - 1].text == "."))
+            continue;  // a cast target or a qualified name, not a typed literal
+        std::string type(t.text);
+        size_t j = i + 1;
+        bool zone = false;
+        if (word_in(t, {"TIME", "TIMESTAMP"}) && j + 2 < tokens.size() &&
+            word_in(tokens[j], {"WITH", "WITHOUT"}) && tokens[j + 1].is_keyword("TIME") &&
+            tokens[j + 2].is_keyword("ZONE")) {
+            zone = tokens[j].is_keyword("WITH");
+            j += 3;
+        }
+        if (j >= tokens.size() || tokens[j].kind != core::TokenKind::Parameter) continue;
+        if (zone) type = t.is_keyword("TIME") ? "timetz" : "timestamptz";
+        size_t last = j;
+        // interval $n day [to second]: the field list goes with the literal.
+        auto field = {"YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND"};
+        if (t.is_keyword("INTERVAL")) {
+            if (last + 1 < tokens.size() && word_in(tokens[last + 1], field)) {
+                ++last;
+                if (last + 2 < tokens.size() && tokens[last + 1].is_keyword("TO") &&
+                    word_in(tokens[last + 2], field))
+                    last += 2;
+            }
+        }
+        edits.push_back({t.offset, end_of(last),
+                         "(" + std::string(tokens[j].text) + "::pg_catalog." + type + ")"});
+        i = last;
+    }
+    std::string out;
+    size_t pos = 0;
+    for (const Edit &e : edits) {
+        out.append(sql, pos, e.begin - pos);
+        out += e.text;
+        pos = e.end;
+    }
+    out.append(sql, pos, std::string::npos);
+    return out;
+}
+
+int parameter_count(const std::string &sql) {
+    int n = 0;
+    for (const core::Token &t : core::tokenize(sql))
+        if (t.kind == core::TokenKind::Parameter && t.text.size() > 1 && t.text.size() < 7)
+            n = std::max(n, std::stoi(std::string(t.text.substr(1))));
+    return n;
+}
+
+std::string json_string(const std::string &s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (c < 0x20) {
+                    char buf[8];
+                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                    out += buf;
+                } else {
+                    out += static_cast<char>(c);
+                }
+        }
+    }
+    return out + "\"";
 }
 
 }  // namespace virtuoso::advisor

@@ -14,10 +14,14 @@
 extern "C" {
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type_d.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/fmgrprotos.h"
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 }
@@ -34,6 +38,7 @@ struct Analysed {
     std::vector<List *> queries;  // rewritten Query trees of each statement
     std::vector<QueryDesc> descs;
     Tables tables;
+    std::map<Oid, double> writes;  // rows the workload's INSERT/UPDATE/DELETE wrote, by table
     size_t statements = 0, not_analysed = 0;
 };
 
@@ -44,8 +49,18 @@ struct Row {
     int queries = 0;
     int64_t calls = 0;
     double cost_before = 0, cost_after = 0, improvement_pct = 0;
-    int64_t size_bytes = 0;
+    bool costs_null = false;  // drop advice: no costs
+    int64_t size_bytes = 0;   // negative: the storage a drop frees
     bool applied = false;
+    std::string details;  // JSON
+};
+
+// Options of recommend_indexes beyond the statements.
+struct Limits {
+    double min_improvement_pct = 10;
+    std::optional<double> max_bytes;
+    std::optional<size_t> max_indexes;
+    bool drop_advice = false;
 };
 
 std::string shorten(const std::string &sql) {
@@ -61,12 +76,120 @@ std::string error_text(const std::exception &e) {
     return fmt::format("{}: {}", unpack_sql_state(sqlstate), e.what());
 }
 
+int sqlstate_of(const std::exception &e) {
+    if (auto *pe = dynamic_cast<const pg::PgError *>(&e)) return pe->sqlstate();
+    if (auto *ue = dynamic_cast<const UserError *>(&e)) return ue->sqlstate();
+    return ERRCODE_INTERNAL_ERROR;
+}
+
+// Indexes recommended at most when the caller sets no bound.
+constexpr size_t kDefaultMaxIndexes = 64;
+
+struct Attempt {
+    bool ok = false;
+    List *queries = NIL;
+    int sqlstate = 0;
+    int position = 0;  // of the error in the text, 0 if none
+    std::string message, detail, hint;
+};
+
+// Analyses and plans a statement (permissions checked as the executor would) inside a
+// subtransaction: a failure is returned, with nothing of it left behind.
+Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &types) {
+    Attempt a;
+    pg::SubTransaction sub;
+    try {
+        a.queries = analyse_statement(sql, role, types);
+        if (a.queries != NIL) plan_with(a.queries, {}, role, true);
+        sub.commit();
+        a.ok = true;
+    } catch (const std::exception &e) {
+        // copied before the rollback frees the error's memory
+        a.sqlstate = sqlstate_of(e);
+        a.message = e.what();
+        if (auto *pe = dynamic_cast<const pg::PgError *>(&e); pe && pe->data()) {
+            if (pe->data()->detail) a.detail = pe->data()->detail;
+            if (pe->data()->hint) a.hint = pe->data()->hint;
+            a.position = pe->data()->cursorpos;
+        }
+        sub.rollback();
+    }
+    return a;
+}
+
+// Failures that normalisation by pg_stat_statements can cause: a $n where the grammar wants a
+// constant, a parameter whose type nothing determines, or one inferred as text that then
+// fits no function or operator.
+bool normalisation_may_cause(int sqlstate) {
+    return sqlstate == ERRCODE_SYNTAX_ERROR || sqlstate == ERRCODE_INDETERMINATE_DATATYPE ||
+           sqlstate == ERRCODE_UNDEFINED_FUNCTION || sqlstate == ERRCODE_DATATYPE_MISMATCH ||
+           sqlstate == ERRCODE_AMBIGUOUS_FUNCTION || sqlstate == ERRCODE_AMBIGUOUS_PARAMETER ||
+           sqlstate == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+           sqlstate == ERRCODE_INVALID_DATETIME_FORMAT;
+}
+
+// Types tried, one parameter at a time, for a parameter the context leaves open.
+constexpr Oid kTriedTypes[] = {NUMERICOID,     INT8OID,   TEXTOID, DATEOID,
+                               TIMESTAMPTZOID, FLOAT8OID, BOOLOID, INTERVALOID};
+constexpr int kMaxTriedParameters = 32;
+
+// The statement analysed as written; when that fails in a way normalisation can cause,
+// with constants in constant-only positions (repair_normalised), then with each parameter
+// given each of kTriedTypes in turn, one parameter at a time; then again, keeping a type
+// after which the same error appears elsewhere in the text while the next parameters are
+// tried (several open positions).  The first way that
+// analyses and plans wins; when none does, the error of the statement as written is raised.
+List *analyse_understood(const WorkloadStatement &st) {
+    Attempt first = try_analyse(st.text, st.role, {});
+    if (first.ok) return first.queries;
+    if (normalisation_may_cause(first.sqlstate)) {
+        std::string repaired = repair_normalised(st.text);
+        Attempt now = first;  // the error to get past
+        if (repaired != st.text) {
+            now = try_analyse(repaired, st.role, {});
+            if (now.ok) return now.queries;
+        }
+        int n = parameter_count(repaired);
+        if (n > 0 && n <= kMaxTriedParameters) {
+            for (size_t i = 0; i < static_cast<size_t>(n); ++i)
+                for (Oid type : kTriedTypes) {
+                    std::vector<Oid> types(static_cast<size_t>(n), InvalidOid);
+                    types[i] = type;
+                    Attempt a = try_analyse(repaired, st.role, types);
+                    if (a.ok) return a.queries;
+                }
+            // The same error elsewhere in the text: this type got past one occurrence.
+            std::vector<Oid> kept(static_cast<size_t>(n), InvalidOid);
+            for (bool progress = true; progress;) {
+                progress = false;
+                for (size_t i = 0; i < kept.size() && !progress; ++i) {
+                    if (OidIsValid(kept[i])) continue;
+                    for (Oid type : kTriedTypes) {
+                        std::vector<Oid> types = kept;
+                        types[i] = type;
+                        Attempt a = try_analyse(repaired, st.role, types);
+                        if (a.ok) return a.queries;
+                        if (a.sqlstate == now.sqlstate && a.message == now.message &&
+                            a.position != now.position) {
+                            now = std::move(a);
+                            kept = std::move(types);
+                            progress = true;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    throw UserError(first.sqlstate, first.message, first.detail, first.hint);
+}
+
 // Analyses one statement and adds it to the workload.  A statement given by hand must be a
 // query; one from the workload that is a utility statement, or touches no table an index
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
-    List *queries = analyse_statement(st.text, st.role);
+    List *queries = analyse_understood(st);
     if (queries == NIL) {
         if (given_by_hand)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -74,9 +197,18 @@ void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId>
                             "Pass the statement whose indexes are to be advised.");
         return;
     }
+    // The rows a writing statement wrote maintain every index of its target table.
+    ListCell *lc;
+    foreach (lc, queries) {
+        auto *q = static_cast<Query *>(lfirst(lc));
+        if ((q->commandType == CMD_INSERT || q->commandType == CMD_UPDATE ||
+             q->commandType == CMD_DELETE) &&
+            q->resultRelation > 0 && q->resultRelation <= list_length(q->rtable))
+            an.writes[rt_fetch(q->resultRelation, q->rtable)->relid] += st.rows;
+    }
     // Plannable, and readable by its role as the executor checks (the caller has that role's
-    // privileges: see workload()).  Nothing is revealed about tables the caller cannot read.
-    plan_with(queries, {}, st.role, true);
+    // privileges: see workload()): analyse_understood planned it so.  Nothing is revealed
+    // about tables the caller cannot read.
     QueryDesc desc = describe_statement(queries, &whole_row);
     if (desc.tables.empty() && !given_by_hand) return;
     desc.weight = st.weight;
@@ -113,7 +245,11 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
     }
     for (const QueryDesc &d : an.descs)
         for (const TableUse &tu : d.tables)
-            if (!an.tables.count(tu.table)) an.tables[tu.table] = describe_table(tu.table);
+            if (!an.tables.count(tu.table)) {
+                an.tables[tu.table] = describe_table(tu.table);
+                auto w = an.writes.find(tu.table);
+                an.tables[tu.table].writes = w == an.writes.end() ? 0 : w->second;
+            }
     // A statement that reads whole rows (t.*) reads every column.
     for (QueryDesc &d : an.descs)
         for (TableUse &tu : d.tables)
@@ -164,6 +300,15 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
         row.cost_after = r.cost_after;
         row.improvement_pct = r.improvement_pct();
         row.size_bytes = static_cast<int64_t>(c.size.bytes());
+        std::string served;
+        for (size_t i = 0; i < r.queries.size(); ++i) {
+            size_t q = r.queries[i];
+            if (!served.empty()) served += ", ";
+            served += fmt::format(
+                "{{\"query\": {}, \"calls\": {}, \"cost_before\": {:.2f}, \"cost_after\": {:.2f}}}",
+                json_string(an.texts[q]), an.calls[q], r.query_before[i], r.query_after[i]);
+        }
+        row.details = fmt::format("{{\"action\": \"create\", \"statements\": [{}]}}", served);
         rows.push_back(std::move(row));
     }
     std::stable_sort(rows.begin(), rows.end(), [](const Row &a, const Row &b) {
@@ -172,8 +317,149 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
     return rows;
 }
 
+// An existing B-tree index of a workload table, as drop advice needs it.
+struct ExistingRow {
+    Oid oid = InvalidOid;
+    std::string name;  // schema-qualified, quoted
+    std::vector<AttrNum> keys, include;
+    std::vector<std::string> opclasses, collations, options;  // of the key columns
+    std::optional<std::string> predicate;
+    bool expressions = false, unique = false, enforces = false;
+    int64_t bytes = 0, scans = 0;
+    std::optional<std::string> covering;  // redundant to this other existing index
+};
+
+std::vector<std::string> words(const std::string &text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find(' ', pos);
+        if (end == std::string::npos) end = text.size();
+        if (end > pos) out.push_back(text.substr(pos, end - pos));
+        pos = end + 1;
+    }
+    return out;
+}
+
+// The B-tree indexes of a table, and which of them virtuoso.redundant_indexes would list
+// (its rule: same predicate, operator classes, collations and orders, keys a leading prefix
+// and every column present, redundant_by_view_rule; of identical ones the newer).  Read from
+// the catalogs rather than the view, which the caller need not be allowed to read.
+std::vector<ExistingRow> existing_indexes(Oid table) {
+    pg::InternalSql spi;
+    auto result = spi.execute(
+        "SELECT i.indexrelid, pg_catalog.format('%I.%I', n.nspname, c.relname), i.indnkeyatts, "
+        "i.indkey::pg_catalog.text, i.indclass::pg_catalog.text, "
+        "i.indcollation::pg_catalog.text, i.indoption::pg_catalog.text, "
+        "pg_catalog.pg_get_expr(i.indpred, i.indrelid), i.indexprs IS NOT NULL, "
+        "i.indisunique OR i.indisprimary, "
+        "i.indisunique OR i.indisprimary OR i.indisexclusion OR EXISTS (SELECT 1 FROM "
+        "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid), "
+        "pg_catalog.pg_relation_size(i.indexrelid), coalesce(s.idx_scan, 0) "
+        "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN pg_catalog.pg_am a ON a.oid = c.relam "
+        "LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid "
+        "WHERE i.indrelid = $1::pg_catalog.oid AND a.amname = 'btree' AND i.indisvalid "
+        "ORDER BY c.relname",
+        {std::to_string(table)}, true);
+    std::vector<ExistingRow> out;
+    for (const auto &row : result.rows) {
+        ExistingRow e;
+        e.oid = static_cast<Oid>(std::stoul(*row[0]));
+        e.name = *row[1];
+        size_t nkeys = static_cast<size_t>(std::stoi(*row[2]));
+        std::vector<std::string> cols = words(*row[3]);
+        for (size_t k = 0; k < cols.size(); ++k)
+            (k < nkeys ? e.keys : e.include).push_back(std::stoi(cols[k]));
+        e.opclasses = words(*row[4]);
+        e.collations = words(*row[5]);
+        e.options = words(*row[6]);
+        if (row[7]) e.predicate = *row[7];
+        e.expressions = *row[8] == "t";
+        e.unique = *row[9] == "t";
+        e.enforces = *row[10] == "t";
+        e.bytes = std::stoll(*row[11]);
+        e.scans = std::stoll(*row[12]);
+        out.push_back(std::move(e));
+    }
+    for (ExistingRow &r : out) {
+        if (r.enforces || r.expressions) continue;
+        for (const ExistingRow &k : out) {
+            if (k.oid == r.oid || k.expressions || !(k.predicate == r.predicate)) continue;
+            size_t n = r.keys.size();
+            auto same_prefix = [n](const std::vector<std::string> &a,
+                                   const std::vector<std::string> &b) {
+                return a.size() >= n && b.size() >= n &&
+                       std::equal(a.begin(), a.begin() + n, b.begin());
+            };
+            if (!same_prefix(r.opclasses, k.opclasses) ||
+                !same_prefix(r.collations, k.collations) || !same_prefix(r.options, k.options))
+                continue;
+            if (!redundant_by_view_rule(r.keys, r.include, std::nullopt, k.keys, k.include,
+                                        std::nullopt))
+                continue;
+            // Of two identical indexes, the newer (or the non-unique) one is redundant.
+            bool identical = r.keys == k.keys && r.include == k.include;
+            if (identical && k.unique == r.unique && k.oid > r.oid) continue;
+            r.covering = k.name;
+            break;
+        }
+    }
+    return out;
+}
+
+// Existing indexes of the workload's tables that the workload does not need: superseded by
+// a recommended index (by the rule of virtuoso.redundant_indexes, redundant_by_view_rule),
+// redundant to another existing index (the same rule), or never scanned since the
+// statistics were reset (idx_scan = 0).  Indexes that enforce a constraint or uniqueness
+// are kept.  Each row frees the index's size (estimated_size_bytes is its negative).
+std::vector<Row> drop_advice(const Analysed &an, const std::vector<Candidate> &candidates,
+                             const Selection &selection) {
+    std::vector<Row> rows;
+    for (const auto &[table, info] : an.tables) {
+        for (const ExistingRow &e : existing_indexes(table)) {
+            if (e.enforces) continue;
+            std::string reason, by;
+            if (!e.predicate && !e.expressions)
+                for (const Recommendation &r : selection.recommendations) {
+                    const Candidate &c = candidates[r.candidate];
+                    if (r.queries.empty() || c.table != table || c.predicate) continue;
+                    if (redundant_by_view_rule(e.keys, e.include, std::nullopt, c.keys, c.include,
+                                               std::nullopt)) {
+                        reason = "superseded";
+                        by = index_definition(c, info, pg::quote_identifier);
+                        break;
+                    }
+                }
+            if (reason.empty() && e.covering) {
+                reason = "redundant";
+                by = *e.covering;
+            }
+            if (reason.empty() && e.scans == 0) reason = "unused";
+            if (reason.empty()) continue;
+            Row row;
+            row.table = info.name;
+            for (AttrNum a : e.keys) {
+                auto col = info.columns.find(a);
+                row.columns.push_back(col == info.columns.end() ? std::to_string(a)
+                                                                : col->second.name);
+            }
+            row.definition = "DROP INDEX CONCURRENTLY " + e.name;
+            row.costs_null = true;
+            row.size_bytes = -e.bytes;
+            row.details = fmt::format(
+                "{{\"action\": \"drop\", \"reason\": {}, \"index\": {}, \"frees_bytes\": {}{}}}",
+                json_string(reason), json_string(e.name), e.bytes,
+                by.empty() ? std::string() : ", \"covered_by\": " + json_string(by));
+            rows.push_back(std::move(row));
+        }
+    }
+    return rows;
+}
+
 std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, bool raise_errors,
-                           double min_improvement_pct, Oid only_table) {
+                           const Limits &limits, Oid only_table) {
     begin_costing();
     pg::SubTransaction run;  // rolled back: releases the locks, leaves nothing behind
     // A workload statement on a table someone holds locked is reported (55P03), not waited
@@ -188,7 +474,7 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
     }
     // One statement given by hand is no workload: the write penalty is about workloads.
     if (raise_errors)
-        for (auto &[id, table] : an.tables) table.write_share = 0;
+        for (auto &[id, table] : an.tables) table.writes = 0;
     std::vector<Candidate> candidates = generate_candidates(an.descs, an.tables);
     if (OidIsValid(only_table))
         candidates.erase(
@@ -196,10 +482,25 @@ std::vector<Row> recommend(const std::vector<WorkloadStatement> &statements, boo
                            [only_table](const Candidate &c) { return c.table != only_table; }),
             candidates.end());
     SelectionOptions options;
-    options.min_improvement_pct = min_improvement_pct;
+    options.min_improvement_pct = limits.min_improvement_pct;
+    options.max_bytes = limits.max_bytes;
+    options.max_indexes = limits.max_indexes.value_or(kDefaultMaxIndexes);
+    options.random_page_cost = random_page_cost;
+    options.cpu_operator_cost = cpu_operator_cost;
+    // Writes are counted in rows, the workload in its weights (calls or milliseconds).
+    double weights = 0, calls = 0;
+    for (size_t q = 0; q < an.descs.size(); ++q) {
+        weights += an.descs[q].weight;
+        calls += static_cast<double>(an.calls[q]);
+    }
+    options.weight_per_call = calls > 0 ? weights / calls : 1;
     CostFn cost = make_cost_fn(an, candidates);
     Selection selection = select_greedy(an.descs, candidates, an.tables, cost, options);
     std::vector<Row> rows = rows_of(an, candidates, selection);
+    if (limits.drop_advice) {
+        std::vector<Row> drops = drop_advice(an, candidates, selection);
+        rows.insert(rows.end(), drops.begin(), drops.end());
+    }
     run.rollback();
     return rows;
 }
@@ -265,8 +566,11 @@ std::vector<std::string> text_array_arg(FunctionCallInfo fcinfo, int argno, cons
     return out;
 }
 
-// Rows of the result; `applied` is the 10th value, ignored where the result has 9 columns.
-void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
+// What the 10th column of the result is: none, applied (optimize_table_indexes) or details
+// (recommend_indexes).
+enum class Tenth { None, Applied, Details };
+
+void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows, Tenth tenth = Tenth::None) {
     pg::pg_call([fcinfo] { InitMaterializedSRF(fcinfo, 0); });
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     for (const Row &r : rows) {
@@ -280,8 +584,14 @@ void emit(FunctionCallInfo fcinfo, const std::vector<Row> &rows) {
         values[5] = Float8GetDatum(r.cost_before);
         values[6] = Float8GetDatum(r.cost_after);
         values[7] = Float8GetDatum(r.improvement_pct);
+        nulls[5] = nulls[6] = nulls[7] = r.costs_null;
         values[8] = Int64GetDatum(r.size_bytes);
         values[9] = BoolGetDatum(r.applied);
+        if (tenth == Tenth::Details) {
+            const char *json = r.details.c_str();
+            values[9] = pg::pg_call(
+                [json] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(json)); });
+        }
         pg::pg_call(
             [&] { tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); });
     }
@@ -363,7 +673,7 @@ std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t 
                         "Add pg_stat_statements to shared_preload_libraries and run CREATE "
                         "EXTENSION pg_stat_statements.");
     auto result = spi.execute(
-        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time) "
+        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time), sum(rows) "
                     "FROM {}.pg_stat_statements "
                     "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
                     "WHERE datname = current_database()) "
@@ -387,6 +697,7 @@ std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t 
         st.calls = std::stoll(*row[2]);
         st.total_ms = std::stod(*row[3]);
         st.weight = query.weight_by_total_time ? st.total_ms : static_cast<double>(st.calls);
+        st.rows = row[4] ? std::stod(*row[4]) : 0;
         out.push_back(std::move(st));
     }
     return out;
@@ -399,9 +710,28 @@ using namespace virtuoso::advisor;
 
 VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
     int64_t min_calls = min_calls_arg(fcinfo, 0);
-    double min_pct = improvement_arg(fcinfo, 1);
+    Limits limits;
+    limits.min_improvement_pct = improvement_arg(fcinfo, 1);
     bool by_time = weight_by_time_arg(fcinfo, 2);
-    emit(fcinfo, recommend(workload(min_calls, by_time), false, min_pct, InvalidOid));
+    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
+        int64_t bytes = PG_GETARG_INT64(3);
+        if (bytes < 0)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_index_bytes must not be negative, got {}", bytes), "",
+                            "NULL sets no storage budget.");
+        limits.max_bytes = static_cast<double>(bytes);
+    }
+    if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) {
+        int32 count = PG_GETARG_INT32(4);
+        if (count < 0 || count > 1000)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_indexes must be between 0 and 1000, got {}", count),
+                            "", "NULL sets no bound beyond the lean threshold.");
+        limits.max_indexes = static_cast<size_t>(count);
+    }
+    limits.drop_advice = true;
+    emit(fcinfo, recommend(workload(min_calls, by_time), false, limits, InvalidOid),
+         Tenth::Details);
     return (Datum)0;
 }
 
@@ -409,7 +739,8 @@ VIRTUOSO_FUNCTION(virtuoso_recommend_indexes_for_query) {
     std::string query = query_arg(fcinfo, 0);
     // The caller's own statement, planned as the caller, inside a security-restricted
     // operation all the same.
-    emit(fcinfo, recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, 10, InvalidOid));
+    emit(fcinfo,
+         recommend({WorkloadStatement{query, GetUserId(), 1, 1}}, true, Limits{}, InvalidOid));
     return (Datum)0;
 }
 
@@ -417,7 +748,7 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
     Oid table = table_arg(fcinfo, 0);
     require_select(table);
     bool apply = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
-    std::vector<Row> rows = recommend(workload(1, false), false, 10, table);
+    std::vector<Row> rows = recommend(workload(1, false), false, Limits{}, table);
     if (apply) {
         for (Row &r : rows) {
             pg::SubTransaction sub;
@@ -435,7 +766,7 @@ VIRTUOSO_FUNCTION(virtuoso_optimize_table_indexes) {
             }
         }
     }
-    emit(fcinfo, rows);
+    emit(fcinfo, rows, Tenth::Applied);
     return (Datum)0;
 }
 
@@ -549,14 +880,69 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         CostFn cost = make_cost_fn(an, compared);
         PlanCounters before_greedy = plan_counters();
         auto greedy_start = std::chrono::steady_clock::now();
-        Selection greedy = select_greedy(an.descs, compared, an.tables, cost, SelectionOptions{});
+        // Against the exhaustive search over the same candidates: no growing, no lean stop.
+        SelectionOptions same_candidates;
+        same_candidates.widen = false;
+        same_candidates.min_benefit_per_byte_share = 0;
+        Selection greedy = select_greedy(an.descs, compared, an.tables, cost, same_candidates);
         double greedy_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - greedy_start).count();
         uint64_t greedy_plans = plan_counters().plans - before_greedy.plans;
         std::vector<size_t> every(compared.size());
         for (size_t i = 0; i < every.size(); ++i) every[i] = i;
         Selection best = select_exhaustive(an.descs, compared, every, cost);
+
+        // Our default (lean) answer over every candidate, the reference Extend at the same
+        // estimated storage, Extend unbounded, and ours within Extend's unbounded storage.
+        auto bytes_of = [](const std::vector<Candidate> &cs, const Selection &sel) {
+            double b = 0;
+            for (size_t c : sel.chosen) b += static_cast<double>(cs[c].size.bytes());
+            return b;
+        };
+        auto cost_pct = [](const Selection &sel) {
+            return sel.workload_before > 0 ? 100 * sel.workload_after / sel.workload_before : 100;
+        };
+        SelectionOptions lean;
+        lean.max_indexes = 64;
+        std::vector<Candidate> ours_cs = all;
+        CostFn ours_cost = make_cost_fn(an, ours_cs);
+        auto ours_start = std::chrono::steady_clock::now();
+        Selection ours = select_greedy(an.descs, ours_cs, an.tables, ours_cost, lean);
+        double ours_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ours_start).count();
+        double ours_bytes = bytes_of(ours_cs, ours);
+        std::vector<Candidate> ext_cs;
+        CostFn ext_cost = make_cost_fn(an, ext_cs);
+        auto ext_start = std::chrono::steady_clock::now();
+        Selection ext = select_extend(an.descs, ext_cs, an.tables, ext_cost, ours_bytes);
+        double ext_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - ext_start).count();
+        std::vector<Candidate> extu_cs;
+        CostFn extu_cost = make_cost_fn(an, extu_cs);
+        Selection extu = select_extend(an.descs, extu_cs, an.tables, extu_cost, 1e18);
+        double extu_bytes = bytes_of(extu_cs, extu);
+        std::vector<Candidate> oursb_cs = all;
+        CostFn oursb_cost = make_cost_fn(an, oursb_cs);
+        SelectionOptions budget = lean;
+        budget.max_bytes = extu_bytes;
+        Selection oursb = select_greedy(an.descs, oursb_cs, an.tables, oursb_cost, budget);
         run.rollback();
+        std::vector<std::pair<std::string, double>> compared_to_extend = {
+            {"ours_cost_pct_of_no_index", cost_pct(ours)},
+            {"ours_indexes", static_cast<double>(ours.chosen.size())},
+            {"ours_estimated_bytes", ours_bytes},
+            {"ours_seconds", ours_s},
+            {"extend_same_bytes_cost_pct_of_no_index", cost_pct(ext)},
+            {"extend_same_bytes_indexes", static_cast<double>(ext.chosen.size())},
+            {"extend_same_bytes_estimated_bytes", bytes_of(ext_cs, ext)},
+            {"extend_same_bytes_seconds", ext_s},
+            {"extend_unbounded_cost_pct_of_no_index", cost_pct(extu)},
+            {"extend_unbounded_indexes", static_cast<double>(extu.chosen.size())},
+            {"extend_unbounded_estimated_bytes", extu_bytes},
+            {"ours_at_extend_bytes_cost_pct_of_no_index", cost_pct(oursb)},
+            {"ours_at_extend_bytes_indexes", static_cast<double>(oursb.chosen.size())},
+            {"ours_at_extend_bytes_estimated_bytes", bytes_of(oursb_cs, oursb)},
+        };
 
         double g = greedy.workload_before - greedy.workload_after;
         double e = best.workload_before - best.workload_after;
@@ -579,6 +965,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
             {"greedy_seconds", greedy_s},
             {"greedy_whatif_plans", static_cast<double>(greedy_plans)},
         };
+        figures.insert(figures.end(), compared_to_extend.begin(), compared_to_extend.end());
     }
     PlanCounters at_end = plan_counters();
     uint64_t plans = at_end.plans - at_start.plans;

@@ -656,6 +656,8 @@ void install_whatif_hook() {
 namespace {
 struct AnalyseCall {
     const char *sql;
+    const Oid *param_types;  // InvalidOid: inferred
+    int param_count;
     List *result;
 };
 
@@ -677,17 +679,24 @@ void analyse_restricted(void *arg) {
             call->result = NIL;
             return;
     }
+    // Types given for some parameters (the others are inferred): parse_analyze_varparams
+    // may enlarge the array, so it is palloc'd.
+    int param_count = call->param_count;
     Oid *param_types = nullptr;
-    int param_count = 0;
+    if (param_count > 0) {
+        param_types = static_cast<Oid *>(palloc(sizeof(Oid) * param_count));
+        for (int i = 0; i < param_count; ++i) param_types[i] = call->param_types[i];
+    }
     Query *query = parse_analyze_varparams(stmt, sql, &param_types, &param_count, nullptr);
     call->result = QueryRewrite(query);
 }
 }  // namespace
 
-List *analyse_statement(const std::string &sql, Oid role) {
+List *analyse_statement(const std::string &sql, Oid role, const std::vector<Oid> &param_types) {
     // Names resolve, and row-level security policies apply, as for the role that runs it.
-    return pg::pg_call([&sql, role]() -> List * {
-        AnalyseCall call{sql.c_str(), NIL};
+    return pg::pg_call([&sql, role, &param_types]() -> List * {
+        AnalyseCall call{sql.c_str(), param_types.data(), static_cast<int>(param_types.size()),
+                         NIL};
         run_restricted(role, analyse_restricted, &call);
         return call.result;
     });
@@ -719,9 +728,10 @@ const std::vector<Oid> &fake_oids(size_t n, bool fresh) {
 PlanCost plan_with(List *queries, const std::vector<Hypothetical> &indexes, Oid role,
                    bool check_permissions, std::string *shape) {
     if (indexes.size() > 1000)
-        throw pg::UserError(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-                            fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
-                                        indexes.size()));
+        throw pg::UserError(
+            ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+            fmt::format("too many hypothetical indexes in one plan ({}, at most 1000)",
+                        indexes.size()));
     std::vector<ActiveIndex> active(indexes.size());
     for (size_t i = 0; i < indexes.size(); ++i) {
         const Hypothetical &h = indexes[i];
@@ -935,14 +945,6 @@ TableInfo describe_table(Oid relid) {
         auto expr = std::find(e.keys.begin(), e.keys.end(), 0);
         e.keys.erase(expr, e.keys.end());
         if (!e.keys.empty()) info.existing.push_back(e);
-    }
-    auto stats = spi.execute(
-        "SELECT n_tup_ins + n_tup_upd + n_tup_del, seq_tup_read + coalesce(idx_tup_fetch, 0) "
-        "FROM pg_stat_user_tables WHERE relid = $1::oid",
-        {std::to_string(relid)}, true);
-    if (!stats.empty() && stats.rows[0][0] && stats.rows[0][1]) {
-        double writes = std::stod(*stats.rows[0][0]), reads = std::stod(*stats.rows[0][1]);
-        info.write_share = writes + reads > 0 ? writes / (writes + reads) : 0;
     }
     return info;
 }

@@ -240,7 +240,7 @@ my @matrix = (
     ['virtuoso.create_index_concurrently(text,integer)', 'index',
         q{SELECT virtuoso.create_index_concurrently('CREATE INDEX cic_%s ON alice.ix (id)')},
         '42501', '25001', '25001', '25001', '25001'],
-    ['virtuoso.recommend_indexes(bigint,double precision,text)', 'plan',
+    ['virtuoso.recommend_indexes(bigint,double precision,text,bigint,integer)', 'plan',
         q{SELECT table_name, columns FROM virtuoso.recommend_indexes()
           WHERE table_name OPERATOR(pg_catalog.~~) 'alice.%'},
         '42501', 'ok:', 'ok:', 'ok:alice.t|{v}', 'ok:alice.t|{v}'],
@@ -473,7 +473,7 @@ for my $row (@relations)
 
 # The superuser's calls did reach alice's code (as alice) through planning, rules, stored
 # SQL and index expressions: the "only as alice" checks above are not vacuous.
-for my $row ('virtuoso.recommend_indexes(bigint,double precision,text) [plan]',
+for my $row ('virtuoso.recommend_indexes(bigint,double precision,text,bigint,integer) [plan]',
     'virtuoso.optimize_table_indexes(regclass,boolean) [plan]',
     'virtuoso.verify_migration_integrity(text) [verify]',
     'virtuoso.execute_rollback_with_backup(text,boolean,text) [stored SQL of another role]',

@@ -55,7 +55,9 @@ struct TableInfo {
     std::string name;  // schema-qualified, quoted
     double tuples = 0;
     double pages = 0;
-    double write_share = 0;  // writes / (writes + reads) from the statistics, 0..1
+    // Rows the workload's INSERT, UPDATE and DELETE statements wrote to the table
+    // (pg_stat_statements rows, the same period as the reads): each maintains every index.
+    double writes = 0;
     std::map<AttrNum, ColumnInfo> columns;
     std::vector<ExistingIndex> existing;
 };
@@ -101,9 +103,22 @@ std::vector<Candidate> generate_candidates(const std::vector<QueryDesc> &queries
                                            const Tables &tables, int max_columns = 3);
 
 // true when `prefix` is served by `index`: same predicate (or the index has none), keys a
-// prefix, and INCLUDE columns all present in the index.
+// prefix, and INCLUDE columns all present in the index.  This contains the rule of view
+// virtuoso.redundant_indexes (same predicate, keys a leading prefix, every column present;
+// for B-tree indexes with default operator classes, collations and orders, as the advisor's
+// are): the selection never keeps two indexes of which one covers the other.
 bool covered_by(const Candidate &prefix, const std::vector<AttrNum> &keys,
                 const std::vector<AttrNum> &include, const std::optional<PartialPredicate> &pred);
+
+// The rule of view virtuoso.redundant_indexes for two plain B-tree indexes of one table:
+// `redundant` has the same predicate, its keys are a leading prefix of `covering`'s, and all
+// its columns are among `covering`'s.
+bool redundant_by_view_rule(const std::vector<AttrNum> &redundant_keys,
+                            const std::vector<AttrNum> &redundant_include,
+                            const std::optional<PartialPredicate> &redundant_pred,
+                            const std::vector<AttrNum> &covering_keys,
+                            const std::vector<AttrNum> &covering_include,
+                            const std::optional<PartialPredicate> &covering_pred);
 
 // What the planner says about one statement with a set of hypothetical indexes.
 struct PlanCost {
@@ -113,11 +128,41 @@ struct PlanCost {
 // (statement, candidates on its tables) -> cost; the server plans with the real planner.
 using CostFn = std::function<PlanCost(size_t query, const std::vector<size_t> &candidates)>;
 
+// Without a storage budget, a step must save at least this share of the workload's cost per
+// share of the data's size its index takes (net of the indexes it replaces): an index as
+// large as a tenth of the tables the workload reads must save at least 1% of the workload's
+// estimated cost.  Lower steps are not worth their storage and maintenance: the default
+// answer stays lean.
+constexpr double kDefaultMinBenefitPerByteShare = 0.1;
+// Two steps whose scores differ by less than this share are a tie, broken by a stable order
+// (smaller index, then table, keys, INCLUDE columns, predicate), so that sampling noise of
+// ANALYZE does not flip the choice between near-equal indexes.
+constexpr double kTieTolerance = 0.02;
+
 struct SelectionOptions {
     double min_improvement_pct = 10;  // per step, over the statements the step improves
     double min_workload_pct = 0.1;    // per step, of the whole workload's cost (no crumbs)
     size_t max_indexes = 20;
+    // Storage budget: the summed estimated size of the chosen indexes stays within it.  When
+    // unset, min_benefit_per_byte_share ends the selection instead.
+    std::optional<double> max_bytes;
+    double min_benefit_per_byte_share = kDefaultMinBenefitPerByteShare;
+    // Extend's step: a chosen index may grow by one key column used by the statements it
+    // serves (up to max_key_columns keys), and chosen indexes with the same or prefix keys
+    // merge their INCLUDE columns; the grown candidates are appended to the candidate list.
+    bool widen = true;
+    size_t max_key_columns = 4;
+    // Write cost: each row written to a table costs each of its indexes one B-tree descent
+    // and a leaf page, priced as the planner prices one index probe (random_page_cost, and
+    // 50 * cpu_operator_cost per level, as btcostestimate's descent charge); weight_per_call
+    // turns it into the workload's weights (1 when weighted by calls).
+    double random_page_cost = 4;
+    double cpu_operator_cost = 0.0025;
+    double weight_per_call = 1;
 };
+
+// The weighted maintenance cost an index adds to the workload (see SelectionOptions).
+double maintenance_cost(const Candidate &c, const TableInfo &t, const SelectionOptions &options);
 
 struct Recommendation {
     size_t candidate = 0;
@@ -125,6 +170,7 @@ struct Recommendation {
     double weight = 0;            // their summed weight (calls)
     double cost_before = 0;       // weighted cost of those statements without any new index
     double cost_after = 0;        // ... with the whole recommended set
+    std::vector<double> query_before, query_after;  // per statement of `queries`, unweighted
     double improvement_pct() const {
         return cost_before > 0 ? 100 * (cost_before - cost_after) / cost_before : 0;
     }
@@ -140,10 +186,32 @@ struct Selection {
 
 // Greedy selection by benefit per byte over the weighted workload.  A step must improve the
 // statements it improves by min_improvement_pct; a candidate that extends a chosen one
-// replaces it; write-heavy tables scale the benefit down by (1 - write_share / 2).
-Selection select_greedy(const std::vector<QueryDesc> &queries,
-                        const std::vector<Candidate> &candidates, const Tables &tables,
-                        const CostFn &cost, const SelectionOptions &options);
+// replaces it; the maintenance cost of the writes to its table is taken off its benefit
+// (and that of the indexes it replaces given back).  With
+// options.widen, candidates grown from chosen ones are appended to `candidates` (the cost
+// function must look them up there).  Ties are broken by a stable order (kTieTolerance).
+Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candidate> &candidates,
+                        const Tables &tables, const CostFn &cost, const SelectionOptions &options);
+
+// The reference Extend algorithm (Schlosser et al.): from single-column candidates on the
+// columns the statements use, each step adds the single-column index or the one-column
+// extension of a chosen index with the largest cost reduction per additional byte, within
+// max_bytes, until no step reduces the cost.  Appends the candidates it creates.  For the
+// benchmark: the same what-if costing, another search.
+Selection select_extend(const std::vector<QueryDesc> &queries, std::vector<Candidate> &candidates,
+                        const Tables &tables, const CostFn &cost, double max_bytes,
+                        size_t max_key_columns = 4);
+
+// Normalised statement text (pg_stat_statements) rewritten where a $n stands in a position
+// the grammar allows only a constant or keyword: "extract($1 FROM x)" gets a field name,
+// "date $1", "interval $1 day" and the like become casts.  The same text when nothing applies.
+std::string repair_normalised(const std::string &sql);
+
+// Highest $n in the text (0 when none).
+int parameter_count(const std::string &sql);
+
+// A JSON string literal.
+std::string json_string(const std::string &s);
 
 // The subset of `subset_of` with the largest weighted cost reduction (ties: fewest indexes),
 // by trying every subset; statements are independent across groups of tables they join, so

@@ -24,8 +24,8 @@ constexpr int kMaxTreeHeight = 32;
 // Parses and analyses one statement ($n parameters get their types inferred) and rewrites
 // it, as `role` inside a security-restricted operation.  Returns NIL (allocated nothing)
 // when it is not SELECT/INSERT/UPDATE/DELETE.  Raises PgError on any failure.  The Query
-// trees live in CurrentMemoryContext.
-List *analyse_statement(const std::string &sql, Oid role);
+// trees live in CurrentMemoryContext.  param_types: types of $1.. given (InvalidOid: inferred).
+List *analyse_statement(const std::string &sql, Oid role, const std::vector<Oid> &param_types = {});
 
 // Plans the (rewritten) queries of one statement generically, with the hypothetical
 // indexes added, and returns the summed total cost and which hypotheticals the plans use.
@@ -44,6 +44,7 @@ struct WorkloadStatement {
     int64_t calls = 1;
     double total_ms = 0;  // total execution time
     double weight = 1;
+    double rows = 0;  // rows it returned or wrote
 };
 struct WorkloadQuery {
     int64_t min_calls = 1;
