@@ -42,19 +42,17 @@ std::string num(double v) {  // coordinates: short, locale-independent
 const char *kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
 std::string svg_open(const std::string &id, int width, int height, const std::string &title,
-                     const std::string &description) {
+                     const std::string &description, const std::string &caption) {
     return fmt::format(
-        "<figure class=\"chart\"><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" "
+        "<figure class=\"chart\"><figcaption>{c}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" "
         "viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" "
         "aria-labelledby=\"{id}-title {id}-desc\"><title id=\"{id}-title\">{t}</title>"
         "<desc id=\"{id}-desc\">{d}</desc>",
         fmt::arg("w", width), fmt::arg("h", height), fmt::arg("id", escape(id)),
-        fmt::arg("t", escape(title)), fmt::arg("d", escape(description)));
+        fmt::arg("t", escape(title)), fmt::arg("d", escape(description)), fmt::arg("c", escape(caption)));
 }
 
-std::string svg_close(const std::string &caption) {
-    return fmt::format("</svg><figcaption>{}</figcaption></figure>\n", escape(caption));
-}
+const char *kSvgClose = "</svg></figure>\n";
 
 std::string text_el(double x, double y, const std::string &css, const std::string &anchor,
                     const std::string &text, const std::string &extra = "") {
@@ -235,7 +233,10 @@ std::string horizontal_bar_chart(const BarChart &chart) {
     const int label_w = 230, plot_w = 430, value_w = 90, row_h = 22, top = 10, axis_h = 46;
     const int width = label_w + plot_w + value_w;
     const int height = top + static_cast<int>(std::max<std::size_t>(n, 1)) * row_h + axis_h;
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description);
+    std::string caption = chart.title;
+    if (chart.bars.size() > n)
+        caption += fmt::format(" (the first {} of {})", n, chart.bars.size());
+    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, caption);
     double max_value = 0;
     for (std::size_t i = 0; i < n; ++i) max_value = std::max(max_value, chart.bars[i].value);
     std::vector<double> ticks = nice_ticks(max_value, 4);
@@ -253,7 +254,7 @@ std::string horizontal_bar_chart(const BarChart &chart) {
         double w = std::max(0.0, plot_w * std::max(0.0, b.value) / scale_max);
         out += fmt::format("<g><title>{}: {}</title>", escape(b.label),
                            escape(format_value(b.value, chart.unit)));
-        out += text_el(label_w - 6, y + row_h * 0.68, "label", "end", shorten(b.label, 34));
+        out += text_el(label_w - 6, y + row_h * 0.68, "label", "end", shorten(b.label, 30));
         out += fmt::format(
             "<rect class=\"bar s-{}\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
             tone_of(b.tone.empty() ? "default" : b.tone), label_w, num(y + 3), num(w), row_h - 6);
@@ -267,10 +268,7 @@ std::string horizontal_bar_chart(const BarChart &chart) {
                        label_w, label_w + plot_w, num(axis_y));
     out += text_el(label_w + plot_w / 2.0, axis_y + 36, "axis-label", "middle", chart.value_axis);
     if (n == 0) out += empty_note(width, height - axis_h / 2);
-    std::string caption = chart.title;
-    if (chart.bars.size() > n)
-        caption += fmt::format(" (the first {} of {})", n, chart.bars.size());
-    return out + svg_close(caption);
+    return out + kSvgClose;
 }
 
 std::string stacked_column_chart(const StackedChart &chart) {
@@ -278,7 +276,7 @@ std::string stacked_column_chart(const StackedChart &chart) {
     const std::size_t n = chart.columns.size();
     const int plot_w = std::max(360, std::min(900, static_cast<int>(n) * 24));
     const int width = left + plot_w + right, height = top + plot_h + bottom;
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description);
+    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, chart.title);
     // legend
     double lx = left;
     for (std::size_t s = 0; s < chart.series.size(); ++s) {
@@ -304,7 +302,8 @@ std::string stacked_column_chart(const StackedChart &chart) {
     }
     const double slot = n ? static_cast<double>(plot_w) / n : plot_w;
     const double bar_w = std::max(1.0, slot * 0.7);
-    const std::size_t label_every = std::max<std::size_t>(1, (n + 11) / 12);
+    // a label every ~80 px, so that dates do not overlap
+    const std::size_t label_every = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(80 / slot)));
     for (std::size_t i = 0; i < n; ++i) {
         const auto &c = chart.columns[i];
         double x = left + slot * i + (slot - bar_w) / 2;
@@ -325,7 +324,7 @@ std::string stacked_column_chart(const StackedChart &chart) {
         }
         out += "</g>";
         if (i % label_every == 0)
-            out += text_el(x + bar_w / 2, base + 16, "tick", "middle", shorten(c.label, 12));
+            out += text_el(x + bar_w / 2, base + 16, "tick", "middle", shorten(c.label, 16));
     }
     out += fmt::format("<line class=\"axis\" x1=\"{0}\" y1=\"{1}\" x2=\"{0}\" y2=\"{2}\"/>", left,
                        top, num(base));
@@ -335,11 +334,11 @@ std::string stacked_column_chart(const StackedChart &chart) {
     out += text_el(14, top + plot_h / 2.0, "axis-label", "middle", chart.y_axis,
                    fmt::format(" transform=\"rotate(-90 14 {})\"", num(top + plot_h / 2.0)));
     if (n == 0) out += empty_note(width, height);
-    return out + svg_close(chart.title);
+    return out + kSvgClose;
 }
 
 std::string duration_scatter_chart(const ScatterChart &chart) {
-    const int left = 70, right = 16, top = 34, bottom = 66, plot_w = 760, plot_h = 240;
+    const int left = 70, right = 56, top = 34, bottom = 66, plot_w = 760, plot_h = 240;
     const int width = left + plot_w + right, height = top + plot_h + bottom;
     // y: log10 of seconds, whole decades around the data (at least 1 ms .. 10 s)
     double lo = -3, hi = 1;
@@ -370,7 +369,7 @@ std::string duration_scatter_chart(const ScatterChart &chart) {
         description +=
             fmt::format(" {} runs; the longest per series and pixel column are drawn ({}).",
                         chart.points.size(), keep.size());
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, description);
+    std::string out = svg_open(chart.chart_id, width, height, chart.title, description, chart.title);
     double lx = left;
     for (std::size_t s = 0; s < chart.series.size(); ++s) {
         out += fmt::format("<circle class=\"dot s-{}\" cx=\"{}\" cy=\"14\" r=\"5\"/>",
@@ -416,7 +415,7 @@ std::string duration_scatter_chart(const ScatterChart &chart) {
     out += text_el(14, top + plot_h / 2.0, "axis-label", "middle", chart.y_axis,
                    fmt::format(" transform=\"rotate(-90 14 {})\"", num(top + plot_h / 2.0)));
     if (chart.points.empty()) out += empty_note(width, height);
-    return out + svg_close(chart.title);
+    return out + kSvgClose;
 }
 
 // ---- the document ------------------------------------------------------------------------
@@ -445,6 +444,10 @@ void Document::paragraph(const std::string &text, const std::string &css_class) 
         body_ += fmt::format("<p>{}</p>\n", escape(text));
     else
         body_ += fmt::format("<p class=\"{}\">{}</p>\n", tone_of(css_class), escape(text));
+}
+
+void Document::subheading(const std::string &text) {
+    body_ += fmt::format("<h3>{}</h3>\n", escape(text));
 }
 
 void Document::raw(const std::string &html) {
@@ -493,7 +496,7 @@ const char *kStyle = R"CSS(
 --critical:#ff6b6b;--warn:#f0a04b;--info:#58a6ff;--default:#6cb0e0;--vacuum:#57c26a;--vacuum__freeze_:#b48cf2;--analyze:#58a6ff}}
 @media print{:root{--bg:#fff;--fg:#000;--panel:#fff}nav{display:none}section{break-inside:avoid-page}}
 body{margin:0;padding:24px 32px;background:var(--bg);color:var(--fg);font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
+h1{font-size:24px;margin:0 0 4px}h3{font-size:15px;margin:20px 0 4px}h2{font-size:19px;margin:32px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 .subtitle,.note,.empty,figcaption{color:var(--muted)}.error{color:var(--failed)}
 nav ul{display:flex;flex-wrap:wrap;gap:4px 16px;list-style:none;padding:0;margin:12px 0}nav a{color:var(--running)}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}.card{background:var(--panel);border-left:4px solid var(--skipped);padding:8px 14px;min-width:140px}
@@ -503,7 +506,7 @@ nav ul{display:flex;flex-wrap:wrap;gap:4px 16px;list-style:none;padding:0;margin
 th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{background:var(--panel)}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.code{font-family:ui-monospace,monospace;white-space:pre-wrap;word-break:break-word;max-width:60ch}
 td.sev_critical,td.st_failed{color:var(--critical);font-weight:600}td.sev_warn,td.st_rolled_back{color:var(--warn);font-weight:600}td.st_success{color:var(--success)}
-figure.chart{margin:12px 0}figure.chart svg{max-width:100%;height:auto}
+figure.chart{margin:16px 0 8px}figcaption{font-weight:600;margin-bottom:4px}figure.chart svg{max-width:100%;height:auto}
 svg text{fill:var(--fg);font-size:11px}svg .tick,svg .empty{fill:var(--muted)}svg .axis-label{font-size:12px;font-weight:600}
 svg .grid{stroke:var(--line);stroke-width:1}svg .axis{stroke:var(--muted);stroke-width:1}
 .s-success{fill:var(--success)}.s-failed{fill:var(--failed)}.s-rolled_back{fill:var(--rolled_back)}.s-running{fill:var(--running)}

@@ -100,6 +100,7 @@ class Document {
     // Starts a section; its id is the link target of the table of contents.
     void begin_section(const std::string &id, const std::string &title);
     void paragraph(const std::string &text, const std::string &css_class = "");
+    void subheading(const std::string &text);
     // Trusted markup produced by this library (charts).
     void raw(const std::string &html);
     void table(const std::vector<std::string> &headers, const std::vector<TableRow> &rows,
