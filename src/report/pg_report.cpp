@@ -502,7 +502,7 @@ void index_section(pg::InternalSql &sql, report::Document &doc, bool index_advic
 }
 
 void slow_queries_section(pg::InternalSql &sql, report::Document &doc) {
-    doc.begin_section("slow-queries", "Slow queries");
+    doc.begin_section("slow_queries", "Slow queries");
     SpiResult q;
     auto error = in_section([&] {
         q = sql.execute(
@@ -519,7 +519,7 @@ void slow_queries_section(pg::InternalSql &sql, report::Document &doc) {
                   "since its last reset, not only this period; statements of roles the caller is a "
                   "member of, all with pg_read_all_stats).", "note");
     report::BarChart chart;
-    chart.chart_id = "slow-queries";
+    chart.chart_id = "slow_queries";
     chart.title = "Statements by total execution time";
     chart.description = "Total execution time of the statements that took longest in all.";
     chart.value_axis = "total execution time";

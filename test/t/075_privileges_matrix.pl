@@ -337,6 +337,13 @@ my @matrix = (
         q{SELECT check_name, status FROM virtuoso.verify_migration_integrity('m_verify_%s')
           WHERE check_name OPERATOR(pg_catalog.<>) 'statements'},
         '42501', '42501', '42501', $ok_verify, $ok_verify],
+    # The report reads as the caller: the logs only with SELECT on them (superuser here),
+    # facts about alice's table only for roles that may see it.
+    ['virtuoso.report_html(interval,boolean)', 'read',
+        q{SELECT pg_catalog.strpos(h, 'permission denied for table migration_log') OPERATOR(pg_catalog.>) 0,
+                 pg_catalog.strpos(h, '>alice.t<') OPERATOR(pg_catalog.>) 0
+          FROM virtuoso.report_html() h},
+        '42501', 'ok:t|f', 'ok:t|t', 'ok:t|t', 'ok:f|t'],
     ['virtuoso.capture_migration_ddl()', 'call directly',
         q{SELECT virtuoso.capture_migration_ddl()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
