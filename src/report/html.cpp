@@ -338,7 +338,7 @@ std::string stacked_column_chart(const StackedChart &chart) {
 }
 
 std::string duration_scatter_chart(const ScatterChart &chart) {
-    const int left = 70, right = 56, top = 34, bottom = 66, plot_w = 760, plot_h = 240;
+    const int left = 70, right = 56, top = 34, bottom = 66, plot_w = kScatterColumns, plot_h = 240;
     const int width = left + plot_w + right, height = top + plot_h + bottom;
     // y: log10 of seconds, whole decades around the data (at least 1 ms .. 10 s)
     double lo = -3, hi = 1;

@@ -112,17 +112,44 @@ const std::vector<std::string> kStatuses = {"SUCCESS", "FAILED", "ROLLED_BACK", 
 
 void migrations_section(pg::InternalSql &sql, const Window &w, report::Document &doc, Counts &counts) {
     doc.begin_section("migrations", "Migrations");
-    SpiResult runs, waits, rollbacks;
+    // Aggregated and thinned in SQL: 10,000 runs come back as a few thousand rows at most.
+    SpiResult buckets, points, failures, longest, waits, rollbacks;
+    const std::string from = fmt::format("{:.6f}", w.from), to = fmt::format("{:.6f}", w.to),
+                      bucket = fmt::format("{:.0f}", w.bucket),
+                      columns = std::to_string(report::kScatterColumns);
     auto error = in_section([&] {
-        runs = sql.execute(
-            "SELECT m.name, m.status, extract(epoch FROM m.started_at)::float8, "
-            "       extract(epoch FROM coalesce(m.duration, m.completed_at - m.started_at, "
-            "                                   clock_timestamp() - m.started_at))::float8, "
-            "       m.sqlstate, m.error_message, m.attempts, jsonb_array_length(m.lock_waits), "
-            "       m.executed_by, m.started_at::text "
+        buckets = sql.execute(
+            "SELECT floor(date_part('epoch', m.started_at) / $2::float8) * $2::float8, m.status, "
+            "       count(*), sum(jsonb_array_length(m.lock_waits)) "
+            "FROM virtuoso.migration_log m WHERE m.started_at >= to_timestamp($1::float8) "
+            "GROUP BY 1, 2",
+            {from, bucket});
+        points = sql.execute(
+            "SELECT q.started, q.took, q.status, q.name, q.started_at::text FROM ("
+            "SELECT DISTINCT ON (p.col, p.status) p.started, p.took, p.status, p.name, p.started_at "
+            "FROM (SELECT m.status, m.name, m.started_at, "
+            "             date_part('epoch', m.started_at) AS started, "
+            "             date_part('epoch', coalesce(m.duration, m.completed_at - m.started_at, "
+            "                                         clock_timestamp() - m.started_at)) AS took, "
+            "             floor((date_part('epoch', m.started_at) - $1::float8) "
+            "                   / GREATEST(($2::float8 - $1::float8) / $3::int, 1e-6)) AS col "
+            "      FROM virtuoso.migration_log m WHERE m.started_at >= to_timestamp($1::float8)) p "
+            "ORDER BY p.col, p.status, p.took DESC) q",
+            {from, to, columns});
+        failures = sql.execute(
+            "SELECT m.started_at::text, m.name, m.sqlstate, m.error_message, m.attempts, m.executed_by, "
+            "       count(*) OVER () "
             "FROM virtuoso.migration_log m "
-            "WHERE m.started_at >= to_timestamp($1::float8) ORDER BY m.started_at",
-            {fmt::format("{:.6f}", w.from)});
+            "WHERE m.started_at >= to_timestamp($1::float8) AND m.status = 'FAILED' "
+            "ORDER BY m.started_at DESC LIMIT 50",
+            {from});
+        longest = sql.execute(
+            "SELECT m.started_at::text, m.name, m.status, "
+            "       date_part('epoch', coalesce(m.duration, m.completed_at - m.started_at)), m.attempts "
+            "FROM virtuoso.migration_log m "
+            "WHERE m.started_at >= to_timestamp($1::float8) "
+            "ORDER BY coalesce(m.duration, m.completed_at - m.started_at) DESC NULLS LAST LIMIT 10",
+            {from});
         waits = sql.execute(
             "SELECT m.started_at::text, m.name, m.status, jsonb_array_length(m.lock_waits), "
             "       (SELECT sum((x ->> 'waited_ms')::numeric) FROM jsonb_array_elements(m.lock_waits) x), "
@@ -131,13 +158,13 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
             "FROM virtuoso.migration_log m "
             "WHERE m.started_at >= to_timestamp($1::float8) AND jsonb_array_length(m.lock_waits) > 0 "
             "ORDER BY 4 DESC, m.started_at DESC LIMIT 20",
-            {fmt::format("{:.6f}", w.from)});
+            {from});
         rollbacks = sql.execute(
             "SELECT m.rollback_at::text, m.name, m.status, m.rollback_reason, "
             "       coalesce(array_to_string(m.backup_tables, ', '), '') "
             "FROM virtuoso.migration_log m "
             "WHERE m.rollback_at >= to_timestamp($1::float8) ORDER BY m.rollback_at DESC LIMIT 50",
-            {fmt::format("{:.6f}", w.from)});
+            {from});
     });
     if (error) {
         doc.paragraph(*error, "error");
@@ -146,43 +173,28 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
         doc.end_section();
         return;
     }
-    const std::size_t n = runs.rows.size();
-    counts.migrations = static_cast<long>(n);
+    auto status_index = [](const std::string &status) {
+        auto s = static_cast<std::size_t>(std::find(kStatuses.begin(), kStatuses.end(), status) - kStatuses.begin());
+        return s < kStatuses.size() ? s : 0;
+    };
+    long n = 0;
     counts.failed = 0;
     counts.lock_waits = 0;
-    std::map<std::string, long> by_status;
+    std::vector<long> by_status(kStatuses.size(), 0);
     auto cols = empty_columns(w, kStatuses.size());
-    report::ScatterChart scatter;
-    scatter.chart_id = "migration-durations";
-    scatter.title = "Migration durations";
-    scatter.description = fmt::format(
-        "Duration of each migration run (logarithmic scale) by start time and status, {} runs.", n);
-    scatter.x_axis = "start time (UTC)";
-    scatter.y_axis = "duration (log scale)";
-    scatter.series = kStatuses;
-    scatter.x_min = w.from;
-    scatter.x_max = w.to;
-    std::vector<std::size_t> failures;
-    for (std::size_t i = 0; i < n; ++i) {
-        const auto &r = runs.rows[i];
-        std::string status = str(r[1]);
-        ++by_status[status];
-        auto s = std::find(kStatuses.begin(), kStatuses.end(), status) - kStatuses.begin();
-        if (static_cast<std::size_t>(s) >= kStatuses.size()) s = 0;
-        double started = dbl(r[2]);
-        cols[column_of(w, started, cols.size())].values[s] += 1;
-        scatter.points.push_back({started, dbl(r[3]), static_cast<std::size_t>(s),
-                                  fmt::format("{} {} {} ({})", str(r[9]), str(r[0]), status,
-                                              report::format_duration(dbl(r[3])))});
-        if (status == "FAILED") {
-            ++counts.failed;
-            failures.push_back(i);
-        }
-        if (dbl(r[7]) > 0) counts.lock_waits += static_cast<long>(dbl(r[7]));
+    for (const auto &r : buckets.rows) {
+        long c = static_cast<long>(dbl(r[2]));
+        std::size_t s = status_index(str(r[1]));
+        cols[column_of(w, dbl(r[0]), cols.size())].values[s] += c;
+        by_status[s] += c;
+        n += c;
+        counts.lock_waits += static_cast<long>(dbl(r[3]));
     }
+    counts.migrations = n;
+    counts.failed = by_status[status_index("FAILED")];
     std::string summary = fmt::format("{} runs since {} UTC", n, report::format_utc(w.from));
-    for (const auto &s : kStatuses)
-        if (by_status.count(s)) summary += fmt::format(", {} {}", by_status[s], s);
+    for (std::size_t s = 0; s < kStatuses.size(); ++s)
+        if (by_status[s]) summary += fmt::format(", {} {}", by_status[s], kStatuses[s]);
     doc.paragraph(summary + ".");
     report::StackedChart stacked;
     stacked.chart_id = "migration-runs";
@@ -193,16 +205,34 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     stacked.series = kStatuses;
     stacked.columns = std::move(cols);
     doc.raw(report::stacked_column_chart(stacked));
+
+    report::ScatterChart scatter;
+    scatter.chart_id = "migration-durations";
+    scatter.title = "Migration durations";
+    scatter.description = fmt::format(
+        "Duration of each migration run (logarithmic scale) by start time and status, {} runs", n);
+    if (static_cast<long>(points.rows.size()) < n)
+        scatter.description += fmt::format("; the longest per status and pixel column are drawn ({})",
+                                           points.rows.size());
+    scatter.description += ".";
+    scatter.x_axis = "start time (UTC)";
+    scatter.y_axis = "duration (log scale)";
+    scatter.series = kStatuses;
+    scatter.x_min = w.from;
+    scatter.x_max = w.to;
+    for (const auto &r : points.rows)
+        scatter.points.push_back({dbl(r[0]), dbl(r[1]), status_index(str(r[2])),
+                                  fmt::format("{} {} {} ({})", str(r[4]), str(r[3]), str(r[2]),
+                                              report::format_duration(dbl(r[1])))});
     doc.raw(report::duration_scatter_chart(scatter));
 
     doc.subheading("Failures (latest first)");
     std::vector<TableRow> rows;
-    for (auto it = failures.rbegin(); it != failures.rend() && rows.size() < 50; ++it) {
-        const auto &r = runs.rows[*it];
-        rows.push_back({{str(r[9])}, {str(r[0])}, {str(r[4]), "code"}, {str(r[5]), "code"},
-                        num_cell(r[6], 0), {str(r[8])}});
-    }
-    doc.table({"started", "migration", "SQLSTATE", "error", "attempts", "by"}, rows, failures.size());
+    for (const auto &r : failures.rows)
+        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "code"}, {str(r[3]), "code"},
+                        num_cell(r[4], 0), {str(r[5])}});
+    doc.table({"started", "migration", "SQLSTATE", "error", "attempts", "by"}, rows,
+              failures.rows.empty() ? 0 : static_cast<std::size_t>(dbl(failures.rows[0][6])));
 
     doc.subheading("Lock waits (most first)");
     rows.clear();
@@ -220,17 +250,10 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     doc.table({"rolled back at", "migration", "status", "reason", "backup tables"}, rows);
 
     doc.subheading("Longest runs");
-    std::vector<std::size_t> order(n);
-    for (std::size_t i = 0; i < n; ++i) order[i] = i;
-    std::size_t top = std::min<std::size_t>(10, n);
-    std::partial_sort(order.begin(), order.begin() + top, order.end(),
-                      [&](std::size_t a, std::size_t b) { return dbl(runs.rows[a][3]) > dbl(runs.rows[b][3]); });
     rows.clear();
-    for (std::size_t k = 0; k < top; ++k) {
-        const auto &r = runs.rows[order[k]];
-        rows.push_back({{str(r[9])}, {str(r[0])}, {str(r[1]), "st-" + report::tone_of(str(r[1]))},
-                        {report::format_duration(dbl(r[3])), "num"}, num_cell(r[6], 0)});
-    }
+    for (const auto &r : longest.rows)
+        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "st-" + report::tone_of(str(r[2]))},
+                        {r[3] ? report::format_duration(dbl(r[3])) : "", "num"}, num_cell(r[4], 0)});
     doc.table({"started", "migration", "status", "duration", "attempts"}, rows);
     doc.end_section();
 }
@@ -241,7 +264,7 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
     const std::string from = fmt::format("{:.6f}", w.from), bucket = fmt::format("{:.0f}", w.bucket);
     auto error = in_section([&] {
         per_bucket = sql.execute(
-            "SELECT floor(extract(epoch FROM l.started_at) / $2::float8) * $2::float8, "
+            "SELECT floor(date_part('epoch', l.started_at) / $2::float8) * $2::float8, "
             "       CASE WHEN l.status IN ('FAILED', 'SKIPPED') THEN l.status ELSE l.action END, "
             "       count(*), "
             "       sum(GREATEST(l.dead_tuples_before - l.dead_tuples_after, 0)) "
@@ -583,52 +606,58 @@ VIRTUOSO_FUNCTION(virtuoso_report_html) {
     Window w;
     w.since_text = pg::pg_call([since] { return std::string(DatumGetCString(DirectFunctionCall1(interval_out, since))); });
 
-    pg::InternalSql sql(false);
-    auto head = sql.execute(
-        "SELECT $1::interval < interval '0', extract(epoch FROM now() - $1::interval)::float8, "
-        "       extract(epoch FROM now())::float8, current_database(), current_user, "
-        "       to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), pg_is_in_recovery(), "
-        "       current_setting('server_version')",
-        {w.since_text});
-    const auto &h = head.rows.at(0);
-    if (str(h[0]) == "t")
-        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("since must not be negative, got {}", w.since_text), "",
-                            "Pass how far back the report looks, e.g. '7 days'.");
-    w.from = dbl(h[1]);
-    w.to = dbl(h[2]);
-    w.bucket = bucket_for(w.to - w.from);
+    // The page is built while SPI is connected (its memory context is current) and handed to
+    // PostgreSQL only after SPI_finish: a Datum palloc'd in SPI's context would be freed with it.
+    std::string html;
+    {
+        pg::InternalSql sql(false);
+        auto head = sql.execute(
+            "SELECT $1::interval < interval '0', date_part('epoch', now() - $1::interval), "
+            "       date_part('epoch', now()), current_database(), current_user, "
+            "       to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), pg_is_in_recovery(), "
+            "       current_setting('server_version')",
+            {w.since_text});
+        const auto &h = head.rows.at(0);
+        if (str(h[0]) == "t")
+            throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                                fmt::format("since must not be negative, got {}", w.since_text), "",
+                                "Pass how far back the report looks, e.g. '7 days'.");
+        w.from = dbl(h[1]);
+        w.to = dbl(h[2]);
+        w.bucket = bucket_for(w.to - w.from);
 
-    report::Document doc(
-        fmt::format("db_virtuoso report: database {}", str(h[3])),
-        fmt::format("Period: the last {} (since {} UTC). Generated {} UTC as role {}, PostgreSQL {}{}. "
-                    "Shows only what this role may see.",
-                    w.since_text, report::format_utc(w.from), str(h[5]), str(h[4]), str(h[7]),
-                    str(h[6]) == "t" ? ", on a standby (in recovery)" : ""));
-    Counts counts;
-    SpiResult health;
-    std::optional<std::string> health_error;
-    migrations_section(sql, w, doc, counts);
-    maintenance_section(sql, w, doc, counts);
-    health_section(sql, doc, counts, health, health_error);
-    sizes_section(sql, doc, health, health_error);
-    index_section(sql, doc, index_advice);
-    slow_queries_section(sql, doc);
-    optional_view_section(sql, doc, "virtuoso.alerts", "alerts", "Open alerts",
-                          "Alerts not yet acknowledged (virtuoso.alerts).", &counts.alerts);
-    optional_view_section(sql, doc, "virtuoso.progress", "jobs", "Long jobs",
-                          "Long-running jobs and their progress (virtuoso.progress).", nullptr);
+        report::Document doc(
+            fmt::format("db_virtuoso report: database {}", str(h[3])),
+            fmt::format("Period: the last {} (since {} UTC). Generated {} UTC as role {}, PostgreSQL {}{}. "
+                        "Shows only what this role may see.",
+                        w.since_text, report::format_utc(w.from), str(h[5]), str(h[4]), str(h[7]),
+                        str(h[6]) == "t" ? ", on a standby (in recovery)" : ""));
+        Counts counts;
+        SpiResult health;
+        std::optional<std::string> health_error;
+        migrations_section(sql, w, doc, counts);
+        maintenance_section(sql, w, doc, counts);
+        health_section(sql, doc, counts, health, health_error);
+        sizes_section(sql, doc, health, health_error);
+        index_section(sql, doc, index_advice);
+        slow_queries_section(sql, doc);
+        optional_view_section(sql, doc, "virtuoso.alerts", "alerts", "Open alerts",
+                              "Alerts not yet acknowledged (virtuoso.alerts).", &counts.alerts);
+        optional_view_section(sql, doc, "virtuoso.progress", "jobs", "Long jobs",
+                              "Long-running jobs and their progress (virtuoso.progress).", nullptr);
 
-    auto card = [&](long v, const char *label, const char *bad_tone) {
-        if (v >= 0) doc.add_card(label, report::format_number(double(v), 0), v > 0 ? bad_tone : "success");
-    };
-    if (counts.migrations >= 0) doc.add_card("migration runs", report::format_number(double(counts.migrations), 0), "info");
-    card(counts.failed, "failed migrations", "failed");
-    card(counts.lock_waits, "migration lock waits", "warn");
-    if (counts.maintenance >= 0)
-        doc.add_card("maintenance actions", report::format_number(double(counts.maintenance), 0), "info");
-    card(counts.critical, "critical findings", "critical");
-    card(counts.warn, "warnings", "warn");
-    card(counts.alerts, "open alerts", "warn");
-    return pg::text_datum(doc.render());
+        auto card = [&](long v, const char *label, const char *bad_tone) {
+            if (v >= 0) doc.add_card(label, report::format_number(double(v), 0), v > 0 ? bad_tone : "success");
+        };
+        if (counts.migrations >= 0) doc.add_card("migration runs", report::format_number(double(counts.migrations), 0), "info");
+        card(counts.failed, "failed migrations", "failed");
+        card(counts.lock_waits, "migration lock waits", "warn");
+        if (counts.maintenance >= 0)
+            doc.add_card("maintenance actions", report::format_number(double(counts.maintenance), 0), "info");
+        card(counts.critical, "critical findings", "critical");
+        card(counts.warn, "warnings", "warn");
+        card(counts.alerts, "open alerts", "warn");
+        html = doc.render();
+    }
+    return pg::text_datum(html);
 }

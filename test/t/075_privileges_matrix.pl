@@ -342,7 +342,7 @@ my @matrix = (
     ['virtuoso.report_html(interval,boolean)', 'read',
         q{SELECT pg_catalog.strpos(h, 'permission denied for table migration_log') OPERATOR(pg_catalog.>) 0,
                  pg_catalog.strpos(h, '>alice.t<') OPERATOR(pg_catalog.>) 0
-          FROM virtuoso.report_html() h},
+          FROM (SELECT virtuoso.report_html() AS h) r},
         '42501', 'ok:t|f', 'ok:t|t', 'ok:t|t', 'ok:f|t'],
     ['virtuoso.capture_migration_ddl()', 'call directly',
         q{SELECT virtuoso.capture_migration_ddl()},

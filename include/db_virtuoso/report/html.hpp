@@ -79,6 +79,10 @@ struct ScatterChart {
     double x_min = 0, x_max = 0;  // the time window
     std::vector<Point> points;
 };
+// Width of the scatter chart's plot in pixels: a caller may thin its points to the longest
+// per series and column of this many before handing them over (the chart does it again).
+constexpr int kScatterColumns = 760;
+
 // Durations over time on a logarithmic y axis.  Points are thinned to the longest one per
 // series and pixel column, so 10,000 runs draw at most a few thousand marks that look the
 // same; the description says how many runs are shown.
