@@ -272,19 +272,28 @@ std::string horizontal_bar_chart(const BarChart &chart) {
 }
 
 std::string stacked_column_chart(const StackedChart &chart) {
-    const int left = 64, right = 16, top = 34, bottom = 66, plot_h = 220;
+    const int left = 64, right = 16, bottom = 66, plot_h = 220;
     const std::size_t n = chart.columns.size();
-    const int plot_w = std::max(360, std::min(900, static_cast<int>(n) * 24));
-    const int width = left + plot_w + right, height = top + plot_h + bottom;
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, chart.title);
-    // legend
-    double lx = left;
+    const int plot_w = std::max(560, std::min(900, static_cast<int>(n) * 24));
+    const int width = left + plot_w + right;
+    // legend entries, wrapped into rows that fit the width
+    std::string legend;
+    double lx = left, ly = 8;
     for (std::size_t s = 0; s < chart.series.size(); ++s) {
-        out += fmt::format("<rect class=\"bar s-{}\" x=\"{}\" y=\"8\" width=\"12\" height=\"12\"/>",
-                           tone_of(chart.series[s]), num(lx));
-        out += text_el(lx + 16, 18, "legend", "start", chart.series[s]);
-        lx += 28 + 7.5 * static_cast<double>(chart.series[s].size());
+        double w = 28 + 7.5 * static_cast<double>(chart.series[s].size());
+        if (lx + w > width && lx > left) {
+            lx = left;
+            ly += 18;
+        }
+        legend += fmt::format("<rect class=\"bar s-{}\" x=\"{}\" y=\"{}\" width=\"12\" height=\"12\"/>",
+                              tone_of(chart.series[s]), num(lx), num(ly));
+        legend += text_el(lx + 16, ly + 10, "legend", "start", chart.series[s]);
+        lx += w;
     }
+    const int top = static_cast<int>(ly) + 26;
+    const int height = top + plot_h + bottom;
+    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, chart.title);
+    out += legend;
     double max_total = 0;
     for (const auto &c : chart.columns) {
         double total = 0;

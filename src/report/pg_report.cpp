@@ -141,7 +141,7 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
             "       count(*) OVER () "
             "FROM virtuoso.migration_log m "
             "WHERE m.started_at >= to_timestamp($1::float8) AND m.status = 'FAILED' "
-            "ORDER BY m.started_at DESC LIMIT 50",
+            "ORDER BY m.started_at DESC LIMIT 20",
             {from});
         longest = sql.execute(
             "SELECT m.started_at::text, m.name, m.status, "
@@ -192,9 +192,11 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     }
     counts.migrations = n;
     counts.failed = by_status[status_index("FAILED")];
-    std::string summary = fmt::format("{} runs since {} UTC", n, report::format_utc(w.from));
+    std::string summary = fmt::format("{} runs since {} UTC", report::format_number(double(n), 0),
+                                      report::format_utc(w.from));
     for (std::size_t s = 0; s < kStatuses.size(); ++s)
-        if (by_status[s]) summary += fmt::format(", {} {}", by_status[s], kStatuses[s]);
+        if (by_status[s])
+            summary += fmt::format(", {} {}", report::format_number(double(by_status[s]), 0), kStatuses[s]);
     doc.paragraph(summary + ".");
     report::StackedChart stacked;
     stacked.chart_id = "migration-runs";
