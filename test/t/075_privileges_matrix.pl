@@ -289,7 +289,7 @@ my @matrix = (
     ['virtuoso.health_is_user_relation(oid)', 'read',
         q{SELECT virtuoso.health_is_user_relation('alice.t'::regclass)},
         '42501', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
-    ['virtuoso.check_database_health(boolean,interval,interval)', 'read',
+    ['virtuoso.check_database_health(boolean,interval,interval,bigint,interval)', 'read',
         q{SELECT check_name FROM virtuoso.check_database_health()
           WHERE object OPERATOR(pg_catalog.=) 'alice.t'},
         '42501', 'ok:', 'ok:no_primary_key', 'ok:no_primary_key', 'ok:no_primary_key'],
