@@ -8,6 +8,7 @@
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "mb/pg_wchar.h"
 #include "utils/timestamp.h"
 }
@@ -249,6 +250,10 @@ using namespace virtuoso;
 using namespace virtuoso::migrate;
 
 VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
+    if (RecoveryInProgress())
+        throw pg::UserError(ERRCODE_READ_ONLY_SQL_TRANSACTION, "rollbacks cannot run on a hot standby",
+                            "This server is in recovery: it cannot write.",
+                            "Roll the migration back on the primary.");
     const std::string name = required_text(fcinfo, 0, "migration_name");
     const bool preserve = PG_NARGS() < 2 || PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
     pg::Value reason = pg::text_arg(fcinfo, 2);

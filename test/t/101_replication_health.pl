@@ -137,16 +137,23 @@ $primary->wait_for_catchup($standby);
 
 # ---- on the standby: writes refused, reads work -------------------------------------------
 for my $call (
-    [ 'execute_migration_with_monitoring', q{SELECT virtuoso.execute_migration_with_monitoring('on_standby', 'CREATE TABLE public.x (id int)')} ],
-    [ 'execute_rollback_with_backup', q{SELECT virtuoso.execute_rollback_with_backup('add_note')} ],
-    [ 'execute_top_level', q{SELECT virtuoso.execute_top_level('CREATE TABLE public.x (id int)')} ],
-    [ 'perform_maintenance_if_needed', q{SELECT * FROM virtuoso.perform_maintenance_if_needed()} ])
+    [ 'execute_migration_with_monitoring', q{SELECT virtuoso.execute_migration_with_monitoring('on_standby', 'CREATE TABLE public.x (id int)')},
+      qr/migrations cannot run on a hot standby/ ],
+    [ 'run_migration', q{CALL virtuoso.run_migration('on_standby', 'CREATE TABLE public.x (id int)')},
+      qr/migrations cannot run on a hot standby/ ],
+    [ 'execute_rollback_with_backup', q{SELECT virtuoso.execute_rollback_with_backup('add_note')},
+      qr/rollbacks cannot run on a hot standby/ ],
+    [ 'execute_top_level', q{SELECT virtuoso.execute_top_level('CREATE TABLE public.x (id int)')},
+      qr/cannot execute CREATE TABLE in a read-only transaction/ ],
+    [ 'perform_maintenance_if_needed', q{SELECT * FROM virtuoso.perform_maintenance_if_needed()},
+      qr/maintenance cannot run on a hot standby/ ])
 {
-    my ($name, $sql) = @$call;
+    my ($name, $sql, $message) = @$call;
     my ($rc, $out, $err) = $standby->psql('postgres', $sql,
         extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
     is($rc, 3, "$name on a standby fails from psql");
     like($err, qr/ERROR:\s+25006:/, "$name on a standby: 25006") or diag($err);
+    like($err, $message, "$name on a standby says why");
     note("$name on a standby: $err");
 }
 for my $call (
