@@ -251,7 +251,8 @@ using namespace virtuoso::migrate;
 
 VIRTUOSO_FUNCTION(virtuoso_execute_rollback) {
     if (RecoveryInProgress())
-        throw pg::UserError(ERRCODE_READ_ONLY_SQL_TRANSACTION, "rollbacks cannot run on a hot standby",
+        throw pg::UserError(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                            "rollbacks cannot run on a hot standby",
                             "This server is in recovery: it cannot write.",
                             "Roll the migration back on the primary.");
     const std::string name = required_text(fcinfo, 0, "migration_name");

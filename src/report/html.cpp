@@ -44,12 +44,14 @@ const char *kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 std::string svg_open(const std::string &id, int width, int height, const std::string &title,
                      const std::string &description, const std::string &caption) {
     return fmt::format(
-        "<figure class=\"chart\"><figcaption>{c}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" "
+        "<figure class=\"chart\"><figcaption>{c}</figcaption><svg "
+        "xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" "
         "viewBox=\"0 0 {w} {h}\" width=\"{w}\" height=\"{h}\" "
         "aria-labelledby=\"{id}-title {id}-desc\"><title id=\"{id}-title\">{t}</title>"
         "<desc id=\"{id}-desc\">{d}</desc>",
         fmt::arg("w", width), fmt::arg("h", height), fmt::arg("id", escape(id)),
-        fmt::arg("t", escape(title)), fmt::arg("d", escape(description)), fmt::arg("c", escape(caption)));
+        fmt::arg("t", escape(title)), fmt::arg("d", escape(description)),
+        fmt::arg("c", escape(caption)));
 }
 
 const char *kSvgClose = "</svg></figure>\n";
@@ -236,7 +238,8 @@ std::string horizontal_bar_chart(const BarChart &chart) {
     std::string caption = chart.title;
     if (chart.bars.size() > n)
         caption += fmt::format(" (the first {} of {})", n, chart.bars.size());
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, caption);
+    std::string out =
+        svg_open(chart.chart_id, width, height, chart.title, chart.description, caption);
     double max_value = 0;
     for (std::size_t i = 0; i < n; ++i) max_value = std::max(max_value, chart.bars[i].value);
     std::vector<double> ticks = nice_ticks(max_value, 4);
@@ -285,14 +288,16 @@ std::string stacked_column_chart(const StackedChart &chart) {
             lx = left;
             ly += 18;
         }
-        legend += fmt::format("<rect class=\"bar s-{}\" x=\"{}\" y=\"{}\" width=\"12\" height=\"12\"/>",
-                              tone_of(chart.series[s]), num(lx), num(ly));
+        legend +=
+            fmt::format("<rect class=\"bar s-{}\" x=\"{}\" y=\"{}\" width=\"12\" height=\"12\"/>",
+                        tone_of(chart.series[s]), num(lx), num(ly));
         legend += text_el(lx + 16, ly + 10, "legend", "start", chart.series[s]);
         lx += w;
     }
     const int top = static_cast<int>(ly) + 26;
     const int height = top + plot_h + bottom;
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, chart.description, chart.title);
+    std::string out =
+        svg_open(chart.chart_id, width, height, chart.title, chart.description, chart.title);
     out += legend;
     double max_total = 0;
     for (const auto &c : chart.columns) {
@@ -312,7 +317,8 @@ std::string stacked_column_chart(const StackedChart &chart) {
     const double slot = n ? static_cast<double>(plot_w) / n : plot_w;
     const double bar_w = std::max(1.0, slot * 0.7);
     // a label every ~80 px, so that dates do not overlap
-    const std::size_t label_every = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(80 / slot)));
+    const std::size_t label_every =
+        std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(80 / slot)));
     for (std::size_t i = 0; i < n; ++i) {
         const auto &c = chart.columns[i];
         double x = left + slot * i + (slot - bar_w) / 2;
@@ -378,7 +384,8 @@ std::string duration_scatter_chart(const ScatterChart &chart) {
         description +=
             fmt::format(" {} runs; the longest per series and pixel column are drawn ({}).",
                         chart.points.size(), keep.size());
-    std::string out = svg_open(chart.chart_id, width, height, chart.title, description, chart.title);
+    std::string out =
+        svg_open(chart.chart_id, width, height, chart.title, description, chart.title);
     double lx = left;
     for (std::size_t s = 0; s < chart.series.size(); ++s) {
         out += fmt::format("<circle class=\"dot s-{}\" cx=\"{}\" cy=\"14\" r=\"5\"/>",

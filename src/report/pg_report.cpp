@@ -18,12 +18,14 @@
 namespace {
 
 using namespace virtuoso;
-using report::Cell;
-using report::TableRow;
 using pg::SpiResult;
 using pg::Value;
+using report::Cell;
+using report::TableRow;
 
-std::string str(const Value &v, const char *null_text = "") { return v ? *v : null_text; }
+std::string str(const Value &v, const char *null_text = "") {
+    return v ? *v : null_text;
+}
 double dbl(const Value &v, double fallback = 0) {
     return v ? std::strtod(v->c_str(), nullptr) : fallback;
 }
@@ -36,9 +38,10 @@ Cell num_cell(const Value &v, int decimals = 1) {
 // and internal errors.
 bool ends_the_call(int sqlstate) {
     int category = ERRCODE_TO_CATEGORY(sqlstate);
-    return category == ERRCODE_OPERATOR_INTERVENTION || category == ERRCODE_INSUFFICIENT_RESOURCES ||
-           category == ERRCODE_SYSTEM_ERROR || category == ERRCODE_INTERNAL_ERROR ||
-           category == ERRCODE_TRANSACTION_ROLLBACK || category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+    return category == ERRCODE_OPERATOR_INTERVENTION ||
+           category == ERRCODE_INSUFFICIENT_RESOURCES || category == ERRCODE_SYSTEM_ERROR ||
+           category == ERRCODE_INTERNAL_ERROR || category == ERRCODE_TRANSACTION_ROLLBACK ||
+           category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
 // Runs f in a subtransaction; returns the text of an error the reader should see.
@@ -52,7 +55,8 @@ std::optional<std::string> in_section(F &&f) {
         return std::nullopt;
     } catch (const pg::PgError &e) {
         if (ends_the_call(e.sqlstate())) throw;
-        message = fmt::format("Not shown: {} (SQLSTATE {})", e.what(), unpack_sql_state(e.sqlstate()));
+        message =
+            fmt::format("Not shown: {} (SQLSTATE {})", e.what(), unpack_sql_state(e.sqlstate()));
         if (e.data() && e.data()->hint) message += fmt::format(". Hint: {}", e.data()->hint);
     }
     sub.rollback();
@@ -60,9 +64,9 @@ std::optional<std::string> in_section(F &&f) {
 }
 
 struct Window {
-    std::string since_text;  // the argument as PostgreSQL writes it
-    double from = 0, to = 0; // epoch seconds
-    double bucket = 86400;   // seconds per chart column
+    std::string since_text;   // the argument as PostgreSQL writes it
+    double from = 0, to = 0;  // epoch seconds
+    double bucket = 86400;    // seconds per chart column
 };
 
 // At most about 60 columns per chart: hours up to 2 days, days up to 2 months, then weeks or
@@ -108,9 +112,11 @@ struct Counts {
     long maintenance = -1;
 };
 
-const std::vector<std::string> kStatuses = {"SUCCESS", "FAILED", "ROLLED_BACK", "RUNNING", "SKIPPED", "DRY_RUN"};
+const std::vector<std::string> kStatuses = {"SUCCESS", "FAILED",  "ROLLED_BACK",
+                                            "RUNNING", "SKIPPED", "DRY_RUN"};
 
-void migrations_section(pg::InternalSql &sql, const Window &w, report::Document &doc, Counts &counts) {
+void migrations_section(pg::InternalSql &sql, const Window &w, report::Document &doc,
+                        Counts &counts) {
     doc.begin_section("migrations", "Migrations");
     // Aggregated and thinned in SQL: 10,000 runs come back as a few thousand rows at most.
     SpiResult buckets, points, failures, longest, waits, rollbacks;
@@ -126,7 +132,8 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
             {from, bucket});
         points = sql.execute(
             "SELECT q.started, q.took, q.status, q.name, q.started_at::text FROM ("
-            "SELECT DISTINCT ON (p.col, p.status) p.started, p.took, p.status, p.name, p.started_at "
+            "SELECT DISTINCT ON (p.col, p.status) p.started, p.took, p.status, p.name, "
+            "p.started_at "
             "FROM (SELECT m.status, m.name, m.started_at, "
             "             date_part('epoch', m.started_at) AS started, "
             "             date_part('epoch', coalesce(m.duration, m.completed_at - m.started_at, "
@@ -137,7 +144,8 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
             "ORDER BY p.col, p.status, p.took DESC) q",
             {from, to, columns});
         failures = sql.execute(
-            "SELECT m.started_at::text, m.name, m.sqlstate, m.error_message, m.attempts, m.executed_by, "
+            "SELECT m.started_at::text, m.name, m.sqlstate, m.error_message, m.attempts, "
+            "m.executed_by, "
             "       count(*) OVER () "
             "FROM virtuoso.migration_log m "
             "WHERE m.started_at >= to_timestamp($1::float8) AND m.status = 'FAILED' "
@@ -145,18 +153,22 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
             {from});
         longest = sql.execute(
             "SELECT m.started_at::text, m.name, m.status, "
-            "       date_part('epoch', coalesce(m.duration, m.completed_at - m.started_at)), m.attempts "
+            "       date_part('epoch', coalesce(m.duration, m.completed_at - m.started_at)), "
+            "m.attempts "
             "FROM virtuoso.migration_log m "
             "WHERE m.started_at >= to_timestamp($1::float8) "
             "ORDER BY coalesce(m.duration, m.completed_at - m.started_at) DESC NULLS LAST LIMIT 10",
             {from});
         waits = sql.execute(
             "SELECT m.started_at::text, m.name, m.status, jsonb_array_length(m.lock_waits), "
-            "       (SELECT sum((x ->> 'waited_ms')::numeric) FROM jsonb_array_elements(m.lock_waits) x), "
-            "       (SELECT string_agg(DISTINCT x ->> 'command', ', ') FROM jsonb_array_elements(m.lock_waits) x), "
+            "       (SELECT sum((x ->> 'waited_ms')::numeric) FROM "
+            "jsonb_array_elements(m.lock_waits) x), "
+            "       (SELECT string_agg(DISTINCT x ->> 'command', ', ') FROM "
+            "jsonb_array_elements(m.lock_waits) x), "
             "       left((m.lock_waits -> -1 -> 'blockers')::text, 300) "
             "FROM virtuoso.migration_log m "
-            "WHERE m.started_at >= to_timestamp($1::float8) AND jsonb_array_length(m.lock_waits) > 0 "
+            "WHERE m.started_at >= to_timestamp($1::float8) AND jsonb_array_length(m.lock_waits) > "
+            "0 "
             "ORDER BY 4 DESC, m.started_at DESC LIMIT 20",
             {from});
         rollbacks = sql.execute(
@@ -168,13 +180,16 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     });
     if (error) {
         doc.paragraph(*error, "error");
-        doc.paragraph("The migration log is readable by the roles granted SELECT on virtuoso.migration_log "
-                      "(nobody but superusers by default).", "note");
+        doc.paragraph(
+            "The migration log is readable by the roles granted SELECT on virtuoso.migration_log "
+            "(nobody but superusers by default).",
+            "note");
         doc.end_section();
         return;
     }
     auto status_index = [](const std::string &status) {
-        auto s = static_cast<std::size_t>(std::find(kStatuses.begin(), kStatuses.end(), status) - kStatuses.begin());
+        auto s = static_cast<std::size_t>(std::find(kStatuses.begin(), kStatuses.end(), status) -
+                                          kStatuses.begin());
         return s < kStatuses.size() ? s : 0;
     };
     long n = 0;
@@ -196,7 +211,8 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
                                       report::format_utc(w.from));
     for (std::size_t s = 0; s < kStatuses.size(); ++s)
         if (by_status[s])
-            summary += fmt::format(", {} {}", report::format_number(double(by_status[s]), 0), kStatuses[s]);
+            summary += fmt::format(", {} {}", report::format_number(double(by_status[s]), 0),
+                                   kStatuses[s]);
     doc.paragraph(summary + ".");
     report::StackedChart stacked;
     stacked.chart_id = "migration-runs";
@@ -214,8 +230,8 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     scatter.description = fmt::format(
         "Duration of each migration run (logarithmic scale) by start time and status, {} runs", n);
     if (static_cast<long>(points.rows.size()) < n)
-        scatter.description += fmt::format("; the longest per status and pixel column are drawn ({})",
-                                           points.rows.size());
+        scatter.description += fmt::format(
+            "; the longest per status and pixel column are drawn ({})", points.rows.size());
     scatter.description += ".";
     scatter.x_axis = "start time (UTC)";
     scatter.y_axis = "duration (log scale)";
@@ -231,39 +247,56 @@ void migrations_section(pg::InternalSql &sql, const Window &w, report::Document 
     doc.subheading("Failures (latest first)");
     std::vector<TableRow> rows;
     for (const auto &r : failures.rows)
-        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "code"}, {str(r[3]), "code"},
-                        num_cell(r[4], 0), {str(r[5])}});
+        rows.push_back({{str(r[0])},
+                        {str(r[1])},
+                        {str(r[2]), "code"},
+                        {str(r[3]), "code"},
+                        num_cell(r[4], 0),
+                        {str(r[5])}});
     doc.table({"started", "migration", "SQLSTATE", "error", "attempts", "by"}, rows,
               failures.rows.empty() ? 0 : static_cast<std::size_t>(dbl(failures.rows[0][6])));
 
     doc.subheading("Lock waits (most first)");
     rows.clear();
     for (const auto &r : waits.rows)
-        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "st-" + report::tone_of(str(r[2]))},
-                        num_cell(r[3], 0), {report::format_duration(dbl(r[4]) / 1000), "num"},
-                        {str(r[5])}, {str(r[6]), "code"}});
-    doc.table({"started", "migration", "status", "waits", "waited", "statements", "last blockers"}, rows);
+        rows.push_back({{str(r[0])},
+                        {str(r[1])},
+                        {str(r[2]), "st-" + report::tone_of(str(r[2]))},
+                        num_cell(r[3], 0),
+                        {report::format_duration(dbl(r[4]) / 1000), "num"},
+                        {str(r[5])},
+                        {str(r[6]), "code"}});
+    doc.table({"started", "migration", "status", "waits", "waited", "statements", "last blockers"},
+              rows);
 
     doc.subheading("Rollbacks");
     rows.clear();
     for (const auto &r : rollbacks.rows)
-        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "st-" + report::tone_of(str(r[2]))},
-                        {str(r[3])}, {str(r[4]), "code"}});
+        rows.push_back({{str(r[0])},
+                        {str(r[1])},
+                        {str(r[2]), "st-" + report::tone_of(str(r[2]))},
+                        {str(r[3])},
+                        {str(r[4]), "code"}});
     doc.table({"rolled back at", "migration", "status", "reason", "backup tables"}, rows);
 
     doc.subheading("Longest runs");
     rows.clear();
     for (const auto &r : longest.rows)
-        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2]), "st-" + report::tone_of(str(r[2]))},
-                        {r[3] ? report::format_duration(dbl(r[3])) : "", "num"}, num_cell(r[4], 0)});
+        rows.push_back({{str(r[0])},
+                        {str(r[1])},
+                        {str(r[2]), "st-" + report::tone_of(str(r[2]))},
+                        {r[3] ? report::format_duration(dbl(r[3])) : "", "num"},
+                        num_cell(r[4], 0)});
     doc.table({"started", "migration", "status", "duration", "attempts"}, rows);
     doc.end_section();
 }
 
-void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document &doc, Counts &counts) {
+void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document &doc,
+                         Counts &counts) {
     doc.begin_section("maintenance", "Maintenance");
     SpiResult per_bucket, tables, failed;
-    const std::string from = fmt::format("{:.6f}", w.from), bucket = fmt::format("{:.0f}", w.bucket);
+    const std::string from = fmt::format("{:.6f}", w.from),
+                      bucket = fmt::format("{:.0f}", w.bucket);
     auto error = in_section([&] {
         per_bucket = sql.execute(
             "SELECT floor(date_part('epoch', l.started_at) / $2::float8) * $2::float8, "
@@ -286,7 +319,8 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
             "GROUP BY l.schemaname, l.tablename ORDER BY 2 DESC, 1 LIMIT 15",
             {from});
         failed = sql.execute(
-            "SELECT l.started_at::text, format('%I.%I', l.schemaname, l.tablename), l.action, l.status, "
+            "SELECT l.started_at::text, format('%I.%I', l.schemaname, l.tablename), l.action, "
+            "l.status, "
             "       coalesce(l.sqlstate || ': ', '') || coalesce(l.error_message, l.reason, ''), "
             "       count(*) OVER () "
             "FROM virtuoso.maintenance_log l "
@@ -296,12 +330,15 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
     });
     if (error) {
         doc.paragraph(*error, "error");
-        doc.paragraph("The maintenance log is readable by the roles granted SELECT on "
-                      "virtuoso.maintenance_log (nobody but superusers by default).", "note");
+        doc.paragraph(
+            "The maintenance log is readable by the roles granted SELECT on "
+            "virtuoso.maintenance_log (nobody but superusers by default).",
+            "note");
         doc.end_section();
         return;
     }
-    const std::vector<std::string> series = {"VACUUM", "VACUUM (FREEZE)", "ANALYZE", "SKIPPED", "FAILED"};
+    const std::vector<std::string> series = {"VACUUM", "VACUUM (FREEZE)", "ANALYZE", "SKIPPED",
+                                             "FAILED"};
     auto actions = empty_columns(w, series.size());
     auto dead = empty_columns(w, 1);
     long total = 0;
@@ -316,8 +353,9 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
         removed += dbl(r[3]);
     }
     counts.maintenance = total;
-    std::string summary = fmt::format("{} maintenance actions since {} UTC; {} dead tuples removed.", total,
-                                      report::format_utc(w.from), report::format_number(removed, 0));
+    std::string summary =
+        fmt::format("{} maintenance actions since {} UTC; {} dead tuples removed.", total,
+                    report::format_utc(w.from), report::format_number(removed, 0));
     doc.paragraph(summary);
     report::StackedChart chart;
     chart.chart_id = "maintenance-actions";
@@ -331,8 +369,9 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
     report::StackedChart dead_chart;
     dead_chart.chart_id = "maintenance-dead-tuples";
     dead_chart.title = fmt::format("Dead tuples removed per {}", bucket_name(w.bucket));
-    dead_chart.description = fmt::format("Dead tuples before minus after each successful action, {} in all.",
-                                         report::format_number(removed, 0));
+    dead_chart.description =
+        fmt::format("Dead tuples before minus after each successful action, {} in all.",
+                    report::format_number(removed, 0));
     dead_chart.x_axis = chart.x_axis;
     dead_chart.y_axis = "dead tuples removed";
     dead_chart.series = {"VACUUM"};
@@ -342,21 +381,33 @@ void maintenance_section(pg::InternalSql &sql, const Window &w, report::Document
     doc.subheading("Tables most often due");
     std::vector<TableRow> rows;
     for (const auto &r : tables.rows)
-        rows.push_back({{str(r[0])}, num_cell(r[1], 0), num_cell(r[2], 0), num_cell(r[3], 0),
-                        num_cell(r[4], 0), num_cell(r[5], 0), num_cell(r[6], 0), {str(r[7])}});
-    doc.table({"table", "actions", "VACUUM", "FREEZE", "ANALYZE", "skipped/failed", "dead tuples removed", "last"},
+        rows.push_back({{str(r[0])},
+                        num_cell(r[1], 0),
+                        num_cell(r[2], 0),
+                        num_cell(r[3], 0),
+                        num_cell(r[4], 0),
+                        num_cell(r[5], 0),
+                        num_cell(r[6], 0),
+                        {str(r[7])}});
+    doc.table({"table", "actions", "VACUUM", "FREEZE", "ANALYZE", "skipped/failed",
+               "dead tuples removed", "last"},
               rows);
     doc.subheading("Skipped and failed actions (latest first)");
     rows.clear();
     for (const auto &r : failed.rows)
-        rows.push_back({{str(r[0])}, {str(r[1])}, {str(r[2])}, {str(r[3]), "st-" + report::tone_of(str(r[3]))},
+        rows.push_back({{str(r[0])},
+                        {str(r[1])},
+                        {str(r[2])},
+                        {str(r[3]), "st-" + report::tone_of(str(r[3]))},
                         {str(r[4]), "code"}});
     doc.table({"started", "table", "action", "status", "reason or error"}, rows,
               failed.rows.empty() ? 0 : static_cast<std::size_t>(dbl(failed.rows[0][5])));
     doc.end_section();
 }
 
-int severity_rank(const std::string &s) { return s == "CRITICAL" ? 0 : s == "WARN" ? 1 : 2; }
+int severity_rank(const std::string &s) {
+    return s == "CRITICAL" ? 0 : s == "WARN" ? 1 : 2;
+}
 
 // Health findings; the bloat rows are kept for the sizes section.
 void health_section(pg::InternalSql &sql, report::Document &doc, Counts &counts, SpiResult &health,
@@ -383,7 +434,8 @@ void health_section(pg::InternalSql &sql, report::Document &doc, Counts &counts,
         ++by_severity[str(r[1])];
         auto &c = by_check[str(r[0])];
         c.first++;
-        c.second = c.first == 1 ? severity_rank(str(r[1])) : std::min(c.second, severity_rank(str(r[1])));
+        c.second =
+            c.first == 1 ? severity_rank(str(r[1])) : std::min(c.second, severity_rank(str(r[1])));
     }
     counts.critical = by_severity["CRITICAL"];
     counts.warn = by_severity["WARN"];
@@ -392,21 +444,27 @@ void health_section(pg::InternalSql &sql, report::Document &doc, Counts &counts,
     report::BarChart chart;
     chart.chart_id = "health-checks";
     chart.title = "Findings per check";
-    chart.description = "Number of findings of each health check, coloured by the worst severity among them.";
+    chart.description =
+        "Number of findings of each health check, coloured by the worst severity among them.";
     chart.value_axis = "findings";
     static const char *tones[] = {"critical", "warn", "info"};
-    std::vector<std::pair<std::string, std::pair<long, int>>> checks(by_check.begin(), by_check.end());
+    std::vector<std::pair<std::string, std::pair<long, int>>> checks(by_check.begin(),
+                                                                     by_check.end());
     std::stable_sort(checks.begin(), checks.end(), [](const auto &a, const auto &b) {
         return a.second.second != b.second.second ? a.second.second < b.second.second
                                                   : a.second.first > b.second.first;
     });
-    for (const auto &[name, c] : checks) chart.bars.push_back({name, double(c.first), tones[c.second]});
+    for (const auto &[name, c] : checks)
+        chart.bars.push_back({name, double(c.first), tones[c.second]});
     doc.raw(report::horizontal_bar_chart(chart));
     std::vector<TableRow> rows;
     for (std::size_t k = 0; k < order.size() && rows.size() < 200; ++k) {
         const auto &r = health.rows[order[k]];
-        rows.push_back({{str(r[1]), "sev-" + report::tone_of(str(r[1]))}, {str(r[0])}, {str(r[2])},
-                        {str(r[4])}, {str(r[5]), "code"}});
+        rows.push_back({{str(r[1]), "sev-" + report::tone_of(str(r[1]))},
+                        {str(r[0])},
+                        {str(r[2])},
+                        {str(r[4])},
+                        {str(r[5]), "code"}});
     }
     doc.table({"severity", "check", "object", "finding", "remedy"}, rows, health.rows.size());
     doc.end_section();
@@ -418,7 +476,8 @@ void sizes_section(pg::InternalSql &sql, report::Document &doc, const SpiResult 
     SpiResult sizes;
     auto error = in_section([&] {
         sizes = sql.execute(
-            "SELECT format('%I.%I', d.schemaname, d.tablename), d.total_bytes, d.table_bytes, d.index_bytes, "
+            "SELECT format('%I.%I', d.schemaname, d.tablename), d.total_bytes, d.table_bytes, "
+            "d.index_bytes, "
             "       d.toast_bytes, d.live_tuples, d.dead_tuples, d.dead_tuple_pct, "
             "       GREATEST(d.last_vacuum, d.last_autovacuum)::text, count(*) OVER () "
             "FROM virtuoso.migration_performance_dashboard d "
@@ -430,20 +489,26 @@ void sizes_section(pg::InternalSql &sql, report::Document &doc, const SpiResult 
         report::BarChart chart;
         chart.chart_id = "table-sizes";
         chart.title = "Largest tables";
-        chart.description = "Total size (table, indexes and TOAST) of the largest tables the caller may see.";
+        chart.description =
+            "Total size (table, indexes and TOAST) of the largest tables the caller may see.";
         chart.value_axis = "total size";
         chart.unit = report::BarChart::Unit::Bytes;
         std::vector<TableRow> rows;
         for (const auto &r : sizes.rows) {
             chart.bars.push_back({str(r[0]), dbl(r[1]), ""});
-            rows.push_back({{str(r[0])}, {report::format_bytes(dbl(r[1])), "num"},
-                            {report::format_bytes(dbl(r[2])), "num"}, {report::format_bytes(dbl(r[3])), "num"},
-                            {report::format_bytes(dbl(r[4])), "num"}, num_cell(r[5], 0), num_cell(r[6], 0),
-                            num_cell(r[7], 1), {str(r[8])}});
+            rows.push_back({{str(r[0])},
+                            {report::format_bytes(dbl(r[1])), "num"},
+                            {report::format_bytes(dbl(r[2])), "num"},
+                            {report::format_bytes(dbl(r[3])), "num"},
+                            {report::format_bytes(dbl(r[4])), "num"},
+                            num_cell(r[5], 0),
+                            num_cell(r[6], 0),
+                            num_cell(r[7], 1),
+                            {str(r[8])}});
         }
         doc.raw(report::horizontal_bar_chart(chart));
-        doc.table({"table", "total", "table", "indexes", "TOAST", "live tuples", "dead tuples", "dead %",
-                   "last vacuum"},
+        doc.table({"table", "total", "table", "indexes", "TOAST", "live tuples", "dead tuples",
+                   "dead %", "last vacuum"},
                   rows, sizes.rows.empty() ? 0 : static_cast<std::size_t>(dbl(sizes.rows[0][9])));
     }
     doc.subheading("Estimated bloat (from check_database_health)");
@@ -475,37 +540,49 @@ void index_section(pg::InternalSql &sql, report::Document &doc, bool index_advic
             report::BarChart chart;
             chart.chart_id = "index-advice";
             chart.title = "Recommended indexes by estimated gain";
-            chart.description = "Estimated reduction of the planner cost of the statements each "
-                                "recommended index improves, in per cent.";
+            chart.description =
+                "Estimated reduction of the planner cost of the statements each "
+                "recommended index improves, in per cent.";
             chart.value_axis = "estimated cost reduction";
             chart.unit = report::BarChart::Unit::Percent;
             std::vector<TableRow> rows;
             for (const auto &r : advice.rows) {
                 chart.bars.push_back({str(r[1]), dbl(r[4]), "success"});
-                rows.push_back({{str(r[0])}, {str(r[1]), "code"}, num_cell(r[2], 0), num_cell(r[3], 0),
-                                num_cell(r[4], 1), {report::format_bytes(dbl(r[5])), "num"}});
+                rows.push_back({{str(r[0])},
+                                {str(r[1]), "code"},
+                                num_cell(r[2], 0),
+                                num_cell(r[3], 0),
+                                num_cell(r[4], 1),
+                                {report::format_bytes(dbl(r[5])), "num"}});
             }
             doc.raw(report::horizontal_bar_chart(chart));
-            doc.table({"table", "index", "statements improved", "calls", "gain %", "estimated size"}, rows);
+            doc.table(
+                {"table", "index", "statements improved", "calls", "gain %", "estimated size"},
+                rows);
         }
     } else {
-        doc.paragraph("The index advisor plans every pg_stat_statements statement, which can take seconds: "
-                      "run SELECT virtuoso.report_html(index_advice => true) to include its "
-                      "recommendations with estimated gains and sizes.", "note");
+        doc.paragraph(
+            "The index advisor plans every pg_stat_statements statement, which can take seconds: "
+            "run SELECT virtuoso.report_html(index_advice => true) to include its "
+            "recommendations with estimated gains and sizes.",
+            "note");
     }
     for (int part = 0; part < 2; ++part) {
         SpiResult r;
         doc.subheading(part == 0 ? "Unused indexes (no scan since the statistics were reset)"
                                  : "Redundant indexes (another index serves the same queries)");
         auto error = in_section([&] {
-            r = part == 0 ? sql.execute("SELECT format('%I.%I', u.schemaname, u.indexname), "
-                                        "       format('%I.%I', u.schemaname, u.tablename), "
-                                        "       u.index_size_bytes, u.drop_statement, count(*) OVER () "
-                                        "FROM virtuoso.unused_indexes u ORDER BY 3 DESC, 1 LIMIT 20")
-                          : sql.execute("SELECT r.redundant_index, format('%I.%I', r.schemaname, r.tablename), "
-                                        "       r.redundant_size_bytes, r.drop_statement, count(*) OVER (), "
-                                        "       r.reason, r.covering_index "
-                                        "FROM virtuoso.redundant_indexes r ORDER BY 3 DESC, 1 LIMIT 20");
+            r = part == 0
+                    ? sql.execute(
+                          "SELECT format('%I.%I', u.schemaname, u.indexname), "
+                          "       format('%I.%I', u.schemaname, u.tablename), "
+                          "       u.index_size_bytes, u.drop_statement, count(*) OVER () "
+                          "FROM virtuoso.unused_indexes u ORDER BY 3 DESC, 1 LIMIT 20")
+                    : sql.execute(
+                          "SELECT r.redundant_index, format('%I.%I', r.schemaname, r.tablename), "
+                          "       r.redundant_size_bytes, r.drop_statement, count(*) OVER (), "
+                          "       r.reason, r.covering_index "
+                          "FROM virtuoso.redundant_indexes r ORDER BY 3 DESC, 1 LIMIT 20");
         });
         if (error) {
             doc.paragraph(*error, "error");
@@ -540,9 +617,11 @@ void slow_queries_section(pg::InternalSql &sql, report::Document &doc) {
         doc.end_section();
         return;
     }
-    doc.paragraph("Statements of this database by total execution time, from pg_stat_statements (cumulative "
-                  "since its last reset, not only this period; statements of roles the caller is a "
-                  "member of, all with pg_read_all_stats).", "note");
+    doc.paragraph(
+        "Statements of this database by total execution time, from pg_stat_statements (cumulative "
+        "since its last reset, not only this period; statements of roles the caller is a "
+        "member of, all with pg_read_all_stats).",
+        "note");
     report::BarChart chart;
     chart.chart_id = "slow_queries";
     chart.title = "Statements by total execution time";
@@ -552,9 +631,11 @@ void slow_queries_section(pg::InternalSql &sql, report::Document &doc) {
     std::vector<TableRow> rows;
     for (const auto &r : q.rows) {
         chart.bars.push_back({str(r[0]), dbl(r[2]) / 1000, "warn"});
-        rows.push_back({{report::shorten(str(r[0]), 600), "code"}, num_cell(r[1], 0),
+        rows.push_back({{report::shorten(str(r[0]), 600), "code"},
+                        num_cell(r[1], 0),
                         {report::format_duration(dbl(r[2]) / 1000), "num"},
-                        {report::format_duration(dbl(r[3]) / 1000), "num"}, num_cell(r[4], 0),
+                        {report::format_duration(dbl(r[3]) / 1000), "num"},
+                        num_cell(r[4], 0),
                         num_cell(r[5], 1)});
     }
     doc.raw(report::horizontal_bar_chart(chart));
@@ -565,8 +646,8 @@ void slow_queries_section(pg::InternalSql &sql, report::Document &doc) {
 
 // Sections over objects that may not exist in this version (virtuoso.alerts,
 // virtuoso.progress): shown only when they do, with whatever columns they have.
-void optional_view_section(pg::InternalSql &sql, report::Document &doc, const char *view, const char *id,
-                           const char *title, const char *intro, long *count_out) {
+void optional_view_section(pg::InternalSql &sql, report::Document &doc, const char *view,
+                           const char *id, const char *title, const char *intro, long *count_out) {
     Value exists = sql.scalar("SELECT to_regclass($1) IS NOT NULL", {std::string(view)});
     if (str(exists) != "t") return;
     doc.begin_section(id, title);
@@ -601,12 +682,13 @@ void optional_view_section(pg::InternalSql &sql, report::Document &doc, const ch
 // virtuoso.report_html(since interval DEFAULT '7 days', index_advice boolean DEFAULT false)
 VIRTUOSO_FUNCTION(virtuoso_report_html) {
     if (PG_ARGISNULL(0))
-        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "since must not be NULL",
-                            "", "Pass an interval such as '7 days' or '24 hours'.");
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "since must not be NULL", "",
+                            "Pass an interval such as '7 days' or '24 hours'.");
     const bool index_advice = PG_NARGS() > 1 && !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
     Datum since = PG_GETARG_DATUM(0);
     Window w;
-    w.since_text = pg::pg_call([since] { return std::string(DatumGetCString(DirectFunctionCall1(interval_out, since))); });
+    w.since_text = pg::pg_call(
+        [since] { return std::string(DatumGetCString(DirectFunctionCall1(interval_out, since))); });
 
     // The page is built while SPI is connected (its memory context is current) and handed to
     // PostgreSQL only after SPI_finish: a Datum palloc'd in SPI's context would be freed with it.
@@ -630,10 +712,11 @@ VIRTUOSO_FUNCTION(virtuoso_report_html) {
 
         report::Document doc(
             fmt::format("db_virtuoso report: database {}", str(h[3])),
-            fmt::format("Period: the last {} (since {} UTC). Generated {} UTC as role {}, PostgreSQL {}{}. "
-                        "Shows only what this role may see.",
-                        w.since_text, report::format_utc(w.from), str(h[5]), str(h[4]), str(h[7]),
-                        str(h[6]) == "t" ? ", on a standby (in recovery)" : ""));
+            fmt::format(
+                "Period: the last {} (since {} UTC). Generated {} UTC as role {}, PostgreSQL {}{}. "
+                "Shows only what this role may see.",
+                w.since_text, report::format_utc(w.from), str(h[5]), str(h[4]), str(h[7]),
+                str(h[6]) == "t" ? ", on a standby (in recovery)" : ""));
         Counts counts;
         SpiResult health;
         std::optional<std::string> health_error;
@@ -649,13 +732,18 @@ VIRTUOSO_FUNCTION(virtuoso_report_html) {
                               "Long-running jobs and their progress (virtuoso.progress).", nullptr);
 
         auto card = [&](long v, const char *label, const char *bad_tone) {
-            if (v >= 0) doc.add_card(label, report::format_number(double(v), 0), v > 0 ? bad_tone : "success");
+            if (v >= 0)
+                doc.add_card(label, report::format_number(double(v), 0),
+                             v > 0 ? bad_tone : "success");
         };
-        if (counts.migrations >= 0) doc.add_card("migration runs", report::format_number(double(counts.migrations), 0), "info");
+        if (counts.migrations >= 0)
+            doc.add_card("migration runs", report::format_number(double(counts.migrations), 0),
+                         "info");
         card(counts.failed, "failed migrations", "failed");
         card(counts.lock_waits, "migration lock waits", "warn");
         if (counts.maintenance >= 0)
-            doc.add_card("maintenance actions", report::format_number(double(counts.maintenance), 0), "info");
+            doc.add_card("maintenance actions",
+                         report::format_number(double(counts.maintenance), 0), "info");
         card(counts.critical, "critical findings", "critical");
         card(counts.warn, "warnings", "warn");
         card(counts.alerts, "open alerts", "warn");
