@@ -7,6 +7,8 @@ PACKAGES=(
     postgresql-15 postgresql-server-dev-15 postgresql-contrib postgresql-15-hypopg
     libfmt-dev nlohmann-json3-dev libipc-run-perl googletest libgtest-dev cmake g++ make
     sqitch libdbd-pg-perl
+    # the report's browser test and the demo's screenshot: headless Chromium and a font
+    chromium fonts-dejavu-core
 )
 
 missing=()

@@ -47,7 +47,9 @@ COMMENT ON FUNCTION virtuoso.health_is_user_relation(oid) IS
 CREATE FUNCTION virtuoso.check_database_health(
     include_amcheck boolean DEFAULT false,
     long_running interval DEFAULT '5 min',
-    idle_in_transaction interval DEFAULT '1 min')
+    idle_in_transaction interval DEFAULT '1 min',
+    slot_retained_bytes bigint DEFAULT 1073741824,
+    replication_lag interval DEFAULT '1 min')
 RETURNS TABLE(check_name text, severity text, object text, value numeric, message text,
               remedy text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -60,8 +62,12 @@ DECLARE
     amcheck_schema name;
     idx record;
     checked integer := 0;
+    in_recovery boolean := pg_is_in_recovery();
+    -- where WAL ends here: what a slot's restart_lsn and a standby's positions are behind
+    wal_end pg_lsn := CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END;
 BEGIN
-    IF long_running IS NULL OR idle_in_transaction IS NULL OR include_amcheck IS NULL THEN
+    IF long_running IS NULL OR idle_in_transaction IS NULL OR include_amcheck IS NULL
+       OR slot_retained_bytes IS NULL OR replication_lag IS NULL THEN
         RAISE EXCEPTION 'the arguments of check_database_health must not be NULL'
             USING ERRCODE = '22023';
     END IF;
@@ -341,6 +347,133 @@ BEGIN
                 THEN format('ALTER SYSTEM SET virtuoso.max_runner_workers = %s; SELECT pg_reload_conf();  -- if max_worker_processes (%s) leaves room; calls wait up to virtuoso.runner_queue_timeout (%s)',
                             budget.slots * 2, current_setting('max_worker_processes'), current_setting('virtuoso.runner_queue_timeout')) END
     FROM budget, runner;
+    -- Replication and HA: server-wide facts, shown to members of pg_read_all_stats (pg_monitor
+    -- includes it) and superusers, as PostgreSQL shows other sessions' replication details.
+    IF NOT pg_has_role('pg_read_all_stats', 'USAGE') THEN
+        IF in_recovery OR EXISTS (SELECT 1 FROM pg_replication_slots) OR EXISTS (SELECT 1 FROM pg_stat_replication)
+           OR current_setting('archive_mode') <> 'off' THEN
+            RETURN QUERY SELECT 'replication_checks_skipped', 'INFO', NULL::text, NULL::numeric,
+                'replication slots, standbys, archiving and recovery were not checked: they are server-wide facts shown only to members of pg_read_all_stats',
+                'GRANT pg_monitor TO <role>;  -- to see them';
+        END IF;
+    ELSE
+        -- Slots: an inactive slot keeps all WAL since its restart_lsn (and a logical one holds
+        -- back vacuum with its catalog_xmin); an active one can fall behind too.
+        RETURN QUERY
+        WITH slots AS (
+            SELECT s.*, pg_wal_lsn_diff(wal_end, s.restart_lsn)::numeric AS retained
+            FROM pg_replication_slots s
+        )
+        SELECT CASE WHEN NOT s.active THEN 'replication_slot_inactive' ELSE 'replication_slot_retention' END,
+               CASE WHEN s.wal_status IN ('lost', 'unreserved') OR s.retained >= 4 * slot_retained_bytes THEN 'CRITICAL'
+                    WHEN s.retained >= slot_retained_bytes OR NOT s.active THEN 'WARN' ELSE 'INFO' END,
+               'slot ' || quote_ident(s.slot_name), s.retained,
+               format('%s %s slot %I%s retains %s of WAL (restart_lsn %s, wal_status %s)%s%s',
+                      CASE WHEN s.active THEN 'active' ELSE 'inactive' END, s.slot_type, s.slot_name,
+                      CASE WHEN s.database IS NOT NULL THEN format(' (database %I)', s.database) ELSE '' END,
+                      coalesce(pg_size_pretty(s.retained), 'no WAL yet'), coalesce(s.restart_lsn::text, 'none'),
+                      coalesce(s.wal_status, 'unknown'),
+                      CASE WHEN s.retained >= slot_retained_bytes
+                           THEN format(', more than the bound of %s', pg_size_pretty(slot_retained_bytes::numeric)) ELSE '' END,
+                      CASE WHEN s.catalog_xmin IS NOT NULL AND NOT s.active
+                           THEN format('; its catalog_xmin %s holds back VACUUM of the catalogs', s.catalog_xmin) ELSE '' END),
+               CASE WHEN s.active
+                    THEN format('Find why the consumer of slot %I falls behind (its lag in pg_stat_replication, its disk, its network); bound the retention with max_slot_wal_keep_size', s.slot_name)
+                    ELSE format('SELECT pg_drop_replication_slot(%L);  -- if its consumer is gone for good; otherwise start the consumer, and bound the retention with max_slot_wal_keep_size', s.slot_name) END
+        FROM slots s
+        WHERE NOT s.active OR s.retained >= slot_retained_bytes OR s.wal_status IN ('lost', 'unreserved')
+        ORDER BY 4 DESC NULLS LAST, 3;
+
+        -- Standbys connected to this server: write/flush/replay lag and WAL not yet replayed.
+        RETURN QUERY
+        SELECT 'replication_lag',
+               CASE WHEN GREATEST(r.write_lag, r.flush_lag, r.replay_lag) >= 10 * replication_lag THEN 'CRITICAL' ELSE 'WARN' END,
+               format('standby %s (%s)', quote_ident(r.application_name), coalesce(host(r.client_addr), 'local')),
+               round(extract(epoch FROM GREATEST(r.write_lag, r.flush_lag, r.replay_lag))::numeric, 3),
+               format('standby %s is behind: write lag %s, flush lag %s, replay lag %s, %s of WAL not yet replayed (state %s, sync %s)',
+                      quote_ident(r.application_name), coalesce(r.write_lag::text, '-'), coalesce(r.flush_lag::text, '-'),
+                      coalesce(r.replay_lag::text, '-'), pg_size_pretty(pg_wal_lsn_diff(wal_end, r.replay_lsn)),
+                      r.state, r.sync_state),
+               'Check the standby''s load, disk and network, and whether replay is paused (pg_get_wal_replay_pause_state() on the standby) or delayed (recovery_min_apply_delay); a synchronous standby that lags slows every commit here'
+        FROM pg_stat_replication r
+        WHERE GREATEST(r.write_lag, r.flush_lag, r.replay_lag) > replication_lag
+        UNION ALL
+        SELECT 'replication_not_streaming', 'WARN',
+               format('standby %s (%s)', quote_ident(r.application_name), coalesce(host(r.client_addr), 'local')),
+               NULL::numeric,
+               format('standby %s is in state %s, not streaming', quote_ident(r.application_name), r.state),
+               'A standby in catchup is still reading old WAL; one that stays there cannot keep up'
+        FROM pg_stat_replication r
+        WHERE r.state <> 'streaming'
+        ORDER BY 1, 4 DESC NULLS LAST;
+
+        -- WAL archiving that fails: the archive (and point-in-time recovery) falls behind and
+        -- pg_wal fills up.
+        RETURN QUERY
+        SELECT 'wal_archiving_failing', 'CRITICAL', 'archiver', a.failed_count::numeric,
+               format('archive_command failed %s times since %s; the last failure (%s, WAL file %s) is newer than the last success (%s): WAL is kept until archiving succeeds',
+                      a.failed_count, coalesce(a.stats_reset::text, 'the statistics reset'), a.last_failed_time,
+                      a.last_failed_wal, coalesce(a.last_archived_time::text, 'never')),
+               'Look at the server log for the archive_command''s error and fix it (destination full, unreachable, permissions); pg_wal grows until it succeeds'
+        FROM pg_stat_archiver a
+        WHERE current_setting('archive_mode') <> 'off' AND a.failed_count > 0
+          AND a.last_failed_time > coalesce(a.last_archived_time, '-infinity');
+
+        IF in_recovery THEN
+            -- A standby: replay paused or behind what it received, queries cancelled by
+            -- recovery conflicts, no WAL receiver, and settings that let long migrations on the
+            -- primary cancel standby queries.
+            RETURN QUERY
+            SELECT 'replay_paused', 'WARN', 'recovery', NULL::numeric,
+                   format('WAL replay is %s on this standby: it serves older and older data and keeps all received WAL (replayed up to %s, received up to %s)',
+                          pg_get_wal_replay_pause_state(), pg_last_wal_replay_lsn(), coalesce(pg_last_wal_receive_lsn()::text, '-')),
+                   'SELECT pg_wal_replay_resume();'
+            WHERE pg_get_wal_replay_pause_state() <> 'not paused';
+
+            RETURN QUERY
+            SELECT 'standby_replay_lag',
+                   CASE WHEN now() - pg_last_xact_replay_timestamp() >= 10 * replication_lag THEN 'CRITICAL' ELSE 'WARN' END,
+                   'recovery', round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 3),
+                   format('this standby has received %s of WAL it has not replayed; the last replayed transaction committed %s ago',
+                          pg_size_pretty(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())),
+                          date_trunc('second', now() - pg_last_xact_replay_timestamp())),
+                   'Replay is slower than the primary writes, paused, delayed (recovery_min_apply_delay) or waiting for standby queries (max_standby_streaming_delay): see pg_stat_activity for waits on the startup process'
+            WHERE pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()
+              AND now() - pg_last_xact_replay_timestamp() > replication_lag;
+
+            RETURN QUERY
+            SELECT 'recovery_conflicts', 'WARN', 'database ' || quote_ident(c.datname),
+                   (c.confl_tablespace + c.confl_lock + c.confl_snapshot + c.confl_bufferpin + c.confl_deadlock)::numeric,
+                   format('%s queries on this standby in database %I were cancelled by recovery conflicts since the statistics were reset (snapshot %s, lock %s, buffer pin %s, deadlock %s, tablespace %s)',
+                          c.confl_tablespace + c.confl_lock + c.confl_snapshot + c.confl_bufferpin + c.confl_deadlock, c.datname,
+                          c.confl_snapshot, c.confl_lock, c.confl_bufferpin, c.confl_deadlock, c.confl_tablespace),
+                   'snapshot conflicts: hot_standby_feedback = on (the primary then keeps rows standby queries need); lock conflicts (DDL of migrations, VACUUM truncation): a larger max_standby_streaming_delay, or run long reports elsewhere'
+            FROM pg_stat_database_conflicts c
+            WHERE c.confl_tablespace + c.confl_lock + c.confl_snapshot + c.confl_bufferpin + c.confl_deadlock > 0
+            ORDER BY 4 DESC;
+
+            RETURN QUERY
+            SELECT 'wal_receiver_down', 'WARN', 'recovery', NULL::numeric,
+                   'this standby has primary_conninfo set but no WAL receiver: it is not streaming (it replays only archived WAL, if any)',
+                   'Look at the server log for the connection error to the primary (authentication, network, a missing replication slot)'
+            WHERE current_setting('primary_conninfo') <> '' AND NOT EXISTS (SELECT 1 FROM pg_stat_wal_receiver);
+
+            RETURN QUERY
+            SELECT 'standby_conflict_settings', 'INFO', 'settings', NULL::numeric,
+                   format('hot_standby_feedback = %s, max_standby_streaming_delay = %s, max_standby_archive_delay = %s: %s',
+                          current_setting('hot_standby_feedback'), current_setting('max_standby_streaming_delay'),
+                          current_setting('max_standby_archive_delay'),
+                          concat_ws('; ',
+                              CASE WHEN NOT current_setting('hot_standby_feedback')::boolean
+                                   THEN 'VACUUM on the primary (also after a long backfill) removes rows that standby queries still need, which cancels them' END,
+                              CASE WHEN current_setting('max_standby_streaming_delay') <> '-1'
+                                   THEN format('a migration''s ACCESS EXCLUSIVE lock replayed here cancels standby queries on its table after %s', current_setting('max_standby_streaming_delay'))
+                                   ELSE 'replay waits for standby queries without limit, so a long query makes this standby lag' END)),
+                   'For long migrations: hot_standby_feedback = on on this standby, and a max_standby_streaming_delay that matches the longest standby query you accept to cancel or to wait for'
+            WHERE NOT current_setting('hot_standby_feedback')::boolean
+               OR current_setting('max_standby_streaming_delay') <> '-1';
+        END IF;
+    END IF;
 
     -- Opt-in: structural check of every valid B-tree index with amcheck's bt_index_check.
     IF include_amcheck THEN
@@ -376,6 +509,8 @@ END
 $fn$;
 COMMENT ON FUNCTION virtuoso.check_database_health(boolean, interval, interval) IS
 'Catalog health checks, one row per finding with severity (CRITICAL, WARN, INFO), object, value, message and remedy: invalid indexes, NOT VALID constraints, sequences past 75% of their range, xid/multixact age, duplicate and prefix indexes, unused indexes, foreign keys without an index, tables without a primary key, estimated bloat, long-running and idle-in-transaction sessions, the statement runner''s worker slots in use and calls waiting for one (runner_workers, against virtuoso.max_runner_workers); with include_amcheck, bt_index_check of every B-tree index.';
+COMMENT ON FUNCTION virtuoso.check_database_health(boolean, interval, interval, bigint, interval) IS
+'Catalog health checks, one row per finding with severity (CRITICAL, WARN, INFO), object, value, message and remedy: invalid indexes, NOT VALID constraints, sequences past 75% of their range, xid/multixact age, duplicate and prefix indexes, unused indexes, foreign keys without an index, tables without a primary key, estimated bloat, long-running and idle-in-transaction sessions; replication and HA (for members of pg_read_all_stats): inactive replication slots and slots retaining more than slot_retained_bytes of WAL (with the bytes), standbys whose write/flush/replay lag passes replication_lag, failing WAL archiving, and on a standby paused or lagging replay, recovery conflicts, a missing WAL receiver and conflict settings risky for long migrations; with include_amcheck, bt_index_check of every B-tree index.';
 
 -- Per-table activity and size for watching a migration's effect.
 CREATE VIEW virtuoso.migration_performance_dashboard AS

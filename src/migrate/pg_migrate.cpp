@@ -14,6 +14,7 @@
 #include "db_virtuoso/pg/procedure.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "pgstat.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -274,6 +275,14 @@ namespace virtuoso::migrate {
 namespace {
 
 MigrationCall migration_call(FunctionCallInfo fcinfo) {
+    // Said before anything is tried: otherwise the first write (the log row) fails with a
+    // message about an UPDATE the caller never wrote.
+    if (RecoveryInProgress())
+        throw pg::UserError(
+            ERRCODE_READ_ONLY_SQL_TRANSACTION, "migrations cannot run on a hot standby",
+            "This server is in recovery: it cannot write, and a migration changes the "
+            "schema and records its run.",
+            "Run the migration on the primary; it reaches the standby through replication.");
     MigrationCall call;
     call.name = required_text(fcinfo, 0, "migration_name");
     call.sql = required_text(fcinfo, 1, "migration_sql");

@@ -8,6 +8,7 @@
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
+#include "access/xlog.h"
 #include "mb/pg_wchar.h"
 #include "utils/timestamp.h"
 }
@@ -251,6 +252,11 @@ using namespace virtuoso::migrate;
 namespace virtuoso::migrate {
 
 pg::Row rollback_migration(const std::string &name, bool preserve, const pg::Value &reason) {
+    if (RecoveryInProgress())
+        throw pg::UserError(ERRCODE_READ_ONLY_SQL_TRANSACTION,
+                            "rollbacks cannot run on a hot standby",
+                            "This server is in recovery: it cannot write.",
+                            "Roll the migration back on the primary.");
     require_read_committed();
 
     acquire_migration_lock(gucs::lock_timeout_ms);

@@ -10,7 +10,9 @@
 #include "db_virtuoso/pg/spi.hpp"
 
 extern "C" {
+#include "access/parallel.h"
 #include "access/printtup.h"
+#include "access/xlog.h"
 #include "commands/async.h"
 #include "libpq/pqformat.h"
 #include "libpq/pqmq.h"
@@ -694,8 +696,14 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
     // The caller's settings (search_path, timeouts, work_mem, session authorization...),
     // then its role and security context, as parallel workers restore them.  Messages go
     // back in the database encoding: the caller converts them for its client.
+    // On a hot standby every transaction is read-only, and restoring transaction_read_only
+    // (reset to its boot value first) fails its check hook ("failed to initialize", XX000).
+    // Parallel workers restore the same state with InitializingParallelWorker set, which
+    // skips the checks the leader already passed; do the same, only there.
     StartTransactionCommand();
+    InitializingParallelWorker = RecoveryInProgress();
     RestoreGUCState(gucstate);
+    InitializingParallelWorker = false;
     CommitTransactionCommand();
     SetClientEncoding(GetDatabaseEncoding());
     SetCurrentRoleId(fixed->outer_user_id, fixed->outer_is_superuser);

@@ -290,7 +290,7 @@ my @matrix = (
     ['virtuoso.health_is_user_relation(oid)', 'read',
         q{SELECT virtuoso.health_is_user_relation('alice.t'::regclass)},
         '42501', 'ok:f', 'ok:t', 'ok:t', 'ok:t'],
-    ['virtuoso.check_database_health(boolean,interval,interval)', 'read',
+    ['virtuoso.check_database_health(boolean,interval,interval,bigint,interval)', 'read',
         q{SELECT check_name FROM virtuoso.check_database_health()
           WHERE object OPERATOR(pg_catalog.=) 'alice.t'},
         '42501', 'ok:', 'ok:no_primary_key', 'ok:no_primary_key', 'ok:no_primary_key'],
@@ -373,6 +373,13 @@ my @matrix = (
     ['virtuoso.updated_at_trigger()', 'call directly',
         q{SELECT virtuoso.updated_at_trigger()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
+    # The report reads as the caller: the logs only with SELECT on them (superuser here),
+    # facts about alice's table only for roles that may see it.
+    ['virtuoso.report_html(interval,boolean)', 'read',
+        q{SELECT pg_catalog.strpos(h, 'permission denied for table migration_log') OPERATOR(pg_catalog.>) 0,
+                 pg_catalog.strpos(h, '>alice.t<') OPERATOR(pg_catalog.>) 0
+          FROM (SELECT virtuoso.report_html() AS h) r},
+        '42501', 'ok:t|f', 'ok:t|t', 'ok:t|t', 'ok:f|t'],
     ['virtuoso.capture_migration_ddl()', 'call directly',
         q{SELECT virtuoso.capture_migration_ddl()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
