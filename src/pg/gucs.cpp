@@ -18,6 +18,8 @@ int max_lock_retries = 10;
 int maintenance_time_budget_s = 300;
 int max_maintenance_workers = 3;
 int rule_timeout_ms = 300000;
+int batch_pause_ms = 0;
+int batch_max_replay_lag_ms = 0;
 
 namespace {
 
@@ -109,6 +111,16 @@ void define_all() {
                             "gives its own \"timeout\"; 0 means no limit.",
                             nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.batch_pause",
+                            "Pause between two batches of a batched copy or backfill.", nullptr,
+                            &batch_pause_ms, 0, 0, 3600000, PGC_USERSET, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.batch_max_replay_lag",
+                            "A batched copy or backfill waits before its next batch while a "
+                            "standby has not replayed the WAL of batches committed longer ago "
+                            "than this; 0 means no wait.",
+                            nullptr, &batch_max_replay_lag_ms, 0, 0, INT_MAX, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs
