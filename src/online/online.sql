@@ -60,3 +60,11 @@ LANGUAGE C
 AS 'MODULE_PATHNAME', 'virtuoso_migrate_data_batched';
 COMMENT ON PROCEDURE virtuoso.migrate_data_batched(text, text, integer, integer, text, text) IS
 'Copies the rows of source_query (one SELECT, run as the caller) into target_table (columns matched by name) in batches of key_column ranges, committing each batch together with the job''s position in virtuoso.batch_jobs; bounded to the keys present when the job started. Called again with the same job (job_name, or by default the same arguments) after a cancel or crash, it resumes after the last committed batch. Pauses: virtuoso.batch_pause, virtuoso.batch_max_replay_lag, lock waits (virtuoso.lock_timeout, backed off). Must be called outside a transaction block.';
+
+CREATE PROCEDURE virtuoso.add_column_zero_downtime(target_table regclass, column_name text,
+    column_type text, default_value text DEFAULT NULL, batch_size integer DEFAULT 10000,
+    not_null boolean DEFAULT false)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_add_column_zero_downtime';
+COMMENT ON PROCEDURE virtuoso.add_column_zero_downtime(regclass, text, text, text, integer, boolean) IS
+'Adds a column with the least locking: a default without volatile functions is stored in the catalog (no rewrite); a volatile default gets a nullable column whose default applies to new rows at once, and existing rows are filled in committed batches of block ranges. not_null: a CHECK NOT VALID, VALIDATE, SET NOT NULL (no scan), the check dropped. Every DDL step in its own transaction under virtuoso.lock_timeout with retries; type and default are checked before any change; rerunnable (an existing column of the same type is continued). Must be called outside a transaction block.';

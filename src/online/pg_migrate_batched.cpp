@@ -131,7 +131,7 @@ struct SourceColumn {
 
 // The source query's columns (planned as the caller, nothing run).
 std::vector<SourceColumn> source_columns(const std::string &source) {
-    std::string sql = "SELECT * FROM (" + source + ") s LIMIT 0";
+    std::string sql = "SELECT * FROM (" + source + "\n) s LIMIT 0";
     return pg::pg_call([&sql] {
         std::vector<SourceColumn> out;
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
