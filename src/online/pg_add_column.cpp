@@ -42,13 +42,24 @@ struct ColumnType {
     std::string sql;  // qualified, with its modifier
 };
 
+ColumnType parse_type(const std::string &text);
+
 ColumnType resolve_type(const std::string &text) {
+    try {
+        return parse_type(text);
+    } catch (const pg::PgError &e) {
+        // The parser's error position would point into the CALL statement: name the argument.
+        throw UserError(e.sqlstate(), fmt::format("column_type: {}", e.what()));
+    }
+}
+
+ColumnType parse_type(const std::string &text) {
     return pg::pg_call([&text] {
         ColumnType t;
         parseTypeString(text.c_str(), &t.type, &t.typmod, false);
         if (get_typtype(t.type) == TYPTYPE_PSEUDO)
             ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-                            errmsg("column_type %s is a pseudo-type", format_type_be(t.type))));
+                            errmsg("%s is a pseudo-type", format_type_be(t.type))));
         t.sql = format_type_extended(t.type, t.typmod,
                                      FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
         return t;
@@ -58,7 +69,19 @@ ColumnType resolve_type(const std::string &text) {
 // The default must be one expression (checked on the real parser's tree, so that text such
 // as "1) FROM t WHERE (true" is refused), assignable to the column's type, without column
 // references or subqueries, as ALTER TABLE would cook it.  Returns whether it is volatile.
+bool cook_default(const std::string &expression, const ColumnType &type);
+
 bool check_default(const std::string &expression, const ColumnType &type) {
+    try {
+        return cook_default(expression, type);
+    } catch (const pg::PgError &e) {
+        throw UserError(e.sqlstate(), fmt::format("default_value: {}", e.what()),
+                        e.data() && e.data()->detail ? e.data()->detail : "",
+                        e.data() && e.data()->hint ? e.data()->hint : "");
+    }
+}
+
+bool cook_default(const std::string &expression, const ColumnType &type) {
     std::string sql = "SELECT (" + expression + "\n)";
     return pg::pg_call([&sql, &type] {
         List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
@@ -70,7 +93,7 @@ bool check_default(const std::string &expression, const ColumnType &type) {
             s->limitCount || s->limitOffset || s->withClause || s->distinctClause ||
             s->lockingClause || s->intoClause || s->op != SETOP_NONE || s->valuesLists)
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("default_value must be one expression"),
+                            errmsg("must be one expression"),
                             errhint("Pass an expression such as 0, 'none' or gen_random_uuid().")));
         Node *raw = linitial_node(ResTarget, s->targetList)->val;
         ParseState *ps = make_parsestate(nullptr);

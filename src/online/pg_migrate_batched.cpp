@@ -53,16 +53,27 @@ struct Job {
     bool finished = false;  // an earlier run completed it
 };
 
+void parse_source(const std::string &query);
+
 // The caller's query must be one SELECT (or VALUES, or WITH ... SELECT): it becomes a
 // subquery, and the newline ends a trailing -- comment.
 void check_source(const std::string &query) {
+    try {
+        parse_source(query);
+    } catch (const pg::PgError &e) {
+        // The parser's error position would point into the CALL statement: name the argument.
+        throw UserError(e.sqlstate(), fmt::format("source_query: {}", e.what()));
+    }
+}
+
+void parse_source(const std::string &query) {
     pg::pg_call([&query] {
         List *stmts = raw_parser(query.c_str(), RAW_PARSE_DEFAULT);
         if (list_length(stmts) != 1 || !IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt) ||
             reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)->intoClause)
             ereport(ERROR,
                     (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                     errmsg("source_query must be exactly one SELECT statement"),
+                     errmsg("must be exactly one SELECT statement"),
                      errhint("Pass a query such as SELECT id, a, b FROM t; its rows are copied.")));
     });
 }
@@ -290,8 +301,8 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
         std::string lower =
             from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
         batch_end = spi.execute(
-            fmt::format("SELECT k::text FROM (SELECT {0} AS k FROM ({1}\n) s WHERE {2} AND {0} {3} "
-                        "$2::{4} ORDER BY {0} USING {5} LIMIT {6}) b ORDER BY k USING {7} LIMIT 1",
+            fmt::format("SELECT b.k::text AS batch_end FROM (SELECT {0} AS k FROM ({1}\n) s WHERE {2} AND {0} {3} "
+                        "$2::{4} ORDER BY {0} USING {5} LIMIT {6}) b ORDER BY b.k USING {7} LIMIT 1",
                         job.key_sql, job.source, lower, job.le, job.key_type, job.lt, batch_size,
                         job.gt),
             {job.last_key, job.upper_key}).scalar();
