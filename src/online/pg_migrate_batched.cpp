@@ -214,7 +214,7 @@ void measure(Job &job) {
     pg::GucScope guc;
     pin_key_styles(guc);
     pg::Spi spi;
-    auto counts = spi.execute(fmt::format("SELECT count(*), count({}) FROM ({}\n) s", job.key_sql,
+    auto counts = spi.execute(fmt::format("SELECT pg_catalog.count(*), pg_catalog.count({}) FROM ({}\n) s", job.key_sql,
                                           job.source));
     int64_t all = std::stoll(*counts.rows[0][0]), keyed = std::stoll(*counts.rows[0][1]);
     if (all != keyed)
@@ -223,7 +223,7 @@ void measure(Job &job) {
                         "Rows are copied by key range: a row without a key would be left out.",
                         "Filter those rows out, or choose a key column without NULLs.");
     job.rows_total = all;
-    job.upper_key = spi.scalar(fmt::format("SELECT {0}::text FROM ({1}\n) s ORDER BY {0} USING {2} "
+    job.upper_key = spi.scalar(fmt::format("SELECT {0}::pg_catalog.text FROM ({1}\n) s ORDER BY {0} USING {2} "
                                            "LIMIT 1",
                                            job.key_sql, job.source, job.gt));
 }
@@ -301,7 +301,7 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
         std::string lower =
             from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
         batch_end = spi.execute(
-            fmt::format("SELECT b.k::text AS batch_end FROM (SELECT {0} AS k FROM ({1}\n) s WHERE {2} AND {0} {3} "
+            fmt::format("SELECT b.k::pg_catalog.text AS batch_end FROM (SELECT {0} AS k FROM ({1}\n) s WHERE {2} AND {0} {3} "
                         "$2::{4} ORDER BY {0} USING {5} LIMIT {6}) b ORDER BY b.k USING {7} LIMIT 1",
                         job.key_sql, job.source, lower, job.le, job.key_type, job.lt, batch_size,
                         job.gt),
