@@ -46,7 +46,8 @@ struct Job {
     std::string columns_sql;   // "a", "b" (the source's columns, in its order)
     std::string key_sql;       // s."key"
     std::string key_type;      // qualified type name, for $n::type
-    std::string gt, le, lt;    // the key type's operators, OPERATOR(schema.op)
+    std::string key_name;      // "key"
+    std::string gt, le, lt, eq;  // the key type's operators, OPERATOR(schema.op)
     std::string source;        // the caller's query, as a subquery body
     std::optional<std::string> last_key, upper_key;
     int64_t rows_done = 0, rows_total = 0;
@@ -112,15 +113,16 @@ std::string operator_sql(Oid opno) {
 // The key's operators: those of its type's default btree ordering, named by schema.
 void resolve_key_operators(Job &job, Oid type, const std::string &key_column) {
     struct Ops {
-        Oid lt, gt, le;
+        Oid lt, gt, le, eq;
     };
     Ops ops = pg::pg_call([type] {
-        TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-        Ops o{tc->lt_opr, tc->gt_opr, InvalidOid};
+        TypeCacheEntry *tc =
+            lookup_type_cache(type, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR | TYPECACHE_EQ_OPR);
+        Ops o{tc->lt_opr, tc->gt_opr, InvalidOid, tc->eq_opr};
         if (OidIsValid(o.gt)) o.le = get_negator(o.gt);
         return o;
     });
-    if (!OidIsValid(ops.lt) || !OidIsValid(ops.gt) || !OidIsValid(ops.le))
+    if (!OidIsValid(ops.lt) || !OidIsValid(ops.gt) || !OidIsValid(ops.le) || !OidIsValid(ops.eq))
         throw UserError(ERRCODE_UNDEFINED_FUNCTION,
                         fmt::format("key_column \"{}\" is of type {}, which has no ordering",
                                     key_column, pg::pg_call([type] {
@@ -132,6 +134,7 @@ void resolve_key_operators(Job &job, Oid type, const std::string &key_column) {
     job.lt = operator_sql(ops.lt);
     job.gt = operator_sql(ops.gt);
     job.le = operator_sql(ops.le);
+    job.eq = operator_sql(ops.eq);
     job.key_type = pg::pg_call([type] { return std::string(format_type_be_qualified(type)); });
 }
 
@@ -190,7 +193,8 @@ void check_columns(Job &job, const std::vector<SourceColumn> &columns,
                         fmt::format("key_column \"{}\" is not a column of source_query", key_column),
                         "Batches are ranges of this column of the query's rows.",
                         "Pass key_column => 'name' of a column the query returns.");
-    job.key_sql = "s." + pg::quote_identifier(key_column);
+    job.key_name = pg::quote_identifier(key_column);
+    job.key_sql = "s." + job.key_name;
     resolve_key_operators(job, *key_type, key_column);
 }
 
@@ -300,18 +304,28 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
         bool from_start = !job.last_key.has_value();
         std::string lower =
             from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
-        batch_end = spi.execute(
-            fmt::format("SELECT b.k::pg_catalog.text AS batch_end FROM (SELECT {0} AS k FROM ({1}\n) s WHERE {2} AND {0} {3} "
-                        "$2::{4} ORDER BY {0} USING {5} LIMIT {6}) b ORDER BY b.k USING {7} LIMIT 1",
-                        job.key_sql, job.source, lower, job.le, job.key_type, job.lt, batch_size,
-                        job.gt),
-            {job.last_key, job.upper_key}).scalar();
-        if (!batch_end) {
-            batch_end = job.upper_key;  // nothing left below the bound (rows were deleted)
-        } else {
-            copied = static_cast<int64_t>(
-                spi.execute(insert_sql(job, from_start), {job.last_key, batch_end}).processed);
-        }
+        // One statement: the next batch_size rows by key (b), the largest key among them (e),
+        // and the insert of b's rows below it plus every row of that largest key (a key's
+        // rows never split between batches, whether or not the key is unique).
+        auto r = spi.execute(
+            fmt::format(
+                "WITH b AS MATERIALIZED (SELECT {cols} FROM ({src}\n) s WHERE {lower} AND {key} {le} "
+                "$2::{type} ORDER BY {key} USING {lt} LIMIT {n}), "
+                "e AS (SELECT b.{name} AS k FROM b ORDER BY b.{name} USING {gt} LIMIT 1), "
+                "ins AS (INSERT INTO {target} ({cols}) "
+                "SELECT {cols} FROM b WHERE b.{name} {lt} (SELECT e.k FROM e) "
+                "UNION ALL SELECT {cols} FROM ({src}\n) s WHERE {key} {eq} (SELECT e.k FROM e) "
+                "RETURNING 1) "
+                "SELECT (SELECT e.k::pg_catalog.text FROM e), (SELECT pg_catalog.count(*) FROM ins)",
+                fmt::arg("cols", job.columns_sql), fmt::arg("src", job.source),
+                fmt::arg("lower", lower), fmt::arg("key", job.key_sql), fmt::arg("le", job.le),
+                fmt::arg("type", job.key_type), fmt::arg("lt", job.lt), fmt::arg("n", batch_size),
+                fmt::arg("name", job.key_name), fmt::arg("gt", job.gt), fmt::arg("eq", job.eq),
+                fmt::arg("target", job.target_sql)),
+            {job.last_key, job.upper_key});
+        batch_end = r.rows[0][0];
+        copied = std::stoll(r.rows[0][1].value_or("0"));
+        if (!batch_end) batch_end = job.upper_key;  // nothing left below the bound (deleted)
     }
     // The position commits with the rows.  It must still be where this run left it: a second
     // session running the same job waits for our row lock here, then finds it moved.
