@@ -109,6 +109,14 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
         }
         progress.resume();
         if (!handled) return rows;
+        // A batch's rows and its position commit in one transaction, and WAL is replayed in
+        // order: a crash may lose the last batches' commits, never one without the other,
+        // and the rerun redoes them.  So a batch need not wait for its WAL flush; the job's
+        // last commit (synchronous) flushes them all before the caller hears of success.
+        pg::pg_call([] {
+            (void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+                                    GUC_ACTION_LOCAL, true, 0, false);
+        });
         commit();
         if (throttle.max_replay_lag_ms > 0) wal.committed();
         rows += *handled;

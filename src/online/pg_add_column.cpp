@@ -16,6 +16,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "nodes/nodeFuncs.h"
@@ -304,6 +305,8 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
             },
             [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
             online::throttle_from_settings(), progress);
+        // The batches committed without waiting for their WAL flush: flush before "done".
+        pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
         done = fmt::format("{} rows backfilled in batches", filled);
     }
 

@@ -29,7 +29,11 @@ BatchThrottle throttle_from_settings();
 // lock timeout rolls it back and it is called again after a back-off.
 using Batch = std::function<std::optional<int64_t>()>;
 
-// Runs batches until one returns nullopt, calling commit() after each.  Returns the rows.
+// Runs batches until one returns nullopt, calling commit() after each (with synchronous_commit
+// off for that transaction: the caller's final commit must be an ordinary one, which flushes
+// them all).  The batch must commit its rows together with the job's position, or be
+// idempotent (a backfill of what is still NULL), so that a batch lost to a crash is redone
+// by the rerun.  Returns the rows.
 int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
                     const BatchThrottle &throttle, pg::Progress &progress);
 
