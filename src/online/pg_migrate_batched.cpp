@@ -7,7 +7,9 @@
 // together: after a cancel, a crash or kill -9, calling again with the same job continues
 // after the last committed batch, losing and duplicating nothing.
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -355,6 +357,27 @@ void finish(const Job &job) {
         {job.name});
 }
 
+// Everything checked and resolved before any row moves; the job recorded (or found, to
+// resume).  Returns whether the job existed.
+bool prepare(Job &job, const Arguments &args) {
+    check_source(args.source_query);
+    job.source = args.source_query;
+    job.target = resolve_target(args.target_table);
+    job.target_sql = pg::qualified_relation_name(job.target);
+    check_columns(job, source_columns(job.source), args.key_column);
+    // The INSERT planned against no row: types, privileges and constraints' columns are
+    // checked now, before any row moves.
+    {
+        pg::Spi spi;
+        spi.execute(insert_sql(job, true, " AND false"), {std::nullopt, std::nullopt});
+    }
+    job.name = args.job_name ? *args.job_name : default_job_name(args, job.target_sql);
+    if (load_or_create(job, args)) return true;
+    measure(job);
+    record_new(job, args);
+    return false;
+}
+
 Arguments read_arguments(FunctionCallInfo fcinfo) {
     Arguments a;
     auto source = pg::text_arg(fcinfo, 0);
@@ -399,30 +422,38 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
                             "", "Call with parallel_workers => 1; the copy is resumable.");
 
     online::Job job;
-    online::check_source(args.source_query);
-    job.source = args.source_query;
-    job.target = online::resolve_target(args.target_table);
-    job.target_sql = pg::qualified_relation_name(job.target);
-    online::check_columns(job, online::source_columns(job.source), args.key_column);
-    // The INSERT planned against no row: types, privileges and constraints' columns are
-    // checked now, before any row moves.
-    {
-        pg::Spi spi;
-        spi.execute(online::insert_sql(job, true, " AND false"), {std::nullopt, std::nullopt});
+    bool resumed = false;
+    // Preparation locks the source's and the target's tables: under the short lock_timeout,
+    // rolled back and retried after a back-off like every other lock of a migration.
+    for (int attempt = 0;; ++attempt) {
+        try {
+            pg::SubTransaction sub;
+            {
+                pg::GucScope guc;
+                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
+                job = online::Job{};
+                resumed = online::prepare(job, args);
+            }
+            sub.commit();
+            break;
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= gucs::max_lock_retries)
+                throw;
+        }
+        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
+        pg::report(NOTICE, fmt::format("lock not available while preparing the copy (attempt {} "
+                                       "of {}); retrying in {} ms",
+                                       attempt + 1, gucs::max_lock_retries + 1, sleep));
+        pg::commit_caller(fcinfo, online::kProcedure);
+        pg::interruptible_sleep(sleep);
     }
-    job.name = args.job_name ? *args.job_name : online::default_job_name(args, job.target_sql);
-
-    bool resumed = online::load_or_create(job, args);
-    if (!resumed) {
-        online::measure(job);
-        online::record_new(job, args);
-    } else if (job.finished) {
+    if (resumed && job.finished) {
         pg::report(NOTICE, fmt::format("job \"{}\" finished earlier ({} rows); nothing to do",
                                        job.name, job.rows_done));
         PG_RETURN_VOID();
-    } else {
-        pg::report(NOTICE, fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
     }
+    if (resumed)
+        pg::report(NOTICE, fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
     pg::commit_caller(fcinfo, online::kProcedure);  // the job row is there before any batch
 
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);

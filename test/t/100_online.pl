@@ -137,5 +137,55 @@ is($rc, 0, 'backfill: finished') or diag($err);
 is(sq('SELECT count(*) FROM src WHERE r IS NULL'), '0', 'backfill: no row left without a value');
 is(sq(q{SELECT pg_relation_filenode('src')}), $filenode, 'backfill: in place, no rewrite');
 
+# 6. Lock waits: a batch that cannot get its lock within virtuoso.lock_timeout is rolled back
+# and retried after a back-off, the reason shown in progress; once the lock is free the copy
+# goes on and ends exact.
+sq(q{ALTER DATABASE postgres RESET virtuoso.batch_pause});
+sq(q{CREATE TABLE lk_src AS SELECT g AS id, 'p' || g AS p FROM generate_series(1, 5000) g;
+     CREATE TABLE lk_dst (id int, p text)});
+sq(q{ALTER DATABASE postgres SET virtuoso.lock_timeout = '100ms'});
+sq(q{ALTER DATABASE postgres SET virtuoso.batch_pause = '300ms'});
+$call = start_call($node,
+    q{CALL virtuoso.migrate_data_batched('SELECT * FROM lk_src', 'lk_dst', 500, job_name => 'locked')},
+    'online_locked');
+ok(wait_until($node, q{SELECT count(*) = 1 FROM virtuoso.progress WHERE job = 'locked' AND done > 0}),
+    'lock wait: the copy runs');
+my $locker = $node->background_psql('postgres', on_error_stop => 1);
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE lk_dst IN SHARE MODE');
+my $before = sq('SELECT count(*) FROM lk_dst');
+ok(wait_until($node, q{SELECT count(*) = 1 FROM virtuoso.progress WHERE job = 'locked'
+    AND paused_because LIKE 'lock wait: batch timed out after 100 ms%'}),
+    'lock wait: the copy backs off, and says why');
+is(sq('SELECT count(*) FROM lk_dst'), $before, 'lock wait: nothing copied meanwhile');
+$locker->query_safe('COMMIT');
+$locker->quit;
+($rc, $out, $err) = finish_call($call);
+is($rc, 0, 'lock wait: the copy finishes once the lock is free') or diag($err);
+is(sq('SELECT count(*) || \'/\' || count(DISTINCT id) FROM lk_dst'), '5000/5000', 'lock wait: exact rows');
+sq(q{ALTER DATABASE postgres RESET virtuoso.lock_timeout});
+sq(q{ALTER DATABASE postgres RESET virtuoso.batch_pause});
+
+# 7. A lock held before the copy starts: preparation waits only lock_timeout per attempt,
+# backs off and retries (it says so), and goes on once the lock is free.
+sq(q{CREATE TABLE lk_dst2 (id int, p text)});
+$locker = $node->background_psql('postgres', on_error_stop => 1);
+$locker->query_safe('BEGIN');
+$locker->query_safe('LOCK TABLE lk_dst2 IN SHARE MODE');
+sq(q{ALTER DATABASE postgres SET virtuoso.lock_timeout = '100ms'});
+$call = start_call($node,
+    q{CALL virtuoso.migrate_data_batched('SELECT * FROM lk_src', 'lk_dst2', 1000, job_name => 'locked2')},
+    'online_locked2');
+ok(wait_until($node, q{SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'online_locked2'
+    AND wait_event = 'PgSleep' OR (application_name = 'online_locked2' AND wait_event_type = 'Extension')}),
+    'prepare: the copy backs off instead of queueing behind the lock');
+$locker->query_safe('COMMIT');
+$locker->quit;
+($rc, $out, $err) = finish_call($call);
+is($rc, 0, 'prepare: the copy finishes once the lock is free') or diag($err);
+like($err, qr/lock not available while preparing the copy \(attempt 1 of \d+\)/, 'prepare: it said why it waited');
+is(sq('SELECT count(*) FROM lk_dst2'), '5000', 'prepare: exact rows');
+sq(q{ALTER DATABASE postgres RESET virtuoso.lock_timeout});
+
 $node->stop;
 done_testing();
