@@ -45,9 +45,9 @@ struct WalHistory {
     long lag_ms(uint64_t replayed) {
         while (!ends.empty() && ends.front().second <= replayed) ends.pop_front();
         if (ends.empty()) return 0;
-        return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     Clock::now() - ends.front().first)
-                                     .count());
+        return static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - ends.front().first)
+                .count());
     }
 };
 
@@ -58,8 +58,8 @@ void wait_for_standbys(const BatchThrottle &throttle, WalHistory &wal, pg::Progr
         std::optional<uint64_t> replayed = slowest_replay_lsn();
         long lag = replayed ? wal.lag_ms(*replayed) : 0;
         if (lag <= throttle.max_replay_lag_ms) break;
-        progress.pause(fmt::format("standby replay lag {} ms > {} ms", lag,
-                                   throttle.max_replay_lag_ms));
+        progress.pause(
+            fmt::format("standby replay lag {} ms > {} ms", lag, throttle.max_replay_lag_ms));
         paused = true;
         pg::interruptible_sleep(200);
     }
@@ -101,10 +101,10 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
                     throw;
             }
             long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-            progress.pause(fmt::format("lock wait: batch timed out after {} ms (attempt {} of {}), "
-                                       "backing off {} ms",
-                                       throttle.lock_timeout_ms, attempt + 1,
-                                       throttle.max_lock_retries + 1, sleep));
+            progress.pause(fmt::format(
+                "lock wait: batch timed out after {} ms (attempt {} of {}), "
+                "backing off {} ms",
+                throttle.lock_timeout_ms, attempt + 1, throttle.max_lock_retries + 1, sleep));
             pg::interruptible_sleep(sleep);
         }
         progress.resume();

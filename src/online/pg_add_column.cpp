@@ -86,16 +86,17 @@ bool cook_default(const std::string &expression, const ColumnType &type) {
     std::string sql = "SELECT (" + expression + "\n)";
     return pg::pg_call([&sql, &type] {
         List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
-        SelectStmt *s = list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt)
-                            ? reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)
-                            : nullptr;
+        SelectStmt *s =
+            list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt)
+                ? reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)
+                : nullptr;
         if (s == nullptr || list_length(s->targetList) != 1 || s->fromClause || s->whereClause ||
             s->groupClause || s->havingClause || s->windowClause || s->sortClause ||
             s->limitCount || s->limitOffset || s->withClause || s->distinctClause ||
             s->lockingClause || s->intoClause || s->op != SETOP_NONE || s->valuesLists)
-            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                            errmsg("must be one expression"),
-                            errhint("Pass an expression such as 0, 'none' or gen_random_uuid().")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("must be one expression"),
+                     errhint("Pass an expression such as 0, 'none' or gen_random_uuid().")));
         Node *raw = linitial_node(ResTarget, s->targetList)->val;
         ParseState *ps = make_parsestate(nullptr);
         Node *expr = transformExpr(ps, raw, EXPR_KIND_COLUMN_DEFAULT);
@@ -156,9 +157,10 @@ void ddl_step(FunctionCallInfo fcinfo, const std::string &sql, pg::Progress &pro
         }
         pg::commit_caller(fcinfo, kProcedure);  // the rolled-back attempt's snapshot goes too
         long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        progress.pause(fmt::format("lock wait: DDL step timed out after {} ms (attempt {} of "
-                                   "{}), backing off {} ms",
-                                   gucs::lock_timeout_ms, attempt + 1, retries + 1, sleep));
+        progress.pause(
+            fmt::format("lock wait: DDL step timed out after {} ms (attempt {} of "
+                        "{}), backing off {} ms",
+                        gucs::lock_timeout_ms, attempt + 1, retries + 1, sleep));
         pg::report(NOTICE, fmt::format("lock not available for \"{}\" (attempt {} of {}); "
                                        "retrying in {} ms",
                                        sql, attempt + 1, retries + 1, sleep));
@@ -179,9 +181,10 @@ int64_t relation_blocks(Oid table) {
 // Rows per block of the table, from its statistics (at least one).
 int64_t rows_per_block(Oid table, int64_t *rows) {
     pg::InternalSql spi;
-    auto r = spi.execute("SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
-                         "WHERE oid = $1::oid",
-                         {std::to_string(table)});
+    auto r = spi.execute(
+        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
+        "WHERE oid = $1::oid",
+        {std::to_string(table)});
     int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
     *rows = tuples;
     return pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
@@ -217,9 +220,9 @@ Arguments read_arguments(FunctionCallInfo fcinfo) {
     if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) a.batch_size = PG_GETARG_INT32(4);
     if (PG_NARGS() > 5 && !PG_ARGISNULL(5)) a.not_null = PG_GETARG_BOOL(5);
     if (a.batch_size < 1 || a.batch_size > 10000000)
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                        fmt::format("batch_size must be between 1 and 10000000, got {}",
-                                    a.batch_size));
+        throw UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
     if (a.not_null && !a.default_value)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "not_null needs a default_value: existing rows would have no value");
@@ -248,10 +251,11 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
     online::Existing existing = online::existing_column(args.table, args.column, type);
     if (existing.exists && !existing.same_type)
         throw pg::UserError(ERRCODE_DUPLICATE_COLUMN,
-                            fmt::format("column {} of {} exists already, of type {}", column,
-                                        table, existing.type_sql),
-                            "", "Choose another column name, or change the type with "
-                                "virtuoso.expand_column_change.");
+                            fmt::format("column {} of {} exists already, of type {}", column, table,
+                                        existing.type_sql),
+                            "",
+                            "Choose another column name, or change the type with "
+                            "virtuoso.expand_column_change.");
     std::string default_sql =
         args.default_value ? fmt::format("({}\n)::{}", *args.default_value, type.sql) : "";
 
@@ -260,11 +264,11 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
     if (!is_volatile) {
         // Catalog only: the default is evaluated once and stored as the rows' missing value.
         if (!existing.exists)
-            online::ddl_step(fcinfo,
-                             fmt::format("ALTER TABLE {} ADD COLUMN {} {}{}", table, column,
-                                         type.sql,
-                                         args.default_value ? " DEFAULT " + default_sql : ""),
-                             progress);
+            online::ddl_step(
+                fcinfo,
+                fmt::format("ALTER TABLE {} ADD COLUMN {} {}{}", table, column, type.sql,
+                            args.default_value ? " DEFAULT " + default_sql : ""),
+                progress);
         else if (args.default_value)
             online::ddl_step(fcinfo,
                              fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table,
@@ -275,12 +279,12 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
         // New rows get the default from the start; existing rows are filled in batches of
         // block ranges (TID range scans), to the table's end as it grows.
         if (!existing.exists)
-            online::ddl_step(fcinfo,
-                             fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, type.sql),
-                             progress);
+            online::ddl_step(
+                fcinfo, fmt::format("ALTER TABLE {} ADD COLUMN {} {}", table, column, type.sql),
+                progress);
         online::ddl_step(fcinfo,
-                         fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table,
-                                     column, default_sql),
+                         fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table, column,
+                                     default_sql),
                          progress);
         int64_t rows = 0;
         int64_t per_block = online::rows_per_block(args.table, &rows);
@@ -298,8 +302,8 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
                 if (next_block >= online::relation_blocks(relid)) return std::nullopt;
                 int64_t end = next_block + blocks_per_batch;
                 pg::Spi spi;
-                auto r = spi.execute(update, {fmt::format("({},0)", next_block),
-                                              fmt::format("({},0)", end)});
+                auto r = spi.execute(
+                    update, {fmt::format("({},0)", next_block), fmt::format("({},0)", end)});
                 next_block = end;
                 return static_cast<int64_t>(r.processed);
             },
@@ -317,9 +321,11 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
         progress.phase("NOT NULL: validating");
         bool has_check = [&] {
             pg::InternalSql spi;
-            return spi.scalar("SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = "
-                              "$2",
-                              {std::to_string(args.table), args.column.substr(0, 40) + "_not_null_zd"})
+            return spi
+                .scalar(
+                    "SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = "
+                    "$2",
+                    {std::to_string(args.table), args.column.substr(0, 40) + "_not_null_zd"})
                 .has_value();
         }();
         if (!has_check)

@@ -195,8 +195,8 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
                           "starting");
     for (int attempt = 1; attempt <= max_attempts; ++attempt) {
         result.attempts = attempt;
-        progress.phase(fmt::format("CREATE INDEX CONCURRENTLY, attempt {} of {}", attempt,
-                                   max_attempts));
+        progress.phase(
+            fmt::format("CREATE INDEX CONCURRENTLY, attempt {} of {}", attempt, max_attempts));
         std::vector<Oid> before = indexes_of(target.table);
         if (release_snapshot) release_snapshot();  // the look-ups above took snapshots
         pg::RunOutcome outcome = pg::run_in_worker({pg::RunMode::TopLevel, *sql, {}});
@@ -215,8 +215,8 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
         }
         // Failed, or built but invalid: never leave an invalid index behind.
         if (index) {
-            progress.phase(fmt::format("dropping the invalid index, attempt {} of {}", attempt,
-                                       max_attempts));
+            progress.phase(
+                fmt::format("dropping the invalid index, attempt {} of {}", attempt, max_attempts));
             drop_index_concurrently(result.index_name);
         }
         bool retry = attempt < max_attempts && (outcome.ok || transient(outcome.error->sqlerrcode));

@@ -44,13 +44,13 @@ struct Arguments {
 struct Job {
     std::string name;
     Oid target = InvalidOid;
-    std::string target_sql;    // quoted, qualified
-    std::string columns_sql;   // "a", "b" (the source's columns, in its order)
-    std::string key_sql;       // s."key"
-    std::string key_type;      // qualified type name, for $n::type
-    std::string key_name;      // "key"
+    std::string target_sql;      // quoted, qualified
+    std::string columns_sql;     // "a", "b" (the source's columns, in its order)
+    std::string key_sql;         // s."key"
+    std::string key_type;        // qualified type name, for $n::type
+    std::string key_name;        // "key"
     std::string gt, le, lt, eq;  // the key type's operators, OPERATOR(schema.op)
-    std::string source;        // the caller's query, as a subquery body
+    std::string source;          // the caller's query, as a subquery body
     std::optional<std::string> last_key, upper_key;
     int64_t rows_done = 0, rows_total = 0;
     bool finished = false;  // an earlier run completed it
@@ -87,10 +87,11 @@ Oid resolve_target(const std::string &name) {
         List *names = stringToQualifiedNameList(name.c_str());
         Oid relid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, true);
         if (!OidIsValid(relid))
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                            errmsg("target table %s does not exist", quote_literal_cstr(name.c_str())),
-                            errhint("Create the target table first; target_table names it as in "
-                                    "SQL (schema.table, quoted where needed).")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_UNDEFINED_TABLE),
+                     errmsg("target table %s does not exist", quote_literal_cstr(name.c_str())),
+                     errhint("Create the target table first; target_table names it as in "
+                             "SQL (schema.table, quoted where needed).")));
         char kind = get_rel_relkind(relid);
         if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE)
             ereport(ERROR, (errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -125,14 +126,13 @@ void resolve_key_operators(Job &job, Oid type, const std::string &key_column) {
         return o;
     });
     if (!OidIsValid(ops.lt) || !OidIsValid(ops.gt) || !OidIsValid(ops.le) || !OidIsValid(ops.eq))
-        throw UserError(ERRCODE_UNDEFINED_FUNCTION,
-                        fmt::format("key_column \"{}\" is of type {}, which has no ordering",
-                                    key_column, pg::pg_call([type] {
-                                        return std::string(format_type_be(type));
-                                    })),
-                        "Batches are key ranges: the key needs a default btree operator class.",
-                        "Choose a key column of an orderable type (integer, text, timestamp, "
-                        "uuid, ...).");
+        throw UserError(
+            ERRCODE_UNDEFINED_FUNCTION,
+            fmt::format("key_column \"{}\" is of type {}, which has no ordering", key_column,
+                        pg::pg_call([type] { return std::string(format_type_be(type)); })),
+            "Batches are key ranges: the key needs a default btree operator class.",
+            "Choose a key column of an orderable type (integer, text, timestamp, "
+            "uuid, ...).");
     job.lt = operator_sql(ops.lt);
     job.gt = operator_sql(ops.gt);
     job.le = operator_sql(ops.le);
@@ -152,7 +152,8 @@ std::vector<SourceColumn> source_columns(const std::string &source) {
         std::vector<SourceColumn> out;
         if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
         SPIPlanPtr plan = SPI_prepare(sql.c_str(), 0, nullptr);
-        if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (plan == nullptr)
+            elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
         int rc = SPI_execute_plan(plan, nullptr, nullptr, true, 0);
         if (rc < 0) pg::raise_for_spi_result(rc, "in source_query", "");
         TupleDesc desc = SPI_tuptable->tupdesc;
@@ -171,13 +172,12 @@ void check_columns(Job &job, const std::vector<SourceColumn> &columns,
     for (size_t i = 0; i < columns.size(); ++i) {
         for (size_t j = 0; j < i; ++j)
             if (columns[j].name == columns[i].name)
-                throw UserError(ERRCODE_DUPLICATE_COLUMN,
-                                fmt::format("source_query returns column \"{}\" twice",
-                                            columns[i].name),
-                                "", "Give every column of the query its own name (AS ...).");
-        bool in_target = pg::pg_call([&] {
-            return get_attnum(job.target, columns[i].name.c_str()) > 0;
-        });
+                throw UserError(
+                    ERRCODE_DUPLICATE_COLUMN,
+                    fmt::format("source_query returns column \"{}\" twice", columns[i].name), "",
+                    "Give every column of the query its own name (AS ...).");
+        bool in_target =
+            pg::pg_call([&] { return get_attnum(job.target, columns[i].name.c_str()) > 0; });
         if (!in_target)
             throw UserError(ERRCODE_UNDEFINED_COLUMN,
                             fmt::format("column \"{}\" of source_query does not exist in target "
@@ -191,17 +191,19 @@ void check_columns(Job &job, const std::vector<SourceColumn> &columns,
         if (columns[i].name == key_column) key_type = columns[i].type;
     }
     if (!key_type)
-        throw UserError(ERRCODE_UNDEFINED_COLUMN,
-                        fmt::format("key_column \"{}\" is not a column of source_query", key_column),
-                        "Batches are ranges of this column of the query's rows.",
-                        "Pass key_column => 'name' of a column the query returns.");
+        throw UserError(
+            ERRCODE_UNDEFINED_COLUMN,
+            fmt::format("key_column \"{}\" is not a column of source_query", key_column),
+            "Batches are ranges of this column of the query's rows.",
+            "Pass key_column => 'name' of a column the query returns.");
     job.key_name = pg::quote_identifier(key_column);
     job.key_sql = "s." + job.key_name;
     resolve_key_operators(job, *key_type, key_column);
 }
 
 std::string insert_sql(const Job &job, bool from_start, const std::string &where_extra = "") {
-    std::string lower = from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
+    std::string lower =
+        from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
     return fmt::format("INSERT INTO {} ({}) SELECT {} FROM ({}\n) s WHERE {} AND {} {} $2::{}{}",
                        job.target_sql, job.columns_sql, job.columns_sql, job.source, lower,
                        job.key_sql, job.le, job.key_type, where_extra);
@@ -220,8 +222,8 @@ void measure(Job &job) {
     pg::GucScope guc;
     pin_key_styles(guc);
     pg::Spi spi;
-    auto counts = spi.execute(fmt::format("SELECT pg_catalog.count(*), pg_catalog.count({}) FROM ({}\n) s", job.key_sql,
-                                          job.source));
+    auto counts = spi.execute(fmt::format(
+        "SELECT pg_catalog.count(*), pg_catalog.count({}) FROM ({}\n) s", job.key_sql, job.source));
     int64_t all = std::stoll(*counts.rows[0][0]), keyed = std::stoll(*counts.rows[0][1]);
     if (all != keyed)
         throw UserError(ERRCODE_NULL_VALUE_NOT_ALLOWED,
@@ -229,9 +231,10 @@ void measure(Job &job) {
                         "Rows are copied by key range: a row without a key would be left out.",
                         "Filter those rows out, or choose a key column without NULLs.");
     job.rows_total = all;
-    job.upper_key = spi.scalar(fmt::format("SELECT {0}::pg_catalog.text FROM ({1}\n) s ORDER BY {0} USING {2} "
-                                           "LIMIT 1",
-                                           job.key_sql, job.source, job.gt));
+    job.upper_key =
+        spi.scalar(fmt::format("SELECT {0}::pg_catalog.text FROM ({1}\n) s ORDER BY {0} USING {2} "
+                               "LIMIT 1",
+                               job.key_sql, job.source, job.gt));
 }
 
 std::string default_job_name(const Arguments &args, const std::string &target_sql) {
@@ -265,12 +268,13 @@ bool load_or_create(Job &job, const Arguments &args) {
                         "Choose another job_name.");
     if (*row[0] != std::to_string(job.target) || *row[1] != args.source_query ||
         *row[2] != args.key_column)
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                        fmt::format("job \"{}\" was started with another source_query, target_table "
-                                    "or key_column",
-                                    job.name),
-                        "A job resumes only with the arguments it started with.",
-                        "Call again with the same arguments, or choose another job_name.");
+        throw UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("job \"{}\" was started with another source_query, target_table "
+                        "or key_column",
+                        job.name),
+            "A job resumes only with the arguments it started with.",
+            "Call again with the same arguments, or choose another job_name.");
     job.last_key = row[3];
     job.upper_key = row[4];
     job.rows_done = std::stoll(*row[5]);
@@ -287,9 +291,8 @@ void record_new(const Job &job, const Arguments &args) {
         "INSERT INTO virtuoso.batch_jobs (job_name, target_table, target_oid, source_query, "
         "key_column, key_type, upper_key, rows_total, owner_role) "
         "VALUES ($1, $2, $3::oid, $4, $5, $6, $7, $8::bigint, $9::oid)",
-        {job.name, job.target_sql, std::to_string(job.target), args.source_query,
-         args.key_column, job.key_type, job.upper_key, std::to_string(job.rows_total),
-         std::to_string(caller)});
+        {job.name, job.target_sql, std::to_string(job.target), args.source_query, args.key_column,
+         job.key_type, job.upper_key, std::to_string(job.rows_total), std::to_string(caller)});
 }
 
 // One batch: the largest key of the next batch_size keys (at most the job's bound), the
@@ -311,14 +314,16 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
         // rows never split between batches, whether or not the key is unique).
         auto r = spi.execute(
             fmt::format(
-                "WITH b AS MATERIALIZED (SELECT {cols} FROM ({src}\n) s WHERE {lower} AND {key} {le} "
+                "WITH b AS MATERIALIZED (SELECT {cols} FROM ({src}\n) s WHERE {lower} AND {key} "
+                "{le} "
                 "$2::{type} ORDER BY {key} USING {lt} LIMIT {n}), "
                 "e AS (SELECT b.{name} AS k FROM b ORDER BY b.{name} USING {gt} LIMIT 1), "
                 "ins AS (INSERT INTO {target} ({cols}) "
                 "SELECT {cols} FROM b WHERE b.{name} {lt} (SELECT e.k FROM e) "
                 "UNION ALL SELECT {cols} FROM ({src}\n) s WHERE {key} {eq} (SELECT e.k FROM e) "
                 "RETURNING 1) "
-                "SELECT (SELECT e.k::pg_catalog.text FROM e), (SELECT pg_catalog.count(*) FROM ins)",
+                "SELECT (SELECT e.k::pg_catalog.text FROM e), (SELECT pg_catalog.count(*) FROM "
+                "ins)",
                 fmt::arg("cols", job.columns_sql), fmt::arg("src", job.source),
                 fmt::arg("lower", lower), fmt::arg("key", job.key_sql), fmt::arg("le", job.le),
                 fmt::arg("type", job.key_type), fmt::arg("lt", job.lt), fmt::arg("n", batch_size),
@@ -393,12 +398,13 @@ Arguments read_arguments(FunctionCallInfo fcinfo) {
     if (auto key = pg::text_arg(fcinfo, 4)) a.key_column = *key;
     a.job_name = pg::text_arg(fcinfo, 5);
     if (a.batch_size < 1 || a.batch_size > 10000000)
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                        fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
+        throw UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
     if (a.parallel_workers < 1 || a.parallel_workers > 64)
-        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                        fmt::format("parallel_workers must be between 1 and 64, got {}",
-                                    a.parallel_workers));
+        throw UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("parallel_workers must be between 1 and 64, got {}", a.parallel_workers));
     if (a.key_column.empty() || a.key_column.size() >= NAMEDATALEN)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "key_column must be a column name of at most 63 bytes");
@@ -418,8 +424,8 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
     pg::commit_caller(fcinfo, online::kProcedure);
     if (args.parallel_workers > 1)
         throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                            "parallel_workers > 1 is not supported yet",
-                            "", "Call with parallel_workers => 1; the copy is resumable.");
+                            "parallel_workers > 1 is not supported yet", "",
+                            "Call with parallel_workers => 1; the copy is resumable.");
 
     online::Job job;
     bool resumed = false;
@@ -453,15 +459,16 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
         PG_RETURN_VOID();
     }
     if (resumed)
-        pg::report(NOTICE, fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
+        pg::report(NOTICE,
+                   fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
     pg::commit_caller(fcinfo, online::kProcedure);  // the job row is there before any batch
 
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);
     int batch_size = args.batch_size;
-    int64_t copied = online::run_batches(
-        [&job, batch_size] { return online::copy_batch(job, batch_size); },
-        [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
-        online::throttle_from_settings(), progress);
+    int64_t copied =
+        online::run_batches([&job, batch_size] { return online::copy_batch(job, batch_size); },
+                            [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
+                            online::throttle_from_settings(), progress);
     online::finish(job);
     pg::commit_caller(fcinfo, online::kProcedure);
     pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied{}", job.name, copied,

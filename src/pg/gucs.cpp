@@ -111,10 +111,9 @@ void define_all() {
                             "gives its own \"timeout\"; 0 means no limit.",
                             nullptr, &rule_timeout_ms, 300000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS,
                             nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("virtuoso.batch_pause",
-                            "Pause between two batches of a batched copy or backfill.", nullptr,
-                            &batch_pause_ms, 0, 0, 3600000, PGC_USERSET, GUC_UNIT_MS, nullptr,
-                            nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.batch_pause", "Pause between two batches of a batched copy or backfill.", nullptr,
+        &batch_pause_ms, 0, 0, 3600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("virtuoso.batch_max_replay_lag",
                             "A batched copy or backfill waits before its next batch while a "
                             "standby has not replayed the WAL of batches committed longer ago "

@@ -46,9 +46,13 @@ Shared *shared = nullptr;
 std::set<int> *live_slots = nullptr;  // slots held by a Progress of this backend
 bool exit_callback_registered = false;
 
-int slot_count() { return MaxBackends + 16; }
+int slot_count() {
+    return MaxBackends + 16;
+}
 
-Size shared_size() { return add_size(offsetof(Shared, slots), mul_size(slot_count(), sizeof(Slot))); }
+Size shared_size() {
+    return add_size(offsetof(Shared, slots), mul_size(slot_count(), sizeof(Slot)));
+}
 
 void attach(void *memory, bool found, LWLock *lock) {
     shared = static_cast<Shared *>(memory);
@@ -58,7 +62,9 @@ void attach(void *memory, bool found, LWLock *lock) {
     shared->nslots = slot_count();
 }
 
-void copy_text(char *to, const std::string &from) { strlcpy(to, from.c_str(), kTextLen); }
+void copy_text(char *to, const std::string &from) {
+    strlcpy(to, from.c_str(), kTextLen);
+}
 
 // Frees every slot of this backend not held by a live Progress (all of them at exit): a job
 // that ended by a longjmp past its destructor leaves no row behind.
@@ -72,7 +78,9 @@ void free_stale_slots(bool all) {
     LWLockRelease(shared->lock);
 }
 
-void on_exit(int, Datum) { free_stale_slots(true); }
+void on_exit(int, Datum) {
+    free_stale_slots(true);
+}
 
 // Longest pause between NOTICE lines of one job.
 constexpr auto kNoticeInterval = std::chrono::seconds(10);
@@ -85,7 +93,10 @@ void register_progress_memory() {
 
 Progress::Progress(const std::string &job, const std::string &phase, int64_t total,
                    int64_t done_before)
-    : job_(job), phase_(phase), done_(done_before), total_(total),
+    : job_(job),
+      phase_(phase),
+      done_(done_before),
+      total_(total),
       last_notice_(std::chrono::steady_clock::now()) {
     if (shared == nullptr) return;  // not preloaded: the job runs, unseen
     if (live_slots == nullptr) live_slots = new std::set<int>();
@@ -212,15 +223,12 @@ VIRTUOSO_FUNCTION(virtuoso_progress_jobs) {
             nulls[6] = !(s.total >= 0 && rate > 0);
             if (!nulls[6]) {
                 double left = std::max<double>(0, s.total - s.done) / rate;
-                values[6] = IntervalPGetDatum(
-                    DatumGetIntervalP(DirectFunctionCall2(interval_mul,
-                                                          IntervalPGetDatum(DatumGetIntervalP(
-                                                              DirectFunctionCall3(
-                                                                  interval_in,
-                                                                  CStringGetDatum("1 second"),
-                                                                  ObjectIdGetDatum(InvalidOid),
-                                                                  Int32GetDatum(-1)))),
-                                                          Float8GetDatum(std::round(left)))));
+                values[6] = IntervalPGetDatum(DatumGetIntervalP(
+                    DirectFunctionCall2(interval_mul,
+                                        IntervalPGetDatum(DatumGetIntervalP(DirectFunctionCall3(
+                                            interval_in, CStringGetDatum("1 second"),
+                                            ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))),
+                                        Float8GetDatum(std::round(left)))));
             }
             values[7] = Int32GetDatum(s.pid);
             values[8] = ObjectIdGetDatum(s.role);

@@ -14,10 +14,10 @@
 namespace virtuoso::online {
 
 struct BatchThrottle {
-    int lock_timeout_ms = 1000;   // each batch's lock waits (virtuoso.lock_timeout)
-    int max_lock_retries = 10;    // a batch that timed out this often fails (55P03)
-    int pause_ms = 0;             // between two batches (virtuoso.batch_pause)
-    int max_replay_lag_ms = 0;    // wait while a standby replays further behind; 0 = off
+    int lock_timeout_ms = 1000;  // each batch's lock waits (virtuoso.lock_timeout)
+    int max_lock_retries = 10;   // a batch that timed out this often fails (55P03)
+    int pause_ms = 0;            // between two batches (virtuoso.batch_pause)
+    int max_replay_lag_ms = 0;   // wait while a standby replays further behind; 0 = off
 };
 
 // The current settings (GUCs virtuoso.lock_timeout, max_lock_retries, batch_pause,

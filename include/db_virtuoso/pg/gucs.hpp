@@ -14,9 +14,9 @@ extern int lock_timeout_ms;
 extern int max_lock_retries;
 extern int maintenance_time_budget_s;
 extern int max_maintenance_workers;  // scheduler: databases served at the same time
-extern int rule_timeout_ms;
-extern int batch_pause_ms;           // batched copies and backfills: pause between batches
-extern int batch_max_replay_lag_ms;  // ... and the standby replay lag they wait for, 0 = off  // validate_data_integrity: default timeout of one rule, 0 = none
+extern int rule_timeout_ms;  // validate_data_integrity: default timeout of one rule, 0 = none
+extern int batch_pause_ms;   // batched copies and backfills: pause between batches
+extern int batch_max_replay_lag_ms;  // ... and the standby replay lag they wait for, 0 = off
 
 void define_all();
 
