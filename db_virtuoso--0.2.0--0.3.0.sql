@@ -629,6 +629,66 @@ COMMENT ON FUNCTION virtuoso.perform_maintenance_if_needed(boolean) IS
 COMMENT ON FUNCTION virtuoso.execute_migration_with_monitoring(text, text, text, jsonb) IS
 'Runs migration_sql once per name, serialised per database, each attempt with a short lock_timeout and retried with backoff on 55P03, atomically, and returns the virtuoso.migration_log row it recorded. Same name and SQL again returns the recorded row with a NOTICE; other SQL under an applied name is an error unless options.force. A failure is recorded as FAILED (surviving the caller''s rollback) and its error raised. Options: lock_timeout, max_retries, statement_timeout, validation_rules, lint ("error" (default): a migration with an error finding of virtuoso.lint_migration is refused before anything runs, SQLSTATE VR001; "warn": findings recorded in the lint column; "off"), max_plan_regression (a factor: the top statements of pg_stat_statements, virtuoso.plan_regression_statements of them by total time, are costed with generic plans before and after the migration SQL, each as the role that ran it; one more expensive by more than the factor fails the migration, SQLSTATE VR002; plan_changes holds both costs and plan shapes), transactional, dry_run (everything including the gate, then rolled back: status DRY_RUN, the row kept even when the caller rolls back), force. A name whose latest run another role recorded can be used only by a role with that role''s privileges (or a superuser).';
 
+CREATE FUNCTION virtuoso.progress_jobs(
+    OUT job text, OUT phase text, OUT done bigint, OUT total bigint, OUT pct double precision,
+    OUT rows_per_s double precision, OUT eta interval, OUT pid integer, OUT role oid,
+    OUT started_at timestamptz, OUT updated_at timestamptz, OUT paused_because text,
+    OUT done_before bigint)
+RETURNS SETOF record
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+AS 'MODULE_PATHNAME', 'virtuoso_progress_jobs';
+
+COMMENT ON FUNCTION virtuoso.progress_jobs() IS
+'The running long jobs of this database (batched copies, backfills, concurrent index builds) from shared memory: those of roles whose privileges the caller has, every one for members of pg_read_all_stats. done_before counts work of earlier runs of a resumed job, left out of rows_per_s.';
+
+CREATE VIEW virtuoso.progress AS
+SELECT job, phase, done, total, pct, rows_per_s, eta, pid, role::regrole AS role, started_at,
+       updated_at, paused_because
+FROM virtuoso.progress_jobs();
+
+COMMENT ON VIEW virtuoso.progress IS
+'Running long jobs: phase, rows done of total, percent, rows per second, estimated time left, and why the job is pausing (if it is). A job shows to roles with the privileges of the role that runs it and to members of pg_read_all_stats; finished jobs disappear (their outcome stays in their log table).';
+
+CREATE TABLE virtuoso.batch_jobs (
+    job_name     text PRIMARY KEY,
+    target_table text NOT NULL,
+    target_oid   oid NOT NULL,
+    source_query text NOT NULL,
+    key_column   text NOT NULL,
+    key_type     text NOT NULL,
+    upper_key    text,
+    last_key     text,
+    rows_total   bigint,
+    rows_done    bigint NOT NULL DEFAULT 0,
+    batches      integer NOT NULL DEFAULT 0,
+    status       text NOT NULL DEFAULT 'RUNNING' CHECK (status IN ('RUNNING', 'SUCCESS')),
+    owner_role   oid NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at  timestamptz
+);
+
+COMMENT ON TABLE virtuoso.batch_jobs IS
+'Jobs of migrate_data_batched: the bound (upper_key, the largest key when the job started) and the position (last_key, the largest key copied by the last committed batch, which commits together with its rows). A job left RUNNING resumes where it stopped when called again; only roles with the privileges of owner_role can resume it.';
+
+CREATE PROCEDURE virtuoso.migrate_data_batched(source_query text, target_table text,
+    batch_size integer DEFAULT 10000, parallel_workers integer DEFAULT 1,
+    key_column text DEFAULT 'id', job_name text DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_migrate_data_batched';
+
+COMMENT ON PROCEDURE virtuoso.migrate_data_batched(text, text, integer, integer, text, text) IS
+'Copies the rows of source_query (one SELECT, run as the caller) into target_table (columns matched by name) in batches of key_column ranges, committing each batch together with the job''s position in virtuoso.batch_jobs; bounded to the keys present when the job started. Called again with the same job (job_name, or by default the same arguments) after a cancel or crash, it resumes after the last committed batch. Pauses: virtuoso.batch_pause, virtuoso.batch_max_replay_lag, lock waits (virtuoso.lock_timeout, backed off). Must be called outside a transaction block.';
+
+CREATE PROCEDURE virtuoso.add_column_zero_downtime(target_table regclass, column_name text,
+    column_type text, default_value text DEFAULT NULL, batch_size integer DEFAULT 10000,
+    not_null boolean DEFAULT false)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_add_column_zero_downtime';
+
+COMMENT ON PROCEDURE virtuoso.add_column_zero_downtime(regclass, text, text, text, integer, boolean) IS
+'Adds a column with the least locking: a default without volatile functions is stored in the catalog (no rewrite); a volatile default gets a nullable column whose default applies to new rows at once, and existing rows are filled in committed batches of block ranges. not_null: a CHECK NOT VALID, VALIDATE, SET NOT NULL (no scan), the check dropped. Every DDL step in its own transaction under virtuoso.lock_timeout with retries; type and default are checked before any change; rerunnable (an existing column of the same type is continued). Must be called outside a transaction block.';
+
 CREATE TABLE virtuoso.implementation_run (
     id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     plan_name        text NOT NULL,

@@ -8,6 +8,7 @@
 
 #include "db_virtuoso/core/sql_lexer.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/progress.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -189,8 +190,13 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
 
     IndexBuildResult result;
     result.statement = *sql;
+    // The build itself runs in a worker: the view shows which attempt and step it is at.
+    pg::Progress progress("index build on " + pg::qualified_relation_name(target.table),
+                          "starting");
     for (int attempt = 1; attempt <= max_attempts; ++attempt) {
         result.attempts = attempt;
+        progress.phase(
+            fmt::format("CREATE INDEX CONCURRENTLY, attempt {} of {}", attempt, max_attempts));
         std::vector<Oid> before = indexes_of(target.table);
         if (release_snapshot) release_snapshot();  // the look-ups above took snapshots
         pg::RunOutcome outcome = pg::run_in_worker({pg::RunMode::TopLevel, *sql, {}});
@@ -201,13 +207,18 @@ IndexBuildResult build_index_concurrently(const std::string &definition, int max
             result.status = "exists";  // IF NOT EXISTS met an existing index
             return result;
         }
+        progress.phase(fmt::format("checking the index, attempt {} of {}", attempt, max_attempts));
         if (outcome.ok && index_is_valid(*index)) {
             result.status = "valid";
             if (!target.index_name) drop_identical_invalid_indexes(*index);
             return result;
         }
         // Failed, or built but invalid: never leave an invalid index behind.
-        if (index) drop_index_concurrently(result.index_name);
+        if (index) {
+            progress.phase(
+                fmt::format("dropping the invalid index, attempt {} of {}", attempt, max_attempts));
+            drop_index_concurrently(result.index_name);
+        }
         bool retry = attempt < max_attempts && (outcome.ok || transient(outcome.error->sqlerrcode));
         if (!retry) {
             if (!outcome.ok) throw PgError(outcome.error);

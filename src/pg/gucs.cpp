@@ -32,6 +32,8 @@ char *log_retention = nullptr;
 int maintenance_min_interval_s = 60;
 int max_runner_workers = 4;
 int runner_queue_timeout_ms = 10000;
+int batch_pause_ms = 0;
+int batch_max_replay_lag_ms = 0;
 
 namespace {
 
@@ -196,6 +198,15 @@ void define_all() {
                             "How long a call of the statement runner waits for a free worker "
                             "before failing with 53400; 0 means not at all.",
                             nullptr, &runner_queue_timeout_ms, 10000, 0, 3600000, PGC_USERSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "virtuoso.batch_pause", "Pause between two batches of a batched copy or backfill.", nullptr,
+        &batch_pause_ms, 0, 0, 3600000, PGC_USERSET, GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("virtuoso.batch_max_replay_lag",
+                            "A batched copy or backfill waits before its next batch while a "
+                            "standby has not replayed the WAL of batches committed longer ago "
+                            "than this; 0 means no wait.",
+                            nullptr, &batch_max_replay_lag_ms, 0, 0, INT_MAX, PGC_USERSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
 }
 

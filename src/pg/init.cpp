@@ -5,6 +5,8 @@
 #include "db_virtuoso/migrate/capture.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
+#include "db_virtuoso/pg/progress.hpp"
+#include "db_virtuoso/pg/shmem.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -24,5 +26,8 @@ void _PG_init(void) {
     MarkGUCPrefixReserved("virtuoso");
     virtuoso::maintenance::register_scheduler();
     virtuoso::advisor::install_whatif_hook();
+    // Shared memory: every module registers its piece, then the hooks go in once.
+    virtuoso::pg::register_progress_memory();
+    virtuoso::pg::shmem::install();
 }
 }

@@ -60,6 +60,7 @@ CREATE TABLE alice.t (id int, v text) WITH (autovacuum_enabled = off);   -- no p
 INSERT INTO alice.t SELECT g, 'v' || g FROM generate_series(1, 20000) g;
 CREATE TABLE alice.who (m text, u text);
 CREATE TABLE alice.audited (id int PRIMARY KEY, v text, updated_at timestamptz);
+CREATE TABLE alice.copy (id int, v text);   -- migrate_data_batched's target
 CREATE TABLE alice.ix (id int, v text);   -- the index rows build here, the advisor plans alice.t
 INSERT INTO alice.ix SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 -- alice's code: whoever runs it is named on stderr
@@ -383,6 +384,20 @@ my @matrix = (
     ['virtuoso.capture_migration_ddl()', 'call directly',
         q{SELECT virtuoso.capture_migration_ddl()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
+    # (last: the backfill leaves dead tuples in alice.t, the rows above do not see them)
+    # The copy's query runs as the caller, into alice's table; job names per role.
+    ['virtuoso.migrate_data_batched(text,text,integer,integer,text,text)', 'change',
+        q{CALL virtuoso.migrate_data_batched('SELECT id, v FROM alice.t', 'alice.copy', 3000, 1, 'id', 'copy_%s');
+          SELECT pg_catalog.count(*) FROM alice.copy},
+        '42501', '42501', '42501', 'ok:10000', 'ok:20000'],
+    # A volatile default: a backfill UPDATE of alice's table, which only its owner may alter.
+    ['virtuoso.add_column_zero_downtime(regclass,text,text,text,integer,boolean)', 'change',
+        q{CALL virtuoso.add_column_zero_downtime('alice.t', 'c_%s', 'integer', '(pg_catalog.random() OPERATOR(pg_catalog.*) 0)::pg_catalog.int4', 4000, true);
+          SELECT pg_catalog.count(*) FROM alice.t WHERE c_%s IS NULL},
+        '42501', '42501', '42501', 'ok:0', 'ok:0'],
+    ['virtuoso.progress_jobs()', 'read',
+        q{SELECT pg_catalog.count(*) FROM virtuoso.progress_jobs()},
+        '42501', 'ok:0', 'ok:0', 'ok:0', 'ok:0'],
 );
 
 # Every routine of schema virtuoso has a row, and every row names one.
@@ -454,6 +469,11 @@ my @relations = (
     ['virtuoso.implementation_log', 'ok:f', 'ok:f', 'ok:t', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.implementation_log
           WHERE executed_by OPERATOR(pg_catalog.=) 'alice'}],
+    ['virtuoso.batch_jobs', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.batch_jobs}],
+    # nothing runs while the matrix reads it: what counts is that it reads safely
+    ['virtuoso.progress', 'ok:0', 'ok:0', 'ok:0', 'ok:0',
+        q{SELECT pg_catalog.count(*) FROM virtuoso.progress}],
     ['virtuoso.maintenance_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.maintenance_log}],
 );

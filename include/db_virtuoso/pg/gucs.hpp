@@ -14,11 +14,11 @@ extern int lock_timeout_ms;
 extern int max_lock_retries;
 extern int maintenance_time_budget_s;
 extern int max_maintenance_workers;  // scheduler: databases served at the same time
-extern int rule_timeout_ms;
-extern int plan_regression_statements;  // migration gate: top pgss statements compared  // validate_data_integrity: default timeout of one rule, 0 = none
+extern int rule_timeout_ms;  // validate_data_integrity: default timeout of one rule, 0 = none
+extern int plan_regression_statements;  // migration gate: top pgss statements compared
 
 // Alerts and retention (src/alerts)
-extern char *alert_channel;         // NOTIFY channel of alerts
+extern char *alert_channel;          // NOTIFY channel of alerts
 extern int health_check_interval_s;  // scheduler's health round, 0 = off
 extern int alert_lock_wait_ms;       // a migration's lock waits past this alert, 0 = off
 extern int alert_stalled_after_s;    // a RUNNING job older than this alerts, 0 = off
@@ -27,6 +27,9 @@ extern char *log_retention;          // interval text; 0 = keep
 extern int maintenance_min_interval_s;  // per table, between two actions of one kind
 extern int max_runner_workers;          // runner workers at once, cluster-wide
 extern int runner_queue_timeout_ms;     // how long a runner call waits in line for a worker
+
+extern int batch_pause_ms;           // batched copies and backfills: pause between batches
+extern int batch_max_replay_lag_ms;  // ... and the standby replay lag they wait for, 0 = off
 
 void define_all();
 

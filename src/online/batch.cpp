@@ -1,0 +1,132 @@
+// The batch loop shared by batched copies and backfills.
+#include "db_virtuoso/online/batch.hpp"
+
+#include <chrono>
+#include <deque>
+
+#include "db_virtuoso/migrate/executor.hpp"
+#include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "access/xlog.h"
+}
+
+namespace virtuoso::online {
+namespace {
+
+// WAL position replayed by the slowest standby, or nullopt without standbys.  Read as the
+// extension's owner: pg_stat_replication hides its positions from other roles, and the
+// number alone tells the caller nothing about other roles' data.
+std::optional<uint64_t> slowest_replay_lsn() {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto lsn = spi.scalar(
+        "SELECT min(pg_wal_lsn_diff(COALESCE(replay_lsn, '0/0'::pg_lsn), '0/0'::pg_lsn))"
+        "::bigint::text FROM pg_stat_replication");
+    if (!lsn) return std::nullopt;
+    return std::stoull(*lsn);
+}
+
+using Clock = std::chrono::steady_clock;
+
+// When each committed batch's WAL ended: a standby that has not replayed the WAL of a batch
+// committed t ms ago lags t ms behind (what the walsender's lag tracker measures, but that
+// one stops moving while replay is paused).
+struct WalHistory {
+    std::deque<std::pair<Clock::time_point, uint64_t>> ends;
+
+    void committed() {
+        uint64_t lsn = pg::pg_call([] { return static_cast<uint64_t>(GetXLogInsertRecPtr()); });
+        ends.emplace_back(Clock::now(), lsn);
+        if (ends.size() > 100000) ends.pop_front();
+    }
+    long lag_ms(uint64_t replayed) {
+        while (!ends.empty() && ends.front().second <= replayed) ends.pop_front();
+        if (ends.empty()) return 0;
+        return static_cast<long>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - ends.front().first)
+                .count());
+    }
+};
+
+void wait_for_standbys(const BatchThrottle &throttle, WalHistory &wal, pg::Progress &progress) {
+    if (throttle.max_replay_lag_ms <= 0) return;
+    bool paused = false;
+    for (;;) {
+        std::optional<uint64_t> replayed = slowest_replay_lsn();
+        long lag = replayed ? wal.lag_ms(*replayed) : 0;
+        if (lag <= throttle.max_replay_lag_ms) break;
+        progress.pause(
+            fmt::format("standby replay lag {} ms > {} ms", lag, throttle.max_replay_lag_ms));
+        paused = true;
+        pg::interruptible_sleep(200);
+    }
+    if (paused) progress.resume();
+}
+
+}  // namespace
+
+BatchThrottle throttle_from_settings() {
+    BatchThrottle t;
+    t.lock_timeout_ms = gucs::lock_timeout_ms;
+    t.max_lock_retries = gucs::max_lock_retries;
+    t.pause_ms = gucs::batch_pause_ms;
+    t.max_replay_lag_ms = gucs::batch_max_replay_lag_ms;
+    return t;
+}
+
+int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
+                    const BatchThrottle &throttle, pg::Progress &progress) {
+    int64_t rows = 0;
+    WalHistory wal;
+    for (;;) {
+        wait_for_standbys(throttle, wal, progress);
+        std::optional<int64_t> handled;
+        for (int attempt = 0;; ++attempt) {
+            try {
+                pg::SubTransaction sub;
+                {
+                    pg::GucScope guc;
+                    guc.set("lock_timeout", std::to_string(throttle.lock_timeout_ms));
+                    handled = batch();
+                }
+                sub.commit();
+                break;
+            } catch (const pg::PgError &e) {
+                // The subtransaction was rolled back: nothing of this batch stays.
+                if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE ||
+                    attempt >= throttle.max_lock_retries)
+                    throw;
+            }
+            long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
+            progress.pause(fmt::format(
+                "lock wait: batch timed out after {} ms (attempt {} of {}), "
+                "backing off {} ms",
+                throttle.lock_timeout_ms, attempt + 1, throttle.max_lock_retries + 1, sleep));
+            pg::interruptible_sleep(sleep);
+        }
+        progress.resume();
+        if (!handled) return rows;
+        // A batch's rows and its position commit in one transaction, and WAL is replayed in
+        // order: a crash may lose the last batches' commits, never one without the other,
+        // and the rerun redoes them.  So a batch need not wait for its WAL flush; the job's
+        // last commit (synchronous) flushes them all before the caller hears of success.
+        pg::pg_call([] {
+            (void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+                                    GUC_ACTION_LOCAL, true, 0, false);
+        });
+        commit();
+        if (throttle.max_replay_lag_ms > 0) wal.committed();
+        rows += *handled;
+        progress.advance(*handled);
+        if (throttle.pause_ms > 0) {
+            progress.pause(fmt::format("pause between batches ({} ms)", throttle.pause_ms));
+            pg::interruptible_sleep(throttle.pause_ms);
+            progress.resume();
+        }
+    }
+}
+
+}  // namespace virtuoso::online
