@@ -306,7 +306,7 @@ std::vector<Row> rows_of(const Analysed &an, const std::vector<Candidate> &candi
             if (!served.empty()) served += ", ";
             served += fmt::format(
                 "{{\"query\": {}, \"calls\": {}, \"cost_before\": {:.2f}, \"cost_after\": {:.2f}}}",
-                json_string(an.texts[q]), an.calls[q], r.query_before[i], r.query_after[i]);
+                json_quote(an.texts[q]), an.calls[q], r.query_before[i], r.query_after[i]);
         }
         row.details = fmt::format("{{\"action\": \"create\", \"statements\": [{}]}}", served);
         rows.push_back(std::move(row));
@@ -450,8 +450,8 @@ std::vector<Row> drop_advice(const Analysed &an, const std::vector<Candidate> &c
             row.size_bytes = -e.bytes;
             row.details = fmt::format(
                 "{{\"action\": \"drop\", \"reason\": {}, \"index\": {}, \"frees_bytes\": {}{}}}",
-                json_string(reason), json_string(e.name), e.bytes,
-                by.empty() ? std::string() : ", \"covered_by\": " + json_string(by));
+                json_quote(reason), json_quote(e.name), e.bytes,
+                by.empty() ? std::string() : ", \"covered_by\": " + json_quote(by));
             rows.push_back(std::move(row));
         }
     }

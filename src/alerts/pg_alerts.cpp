@@ -6,6 +6,7 @@
 // transaction commits on its own.  Rows are written as the extension's owner with a pinned
 // search_path; nobody else writes the log.
 #include "db_virtuoso/alerts/alerts.hpp"
+#include "db_virtuoso/core/json_text.hpp"
 
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
@@ -17,6 +18,8 @@
 
 namespace virtuoso::alerts {
 namespace {
+
+using core::json_quote;
 
 // The payload of a NOTIFY must stay under 8000 bytes: a larger one keeps id, kind, severity,
 // database, object and at, the message cut to 1000 characters and details {"truncated": true}.
@@ -40,35 +43,6 @@ SELECT p.id, pg_catalog.pg_notify($7,
          END)::pg_catalog.text
 FROM p
 )SQL";
-
-std::string json_quote(const std::string &s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20)
-                    out += fmt::format("\\u{:04x}", c);
-                else
-                    out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
 
 std::string json_or_null(const pg::Value &v) {
     return v ? json_quote(*v) : "null";

@@ -87,38 +87,6 @@ std::string_view severity_name(Severity s) {
     return "info";
 }
 
-std::string json_quote(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            default:
-                if (c < 0x20)
-                    out += fmt::format("\\u{:04x}", c);
-                else
-                    out += static_cast<char>(c);
-        }
-    }
-    out += '"';
-    return out;
-}
-
 std::string human_bytes(int64_t bytes) {
     if (bytes < 0) return "unknown size";
     static const char *units[] = {"bytes", "kB", "MB", "GB", "TB", "PB"};

@@ -478,5 +478,5 @@ TEST(AdvisorNormalised, ConstantOnlyPositionsGetConstants) {
         EXPECT_EQ(repair_normalised(same), same);
     EXPECT_EQ(parameter_count("SELECT $1, $12, '$40' FROM t"), 12);
     EXPECT_EQ(parameter_count("SELECT 1"), 0);
-    EXPECT_EQ(json_string("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    EXPECT_EQ(json_quote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
 }

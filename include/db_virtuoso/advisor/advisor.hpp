@@ -4,6 +4,7 @@
 // (pg_*.cpp) describes queries and tables and supplies the what-if costing as a callback.
 #pragma once
 
+#include "db_virtuoso/core/json_text.hpp"
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -210,8 +211,7 @@ std::string repair_normalised(const std::string &sql);
 // Highest $n in the text (0 when none).
 int parameter_count(const std::string &sql);
 
-// A JSON string literal.
-std::string json_string(const std::string &s);
+using core::json_quote;
 
 // The subset of `subset_of` with the largest weighted cost reduction (ties: fewest indexes),
 // by trying every subset; statements are independent across groups of tables they join, so

@@ -9,6 +9,7 @@
 // lint() in-process with the same Statement list and look at Finding::severity.
 #pragma once
 
+#include "db_virtuoso/core/json_text.hpp"
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -279,7 +280,7 @@ class Session {
 };
 
 // Helpers shared with the server side and the unit tests.
-std::string json_quote(std::string_view s);
+using core::json_quote;
 std::string human_bytes(int64_t bytes);
 // The type rules: the reason a column type is discouraged, or "" (type as written,
 // lower case, e.g. "integer", "serial", "character varying(20)", "timestamp").
