@@ -545,11 +545,23 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
 
     PushActiveSnapshot(GetTransactionSnapshot());
     SPI_connect();
-    int rc = SPI_execute_with_args(sql, nparams, types, values, nulls, false, 0);
-    if (rc < 0)
-        raise_for_spi_result(rc, "in execute_autonomous",
-                             "The statements run in one transaction of their own, which commits "
-                             "when they end.");
+    // One SPI call per statement: SPI keeps the plans of every statement of one string until
+    // the call ends, so a script of 100,000 statements would hold 100,000 plans at once.
+    ListCell *lc;
+    foreach (lc, parsetrees) {
+        RawStmt *raw = lfirst_node(RawStmt, lc);
+        int location = raw->stmt_location > 0 ? raw->stmt_location : 0;
+        char *one = raw->stmt_len > 0 ? pnstrdup(sql + location, raw->stmt_len)
+                                      : pstrdup(sql + location);
+        if (SPI_tuptable != nullptr) SPI_freetuptable(SPI_tuptable);
+        int rc = SPI_execute_with_args(one, nparams, types, values, nulls, false, 0);
+        if (rc < 0)
+            raise_for_spi_result(rc, "in execute_autonomous",
+                                 "The statements run in one transaction of their own, which "
+                                 "commits when they end.");
+        pfree(one);
+        CHECK_FOR_INTERRUPTS();
+    }
     char completion[COMPLETION_TAG_BUFSIZE];
     format_command_tag(completion, tag, SPI_processed);
     char *value = nullptr;
