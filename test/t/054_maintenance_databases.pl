@@ -16,6 +16,8 @@ my $node = new_virtuoso_node('databases', q{
 autovacuum = off
 virtuoso.maintenance_naptime = 1s
 virtuoso.database_names = 'db1, db2'
+# the same table is vacuumed again within seconds on purpose
+virtuoso.maintenance_min_interval = 0
 autovacuum_vacuum_cost_delay = 20ms
 autovacuum_vacuum_cost_limit = 1
 });
