@@ -35,9 +35,13 @@ SELECT change_id, table_name, old_column, final_name AS new_column, new_type, ph
        rows_backfilled, rows_total, rows_differing, started_at, updated_at, finished_at,
        new_column AS working_column, old_type, up_expression, down_expression, message,
        owner_role::regrole AS owner_role
-FROM virtuoso.column_changes_log;
+FROM virtuoso.column_changes_log l
+WHERE pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+   OR EXISTS (SELECT 1 FROM pg_catalog.pg_roles r
+              WHERE r.oid OPERATOR(pg_catalog.=) l.owner_role
+                AND pg_catalog.pg_has_role(r.oid, 'USAGE'));
 COMMENT ON VIEW virtuoso.column_changes IS
-'Column changes of expand_column_change: phase (EXPANDING, BACKFILLING, READY, CONTRACTED, ABORTED, FAILED), rows backfilled, rows that disagree under the mapping at the last parity check (contract needs 0), and the last error of a FAILED change.';
+'Column changes of expand_column_change started by roles whose privileges the caller has (every one for members of pg_read_all_stats): phase (EXPANDING, BACKFILLING, READY, CONTRACTED, ABORTED, FAILED), rows backfilled, rows that disagree under the mapping at the last parity check (contract needs 0), and the last error of a FAILED change.';
 
 CREATE FUNCTION virtuoso.column_change_trigger()
 RETURNS trigger
