@@ -101,7 +101,7 @@ SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
 
 -- An up mapping that fails on some rows: FAILED with the failing blocks and the message;
 -- contract refused; after the rows are fixed, calling expand again resumes to READY.
-CREATE TABLE ef (id int, t text);
+CREATE TABLE ef (id int PRIMARY KEY, t text);
 INSERT INTO ef SELECT g, g::text FROM generate_series(1, 100) g;
 UPDATE ef SET t = 'x' WHERE id = 50;
 CALL virtuoso.expand_column_change('ef', 't', 'integer');

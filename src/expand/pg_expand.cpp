@@ -464,6 +464,41 @@ int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
     return std::max<int64_t>(1, batch_size / per_block);
 }
 
+// After a failed backfill batch: the first row of its block range whose up mapping fails,
+// named by primary key (when there is one) and ctid, each row tried in a subtransaction.
+std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_block) {
+    pg::InternalSql spi(false);
+    auto key = spi.scalar(
+        "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM pg_index i, "
+        "unnest(i.indkey) WITH ORDINALITY k(attnum, n), pg_attribute a WHERE i.indrelid = "
+        "$1::oid AND i.indisprimary AND a.attrelid = i.indrelid AND a.attnum = k.attnum",
+        {std::to_string(c.table)});
+    const std::string old_q = pg::quote_identifier(c.old_column);
+    auto rows = spi.execute(
+        fmt::format("SELECT ctid::text, {}, {}::text FROM {} WHERE {} AND {} IS NULL ORDER BY "
+                    "ctid",
+                    key ? fmt::format("ROW({})::text", *key) : "NULL::text", old_q, c.table_sql,
+                    block_range_condition(), pg::quote_identifier(c.new_column)),
+        {std::to_string(from_block), std::to_string(to_block)}, true);
+    std::string probe =
+        mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "$1::" + c.old_type);
+    for (const auto &row : rows.rows) {
+        try {
+            pg::SubTransaction sub;
+            {
+                pg::InternalSql one(false);
+                one.execute(probe, {row[2]}, true);
+            }
+            sub.commit();
+        } catch (const pg::PgError &) {
+            return key ? fmt::format("First failing row: ({})={}, ctid {}.", *key,
+                                     row[1].value_or("NULL"), *row[0])
+                       : fmt::format("First failing row: ctid {}.", *row[0]);
+        }
+    }
+    return "";
+}
+
 }  // namespace
 }  // namespace virtuoso::expand
 
@@ -721,10 +756,15 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                                        c.id, c.rows_backfilled, differing));
     } catch (const expand::BatchFailure &e) {
         // A batch that failed (its subtransaction rolled back, this transaction is sound):
-        // FAILED with the message, committed before the error reaches the caller.
-        expand::record(c, "FAILED", std::string(e.what()));
+        // FAILED with the message and the first failing row, committed before the error
+        // reaches the caller.
+        int64_t rows = 0;
+        std::string first = expand::first_failing_row(
+            c, c.next_block, c.next_block + expand::blocks_per_batch(table, c.batch_size, &rows));
+        std::string message = first.empty() ? e.what() : std::string(e.what()) + ". " + first;
+        expand::record(c, "FAILED", message);
         commit();
-        throw;
+        throw pg::UserError(e.sqlstate(), e.what(), first, e.hint());
     }
     return pg::procedure_result(fcinfo, {c.id});
 }
@@ -743,6 +783,10 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                             fmt::format("column change {}: {} rows differ under the mapping", c.id,
                                         c.rows_differing.value_or(-1)),
                             "", "Call virtuoso.expand_column_change again to re-check parity.");
+    if (!expand::table_exists(c.table))
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("the table of column change {} was dropped", c.id), "",
+                            "Abort the change.");
     const std::string old_q = pg::quote_identifier(c.old_column);
     const std::string new_q = pg::quote_identifier(c.new_column);
     const std::string table = c.table_sql;
