@@ -34,6 +34,11 @@ CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 0);
 -- A primary key (and what references it) is not carried over yet: refused, nothing changed.
 CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
 \echo :LAST_ERROR_SQLSTATE
+-- So is an index with a sort option.
+CREATE INDEX ec_r_desc ON ec (r DESC);
+CALL virtuoso.expand_column_change('ec', 'r', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+DROP INDEX ec_r_desc;
 BEGIN;
 CALL virtuoso.expand_column_change('ec', 'v', 'bigint');
 \echo :LAST_ERROR_SQLSTATE
@@ -47,6 +52,12 @@ SELECT count(*) FROM virtuoso.column_changes;
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
 
 -- int -> bigint: expand (column, trigger, backfill in batches, parity), READY.
+-- Plain indexes of the column are copied concurrently for the new one.
+CREATE INDEX ec_v_idx ON ec (v);
+CREATE UNIQUE INDEX ec_id_v ON ec (id, v) INCLUDE (r);
+CREATE VIEW ec_indexes AS
+SELECT indexrelid::regclass::text AS index, pg_get_indexdef(indexrelid) AS def, indisvalid
+FROM pg_index WHERE indrelid = 'ec'::regclass ORDER BY 1;
 SELECT sum(v) AS sum_before FROM ec \gset
 CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 500);
 SELECT change_id, table_name, old_column, new_column, working_column, new_type, phase,
@@ -65,6 +76,7 @@ SELECT id, v, v_cc1 FROM ec WHERE id IN (1, 2, 3, 3001, 3002, 3003) ORDER BY id;
 SELECT sum(v) AS sum_mid FROM ec \gset
 SELECT virtuoso.contract_column_change('cc1');
 SELECT * FROM ec_attrs;
+SELECT * FROM ec_indexes;
 SELECT sum(v) = :sum_mid AS same_sum, :sum_mid - :sum_before AS added FROM ec;
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
 SELECT phase, finished_at IS NOT NULL AS finished FROM virtuoso.column_changes WHERE change_id = 'cc1';
@@ -88,7 +100,9 @@ SELECT * FROM ec_attrs;
 
 -- Abort: the table is as before (columns, triggers, constraints).
 CREATE TEMP TABLE before_abort AS SELECT * FROM ec_attrs;
+CREATE TEMP TABLE indexes_before_abort AS SELECT * FROM ec_indexes;
 CALL virtuoso.expand_column_change('ec', 'r', 'numeric(12,2)');
+SELECT count(*) FROM ec_indexes;
 SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
 SELECT virtuoso.contract_column_change('cc3') IS NOT NULL AS contracted
 FROM virtuoso.column_changes WHERE false;
@@ -97,6 +111,8 @@ SELECT (SELECT count(*) FROM (SELECT * FROM ec_attrs EXCEPT SELECT * FROM before
        (SELECT count(*) FROM (SELECT * FROM before_abort EXCEPT SELECT * FROM ec_attrs) x) AS removed;
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
 SELECT count(*) FROM pg_constraint WHERE conrelid = 'ec'::regclass;
+SELECT (SELECT count(*) FROM (SELECT * FROM ec_indexes EXCEPT SELECT * FROM indexes_before_abort) x) AS added,
+       (SELECT count(*) FROM (SELECT * FROM indexes_before_abort EXCEPT SELECT * FROM ec_indexes) x) AS removed;
 SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
 
 -- An up mapping that fails on some rows: FAILED with the failing blocks and the message;

@@ -57,14 +57,14 @@ CREATE PROCEDURE virtuoso.expand_column_change(target_table regclass, column_nam
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'virtuoso_expand_column_change';
 COMMENT ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) IS
-'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, then checks parity in batches; ends READY and returns the change id. Refuses columns that indexes, constraints, views or identity use (0A000) before changing anything. Called again for the same column it resumes. Must be called outside a transaction block.';
+'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, copies the plain indexes of the column concurrently, validates a NOT NULL check, then checks parity in batches; ends READY and returns the change id. Refuses columns that constraints (primary keys, unique, foreign keys, checks), other indexes, views or identity use (0A000) before changing anything. Called again for the same column it resumes. Must be called outside a transaction block.';
 
 CREATE FUNCTION virtuoso.contract_column_change(change_id text)
 RETURNS text
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_contract_column_change';
 COMMENT ON FUNCTION virtuoso.contract_column_change(text) IS
-'Contract phase: for a READY change with rows_differing = 0, in one short step under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the old column and gives the new one its name. Runs inside the caller''s transaction: the table''s lock is held until the caller commits.';
+'Contract phase: for a READY change with rows_differing = 0, in one short step under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the old column (and its indexes) and gives the new one and the index copies their names. Runs inside the caller''s transaction: the table''s lock is held until the caller commits.';
 
 CREATE FUNCTION virtuoso.abort_column_change(change_id text)
 RETURNS text

@@ -12,6 +12,7 @@
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/index_build.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/spi.hpp"
@@ -411,6 +412,57 @@ std::string resolve_type(const std::string &text) {
     }
 }
 
+// Plain indexes of the column ($1 table, $2 attnum) that expand rebuilds for the new column:
+// key and INCLUDE columns only (no expression, predicate, sort option or non-default
+// operator class), backing no constraint (no primary key, unique constraint or foreign key).
+constexpr const char *kCopyableIndexes =
+    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "
+    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "
+    "                ON opc.oid = oc WHERE NOT opc.opcdefault)";
+
+struct CopyableIndex {
+    std::string oid, name, definition;
+};
+
+// Those indexes, each with the definition of its copy on new_column (named
+// virtuoso_<change>_<oid of the original>, renamed to the original's name by contract).
+std::vector<CopyableIndex> copyable_indexes(Oid table, int attnum, const std::string &new_column,
+                                            const std::string &change_id,
+                                            const std::string &table_sql) {
+    pg::InternalSql spi(false);
+    auto r = spi.execute(
+        fmt::format(
+            "SELECT c.oid::text, c.relname, am.amname, i.indisunique::text, "
+            "(SELECT string_agg(CASE WHEN k.attnum = $2::int2 THEN quote_ident($3) ELSE "
+            "quote_ident(a.attname) END, ', ' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = k.attnum WHERE k.n <= i.indnkeyatts), "
+            "(SELECT string_agg(CASE WHEN k.attnum = $2::int2 THEN quote_ident($3) ELSE "
+            "quote_ident(a.attname) END, ', ' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = k.attnum WHERE k.n > i.indnkeyatts) "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = "
+            "c.relam WHERE i.indexrelid IN ({}) ORDER BY c.oid",
+            kCopyableIndexes),
+        {std::to_string(table), std::to_string(attnum), new_column});
+    std::vector<CopyableIndex> out;
+    for (auto &row : r.rows) {
+        CopyableIndex ix;
+        ix.oid = *row[0];
+        ix.name = *row[1];
+        ix.definition = fmt::format("CREATE {}INDEX IF NOT EXISTS {} ON {} USING {} ({}){}",
+                                    *row[3] == "true" ? "UNIQUE " : "",
+                                    pg::quote_identifier("virtuoso_" + change_id + "_" + ix.oid),
+                                    table_sql, pg::quote_identifier(*row[2]), *row[4],
+                                    row[5] ? fmt::format(" INCLUDE ({})", *row[5]) : "");
+        out.push_back(ix);
+    }
+    return out;
+}
+
 // What this first version cannot carry over to the new column: refused before any change.
 void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column) {
     if (f.identity || f.generated)
@@ -425,7 +477,10 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
         "AND d.classid <> 'pg_attrdef'::regclass "
         "AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a' "
         "         AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S') "
-        "ORDER BY 1",
+        "AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (" +
+            std::string(kCopyableIndexes) +
+            ")) "
+            "ORDER BY 1",
         {std::to_string(table), std::to_string(f.attnum)});
     if (r.empty()) return;
     std::string objects;
@@ -700,8 +755,17 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                     return n;
                 },
                 commit, online::throttle_from_settings(), progress);
-            // NOT NULL of the old column: a check validated now, trusted by contract.
+            // The old column's plain indexes, copied concurrently for the new one.
             auto facts = expand::column_facts(table, c.old_column);
+            if (facts) {
+                for (auto &ix : expand::copyable_indexes(table, facts->attnum, c.new_column, c.id,
+                                                         table_sql)) {
+                    progress.phase("building index for " + ix.name);
+                    online::build_index_concurrently(ix.definition, 3, commit);
+                    commit();
+                }
+            }
+            // NOT NULL of the old column: a check validated now, trusted by contract.
             if (facts && facts->not_null) {
                 progress.phase("validating NOT NULL");
                 std::string check = pg::quote_identifier(c.check_name());
@@ -803,6 +867,18 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     fmt::format("column {} or {} of {} is gone", old_q, new_q, table), "",
                     "Abort the change.");
             expand::refuse_dependents(c.table, *old_facts, c.old_column);
+            auto indexes =
+                expand::copyable_indexes(c.table, old_facts->attnum, c.new_column, c.id, table);
+            for (auto &ix : indexes)
+                if (!spi.scalar("SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = "
+                                "i.indexrelid WHERE i.indrelid = $1::oid AND c.relname = $2 AND "
+                                "i.indisvalid",
+                                {std::to_string(c.table), "virtuoso_" + c.id + "_" + ix.oid}))
+                    throw pg::UserError(
+                        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("index {} has no valid copy for the new column yet",
+                                    pg::quote_identifier(ix.name)),
+                        "", "Call virtuoso.expand_column_change again to build it.");
             spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
             auto def = spi.scalar(
                 "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = $1::oid AND "
@@ -832,6 +908,17 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                 done.push_back("NOT NULL");
             }
             spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN {}", table, old_q));
+            // The old column's indexes went with it: their copies take their names.
+            for (auto &ix : indexes) {
+                spi.execute(fmt::format(
+                    "ALTER INDEX {}.{} RENAME TO {}",
+                    pg::quote_identifier(*spi.scalar(
+                        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+                        {std::to_string(c.table)})),
+                    pg::quote_identifier("virtuoso_" + c.id + "_" + ix.oid),
+                    pg::quote_identifier(ix.name)));
+                done.push_back("index " + pg::quote_identifier(ix.name) + " rebuilt");
+            }
             if (c.final_name != c.new_column)
                 spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, new_q,
                                         pg::quote_identifier(c.final_name)));
