@@ -2,7 +2,8 @@
 # NULL column with a default while pgbench updates and inserts through the old column name
 # the whole time; kill -9 of the expand mid-backfill, restart, called again it resumes after
 # the committed batches; contract swaps the columns while pgbench goes on; pgbench sees no
-# failed transaction and every row equals its shadow copy (written in the same transactions).
+# failed transaction and every row equals its shadow copy (written in the same transactions);
+# the index of the column is rebuilt concurrently for the new one under the writers.
 #
 # EXPAND_ROWS sets the table size (100k by default, 30k under CI=true).
 use strict;
@@ -26,6 +27,7 @@ INSERT INTO ev SELECT g, g % 100000, 'n' || g FROM generate_series(1, $rows) g;
 CREATE TABLE ev_shadow (id bigint PRIMARY KEY, v bigint NOT NULL);
 INSERT INTO ev_shadow SELECT id, v FROM ev;
 CREATE SEQUENCE ev_ids START 10000000;
+CREATE INDEX ev_v ON ev (v);
 ANALYZE ev;
 });
 
@@ -79,7 +81,7 @@ is(sq(q{SELECT phase || ':' || rows_differing FROM virtuoso.column_changes WHERE
 ($rc, $out, $err) = $node->psql('postgres', q{SELECT virtuoso.contract_column_change('cc1')},
     extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
 is($rc, 0, 'contract: done under writers') or diag($err);
-like($out, qr/is now v bigint; default moved; NOT NULL/, 'contract: result');
+like($out, qr/is now v bigint; default moved; NOT NULL; index ev_v rebuilt/, 'contract: result');
 
 $bench->finish;
 like($bench_out, qr/number of failed transactions: 0 /, 'pgbench: no failed transaction') or diag($bench_out . $bench_err);
@@ -89,6 +91,10 @@ is(sq(q{SELECT format_type(atttypid, atttypmod) || ':' || attnotnull FROM pg_att
 is(sq(q{SELECT count(*) FROM ev FULL JOIN ev_shadow s USING (id) WHERE ev.v IS DISTINCT FROM s.v}),
     '0', 'after: every row equals its shadow (no write lost during expand or contract)');
 is(sq(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ev'::regclass}), '0', 'after: trigger gone');
+is(sq(q{SELECT pg_get_indexdef(indexrelid) || ':' || indisvalid FROM pg_index WHERE indexrelid = 'ev_v'::regclass}),
+    'CREATE INDEX ev_v ON public.ev USING btree (v):true', 'after: the index of v was rebuilt for the new column');
+is(sq(q{SET enable_seqscan = off; SELECT count(*) FROM ev WHERE v >= 0}), sq(q{SELECT count(*) FROM ev}),
+    'after: the rebuilt index holds every row');
 is(sq(q{SELECT count(*) FROM pg_attribute WHERE attrelid = 'ev'::regclass AND attnum > 0 AND NOT attisdropped}),
     '3', 'after: the old column is dropped');
 
