@@ -180,6 +180,12 @@ CREATE TABLE virtuoso.column_changes_log (
     finished_at     timestamptz
 );
 
+CREATE UNIQUE INDEX column_changes_log_one_open ON virtuoso.column_changes_log (table_oid, old_column)
+    WHERE phase IN ('EXPANDING', 'BACKFILLING', 'READY', 'FAILED');
+
+COMMENT ON INDEX virtuoso.column_changes_log_one_open IS
+'At most one change per column that has not ended: a second expand of the column resumes it.';
+
 COMMENT ON TABLE virtuoso.column_changes_log IS
 'Changes of virtuoso.expand_column_change: the column added (new_column, renamed to final_name by contract), the mappings, the phase, and the backfill position (next_block, committed with each batch). A change left EXPANDING, BACKFILLING or FAILED resumes when expand_column_change is called again for the same column; only roles with the privileges of owner_role can resume, contract or abort it.';
 

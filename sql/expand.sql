@@ -34,6 +34,13 @@ CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 0);
 -- A primary key (and what references it) is not carried over yet: refused, nothing changed.
 CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
 \echo :LAST_ERROR_SQLSTATE
+-- So is a column that a foreign key references or uses.
+CREATE TABLE ec_child (pid int REFERENCES ec (id), note text);
+CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec_child', 'pid', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE ec_child;  -- its RI triggers on ec would count below
 -- So is an index with a sort option.
 CREATE INDEX ec_r_desc ON ec (r DESC);
 CALL virtuoso.expand_column_change('ec', 'r', 'bigint');

@@ -670,14 +670,23 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                 *spi.scalar("SELECT 'cc' || nextval('virtuoso.column_change_ids'::regclass)::text");
             c.new_column =
                 new_name ? *new_name : c.old_column.substr(0, NAMEDATALEN - 2 - 16) + "_" + c.id;
-            spi.execute(
-                "INSERT INTO virtuoso.column_changes_log (change_id, table_oid, table_name, "
-                "old_column, new_column, final_name, old_type, new_type, up_expression, "
-                "down_expression, batch_size, phase, owner_role) VALUES ($1, $2::oid, $3, $4, "
-                "$5, $6, $7, $8, $9, $10, $11::int, 'EXPANDING', $12::oid)",
-                {c.id, std::to_string(table), table_sql, c.old_column, c.new_column, c.final_name,
-                 c.old_type, c.new_type, c.up, c.down, std::to_string(c.batch_size),
-                 std::to_string(c.owner)});
+            try {
+                spi.execute(
+                    "INSERT INTO virtuoso.column_changes_log (change_id, table_oid, table_name, "
+                    "old_column, new_column, final_name, old_type, new_type, up_expression, "
+                    "down_expression, batch_size, phase, owner_role) VALUES ($1, $2::oid, $3, "
+                    "$4, $5, $6, $7, $8, $9, $10, $11::int, 'EXPANDING', $12::oid)",
+                    {c.id, std::to_string(table), table_sql, c.old_column, c.new_column,
+                     c.final_name, c.old_type, c.new_type, c.up, c.down,
+                     std::to_string(c.batch_size), std::to_string(c.owner)});
+            } catch (const pg::PgError &e) {
+                // Another session started a change of this column meanwhile (unique index).
+                if (e.sqlstate() != ERRCODE_UNIQUE_VIOLATION) throw;
+                throw pg::UserError(ERRCODE_OBJECT_IN_USE,
+                                    fmt::format("a change of column \"{}\" of {} is under way "
+                                                "in another session",
+                                                c.old_column, table_sql));
+            }
         }
         if (expand::column_facts(table, c.new_column))
             throw pg::UserError(
@@ -910,13 +919,13 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
             spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN {}", table, old_q));
             // The old column's indexes went with it: their copies take their names.
             for (auto &ix : indexes) {
-                spi.execute(fmt::format(
-                    "ALTER INDEX {}.{} RENAME TO {}",
-                    pg::quote_identifier(*spi.scalar(
-                        "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
-                        {std::to_string(c.table)})),
-                    pg::quote_identifier("virtuoso_" + c.id + "_" + ix.oid),
-                    pg::quote_identifier(ix.name)));
+                spi.execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}",
+                                        pg::quote_identifier(*spi.scalar(
+                                            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                                            "ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+                                            {std::to_string(c.table)})),
+                                        pg::quote_identifier("virtuoso_" + c.id + "_" + ix.oid),
+                                        pg::quote_identifier(ix.name)));
                 done.push_back("index " + pg::quote_identifier(ix.name) + " rebuilt");
             }
             if (c.final_name != c.new_column)
