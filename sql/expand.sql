@@ -95,6 +95,10 @@ SELECT virtuoso.abort_column_change('cc1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT virtuoso.contract_column_change('cc999');
 \echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.abort_column_change('cc99999999999');
+\echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.abort_column_change('x');
+\echo :LAST_ERROR_SQLSTATE
 
 -- A rename with mappings both ways: s -> label.
 CALL virtuoso.expand_column_change('ec', 's', 'text', up_expression => 'upper(s)',

@@ -9,6 +9,8 @@
 //
 // Expand is a procedure because it commits per batch; contract and abort are functions (one
 // short step each), as in the API.
+#include <limits>
+
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/online/batch.hpp"
@@ -28,6 +30,7 @@ extern "C" {
 #include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -519,6 +522,68 @@ int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
     return std::max<int64_t>(1, batch_size / per_block);
 }
 
+// One session at a time works on a change: expand holds a session-level advisory lock on it
+// across its commits, contract and abort a transaction-level one.  Another session gets 55006
+// at once instead of racing (two backfills, or a contract under a running expand).
+constexpr int32 kLockSpace = 0x76636363;  // "vccc"
+
+// The number of an id "cc<n>"; anything else names no change.
+int32 change_number(const std::string &id) {
+    bool ok = id.size() > 2 && id.size() <= 11 && id.compare(0, 2, "cc") == 0 &&
+              id.find_first_not_of("0123456789", 2) == std::string::npos;
+    long n = ok ? std::stol(id.substr(2)) : -1;
+    if (n < 1 || n > std::numeric_limits<int32>::max())
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("column change \"{}\" does not exist", id), "",
+                        "See virtuoso.column_changes.");
+    return static_cast<int32>(n);
+}
+
+void refuse_busy(const std::string &id) {
+    throw UserError(ERRCODE_OBJECT_IN_USE,
+                    fmt::format("column change {} is being worked on by another session", id), "",
+                    "Wait for that call to end, or cancel it.");
+}
+
+class SessionChangeLock {
+  public:
+    explicit SessionChangeLock(const std::string &id) : key_(change_number(id)) {
+        int32 key = key_;
+        held_ = pg::pg_call([key] {
+            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
+                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
+        });
+        if (!held_) refuse_busy(id);
+    }
+    ~SessionChangeLock() {
+        if (!held_) return;
+        int32 key = key_;
+        try {
+            pg::pg_call([key] {
+                (void)DirectFunctionCall2(pg_advisory_unlock_int4, Int32GetDatum(kLockSpace),
+                                          Int32GetDatum(key));
+            });
+        } catch (...) {
+            // Released at session end at the latest.
+        }
+    }
+    SessionChangeLock(const SessionChangeLock &) = delete;
+    SessionChangeLock &operator=(const SessionChangeLock &) = delete;
+
+  private:
+    int32 key_;
+    bool held_ = false;
+};
+
+void lock_change_for_transaction(const std::string &id) {
+    int32 key = change_number(id);
+    if (!pg::pg_call([key] {
+            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
+        }))
+        refuse_busy(id);
+}
+
 // After a failed backfill batch: the first row of its block range whose up mapping fails,
 // named by primary key (when there is one) and ctid, each row tried in a subtransaction.
 std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_block) {
@@ -695,6 +760,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         pg::commit_caller(fcinfo, expand::kExpand);
     }
 
+    expand::SessionChangeLock change_lock(c.id);
     auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kExpand); };
     const std::string old_q = pg::quote_identifier(c.old_column);
     const std::string new_q = pg::quote_identifier(c.new_column);
@@ -845,6 +911,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
 VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     auto id = pg::text_arg(fcinfo, 0);
     if (!id) throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "change_id must not be NULL");
+    expand::lock_change_for_transaction(*id);
     expand::Change c = expand::load_change(*id, true);
     expand::check_access(c, "contract");
     if (c.phase != "READY")
@@ -943,6 +1010,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
 VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
     auto id = pg::text_arg(fcinfo, 0);
     if (!id) throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "change_id must not be NULL");
+    expand::lock_change_for_transaction(*id);
     expand::Change c = expand::load_change(*id, true);
     expand::check_access(c, "abort");
     if (c.phase == "CONTRACTED" || c.phase == "ABORTED")

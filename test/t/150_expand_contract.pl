@@ -37,6 +37,13 @@ my $call = start_call($node,
     q{CALL virtuoso.expand_column_change('ev', 'v', 'bigint', batch_size => 2000)}, 'expand_call');
 ok(wait_until($node, q{SELECT rows_backfilled > 0 FROM virtuoso.column_changes WHERE change_id = 'cc1'}),
     'expand: backfilling');
+# Meanwhile no other session works on the same change.
+my ($brc, $bout, $berr) = $node->psql('postgres',
+    q{CALL virtuoso.expand_column_change('ev', 'v', 'bigint')}, extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+like($berr, qr/55006: column change cc1 is being worked on by another session/, 'busy: a second expand is refused at once');
+($brc, $bout, $berr) = $node->psql('postgres',
+    q{SELECT virtuoso.abort_column_change('cc1')}, extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+like($berr, qr/55006: column change cc1 is being worked on by another session/, 'busy: abort is refused while expand runs');
 ok(kill9(backend_pid($node, 'expand_call', 'client backend')), 'expand: backend killed with kill -9');
 my ($rc, $out, $err) = finish_call($call);
 isnt($rc, 0, 'expand: the killed call reports a failure');
