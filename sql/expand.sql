@@ -141,3 +141,13 @@ CALL virtuoso.expand_column_change('ef', 't', 'integer');
 SELECT phase, rows_differing, message FROM virtuoso.column_changes WHERE change_id = 'cc4';
 SELECT virtuoso.contract_column_change('cc4');
 SELECT sum(t) FROM ef;
+
+-- A rename keeps the column's collation; inheritance is refused.
+CREATE TABLE ecoll (id int, name text COLLATE "C");
+INSERT INTO ecoll VALUES (1, 'b'), (2, 'a');
+CALL virtuoso.expand_column_change('ecoll', 'name', 'text', new_column_name => 'title');
+SELECT virtuoso.contract_column_change(change_id) FROM virtuoso.column_changes WHERE table_name = 'public.ecoll';
+SELECT attname, attcollation::regcollation FROM pg_attribute WHERE attrelid = 'ecoll'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+CREATE TABLE ecoll_child () INHERITS (ecoll);
+CALL virtuoso.expand_column_change('ecoll', 'title', 'varchar(10)');
+\echo :LAST_ERROR_SQLSTATE

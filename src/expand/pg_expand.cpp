@@ -666,6 +666,16 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
                             fmt::format("{} is not a plain table", table_sql),
                             "Partitioned tables, views and other relations are not supported.");
+    {
+        // ADD COLUMN and the UPDATEs would reach inheritance children the trigger does not.
+        pg::InternalSql spi;
+        if (spi.scalar("SELECT 1 FROM pg_inherits WHERE inhrelid = $1::oid OR inhparent = $1::oid "
+                       "LIMIT 1",
+                       {std::to_string(table)}))
+            throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                                fmt::format("{} has inheritance parents or children", table_sql),
+                                "", "Change the column with ALTER TABLE.");
+    }
     if (!pg::pg_call([table] { return pg_class_ownercheck(table, GetUserId()); }))
         throw pg::UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
                             fmt::format("must be owner of table {}", table_sql));
@@ -778,8 +788,16 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             expand::locked_step(
                 [&] {
                     pg::InternalSql spi(false);
-                    spi.execute(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                                            table_sql, new_q, c.new_type));
+                    // The old column's collation, when the new type has collations too.
+                    auto collate = spi.scalar(
+                        "SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || "
+                        "quote_ident(co.collname) FROM pg_attribute a JOIN pg_collation co ON "
+                        "co.oid = a.attcollation JOIN pg_namespace n ON n.oid = co.collnamespace "
+                        "WHERE a.attrelid = $1::oid AND a.attname = $2 AND (SELECT typcollation "
+                        "FROM pg_type WHERE oid = $3::regtype) <> 0",
+                        {std::to_string(table), c.old_column, c.new_type});
+                    spi.execute(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}{}",
+                                            table_sql, new_q, c.new_type, collate.value_or("")));
                     spi.execute(
                         fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table_sql));
                     spi.execute(fmt::format(
