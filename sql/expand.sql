@@ -145,8 +145,18 @@ SELECT sum(t) FROM ef;
 -- A rename keeps the column's collation; inheritance is refused.
 CREATE TABLE ecoll (id int, name text COLLATE "C");
 INSERT INTO ecoll VALUES (1, 'b'), (2, 'a');
+-- (and contract warns of statements seen lately that still name the old column)
+SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS create_pss \gset
+\if :create_pss
+CREATE EXTENSION pg_stat_statements;
+\endif
+SELECT count(*) >= 0 AS reset FROM pg_stat_statements_reset() r;
+SELECT name FROM ecoll ORDER BY 1;
 CALL virtuoso.expand_column_change('ecoll', 'name', 'text', new_column_name => 'title');
 SELECT virtuoso.contract_column_change(change_id) FROM virtuoso.column_changes WHERE table_name = 'public.ecoll';
+\if :create_pss
+DROP EXTENSION pg_stat_statements;
+\endif
 SELECT attname, attcollation::regcollation FROM pg_attribute WHERE attrelid = 'ecoll'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
 CREATE TABLE ecoll_child () INHERITS (ecoll);
 CALL virtuoso.expand_column_change('ecoll', 'title', 'varchar(10)');

@@ -68,7 +68,7 @@ RETURNS text
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_contract_column_change';
 COMMENT ON FUNCTION virtuoso.contract_column_change(text) IS
-'Contract phase: for a READY change with rows_differing = 0, in one short step under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the old column (and its indexes) and gives the new one and the index copies their names. Runs inside the caller''s transaction: the table''s lock is held until the caller commits.';
+'Contract phase: for a READY change with rows_differing = 0, in one short step under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the old column (and its indexes) and gives the new one and the index copies their names. For a rename, warns (WARNING and in the result) when pg_stat_statements shows statements that still name the old column. Runs inside the caller''s transaction: the table''s lock is held until the caller commits.';
 
 CREATE FUNCTION virtuoso.abort_column_change(change_id text)
 RETURNS text

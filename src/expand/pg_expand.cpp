@@ -948,6 +948,37 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     const std::string old_q = pg::quote_identifier(c.old_column);
     const std::string new_q = pg::quote_identifier(c.new_column);
     const std::string table = c.table_sql;
+    // A rename: statements seen lately (pg_stat_statements, when installed) that still name
+    // the old column will fail once it is gone (the extension's own calls left out).  Said
+    // in the result and as a WARNING.
+    std::optional<std::string> stale;
+    if (c.final_name != c.old_column) {
+        pg::InternalSql spi(false);
+        auto schema = spi.scalar(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = "
+            "e.extnamespace WHERE e.extname = 'pg_stat_statements'");
+        if (schema) {
+            auto n = spi.scalar(
+                fmt::format("SELECT count(*) FROM {}.pg_stat_statements WHERE dbid = (SELECT oid "
+                            "FROM pg_database WHERE datname = current_database()) AND query ~* "
+                            "('\\m' || regexp_replace($1, '([^A-Za-z0-9_])', '\\\\\\1', "
+                            "'g') || '\\M') AND query ~* ('\\m' || regexp_replace($2, "
+                            "'([^A-Za-z0-9_])', '\\\\\\1', 'g') || '\\M') AND query !~* "
+                            "'virtuoso\\.'",
+                            pg::quote_identifier(*schema)),
+                {c.old_column, pg::pg_call([&c] {
+                     return std::string(get_rel_name(c.table) ? get_rel_name(c.table) : "");
+                 })},
+                true);
+            if (n && *n != "0") {
+                stale = fmt::format(
+                    "{} statement(s) in pg_stat_statements still name column "
+                    "\"{}\" of this table",
+                    *n, c.old_column);
+                pg::report(WARNING, "column change " + c.id + ": " + *stale);
+            }
+        }
+    }
     std::vector<std::string> done;
     expand::locked_step(
         [&] {
@@ -1022,6 +1053,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     std::string result = fmt::format("column change {}: {} of {} is now {} {}", c.id, old_q, table,
                                      pg::quote_identifier(c.final_name), c.new_type);
     for (auto &d : done) result += "; " + d;
+    if (stale) result += "; warning: " + *stale;
     return pg::text_datum(result);
 }
 
