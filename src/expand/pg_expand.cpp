@@ -957,19 +957,35 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
         auto schema = spi.scalar(
             "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = "
             "e.extnamespace WHERE e.extname = 'pg_stat_statements'");
+        pg::Value n;
+        std::string table_name = pg::pg_call([&c] {
+            const char *name = get_rel_name(c.table);
+            return std::string(name ? name : "");
+        });
+        // Advisory only: a caller who may not read the view (or a library not preloaded)
+        // gets no warning rather than no contract.
         if (schema) {
-            auto n = spi.scalar(
-                fmt::format("SELECT count(*) FROM {}.pg_stat_statements WHERE dbid = (SELECT oid "
+            try {
+                pg::SubTransaction sub;
+                {
+                    pg::InternalSql probe(false);
+                    n = probe.scalar(
+                        fmt::format(
+                            "SELECT count(*) FROM {}.pg_stat_statements WHERE dbid = (SELECT oid "
                             "FROM pg_database WHERE datname = current_database()) AND query ~* "
                             "('\\m' || regexp_replace($1, '([^A-Za-z0-9_])', '\\\\\\1', "
                             "'g') || '\\M') AND query ~* ('\\m' || regexp_replace($2, "
                             "'([^A-Za-z0-9_])', '\\\\\\1', 'g') || '\\M') AND query !~* "
                             "'virtuoso\\.'",
                             pg::quote_identifier(*schema)),
-                {c.old_column, pg::pg_call([&c] {
-                     return std::string(get_rel_name(c.table) ? get_rel_name(c.table) : "");
-                 })},
-                true);
+                        {c.old_column, table_name}, true);
+                }
+                sub.commit();
+            } catch (const pg::PgError &) {
+                n.reset();
+            }
+        }
+        {
             if (n && *n != "0") {
                 stale = fmt::format(
                     "{} statement(s) in pg_stat_statements still name column "
