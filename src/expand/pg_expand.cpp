@@ -1020,6 +1020,16 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                         fmt::format("index {} has no valid copy for the new column yet",
                                     pg::quote_identifier(ix.name)),
                         "", "Call virtuoso.expand_column_change again to build it.");
+            // Parity was checked while the trigger kept the columns in agreement: without it
+            // since, rows may differ.
+            if (!spi.scalar("SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = $2 "
+                            "AND tgenabled IN ('O', 'A')",
+                            {std::to_string(c.table), "virtuoso_" + c.id + "_sync"}))
+                throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                    fmt::format("the trigger of column change {} is missing or "
+                                                "disabled: rows may disagree",
+                                                c.id),
+                                    "", "Abort the change and start it again.");
             spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
             auto def = spi.scalar(
                 "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = $1::oid AND "
