@@ -61,6 +61,8 @@ INSERT INTO alice.t SELECT g, 'v' || g FROM generate_series(1, 20000) g;
 CREATE TABLE alice.who (m text, u text);
 CREATE TABLE alice.audited (id int PRIMARY KEY, v text, updated_at timestamptz);
 CREATE TABLE alice.copy (id int, v text);   -- migrate_data_batched's target
+CREATE TABLE alice.ec (id int, v int);   -- expand_column_change's table
+INSERT INTO alice.ec SELECT g, g FROM generate_series(1, 1000) g;
 CREATE TABLE alice.ix (id int, v text);   -- the index rows build here, the advisor plans alice.t
 INSERT INTO alice.ix SELECT g, 'v' || g FROM generate_series(1, 1000) g;
 -- alice's code: whoever runs it is named on stderr
@@ -395,6 +397,20 @@ my @matrix = (
         q{CALL virtuoso.add_column_zero_downtime('alice.t', 'c_%s', 'integer', '(pg_catalog.random() OPERATOR(pg_catalog.*) 0)::pg_catalog.int4', 4000, true);
           SELECT pg_catalog.count(*) FROM alice.t WHERE c_%s IS NULL},
         '42501', '42501', '42501', 'ok:0', 'ok:0'],
+    # Column changes of alice's table: only its owner starts one; the superuser's call resumes
+    # alice's (it has her privileges); abort and contract only for members of alice.
+    ['virtuoso.expand_column_change(regclass,text,text,text,text,text,integer,text)', 'change',
+        q{CALL virtuoso.expand_column_change('alice.ec', 'v', 'bigint', new_column_name => 'w', batch_size => 300)},
+        '42501', '42501', '42501', 'ok:cc1', 'ok:cc1'],
+    ['virtuoso.column_change_trigger()', 'call directly',
+        q{SELECT virtuoso.column_change_trigger()},
+        '42501', '39P01', '39P01', '39P01', '39P01'],
+    ['virtuoso.abort_column_change(text)', 'change',
+        q{SELECT virtuoso.abort_column_change('cc1')},
+        '42501', '42501', '42501', 'ok:column change cc1 aborted: column w and its trigger dropped', '55000'],
+    ['virtuoso.contract_column_change(text)', 'change',
+        q{SELECT virtuoso.contract_column_change('cc1')},
+        '42501', '42501', '42501', '55000', '55000'],
     ['virtuoso.progress_jobs()', 'read',
         q{SELECT pg_catalog.count(*) FROM virtuoso.progress_jobs()},
         '42501', 'ok:0', 'ok:0', 'ok:0', 'ok:0'],
@@ -474,6 +490,12 @@ my @relations = (
     # nothing runs while the matrix reads it: what counts is that it reads safely
     ['virtuoso.progress', 'ok:0', 'ok:0', 'ok:0', 'ok:0',
         q{SELECT pg_catalog.count(*) FROM virtuoso.progress}],
+    ['virtuoso.column_changes_log', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.column_changes_log}],
+    # changes of roles whose privileges the caller has, all for pg_read_all_stats
+    ['virtuoso.column_changes', 'ok:f', 'ok:t', 'ok:t', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.column_changes
+          WHERE table_name OPERATOR(pg_catalog.=) 'alice.ec'}],
     ['virtuoso.maintenance_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.maintenance_log}],
 );

@@ -1,0 +1,168 @@
+-- virtuoso.expand_column_change, contract_column_change, abort_column_change (issue 14)
+\set SHOW_CONTEXT never
+CREATE TABLE ec (id int PRIMARY KEY, v int NOT NULL DEFAULT 7, s text, r int);
+INSERT INTO ec SELECT g, g, 's' || g, g % 10 FROM generate_series(1, 3000) g;
+CREATE VIEW ec_attrs AS
+SELECT attnum, attname, format_type(atttypid, atttypmod) AS type, attnotnull,
+       pg_get_expr(d.adbin, d.adrelid) AS default_expr
+FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE attrelid = 'ec'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+
+-- Bad input: refused with its SQLSTATE before anything changes.
+CALL virtuoso.expand_column_change('ec', 'nope', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'date');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'no_such_type');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', up_expression => 'v +');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', up_expression => 'v) FROM pg_class WHERE (true');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', up_expression => '(SELECT 1)');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', up_expression => 'v + r');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', down_expression => 'v::date');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'integer');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', new_column_name => 'r');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 0);
+\echo :LAST_ERROR_SQLSTATE
+-- A primary key (and what references it) is not carried over yet: refused, nothing changed.
+CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+-- So is a column that a foreign key references or uses.
+CREATE TABLE ec_child (pid int REFERENCES ec (id), note text);
+CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ec_child', 'pid', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE ec_child;  -- its RI triggers on ec would count below
+-- So is an index with a sort option.
+CREATE INDEX ec_r_desc ON ec (r DESC);
+CALL virtuoso.expand_column_change('ec', 'r', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+DROP INDEX ec_r_desc;
+BEGIN;
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SET ROLE regress_virtuoso_user;
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT * FROM ec_attrs;
+SELECT count(*) FROM virtuoso.column_changes;
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
+
+-- int -> bigint: expand (column, trigger, backfill in batches, parity), READY.
+-- Plain indexes of the column are copied concurrently for the new one.
+CREATE INDEX ec_v_idx ON ec (v);
+CREATE UNIQUE INDEX ec_id_v ON ec (id, v) INCLUDE (r);
+CREATE VIEW ec_indexes AS
+SELECT indexrelid::regclass::text AS index, pg_get_indexdef(indexrelid) AS def, indisvalid
+FROM pg_index WHERE indrelid = 'ec'::regclass ORDER BY 1;
+SELECT sum(v) AS sum_before FROM ec \gset
+CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 500);
+SELECT change_id, table_name, old_column, new_column, working_column, new_type, phase,
+       rows_backfilled, rows_differing, message
+FROM virtuoso.column_changes WHERE change_id = 'cc1';
+SELECT count(*) FROM ec WHERE v_cc1 IS DISTINCT FROM v;
+-- Writers of either column are kept in agreement.
+INSERT INTO ec (id, v) VALUES (3001, 42);
+INSERT INTO ec (id, v_cc1) VALUES (3002, 43);
+INSERT INTO ec (id) VALUES (3003);
+UPDATE ec SET v = v + 1 WHERE id = 1;
+UPDATE ec SET v_cc1 = 100 WHERE id = 2;
+UPDATE ec SET s = 'x' WHERE id = 3;
+SELECT id, v, v_cc1 FROM ec WHERE id IN (1, 2, 3, 3001, 3002, 3003) ORDER BY id;
+-- Contract: the new column takes the name, the default and NOT NULL; the old one is gone.
+SELECT sum(v) AS sum_mid FROM ec \gset
+SELECT virtuoso.contract_column_change('cc1');
+SELECT * FROM ec_attrs;
+SELECT * FROM ec_indexes;
+SELECT sum(v) = :sum_mid AS same_sum, :sum_mid - :sum_before AS added FROM ec;
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
+SELECT phase, finished_at IS NOT NULL AS finished FROM virtuoso.column_changes WHERE change_id = 'cc1';
+INSERT INTO ec (id) VALUES (3004);
+SELECT v FROM ec WHERE id = 3004;
+SELECT virtuoso.contract_column_change('cc1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.abort_column_change('cc1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.contract_column_change('cc999');
+\echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.abort_column_change('cc99999999999');
+\echo :LAST_ERROR_SQLSTATE
+SELECT virtuoso.abort_column_change('x');
+\echo :LAST_ERROR_SQLSTATE
+
+-- A rename with mappings both ways: s -> label.
+CALL virtuoso.expand_column_change('ec', 's', 'text', up_expression => 'upper(s)',
+    down_expression => 'lower(label)', new_column_name => 'label');
+INSERT INTO ec (id, v, label) VALUES (3005, 1, 'NEW');
+SELECT id, s, label FROM ec WHERE id IN (1, 3005) ORDER BY id;
+SELECT phase, rows_differing FROM virtuoso.column_changes WHERE change_id = 'cc2';
+-- Contract refuses while the sync trigger is disabled: rows may have drifted.
+ALTER TABLE ec DISABLE TRIGGER virtuoso_cc2_sync;
+SELECT virtuoso.contract_column_change('cc2');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE ec ENABLE TRIGGER virtuoso_cc2_sync;
+SELECT virtuoso.contract_column_change('cc2');
+SELECT * FROM ec_attrs;
+
+-- Abort: the table is as before (columns, triggers, constraints).
+CREATE TEMP TABLE before_abort AS SELECT * FROM ec_attrs;
+CREATE TEMP TABLE indexes_before_abort AS SELECT * FROM ec_indexes;
+CALL virtuoso.expand_column_change('ec', 'r', 'numeric(12,2)');
+SELECT count(*) FROM ec_indexes;
+SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
+SELECT virtuoso.contract_column_change('cc3') IS NOT NULL AS contracted
+FROM virtuoso.column_changes WHERE false;
+SELECT virtuoso.abort_column_change('cc3');
+SELECT (SELECT count(*) FROM (SELECT * FROM ec_attrs EXCEPT SELECT * FROM before_abort) x) AS added,
+       (SELECT count(*) FROM (SELECT * FROM before_abort EXCEPT SELECT * FROM ec_attrs) x) AS removed;
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
+SELECT count(*) FROM pg_constraint WHERE conrelid = 'ec'::regclass;
+SELECT (SELECT count(*) FROM (SELECT * FROM ec_indexes EXCEPT SELECT * FROM indexes_before_abort) x) AS added,
+       (SELECT count(*) FROM (SELECT * FROM indexes_before_abort EXCEPT SELECT * FROM ec_indexes) x) AS removed;
+SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
+
+-- An up mapping that fails on some rows: FAILED with the failing blocks and the message;
+-- contract refused; after the rows are fixed, calling expand again resumes to READY.
+CREATE TABLE ef (id int PRIMARY KEY, t text);
+INSERT INTO ef SELECT g, g::text FROM generate_series(1, 100) g;
+UPDATE ef SET t = 'x' WHERE id = 50;
+CALL virtuoso.expand_column_change('ef', 't', 'integer');
+\echo :LAST_ERROR_SQLSTATE
+SELECT phase, message FROM virtuoso.column_changes WHERE change_id = 'cc4';
+SELECT virtuoso.contract_column_change('cc4');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE ef SET t = '50' WHERE id = 50;
+CALL virtuoso.expand_column_change('ef', 't', 'integer');
+SELECT phase, rows_differing, message FROM virtuoso.column_changes WHERE change_id = 'cc4';
+SELECT virtuoso.contract_column_change('cc4');
+SELECT sum(t) FROM ef;
+
+-- A rename keeps the column's collation; inheritance is refused.
+CREATE TABLE ecoll (id int, name text COLLATE "C");
+INSERT INTO ecoll VALUES (1, 'b'), (2, 'a');
+-- (and contract warns of statements seen lately that still name the old column)
+SELECT NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS create_pss \gset
+\if :create_pss
+CREATE EXTENSION pg_stat_statements;
+\endif
+SELECT count(*) >= 0 AS reset FROM pg_stat_statements_reset() r;
+SELECT name FROM ecoll ORDER BY 1;
+CALL virtuoso.expand_column_change('ecoll', 'name', 'text', new_column_name => 'title');
+SELECT virtuoso.contract_column_change(change_id) FROM virtuoso.column_changes WHERE table_name = 'public.ecoll';
+\if :create_pss
+DROP EXTENSION pg_stat_statements;
+\endif
+SELECT attname, attcollation::regcollation FROM pg_attribute WHERE attrelid = 'ecoll'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum;
+CREATE TABLE ecoll_child () INHERITS (ecoll);
+CALL virtuoso.expand_column_change('ecoll', 'title', 'varchar(10)');
+\echo :LAST_ERROR_SQLSTATE

@@ -1,0 +1,1113 @@
+// Expand/contract of a column (issue 14): a type change or a rename while writers go on.
+//
+//   CALL virtuoso.expand_column_change(table, column, new_type, up, down, new_name, batch)
+//     adds the new column (nullable: no rewrite) and a C trigger that keeps both columns in
+//     agreement for every writer, backfills the existing rows in committed batches of block
+//     ranges (the position commits with each batch), checks parity in batches, ends READY.
+//   virtuoso.contract_column_change(id): one short locked step, the new column takes over.
+//   virtuoso.abort_column_change(id): the new column and trigger go, the table is as before.
+//
+// Expand is a procedure because it commits per batch; contract and abort are functions (one
+// short step each), as in the API.
+#include <limits>
+
+#include "db_virtuoso/migrate/executor.hpp"
+#include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/index_build.hpp"
+#include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/spi.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/xlog.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_type.h"
+#include "parser/parser.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+}
+
+namespace virtuoso::expand {
+namespace {
+
+using pg::UserError;
+constexpr const char *kExpand = "virtuoso.expand_column_change";
+
+// A backfill batch that failed on a row (not on a lock): the change is recorded FAILED.
+class BatchFailure : public UserError {
+  public:
+    using UserError::UserError;
+};
+
+// ---------------------------------------------------------------------------------------
+// The trigger, in plain PostgreSQL style (it runs inside one pg_call).
+
+struct PlanKey {
+    Oid trigger;
+    int direction;  // 0: up (old -> new), 1: down (new -> old)
+};
+struct PlanEntry {
+    PlanKey key;
+    Oid argtype;
+    SPIPlanPtr plan;
+};
+HTAB *plans = nullptr;
+
+// One kept plan per trigger and direction (a new trigger of a resumed change has a new oid).
+SPIPlanPtr mapping_plan(Oid trigger, int direction, const char *sql, Oid argtype) {
+    if (plans == nullptr) {
+        HASHCTL ctl;
+        memset(&ctl, 0, sizeof(ctl));
+        ctl.keysize = sizeof(PlanKey);
+        ctl.entrysize = sizeof(PlanEntry);
+        plans = hash_create("virtuoso column change plans", 16, &ctl, HASH_ELEM | HASH_BLOBS);
+    }
+    PlanKey key;
+    memset(&key, 0, sizeof(key));
+    key.trigger = trigger;
+    key.direction = direction;
+    bool found;
+    auto *e = static_cast<PlanEntry *>(hash_search(plans, &key, HASH_FIND, &found));
+    if (e != nullptr && e->argtype == argtype) return e->plan;
+    SPIPlanPtr plan = SPI_prepare(sql, 1, &argtype);
+    if (plan == nullptr)
+        elog(ERROR, "virtuoso.column_change_trigger: SPI_prepare failed: %s",
+             SPI_result_code_string(SPI_result));
+    SPI_keepplan(plan);
+    e = static_cast<PlanEntry *>(hash_search(plans, &key, HASH_ENTER, &found));
+    if (found && e->plan != nullptr) SPI_freeplan(e->plan);
+    e->argtype = argtype;
+    e->plan = plan;
+    return plan;
+}
+
+// The mapping of one value, under the same pinned search_path as when it was checked.
+Datum map_value(Oid trigger, int direction, const char *sql, Datum in, bool in_null,
+                Form_pg_attribute from, Form_pg_attribute to, bool *out_null) {
+    int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_SAVE, true, 0, false);
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "SPI_connect failed");
+    SPIPlanPtr plan = mapping_plan(trigger, direction, sql, from->atttypid);
+    Datum values[1] = {in};
+    char nulls[1] = {in_null ? 'n' : ' '};
+    int rc = SPI_execute_plan(plan, values, nulls, true, 2);
+    if (rc != SPI_OK_SELECT || SPI_processed != 1)
+        elog(ERROR, "virtuoso.column_change_trigger: the mapping returned %d rows",
+             static_cast<int>(SPI_processed));
+    Datum out = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, out_null);
+    if (!*out_null) out = SPI_datumTransfer(out, to->attbyval, to->attlen);
+    SPI_finish();
+    AtEOXact_GUC(true, nest);
+    return out;
+}
+
+bool value_changed(HeapTuple before, HeapTuple after, int attnum, TupleDesc desc) {
+    bool n1, n2;
+    Datum v1 = heap_getattr(before, attnum, desc, &n1);
+    Datum v2 = heap_getattr(after, attnum, desc, &n2);
+    if (n1 || n2) return n1 != n2;
+    Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+    return !datumIsEqual(v1, v2, att->attbyval, att->attlen);
+}
+
+HeapTuple sync_columns(FunctionCallInfo fcinfo) {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("virtuoso.column_change_trigger() must be called as a trigger")));
+    auto *trig = reinterpret_cast<TriggerData *>(fcinfo->context);
+    TriggerEvent ev = trig->tg_event;
+    Trigger *tg = trig->tg_trigger;
+    if (!TRIGGER_FIRED_BEFORE(ev) || !TRIGGER_FIRED_FOR_ROW(ev) ||
+        !(TRIGGER_FIRED_BY_INSERT(ev) || TRIGGER_FIRED_BY_UPDATE(ev)) || tg->tgnargs != 4)
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("virtuoso.column_change_trigger() must fire BEFORE INSERT OR "
+                               "UPDATE for each row, with four arguments"),
+                        errhint("Use virtuoso.expand_column_change().")));
+    Relation rel = trig->tg_relation;
+    TupleDesc desc = RelationGetDescr(rel);
+    int old_att = SPI_fnumber(desc, tg->tgargs[0]);
+    int new_att = SPI_fnumber(desc, tg->tgargs[1]);
+    if (old_att <= 0 || new_att <= 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("column \"%s\" or \"%s\" of \"%s\" kept in agreement by "
+                               "virtuoso.expand_column_change does not exist",
+                               tg->tgargs[0], tg->tgargs[1], RelationGetRelationName(rel)),
+                        errhint("Abort the change with virtuoso.abort_column_change().")));
+    HeapTuple tuple = TRIGGER_FIRED_BY_UPDATE(ev) ? trig->tg_newtuple : trig->tg_trigtuple;
+    bool old_null, new_null;
+    Datum old_value = heap_getattr(tuple, old_att, desc, &old_null);
+    Datum new_value = heap_getattr(tuple, new_att, desc, &new_null);
+    // A writer that names only the new column is mapped down; everything else is mapped up
+    // (old writers, and rows that set neither, such as the backfill's SET old = old).
+    Form_pg_attribute old_form = TupleDescAttr(desc, old_att - 1);
+    Form_pg_attribute new_form = TupleDescAttr(desc, new_att - 1);
+    bool out_null;
+    Datum out;
+    int column;
+    bool down;
+    if (TRIGGER_FIRED_BY_INSERT(ev)) {
+        // An INSERT that gives the new column may still get the old one from its default:
+        // the new value is the writer's unless it is the up mapping of the old one anyway.
+        if (new_null) {
+            down = false;
+        } else {
+            out = map_value(tg->tgoid, 0, tg->tgargs[2], old_value, old_null, old_form, new_form,
+                            &out_null);
+            if (!out_null && datumIsEqual(out, new_value, new_form->attbyval, new_form->attlen))
+                return tuple;
+            down = true;
+        }
+    } else {
+        down = value_changed(trig->tg_trigtuple, tuple, new_att, desc) &&
+               !value_changed(trig->tg_trigtuple, tuple, old_att, desc);
+    }
+    if (down) {
+        out = map_value(tg->tgoid, 1, tg->tgargs[3], new_value, new_null, new_form, old_form,
+                        &out_null);
+        column = old_att;
+    } else {
+        out = map_value(tg->tgoid, 0, tg->tgargs[2], old_value, old_null, old_form, new_form,
+                        &out_null);
+        column = new_att;
+    }
+    return heap_modify_tuple_by_cols(tuple, desc, 1, &column, &out, &out_null);
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared pieces of the three calls.
+
+struct Change {
+    std::string id;
+    Oid table = InvalidOid;
+    std::string table_sql;
+    std::string old_column, new_column, final_name, old_type, new_type;
+    std::optional<std::string> up, down;
+    int batch_size = 10000;
+    std::string phase;
+    int64_t next_block = 0, rows_backfilled = 0;
+    std::optional<int64_t> rows_differing;
+    Oid owner = InvalidOid;
+
+    std::string trigger() const { return pg::quote_identifier("virtuoso_" + id + "_sync"); }
+    std::string check_name() const { return "virtuoso_" + id + "_not_null"; }
+};
+
+const char *kChangeColumns =
+    "change_id, table_oid::text, old_column, new_column, final_name, old_type, new_type, "
+    "up_expression, down_expression, batch_size::text, phase, next_block::text, "
+    "rows_backfilled::text, rows_differing::text, owner_role::text";
+
+Change change_from_row(const std::vector<pg::Value> &r) {
+    Change c;
+    c.id = *r[0];
+    c.table = static_cast<Oid>(std::stoul(*r[1]));
+    c.old_column = *r[2];
+    c.new_column = *r[3];
+    c.final_name = *r[4];
+    c.old_type = *r[5];
+    c.new_type = *r[6];
+    c.up = r[7];
+    c.down = r[8];
+    c.batch_size = std::stoi(*r[9]);
+    c.phase = *r[10];
+    c.next_block = std::stoll(*r[11]);
+    c.rows_backfilled = std::stoll(*r[12]);
+    if (r[13]) c.rows_differing = std::stoll(*r[13]);
+    c.owner = static_cast<Oid>(std::stoul(*r[14]));
+    return c;
+}
+
+bool table_exists(Oid table) {
+    return pg::pg_call([table] { return get_rel_relkind(table) != '\0'; });
+}
+
+// The caller must own the table and have the privileges of the role that started the change.
+void check_access(const Change &c, const char *action) {
+    bool member = pg::pg_call([&c] { return has_privs_of_role(GetUserId(), c.owner); });
+    if (!member)
+        throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        fmt::format("permission denied to {} column change {}", action, c.id),
+                        "Only roles with the privileges of the role that started it may.");
+    if (table_exists(c.table) &&
+        !pg::pg_call([&c] { return pg_class_ownercheck(c.table, GetUserId()); }))
+        throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                        fmt::format("must be owner of table {}", c.table_sql));
+}
+
+Change load_change(const std::string &id, bool for_update) {
+    pg::SpiResult r;
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        r = spi.execute(fmt::format("SELECT {} FROM virtuoso.column_changes_log "
+                                    "WHERE change_id = $1{}",
+                                    kChangeColumns, for_update ? " FOR UPDATE" : ""),
+                        {id});
+    }
+    if (r.empty())
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("column change \"{}\" does not exist", id), "",
+                        "See virtuoso.column_changes.");
+    Change c = change_from_row(r.rows[0]);
+    c.table_sql = table_exists(c.table) ? pg::qualified_relation_name(c.table) : "(dropped)";
+    return c;
+}
+
+void record(const Change &c, const std::string &phase, const std::optional<std::string> &message,
+            bool finished = false) {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    spi.execute(
+        "UPDATE virtuoso.column_changes_log SET phase = $2, message = $3, next_block = "
+        "$4::bigint, rows_backfilled = $5::bigint, rows_differing = $6::bigint, updated_at = "
+        "clock_timestamp(), finished_at = CASE WHEN $7::bool THEN clock_timestamp() END "
+        "WHERE change_id = $1",
+        {c.id, phase, message, std::to_string(c.next_block), std::to_string(c.rows_backfilled),
+         c.rows_differing ? pg::Value(std::to_string(*c.rows_differing)) : pg::Value{},
+         finished ? "true" : "false"});
+}
+
+// Statements in one subtransaction under the short lock_timeout; a lock timeout rolls them
+// back (releasing every lock they took), backs off and tries again.  after_attempt runs
+// between attempts (a procedure commits there, so that no snapshot is held while sleeping).
+void locked_step(const std::function<void()> &body, const std::function<void()> &after_attempt,
+                 const std::string &what) {
+    const int retries = gucs::max_lock_retries;
+    for (int attempt = 0;; ++attempt) {
+        try {
+            pg::SubTransaction sub;
+            {
+                pg::GucScope guc;
+                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
+                guc.set("client_min_messages", "warning");  // no "skipping" of IF EXISTS
+                body();
+            }
+            sub.commit();
+            return;
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
+        }
+        after_attempt();
+        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
+        pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
+                                       "retrying in {} ms",
+                                       what, attempt + 1, retries + 1, sleep));
+        pg::interruptible_sleep(sleep);
+    }
+}
+
+// The query that maps one value: the expression sees only the input column (by its name),
+// from input ("$1" in the trigger, a typed NULL when checking).
+std::string mapping_sql(const std::string &expression, const std::string &input_name,
+                        const std::string &out_type, const std::string &input) {
+    return fmt::format("SELECT (({}\n))::{} FROM (SELECT {} AS {}) AS virtuoso_input", expression,
+                       out_type, input, pg::quote_identifier(input_name));
+}
+
+bool has_sublink(Node *node, void *) {
+    if (node == nullptr) return false;
+    if (IsA(node, SubLink)) return true;
+    return raw_expression_tree_walker(
+        node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(has_sublink)), nullptr);
+}
+
+const char *parse_one_expression(const std::string &sql);
+
+// The expression must be one expression without subqueries (checked on the parser's tree,
+// so that text such as "1) FROM t WHERE (true" is refused).
+void check_one_expression(const std::string &expression, const char *argument) {
+    std::string sql = "SELECT (" + expression + "\n)";
+    const char *error;
+    try {
+        error = parse_one_expression(sql);
+    } catch (const pg::PgError &e) {
+        // The parser's position would point into the CALL statement: name the argument.
+        throw UserError(e.sqlstate(), fmt::format("{}: {}", argument, e.what()));
+    }
+    if (error)
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE, fmt::format("{} {}", argument, error));
+}
+
+const char *parse_one_expression(const std::string &sql) {
+    return pg::pg_call([&sql]() -> const char * {
+        List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
+        SelectStmt *s =
+            list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt)
+                ? reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)
+                : nullptr;
+        if (s == nullptr || list_length(s->targetList) != 1 || s->fromClause || s->whereClause ||
+            s->groupClause || s->havingClause || s->windowClause || s->sortClause ||
+            s->limitCount || s->limitOffset || s->withClause || s->distinctClause ||
+            s->lockingClause || s->intoClause || s->op != SETOP_NONE || s->valuesLists)
+            return "must be one expression";
+        if (has_sublink(linitial_node(ResTarget, s->targetList)->val, nullptr))
+            return "must not contain a subquery";
+        return nullptr;
+    });
+}
+
+// Runs a mapping once on NULL, as the trigger will (pinned search_path): an unknown column,
+// function or an impossible cast fails here, before anything changes.
+void check_mapping(const std::string &sql, const char *argument) {
+    try {
+        pg::InternalSql spi(false);
+        spi.execute(sql, {}, true);
+    } catch (const pg::PgError &e) {
+        throw UserError(e.sqlstate(), fmt::format("{}: {}", argument, e.what()),
+                        e.data() && e.data()->detail ? e.data()->detail : "",
+                        "The expression may name only its input column; qualify functions "
+                        "outside pg_catalog with their schema.");
+    }
+}
+
+struct ColumnFacts {
+    int attnum = 0;
+    std::string type_sql;
+    bool not_null = false;
+    char identity = '\0', generated = '\0';
+};
+
+std::optional<ColumnFacts> column_facts(Oid table, const std::string &column) {
+    return pg::pg_call([table, &column]() -> std::optional<ColumnFacts> {
+        HeapTuple tup = SearchSysCacheAttName(table, column.c_str());
+        if (!HeapTupleIsValid(tup)) return std::nullopt;
+        auto *att = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(tup));
+        ColumnFacts f;
+        f.attnum = att->attnum;
+        f.not_null = att->attnotnull;
+        f.identity = att->attidentity;
+        f.generated = att->attgenerated;
+        f.type_sql = format_type_extended(att->atttypid, att->atttypmod,
+                                          FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+        ReleaseSysCache(tup);
+        return f;
+    });
+}
+
+std::string resolve_type(const std::string &text) {
+    try {
+        return pg::pg_call([&text] {
+            Oid type;
+            int32 typmod;
+            parseTypeString(text.c_str(), &type, &typmod, false);
+            if (get_typtype(type) == TYPTYPE_PSEUDO)
+                ereport(ERROR, (errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+                                errmsg("%s is a pseudo-type", format_type_be(type))));
+            return std::string(format_type_extended(
+                type, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+        });
+    } catch (const pg::PgError &e) {
+        throw UserError(e.sqlstate(), fmt::format("new_type: {}", e.what()));
+    }
+}
+
+// Plain indexes of the column ($1 table, $2 attnum) that expand rebuilds for the new column:
+// key and INCLUDE columns only (no expression, predicate, sort option or non-default
+// operator class), backing no constraint (no primary key, unique constraint or foreign key).
+constexpr const char *kCopyableIndexes =
+    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "
+    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "
+    "                ON opc.oid = oc WHERE NOT opc.opcdefault)";
+
+struct CopyableIndex {
+    std::string oid, name, definition;
+};
+
+// Those indexes, each with the definition of its copy on new_column (named
+// virtuoso_<change>_<oid of the original>, renamed to the original's name by contract).
+std::vector<CopyableIndex> copyable_indexes(Oid table, int attnum, const std::string &new_column,
+                                            const std::string &change_id,
+                                            const std::string &table_sql) {
+    pg::InternalSql spi(false);
+    auto r = spi.execute(
+        fmt::format(
+            "SELECT c.oid::text, c.relname, am.amname, i.indisunique::text, "
+            "(SELECT string_agg(CASE WHEN k.attnum = $2::int2 THEN quote_ident($3) ELSE "
+            "quote_ident(a.attname) END, ', ' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = k.attnum WHERE k.n <= i.indnkeyatts), "
+            "(SELECT string_agg(CASE WHEN k.attnum = $2::int2 THEN quote_ident($3) ELSE "
+            "quote_ident(a.attname) END, ', ' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH "
+            "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
+            "a.attnum = k.attnum WHERE k.n > i.indnkeyatts) "
+            "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = "
+            "c.relam WHERE i.indexrelid IN ({}) ORDER BY c.oid",
+            kCopyableIndexes),
+        {std::to_string(table), std::to_string(attnum), new_column});
+    std::vector<CopyableIndex> out;
+    for (auto &row : r.rows) {
+        CopyableIndex ix;
+        ix.oid = *row[0];
+        ix.name = *row[1];
+        ix.definition = fmt::format("CREATE {}INDEX IF NOT EXISTS {} ON {} USING {} ({}){}",
+                                    *row[3] == "true" ? "UNIQUE " : "",
+                                    pg::quote_identifier("virtuoso_" + change_id + "_" + ix.oid),
+                                    table_sql, pg::quote_identifier(*row[2]), *row[4],
+                                    row[5] ? fmt::format(" INCLUDE ({})", *row[5]) : "");
+        out.push_back(ix);
+    }
+    return out;
+}
+
+// What this first version cannot carry over to the new column: refused before any change.
+void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column) {
+    if (f.identity || f.generated)
+        throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        fmt::format("column \"{}\" is an identity or generated column", column), "",
+                        "Change it with ALTER TABLE.");
+    pg::InternalSql spi;
+    auto r = spi.execute(
+        "SELECT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d "
+        "WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::oid "
+        "AND d.refobjsubid = $2::int AND d.deptype IN ('n', 'a') "
+        "AND d.classid <> 'pg_attrdef'::regclass "
+        "AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a' "
+        "         AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S') "
+        "AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (" +
+            std::string(kCopyableIndexes) +
+            ")) "
+            "ORDER BY 1",
+        {std::to_string(table), std::to_string(f.attnum)});
+    if (r.empty()) return;
+    std::string objects;
+    for (auto &row : r.rows) objects += (objects.empty() ? "" : ", ") + row[0].value_or("?");
+    throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                    fmt::format("column \"{}\" is used by {} object(s) that "
+                                "expand_column_change cannot rebuild for the new column yet",
+                                column, r.rows.size()),
+                    "Used by: " + objects + ".",
+                    "Nothing was changed. Drop or change those objects first, or use ALTER "
+                    "TABLE ... ALTER COLUMN ... TYPE.");
+}
+
+std::string block_range_condition() {
+    return "ctid OPERATOR(pg_catalog.>=) pg_catalog.tid(pg_catalog.format('(%s,0)', $1)) AND "
+           "ctid OPERATOR(pg_catalog.<) pg_catalog.tid(pg_catalog.format('(%s,0)', $2))";
+}
+
+int64_t relation_blocks(Oid table) {
+    return pg::pg_call([table] {
+        return static_cast<int64_t>(DatumGetInt64(DirectFunctionCall2(
+                   pg_relation_size, ObjectIdGetDatum(table), CStringGetTextDatum("main")))) /
+               BLCKSZ;
+    });
+}
+
+int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
+    pg::InternalSql spi;
+    auto r = spi.execute(
+        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
+        "WHERE oid = $1::oid",
+        {std::to_string(table)});
+    int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
+    *rows = tuples;
+    int64_t per_block = pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
+    return std::max<int64_t>(1, batch_size / per_block);
+}
+
+// One session at a time works on a change: expand holds a session-level advisory lock on it
+// across its commits, contract and abort a transaction-level one.  Another session gets 55006
+// at once instead of racing (two backfills, or a contract under a running expand).
+constexpr int32 kLockSpace = 0x76636363;  // "vccc"
+
+// The number of an id "cc<n>"; anything else names no change.
+int32 change_number(const std::string &id) {
+    bool ok = id.size() > 2 && id.size() <= 11 && id.compare(0, 2, "cc") == 0 &&
+              id.find_first_not_of("0123456789", 2) == std::string::npos;
+    long n = ok ? std::stol(id.substr(2)) : -1;
+    if (n < 1 || n > std::numeric_limits<int32>::max())
+        throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                        fmt::format("column change \"{}\" does not exist", id), "",
+                        "See virtuoso.column_changes.");
+    return static_cast<int32>(n);
+}
+
+void refuse_busy(const std::string &id) {
+    throw UserError(ERRCODE_OBJECT_IN_USE,
+                    fmt::format("column change {} is being worked on by another session", id), "",
+                    "Wait for that call to end, or cancel it.");
+}
+
+class SessionChangeLock {
+  public:
+    explicit SessionChangeLock(const std::string &id) : key_(change_number(id)) {
+        int32 key = key_;
+        held_ = pg::pg_call([key] {
+            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
+                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
+        });
+        if (!held_) refuse_busy(id);
+    }
+    ~SessionChangeLock() {
+        if (!held_) return;
+        int32 key = key_;
+        try {
+            pg::pg_call([key] {
+                (void)DirectFunctionCall2(pg_advisory_unlock_int4, Int32GetDatum(kLockSpace),
+                                          Int32GetDatum(key));
+            });
+        } catch (...) {
+            // Released at session end at the latest.
+        }
+    }
+    SessionChangeLock(const SessionChangeLock &) = delete;
+    SessionChangeLock &operator=(const SessionChangeLock &) = delete;
+
+  private:
+    int32 key_;
+    bool held_ = false;
+};
+
+void lock_change_for_transaction(const std::string &id) {
+    int32 key = change_number(id);
+    if (!pg::pg_call([key] {
+            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
+                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
+        }))
+        refuse_busy(id);
+}
+
+// After a failed backfill batch: the first row of its block range whose up mapping fails,
+// named by primary key (when there is one) and ctid, each row tried in a subtransaction.
+std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_block) {
+    pg::InternalSql spi(false);
+    auto key = spi.scalar(
+        "SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) FROM pg_index i, "
+        "unnest(i.indkey) WITH ORDINALITY k(attnum, n), pg_attribute a WHERE i.indrelid = "
+        "$1::oid AND i.indisprimary AND a.attrelid = i.indrelid AND a.attnum = k.attnum",
+        {std::to_string(c.table)});
+    const std::string old_q = pg::quote_identifier(c.old_column);
+    auto rows = spi.execute(
+        fmt::format("SELECT ctid::text, {}, {}::text FROM {} WHERE {} AND {} IS NULL ORDER BY "
+                    "ctid",
+                    key ? fmt::format("ROW({})::text", *key) : "NULL::text", old_q, c.table_sql,
+                    block_range_condition(), pg::quote_identifier(c.new_column)),
+        {std::to_string(from_block), std::to_string(to_block)}, true);
+    std::string probe =
+        mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "$1::" + c.old_type);
+    for (const auto &row : rows.rows) {
+        try {
+            pg::SubTransaction sub;
+            {
+                pg::InternalSql one(false);
+                one.execute(probe, {row[2]}, true);
+            }
+            sub.commit();
+        } catch (const pg::PgError &) {
+            return key ? fmt::format("First failing row: ({})={}, ctid {}.", *key,
+                                     row[1].value_or("NULL"), *row[0])
+                       : fmt::format("First failing row: ctid {}.", *row[0]);
+        }
+    }
+    return "";
+}
+
+}  // namespace
+}  // namespace virtuoso::expand
+
+using namespace virtuoso;
+
+VIRTUOSO_TRIGGER_FUNCTION(virtuoso_column_change_trigger) {
+    return pg::pg_call([fcinfo] { return PointerGetDatum(expand::sync_columns(fcinfo)); });
+}
+
+VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
+    using expand::Change;
+    if (PG_ARGISNULL(0))
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "target_table must not be NULL");
+    Oid table = PG_GETARG_OID(0);
+    auto column = pg::text_arg(fcinfo, 1);
+    auto new_type = pg::text_arg(fcinfo, 2);
+    auto up = pg::text_arg(fcinfo, 3);
+    auto down = pg::text_arg(fcinfo, 4);
+    auto new_name = pg::text_arg(fcinfo, 5);
+    int batch_size = PG_ARGISNULL(6) ? 10000 : PG_GETARG_INT32(6);
+    if (!column || column->empty() || column->size() >= NAMEDATALEN)
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "column_name must be a name of 1 to 63 bytes");
+    if (new_name && (new_name->empty() || new_name->size() >= NAMEDATALEN))
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "new_column_name must be a name of 1 to 63 bytes, or NULL");
+    if (!new_type || new_type->find_first_not_of(" \t\r\n") == std::string::npos)
+        throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "new_type must not be NULL or empty");
+    if (batch_size < 1 || batch_size > 10000000)
+        throw pg::UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("batch_size must be between 1 and 10000000, got {}", batch_size));
+    for (auto *e : {&up, &down})
+        if (*e && (*e)->find_first_not_of(" \t\r\n") == std::string::npos)
+            throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                                "up_expression and down_expression must be expressions or NULL");
+    pg::commit_caller(fcinfo, expand::kExpand);
+
+    char kind = pg::pg_call([table] { return get_rel_relkind(table); });
+    if (kind == '\0')
+        throw pg::UserError(ERRCODE_UNDEFINED_TABLE,
+                            fmt::format("relation with OID {} does not exist", table));
+    const std::string table_sql = pg::qualified_relation_name(table);
+    if (kind != RELKIND_RELATION)
+        throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                            fmt::format("{} is not a plain table", table_sql),
+                            "Partitioned tables, views and other relations are not supported.");
+    {
+        // ADD COLUMN and the UPDATEs would reach inheritance children the trigger does not.
+        pg::InternalSql spi;
+        if (spi.scalar("SELECT 1 FROM pg_inherits WHERE inhrelid = $1::oid OR inhparent = $1::oid "
+                       "LIMIT 1",
+                       {std::to_string(table)}))
+            throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                                fmt::format("{} has inheritance parents or children", table_sql),
+                                "", "Change the column with ALTER TABLE.");
+    }
+    if (!pg::pg_call([table] { return pg_class_ownercheck(table, GetUserId()); }))
+        throw pg::UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                            fmt::format("must be owner of table {}", table_sql));
+
+    // A change of this column that has not ended is resumed.
+    Change c;
+    {
+        pg::SpiResult r;
+        {
+            migrate::AsExtensionOwner owner;
+            pg::InternalSql spi;
+            r = spi.execute(fmt::format("SELECT {} FROM virtuoso.column_changes_log WHERE "
+                                        "table_oid = $1::oid AND old_column = $2 AND phase IN "
+                                        "('EXPANDING', 'BACKFILLING', 'READY', 'FAILED')",
+                                        expand::kChangeColumns),
+                            {std::to_string(table), *column});
+        }
+        if (!r.empty()) {
+            c = expand::change_from_row(r.rows[0]);
+            c.table_sql = table_sql;
+            expand::check_access(c, "resume");
+            pg::report(NOTICE, fmt::format("resuming column change {} ({})", c.id, c.phase));
+        }
+    }
+    if (c.id.empty()) {
+        auto facts = expand::column_facts(table, *column);
+        if (!facts)
+            throw pg::UserError(
+                ERRCODE_UNDEFINED_COLUMN,
+                fmt::format("column \"{}\" of {} does not exist", *column, table_sql));
+        expand::refuse_dependents(table, *facts, *column);
+        c.table = table;
+        c.table_sql = table_sql;
+        c.old_column = *column;
+        c.old_type = facts->type_sql;
+        c.new_type = expand::resolve_type(*new_type);
+        c.final_name = new_name ? *new_name : *column;
+        if (new_name && *new_name == *column)
+            throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                                "new_column_name must differ from column_name (or be NULL)");
+        if (new_name && expand::column_facts(table, *new_name))
+            throw pg::UserError(
+                ERRCODE_DUPLICATE_COLUMN,
+                fmt::format("column \"{}\" of {} exists already", *new_name, table_sql));
+        if (c.new_type == c.old_type && !new_name)
+            throw pg::UserError(
+                ERRCODE_INVALID_PARAMETER_VALUE,
+                fmt::format("column \"{}\" is of type {} already", *column, c.new_type), "",
+                "Pass new_column_name for a rename.");
+        c.up = up;
+        c.down = down;
+        c.batch_size = batch_size;
+        for (auto [e, name] : {std::pair{&up, "up_expression"}, {&down, "down_expression"}})
+            if (*e) expand::check_one_expression(**e, name);
+        expand::check_mapping(expand::mapping_sql(up.value_or(pg::quote_identifier(c.old_column)),
+                                                  c.old_column, c.new_type, "NULL::" + c.old_type),
+                              "up_expression");
+        expand::check_mapping(expand::mapping_sql(down.value_or(pg::quote_identifier(c.final_name)),
+                                                  c.final_name, c.old_type, "NULL::" + c.new_type),
+                              "down_expression");
+        c.owner = GetUserId();
+        c.phase = "EXPANDING";
+        {
+            migrate::AsExtensionOwner owner;
+            pg::InternalSql spi;
+            c.id =
+                *spi.scalar("SELECT 'cc' || nextval('virtuoso.column_change_ids'::regclass)::text");
+            c.new_column =
+                new_name ? *new_name : c.old_column.substr(0, NAMEDATALEN - 2 - 16) + "_" + c.id;
+            try {
+                spi.execute(
+                    "INSERT INTO virtuoso.column_changes_log (change_id, table_oid, table_name, "
+                    "old_column, new_column, final_name, old_type, new_type, up_expression, "
+                    "down_expression, batch_size, phase, owner_role) VALUES ($1, $2::oid, $3, "
+                    "$4, $5, $6, $7, $8, $9, $10, $11::int, 'EXPANDING', $12::oid)",
+                    {c.id, std::to_string(table), table_sql, c.old_column, c.new_column,
+                     c.final_name, c.old_type, c.new_type, c.up, c.down,
+                     std::to_string(c.batch_size), std::to_string(c.owner)});
+            } catch (const pg::PgError &e) {
+                // Another session started a change of this column meanwhile (unique index).
+                if (e.sqlstate() != ERRCODE_UNIQUE_VIOLATION) throw;
+                throw pg::UserError(ERRCODE_OBJECT_IN_USE,
+                                    fmt::format("a change of column \"{}\" of {} is under way "
+                                                "in another session",
+                                                c.old_column, table_sql));
+            }
+        }
+        if (expand::column_facts(table, c.new_column))
+            throw pg::UserError(
+                ERRCODE_DUPLICATE_COLUMN,
+                fmt::format("column \"{}\" of {} exists already", c.new_column, table_sql));
+        pg::commit_caller(fcinfo, expand::kExpand);
+    }
+
+    expand::SessionChangeLock change_lock(c.id);
+    auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kExpand); };
+    const std::string old_q = pg::quote_identifier(c.old_column);
+    const std::string new_q = pg::quote_identifier(c.new_column);
+    pg::Progress progress(fmt::format("column change {} of {}", c.id, table_sql),
+                          c.phase == "EXPANDING" ? "adding the column" : "resuming");
+    try {
+        if (c.phase == "EXPANDING" || c.phase == "FAILED") {
+            // The column and the trigger in one step: writers are synced from the first row
+            // the new column exists for.
+            std::string up_sql =
+                expand::mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "$1");
+            std::string down_sql =
+                expand::mapping_sql(c.down.value_or(pg::quote_identifier(c.final_name)),
+                                    c.final_name, c.old_type, "$1");
+            expand::locked_step(
+                [&] {
+                    pg::InternalSql spi(false);
+                    // The old column's collation, when the new type has collations too.
+                    auto collate = spi.scalar(
+                        "SELECT ' COLLATE ' || quote_ident(n.nspname) || '.' || "
+                        "quote_ident(co.collname) FROM pg_attribute a JOIN pg_collation co ON "
+                        "co.oid = a.attcollation JOIN pg_namespace n ON n.oid = co.collnamespace "
+                        "WHERE a.attrelid = $1::oid AND a.attname = $2 AND (SELECT typcollation "
+                        "FROM pg_type WHERE oid = $3::regtype) <> 0",
+                        {std::to_string(table), c.old_column, c.new_type});
+                    spi.execute(fmt::format("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}{}",
+                                            table_sql, new_q, c.new_type, collate.value_or("")));
+                    spi.execute(
+                        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table_sql));
+                    spi.execute(fmt::format(
+                        "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE "
+                        "FUNCTION virtuoso.column_change_trigger({}, {}, {}, {})",
+                        c.trigger(), table_sql, pg::quote_literal(c.old_column),
+                        pg::quote_literal(c.new_column), pg::quote_literal(up_sql),
+                        pg::quote_literal(down_sql)));
+                    expand::record(c, "BACKFILLING", std::nullopt);
+                },
+                commit, "adding the column");
+            c.phase = "BACKFILLING";
+            commit();
+        }
+        if (c.phase == "BACKFILLING") {
+            progress.phase("backfilling");
+            int64_t rows = 0;
+            int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+            progress.total(rows);
+            progress.done(c.rows_backfilled);
+            // SET old = old: the trigger maps it up, the one place the mapping lives.
+            std::string update =
+                fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, old_q,
+                            old_q, expand::block_range_condition(), new_q);
+            online::run_batches(
+                [&]() -> std::optional<int64_t> {
+                    if (c.next_block >= expand::relation_blocks(table)) return std::nullopt;
+                    int64_t end = c.next_block + step;
+                    int64_t n;
+                    try {
+                        pg::Spi spi;
+                        n = static_cast<int64_t>(
+                            spi.execute(update, {std::to_string(c.next_block), std::to_string(end)})
+                                .processed);
+                    } catch (const pg::PgError &e) {
+                        if (e.sqlstate() == ERRCODE_LOCK_NOT_AVAILABLE) throw;
+                        throw expand::BatchFailure(
+                            e.sqlstate(),
+                            fmt::format("backfill of blocks {} to {} failed: {}", c.next_block,
+                                        end - 1, e.what()),
+                            "",
+                            "Fix the rows or the up_expression (abort_column_change), "
+                            "then call expand_column_change again.");
+                    }
+                    c.next_block = end;
+                    c.rows_backfilled += n;
+                    expand::record(c, "BACKFILLING", std::nullopt);
+                    return n;
+                },
+                commit, online::throttle_from_settings(), progress);
+            // The old column's plain indexes, copied concurrently for the new one.
+            auto facts = expand::column_facts(table, c.old_column);
+            if (facts) {
+                for (auto &ix : expand::copyable_indexes(table, facts->attnum, c.new_column, c.id,
+                                                         table_sql)) {
+                    progress.phase("building index for " + ix.name);
+                    online::build_index_concurrently(ix.definition, 3, commit);
+                    commit();
+                }
+            }
+            // NOT NULL of the old column: a check validated now, trusted by contract.
+            if (facts && facts->not_null) {
+                progress.phase("validating NOT NULL");
+                std::string check = pg::quote_identifier(c.check_name());
+                expand::locked_step(
+                    [&] {
+                        pg::InternalSql spi(false);
+                        spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+                                                table_sql, check));
+                        spi.execute(fmt::format(
+                            "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
+                            table_sql, check, new_q));
+                    },
+                    commit, "adding the NOT NULL check");
+                commit();
+                expand::locked_step(
+                    [&] {
+                        pg::InternalSql spi(false);
+                        spi.execute(
+                            fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", table_sql, check));
+                    },
+                    commit, "validating the NOT NULL check");
+                commit();
+            }
+        }
+        // Parity, in batches: rows whose new value is not the mapping of the old one.
+        progress.phase("checking parity");
+        std::string parity = fmt::format(
+            "SELECT count(*) FROM {} t, LATERAL ({}) m(v) WHERE {} AND t.{} IS DISTINCT FROM m.v",
+            table_sql,
+            expand::mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "t." + old_q),
+            expand::block_range_condition(), new_q);
+        int64_t differing = 0, block = 0;
+        int64_t rows = 0;
+        int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+        online::run_batches(
+            [&]() -> std::optional<int64_t> {
+                if (block >= expand::relation_blocks(table)) return std::nullopt;
+                pg::InternalSql spi(false);
+                differing += std::stoll(*spi.scalar(
+                    parity, {std::to_string(block), std::to_string(block + step)}, true));
+                block += step;
+                return 0;
+            },
+            commit, online::throttle_from_settings(), progress);
+        c.rows_differing = differing;
+        expand::record(c, "READY",
+                       differing == 0 ? std::optional<std::string>()
+                                      : fmt::format("{} rows differ under the mapping", differing));
+        commit();
+        pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
+        pg::report(NOTICE, fmt::format("column change {}: READY, {} rows backfilled, {} differing",
+                                       c.id, c.rows_backfilled, differing));
+    } catch (const expand::BatchFailure &e) {
+        // A batch that failed (its subtransaction rolled back, this transaction is sound):
+        // FAILED with the message and the first failing row, committed before the error
+        // reaches the caller.
+        int64_t rows = 0;
+        std::string first = expand::first_failing_row(
+            c, c.next_block, c.next_block + expand::blocks_per_batch(table, c.batch_size, &rows));
+        std::string message = first.empty() ? e.what() : std::string(e.what()) + ". " + first;
+        expand::record(c, "FAILED", message);
+        commit();
+        throw pg::UserError(e.sqlstate(), e.what(), first, e.hint());
+    }
+    return pg::procedure_result(fcinfo, {c.id});
+}
+
+VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
+    auto id = pg::text_arg(fcinfo, 0);
+    if (!id) throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "change_id must not be NULL");
+    expand::lock_change_for_transaction(*id);
+    expand::Change c = expand::load_change(*id, true);
+    expand::check_access(c, "contract");
+    if (c.phase != "READY")
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("column change {} is {}, not READY", c.id, c.phase), "",
+                            "Call virtuoso.expand_column_change again to finish it.");
+    if (!c.rows_differing || *c.rows_differing != 0)
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("column change {}: {} rows differ under the mapping", c.id,
+                                        c.rows_differing.value_or(-1)),
+                            "", "Call virtuoso.expand_column_change again to re-check parity.");
+    if (!expand::table_exists(c.table))
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("the table of column change {} was dropped", c.id), "",
+                            "Abort the change.");
+    const std::string old_q = pg::quote_identifier(c.old_column);
+    const std::string new_q = pg::quote_identifier(c.new_column);
+    const std::string table = c.table_sql;
+    // A rename: statements seen lately (pg_stat_statements, when installed) that still name
+    // the old column will fail once it is gone (the extension's own calls left out).  Said
+    // in the result and as a WARNING.
+    std::optional<std::string> stale;
+    if (c.final_name != c.old_column) {
+        pg::InternalSql spi(false);
+        auto schema = spi.scalar(
+            "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = "
+            "e.extnamespace WHERE e.extname = 'pg_stat_statements'");
+        pg::Value n;
+        std::string table_name = pg::pg_call([&c] {
+            const char *name = get_rel_name(c.table);
+            return std::string(name ? name : "");
+        });
+        // Advisory only: a caller who may not read the view (or a library not preloaded)
+        // gets no warning rather than no contract.
+        if (schema) {
+            try {
+                pg::SubTransaction sub;
+                {
+                    pg::InternalSql probe(false);
+                    n = probe.scalar(
+                        fmt::format(
+                            "SELECT count(*) FROM {}.pg_stat_statements WHERE dbid = (SELECT oid "
+                            "FROM pg_database WHERE datname = current_database()) AND query ~* "
+                            "('\\m' || regexp_replace($1, '([^A-Za-z0-9_])', '\\\\\\1', "
+                            "'g') || '\\M') AND query ~* ('\\m' || regexp_replace($2, "
+                            "'([^A-Za-z0-9_])', '\\\\\\1', 'g') || '\\M') AND query !~* "
+                            "'virtuoso\\.'",
+                            pg::quote_identifier(*schema)),
+                        {c.old_column, table_name}, true);
+                }
+                sub.commit();
+            } catch (const pg::PgError &) {
+                n.reset();
+            }
+        }
+        {
+            if (n && *n != "0") {
+                stale = fmt::format(
+                    "{} statement(s) in pg_stat_statements still name column "
+                    "\"{}\" of this table",
+                    *n, c.old_column);
+                pg::report(WARNING, "column change " + c.id + ": " + *stale);
+            }
+        }
+    }
+    std::vector<std::string> done;
+    expand::locked_step(
+        [&] {
+            done.clear();
+            pg::InternalSql spi(false);
+            spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
+            auto old_facts = expand::column_facts(c.table, c.old_column);
+            if (!old_facts || !expand::column_facts(c.table, c.new_column))
+                throw pg::UserError(
+                    ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    fmt::format("column {} or {} of {} is gone", old_q, new_q, table), "",
+                    "Abort the change.");
+            expand::refuse_dependents(c.table, *old_facts, c.old_column);
+            auto indexes =
+                expand::copyable_indexes(c.table, old_facts->attnum, c.new_column, c.id, table);
+            for (auto &ix : indexes)
+                if (!spi.scalar("SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = "
+                                "i.indexrelid WHERE i.indrelid = $1::oid AND c.relname = $2 AND "
+                                "i.indisvalid",
+                                {std::to_string(c.table), "virtuoso_" + c.id + "_" + ix.oid}))
+                    throw pg::UserError(
+                        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("index {} has no valid copy for the new column yet",
+                                    pg::quote_identifier(ix.name)),
+                        "", "Call virtuoso.expand_column_change again to build it.");
+            // Parity was checked while the trigger kept the columns in agreement: without it
+            // since, rows may differ.
+            if (!spi.scalar("SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = $2 "
+                            "AND tgenabled IN ('O', 'A')",
+                            {std::to_string(c.table), "virtuoso_" + c.id + "_sync"}))
+                throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                    fmt::format("the trigger of column change {} is missing or "
+                                                "disabled: rows may disagree",
+                                                c.id),
+                                    "", "Abort the change and start it again.");
+            spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
+            auto def = spi.scalar(
+                "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = $1::oid AND "
+                "adnum = $2::int",
+                {std::to_string(c.table), std::to_string(old_facts->attnum)});
+            if (def) {
+                spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table,
+                                        new_q, *def));
+                done.push_back("default moved");
+            }
+            auto seqs = spi.execute(
+                "SELECT d.objid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = "
+                "d.objid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
+                "'pg_class'::regclass AND d.refobjid = $1::oid AND d.refobjsubid = $2::int AND "
+                "d.deptype = 'a' AND s.relkind = 'S'",
+                {std::to_string(c.table), std::to_string(old_facts->attnum)});
+            for (auto &s : seqs.rows) {
+                spi.execute(fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *s[0], table, new_q));
+                done.push_back("sequence " + *s[0] + " owned by the new column");
+            }
+            if (spi.scalar("SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2",
+                           {std::to_string(c.table), c.check_name()})) {
+                spi.execute(
+                    fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", table, new_q));
+                spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
+                                        pg::quote_identifier(c.check_name())));
+                done.push_back("NOT NULL");
+            }
+            spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN {}", table, old_q));
+            // The old column's indexes went with it: their copies take their names.
+            for (auto &ix : indexes) {
+                spi.execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}",
+                                        pg::quote_identifier(*spi.scalar(
+                                            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                                            "ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
+                                            {std::to_string(c.table)})),
+                                        pg::quote_identifier("virtuoso_" + c.id + "_" + ix.oid),
+                                        pg::quote_identifier(ix.name)));
+                done.push_back("index " + pg::quote_identifier(ix.name) + " rebuilt");
+            }
+            if (c.final_name != c.new_column)
+                spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, new_q,
+                                        pg::quote_identifier(c.final_name)));
+            expand::record(c, "CONTRACTED", std::nullopt, true);
+        },
+        [] {}, "contract");
+    std::string result = fmt::format("column change {}: {} of {} is now {} {}", c.id, old_q, table,
+                                     pg::quote_identifier(c.final_name), c.new_type);
+    for (auto &d : done) result += "; " + d;
+    if (stale) result += "; warning: " + *stale;
+    return pg::text_datum(result);
+}
+
+VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
+    auto id = pg::text_arg(fcinfo, 0);
+    if (!id) throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "change_id must not be NULL");
+    expand::lock_change_for_transaction(*id);
+    expand::Change c = expand::load_change(*id, true);
+    expand::check_access(c, "abort");
+    if (c.phase == "CONTRACTED" || c.phase == "ABORTED")
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("column change {} is {} already", c.id, c.phase));
+    bool exists = expand::table_exists(c.table);
+    expand::locked_step(
+        [&] {
+            if (exists) {
+                pg::InternalSql spi(false);
+                const std::string &table = c.table_sql;
+                spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
+                spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
+                spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", table,
+                                        pg::quote_identifier(c.check_name())));
+                spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {}", table,
+                                        pg::quote_identifier(c.new_column)));
+            }
+            expand::record(c, "ABORTED", std::nullopt, true);
+        },
+        [] {}, "abort");
+    return pg::text_datum(fmt::format("column change {} aborted: column {} and its trigger dropped",
+                                      c.id, pg::quote_identifier(c.new_column)));
+}
