@@ -548,6 +548,18 @@ bool Orchestrator::run_step(Step &step) {
         row.details["attempts"] = std::stoi(col("attempts").value_or("0"));
         row.details["lock_waits"] = json_or_null(col("lock_waits"));
         row.details["affected_objects"] = json_or_null(col("affected_objects"));
+        if (step.type == StepType::MigrateData && step.generated) {
+            // The batched copy's job is named after the step's migration: its rows moved.
+            pg::Value moved;
+            {
+                migrate::AsExtensionOwner owner;
+                pg::InternalSql spi;
+                // Not read-only: a fresh snapshot sees the batches the copy committed.
+                moved = spi.scalar(
+                    "SELECT rows_done::text FROM virtuoso.batch_jobs WHERE job_name = $1", {name});
+            }
+            if (moved) row.details["rows_moved"] = std::stoll(*moved);
+        }
         if (step.type == StepType::Scaffold) {
             json fns = json::array();
             for (const auto &line : {step.sql})

@@ -163,6 +163,8 @@ is($node->safe_psql('postgres', q{SELECT string_agg(step_name || '=' || status, 
     FROM virtuoso.implementation_log WHERE plan_name = 'batched' AND phase IN ('step', 'plan')}),
     't=SUCCESS,copy=SUCCESS,plan: batched=SUCCESS', 'the data step ran through migrate_data_batched');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM batched_t}), '500', 'every row copied');
+is($node->safe_psql('postgres', q{SELECT details->>'rows_moved' FROM virtuoso.implementation_log
+    WHERE plan_name = 'batched' AND step_name = 'copy'}), '500', 'the step reports the rows it moved');
 like($node->safe_psql('postgres', q{SELECT migration_sql FROM virtuoso.migration_log WHERE name = 'batched/copy'}),
     qr/^CALL virtuoso\.migrate_data_batched\('SELECT id, name FROM src_customer', '"batched_t"', 100, 1, 'id', 'batched\/copy'\)$/,
     'the generated call is recorded as the step\'s migration');
