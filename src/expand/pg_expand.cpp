@@ -16,6 +16,7 @@
 #include "db_virtuoso/online/batch.hpp"
 #include "db_virtuoso/online/index_build.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/parse.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -344,15 +345,8 @@ void check_one_expression(const std::string &expression, const char *argument) {
 
 const char *parse_one_expression(const std::string &sql) {
     return pg::pg_call([&sql]() -> const char * {
-        List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
-        SelectStmt *s =
-            list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt)
-                ? reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)
-                : nullptr;
-        if (s == nullptr || list_length(s->targetList) != 1 || s->fromClause || s->whereClause ||
-            s->groupClause || s->havingClause || s->windowClause || s->sortClause ||
-            s->limitCount || s->limitOffset || s->withClause || s->distinctClause ||
-            s->lockingClause || s->intoClause || s->op != SETOP_NONE || s->valuesLists)
+        SelectStmt *s = pg::lone_expression_select(raw_parser(sql.c_str(), RAW_PARSE_DEFAULT));
+        if (s == nullptr)
             return "must be one expression";
         if (has_sublink(linitial_node(ResTarget, s->targetList)->val, nullptr))
             return "must not contain a subquery";

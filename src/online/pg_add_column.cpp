@@ -11,6 +11,7 @@
 #include "db_virtuoso/online/batch.hpp"
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/parse.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -85,15 +86,8 @@ bool check_default(const std::string &expression, const ColumnType &type) {
 bool cook_default(const std::string &expression, const ColumnType &type) {
     std::string sql = "SELECT (" + expression + "\n)";
     return pg::pg_call([&sql, &type] {
-        List *stmts = raw_parser(sql.c_str(), RAW_PARSE_DEFAULT);
-        SelectStmt *s =
-            list_length(stmts) == 1 && IsA(linitial_node(RawStmt, stmts)->stmt, SelectStmt)
-                ? reinterpret_cast<SelectStmt *>(linitial_node(RawStmt, stmts)->stmt)
-                : nullptr;
-        if (s == nullptr || list_length(s->targetList) != 1 || s->fromClause || s->whereClause ||
-            s->groupClause || s->havingClause || s->windowClause || s->sortClause ||
-            s->limitCount || s->limitOffset || s->withClause || s->distinctClause ||
-            s->lockingClause || s->intoClause || s->op != SETOP_NONE || s->valuesLists)
+        SelectStmt *s = pg::lone_expression_select(raw_parser(sql.c_str(), RAW_PARSE_DEFAULT));
+        if (s == nullptr)
             ereport(ERROR,
                     (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("must be one expression"),
                      errhint("Pass an expression such as 0, 'none' or gen_random_uuid().")));
