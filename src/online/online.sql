@@ -44,7 +44,7 @@ CREATE TABLE virtuoso.batch_jobs (
     rows_total   bigint,
     rows_done    bigint NOT NULL DEFAULT 0,
     batches      integer NOT NULL DEFAULT 0,
-    status       text NOT NULL DEFAULT 'RUNNING' CHECK (status IN ('RUNNING', 'SUCCESS')),
+    status       text NOT NULL DEFAULT 'RUNNING' CHECK (status IN ('RUNNING', 'SUCCESS', 'FAILED')),
     owner_role   oid NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -53,13 +53,32 @@ CREATE TABLE virtuoso.batch_jobs (
 COMMENT ON TABLE virtuoso.batch_jobs IS
 'Jobs of migrate_data_batched: the bound (upper_key, the largest key when the job started) and the position (last_key, the largest key copied by the last committed batch, which commits together with its rows). A job left RUNNING resumes where it stopped when called again; only roles with the privileges of owner_role can resume it.';
 
+CREATE TABLE virtuoso.batch_job_ranges (
+    job_name       text NOT NULL REFERENCES virtuoso.batch_jobs ON DELETE CASCADE,
+    range_no       integer NOT NULL,
+    lower_key      text,
+    upper_key      text NOT NULL,
+    last_key       text,
+    rows_done      bigint NOT NULL DEFAULT 0,
+    batches        integer NOT NULL DEFAULT 0,
+    status         text NOT NULL DEFAULT 'RUNNING'
+                   CHECK (status IN ('RUNNING', 'DONE', 'STOPPED', 'FAILED')),
+    worker_pid     integer,
+    error_sqlstate text,
+    error_message  text,
+    updated_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (job_name, range_no)
+);
+COMMENT ON TABLE virtuoso.batch_job_ranges IS
+'The key ranges of a migrate_data_batched job run with parallel_workers > 1: keys > lower_key (NULL: from the first) and <= upper_key, split at the job''s start by key quantiles so that every key is in exactly one range. Each range is copied by one background worker, which commits each batch together with the range''s position (last_key). A failing worker stops the others: its range is FAILED with the error, the others STOPPED where they were; calling the procedure again resumes every range that is not DONE.';
+
 CREATE PROCEDURE virtuoso.migrate_data_batched(source_query text, target_table text,
     batch_size integer DEFAULT 10000, parallel_workers integer DEFAULT 1,
     key_column text DEFAULT 'id', job_name text DEFAULT NULL)
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'virtuoso_migrate_data_batched';
 COMMENT ON PROCEDURE virtuoso.migrate_data_batched(text, text, integer, integer, text, text) IS
-'Copies the rows of source_query (one SELECT, run as the caller) into target_table (columns matched by name) in batches of key_column ranges, committing each batch together with the job''s position in virtuoso.batch_jobs; bounded to the keys present when the job started. Called again with the same job (job_name, or by default the same arguments) after a cancel or crash, it resumes after the last committed batch. Pauses: virtuoso.batch_pause, virtuoso.batch_max_replay_lag, lock waits (virtuoso.lock_timeout, backed off). Must be called outside a transaction block.';
+'Copies the rows of source_query (one SELECT, run as the caller) into target_table (columns matched by name) in batches of key_column ranges, committing each batch together with the job''s position in virtuoso.batch_jobs; bounded to the keys present when the job started. Called again with the same job (job_name, or by default the same arguments) after a cancel or crash, it resumes after the last committed batch. parallel_workers > 1 splits the keys into that many ranges by quantiles (virtuoso.batch_job_ranges), each copied by a runner background worker as the caller (within virtuoso.max_runner_workers); a failing worker stops the others and its error is raised. Pauses: virtuoso.batch_pause, virtuoso.batch_max_replay_lag, lock waits (virtuoso.lock_timeout, backed off). Must be called outside a transaction block.';
 
 CREATE PROCEDURE virtuoso.add_column_zero_downtime(target_table regclass, column_name text,
     column_type text, default_value text DEFAULT NULL, batch_size integer DEFAULT 10000,

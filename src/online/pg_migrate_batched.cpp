@@ -11,7 +11,10 @@
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/runner.hpp"
 #include "db_virtuoso/pg/spi.hpp"
+
+#include <deque>
 
 extern "C" {
 #include "access/htup_details.h"
@@ -19,6 +22,7 @@ extern "C" {
 #include "catalog/pg_operator.h"
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
+#include "utils/snapmgr.h"
 #include "utils/acl.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
@@ -54,6 +58,11 @@ struct Job {
     std::optional<std::string> last_key, upper_key;
     int64_t rows_done = 0, rows_total = 0;
     bool finished = false;  // an earlier run completed it
+    bool failed = false;    // an earlier parallel run failed (it resumes)
+    // Parallel jobs: the quantile boundaries of a new job's ranges; in a worker, its range.
+    std::vector<std::string> boundaries;
+    std::optional<int> range_no;
+    int ranges = 0;  // how many ranges the job has (0: a single-process job)
 };
 
 void parse_source(const std::string &query);
@@ -237,6 +246,35 @@ void measure(Job &job) {
                                job.key_sql, job.source, job.gt));
 }
 
+// A new parallel job's ranges: keys > boundary i-1 and <= boundary i, the last one ending at
+// the job's bound.  The boundaries are key quantiles of the source (percentile_disc picks
+// existing keys), so the ranges hold about as many rows each and every key falls in exactly
+// one of them, duplicates included.
+void split(Job &job, int parts) {
+    if (!job.upper_key || parts < 2) return;
+    std::string fractions = "{";
+    for (int i = 1; i < parts; ++i)
+        fractions += fmt::format("{}{}", i > 1 ? "," : "", static_cast<double>(i) / parts);
+    fractions += "}";
+    pg::GucScope guc;
+    pin_key_styles(guc);
+    pg::Spi spi;
+    auto r = spi.execute(
+        fmt::format("SELECT u.b::pg_catalog.text FROM pg_catalog.unnest((SELECT "
+                    "pg_catalog.percentile_disc($1::pg_catalog.float8[]) WITHIN GROUP (ORDER BY "
+                    "{key} USING {lt}) FROM ({src}\n) s)) WITH ORDINALITY AS u(b, i) ORDER BY u.i",
+                    fmt::arg("key", job.key_sql), fmt::arg("lt", job.lt),
+                    fmt::arg("src", job.source)),
+        {fractions});
+    for (const auto &row : r.rows) {
+        if (!row[0] || *row[0] == *job.upper_key) continue;
+        if (!job.boundaries.empty() && job.boundaries.back() == *row[0]) continue;
+        job.boundaries.push_back(*row[0]);
+    }
+    job.boundaries.push_back(*job.upper_key);
+    job.ranges = static_cast<int>(job.boundaries.size());
+}
+
 std::string default_job_name(const Arguments &args, const std::string &target_sql) {
     pg::InternalSql spi;
     auto digest = spi.scalar("SELECT left(md5($1 || chr(10) || $2 || chr(10) || $3), 12)",
@@ -280,6 +318,22 @@ bool load_or_create(Job &job, const Arguments &args) {
     job.rows_done = std::stoll(*row[5]);
     job.rows_total = row[6] ? std::stoll(*row[6]) : 0;
     job.finished = row[7] && *row[7] == "SUCCESS";
+    job.failed = row[7] && *row[7] == "FAILED";
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    job.ranges = std::stoi(*spi.scalar(
+        "SELECT pg_catalog.count(*)::pg_catalog.text FROM virtuoso.batch_job_ranges "
+        "WHERE job_name = $1",
+        {job.name}));
+    if (job.failed) {
+        // A failed parallel run resumes: every range not done continues where it stopped.
+        spi.execute("UPDATE virtuoso.batch_jobs SET status = 'RUNNING', updated_at = "
+                    "clock_timestamp() WHERE job_name = $1",
+                    {job.name});
+        spi.execute("UPDATE virtuoso.batch_job_ranges SET status = 'RUNNING', updated_at = "
+                    "clock_timestamp() WHERE job_name = $1 AND status <> 'DONE'",
+                    {job.name});
+    }
     return true;
 }
 
@@ -293,6 +347,15 @@ void record_new(const Job &job, const Arguments &args) {
         "VALUES ($1, $2, $3::oid, $4, $5, $6, $7, $8::bigint, $9::oid)",
         {job.name, job.target_sql, std::to_string(job.target), args.source_query, args.key_column,
          job.key_type, job.upper_key, std::to_string(job.rows_total), std::to_string(caller)});
+    // A range's position starts at its lower bound (exclusive; NULL: before the first key).
+    std::optional<std::string> lower;
+    for (size_t i = 0; i < job.boundaries.size(); ++i) {
+        spi.execute(
+            "INSERT INTO virtuoso.batch_job_ranges (job_name, range_no, lower_key, upper_key, "
+            "last_key) VALUES ($1, $2::integer, $3, $4, $3)",
+            {job.name, std::to_string(i), lower, job.boundaries[i]});
+        lower = job.boundaries[i];
+    }
 }
 
 // One batch: the largest key of the next batch_size keys (at most the job's bound), the
@@ -338,11 +401,20 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
     // session running the same job waits for our row lock here, then finds it moved.
     migrate::AsExtensionOwner owner;
     pg::InternalSql spi;
-    auto moved = spi.execute(
-        "UPDATE virtuoso.batch_jobs SET last_key = $2, rows_done = rows_done + $4::bigint, "
-        "batches = batches + 1, updated_at = clock_timestamp() "
-        "WHERE job_name = $1 AND last_key IS NOT DISTINCT FROM $3 AND status = 'RUNNING'",
-        {job.name, batch_end, job.last_key, std::to_string(copied)});
+    auto moved =
+        job.range_no
+            ? spi.execute("UPDATE virtuoso.batch_job_ranges SET last_key = $2, rows_done = "
+                          "rows_done + $4::bigint, batches = batches + 1, updated_at = "
+                          "clock_timestamp() WHERE job_name = $1 AND range_no = $5::integer "
+                          "AND last_key IS NOT DISTINCT FROM $3 AND status = 'RUNNING'",
+                          {job.name, batch_end, job.last_key, std::to_string(copied),
+                           std::to_string(*job.range_no)})
+            : spi.execute(
+                  "UPDATE virtuoso.batch_jobs SET last_key = $2, rows_done = rows_done + "
+                  "$4::bigint, batches = batches + 1, updated_at = clock_timestamp() "
+                  "WHERE job_name = $1 AND last_key IS NOT DISTINCT FROM $3 AND status = "
+                  "'RUNNING'",
+                  {job.name, batch_end, job.last_key, std::to_string(copied)});
     if (moved.processed != 1)
         throw UserError(ERRCODE_OBJECT_IN_USE,
                         fmt::format("job \"{}\" was advanced by another session", job.name),
@@ -379,8 +451,250 @@ bool prepare(Job &job, const Arguments &args) {
     job.name = args.job_name ? *args.job_name : default_job_name(args, job.target_sql);
     if (load_or_create(job, args)) return true;
     measure(job);
+    split(job, args.parallel_workers);
     record_new(job, args);
     return false;
+}
+
+// ---- parallel jobs ------------------------------------------------------------------------
+
+constexpr const char *kRangeEntry = "virtuoso_copy_range_entry";
+
+// In a runner worker: the transaction's snapshot for SPI (a worker has no portal to
+// provide one), taken again after each commit.
+void worker_commit() {
+    pg::pg_call([] {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+    });
+}
+
+// A worker's range: the job's arguments again (resolved as the caller, whose role and
+// settings the runner restored), its position, and the batch loop.  Each batch's rows commit
+// with the range's position; the caller hears of each batch's rows (send_captured_data).
+void copy_range(const std::vector<std::optional<std::string>> &p) {
+    pg::pg_call([] { PushActiveSnapshot(GetTransactionSnapshot()); });
+    Job job;
+    job.name = *p.at(0);
+    job.range_no = std::stoi(*p.at(1));
+    int batch_size = std::stoi(*p.at(2));
+    job.source = *p.at(3);
+    job.target = static_cast<Oid>(std::stoul(*p.at(4)));
+    job.target_sql = pg::qualified_relation_name(job.target);
+    check_columns(job, source_columns(job.source), *p.at(5));
+    int64_t done_before = 0;
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        auto r = spi.execute(
+            "UPDATE virtuoso.batch_job_ranges SET worker_pid = pg_catalog.pg_backend_pid() "
+            "WHERE job_name = $1 AND range_no = $2::integer AND status = 'RUNNING' "
+            "RETURNING last_key, upper_key, rows_done",
+            {job.name, std::to_string(*job.range_no)});
+        if (r.empty())
+            throw pg::UserError(ERRCODE_OBJECT_IN_USE,
+                                fmt::format("range {} of job \"{}\" is not running",
+                                            *job.range_no + 1, job.name),
+                                "It was stopped by another session running the same job.");
+        job.last_key = r.rows[0][0];
+        job.upper_key = r.rows[0][1];
+        done_before = std::stoll(*r.rows[0][2]);
+    }
+    worker_commit();
+    pg::Progress progress(fmt::format("{} [range {}]", job.name, *job.range_no + 1), "copying",
+                          -1, done_before);
+    progress.silence();  // the caller reports the whole job
+    int64_t last = 0;
+    online::run_batches(
+        [&job, &last, batch_size] {
+            auto n = copy_batch(job, batch_size);
+            last = n.value_or(0);
+            return n;
+        },
+        [&last] {
+            worker_commit();
+            pg::send_captured_data(std::to_string(last));
+        },
+        online::throttle_from_settings(), progress);
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        spi.execute(
+            "UPDATE virtuoso.batch_job_ranges SET status = 'DONE', updated_at = "
+            "clock_timestamp() WHERE job_name = $1 AND range_no = $2::integer",
+            {job.name, std::to_string(*job.range_no)});
+    }
+    pg::pg_call([] {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    });
+}
+
+struct RangeState {
+    int range_no;
+    std::string status;
+};
+
+std::vector<RangeState> load_ranges(const Job &job) {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto r = spi.execute(
+        "SELECT range_no::pg_catalog.text, status FROM virtuoso.batch_job_ranges "
+        "WHERE job_name = $1 ORDER BY range_no",
+        {job.name});
+    std::vector<RangeState> out;
+    for (const auto &row : r.rows) out.push_back({std::stoi(*row[0]), *row[1]});
+    return out;
+}
+
+// A worker failed: the others are stopped; each range keeps its position, the failed one
+// its error, and the job is FAILED (a new call resumes it).
+void record_failure(const Job &job, int range_no, const std::string &sqlstate,
+                    const std::string &message) {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    spi.execute(
+        "UPDATE virtuoso.batch_job_ranges SET status = CASE WHEN range_no = $2::integer THEN "
+        "'FAILED' WHEN status = 'RUNNING' THEN 'STOPPED' ELSE status END, error_sqlstate = "
+        "CASE WHEN range_no = $2::integer THEN $3 END, error_message = CASE WHEN range_no = "
+        "$2::integer THEN $4 END, updated_at = clock_timestamp() WHERE job_name = $1",
+        {job.name, std::to_string(range_no), sqlstate, message});
+    spi.execute(
+        "UPDATE virtuoso.batch_jobs j SET status = 'FAILED', updated_at = clock_timestamp(), "
+        "rows_done = (SELECT COALESCE(sum(r.rows_done), 0) FROM virtuoso.batch_job_ranges r "
+        "WHERE r.job_name = j.job_name), batches = (SELECT COALESCE(sum(r.batches), 0) FROM "
+        "virtuoso.batch_job_ranges r WHERE r.job_name = j.job_name) WHERE j.job_name = $1",
+        {job.name});
+}
+
+void finish_parallel(const Job &job) {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    spi.execute(
+        "UPDATE virtuoso.batch_jobs j SET status = 'SUCCESS', finished_at = clock_timestamp(), "
+        "updated_at = clock_timestamp(), last_key = upper_key, "
+        "rows_done = (SELECT COALESCE(sum(r.rows_done), 0) FROM virtuoso.batch_job_ranges r "
+        "WHERE r.job_name = j.job_name), batches = (SELECT COALESCE(sum(r.batches), 0) FROM "
+        "virtuoso.batch_job_ranges r WHERE r.job_name = j.job_name) WHERE j.job_name = $1",
+        {job.name});
+}
+
+struct ParallelResult {
+    int64_t copied = 0;
+    int workers = 0;
+};
+
+// The caller's side: ranges handed to at most `workers` runner workers (a range waits for a
+// worker that finished its own), progress summed from their batches.
+ParallelResult run_parallel(FunctionCallInfo fcinfo, const Job &job, const Arguments &args) {
+    std::deque<int> pending;
+    int64_t done_before = 0;
+    {
+        migrate::AsExtensionOwner owner;
+        pg::InternalSql spi;
+        done_before = std::stoll(*spi.scalar(
+            "SELECT COALESCE(sum(rows_done), 0)::pg_catalog.text FROM virtuoso.batch_job_ranges "
+            "WHERE job_name = $1",
+            {job.name}));
+    }
+    for (const auto &r : load_ranges(job))
+        if (r.status != "DONE") pending.push_back(r.range_no);
+    ParallelResult result;
+    int workers = std::min<int>(args.parallel_workers, static_cast<int>(pending.size()));
+    if (pending.empty()) return result;
+    pg::report(NOTICE, fmt::format("job \"{}\": {} of {} key ranges to copy, {} workers",
+                                   job.name, pending.size(), job.ranges, workers));
+    pg::commit_caller(fcinfo, kProcedure);
+
+    auto request_for = [&](int range_no) {
+        pg::RunRequest req;
+        req.mode = pg::RunMode::Entry;
+        req.sql = kRangeEntry;
+        req.params = {job.name,
+                      std::to_string(range_no),
+                      std::to_string(args.batch_size),
+                      job.source,
+                      std::to_string(job.target),
+                      args.key_column};
+        return req;
+    };
+    pg::Progress progress(job.name, fmt::format("copying ({} workers)", workers), job.rows_total,
+                          done_before);
+    pg::WorkerGroup group;
+    std::vector<int> range_of;  // by worker index
+    std::vector<bool> seen;     // finished workers already handled
+    int running = 0;
+    auto start_next = [&]() {
+        range_of.push_back(pending.front());
+        seen.push_back(false);
+        try {
+            group.start(request_for(pending.front()));
+        } catch (...) {
+            range_of.pop_back();
+            seen.pop_back();
+            throw;
+        }
+        pending.pop_front();
+        ++running;
+    };
+    while (!pending.empty() && running < workers) {
+        try {
+            start_next();
+        } catch (const pg::PgError &e) {
+            // No slot within virtuoso.runner_queue_timeout: go on with the workers that
+            // started; the other ranges wait for them.  Without any worker: the error.
+            if (e.sqlstate() != ERRCODE_CONFIGURATION_LIMIT_EXCEEDED || running == 0) throw;
+            pg::report(NOTICE,
+                       fmt::format("only {} of {} workers could start ({}); the other ranges "
+                                   "are copied as these finish",
+                                   running, workers, e.what()));
+            workers = running;
+        }
+    }
+    result.workers = workers;
+    for (;;) {
+        bool any = group.wait(200);
+        for (size_t i = 0; i < group.size(); ++i)
+            for (const auto &rows : group.take_captured(i)) {
+                int64_t n = std::stoll(rows);
+                result.copied += n;
+                progress.advance(n);
+            }
+        for (size_t i = 0; i < group.size(); ++i) {
+            if (seen[i] || group.running(i)) continue;
+            seen[i] = true;
+            --running;
+            pg::RunOutcome out = group.outcome(i);
+            if (!out.ok) {
+                group.stop_all();
+                int code = out.error ? out.error->sqlerrcode : ERRCODE_CONNECTION_FAILURE;
+                std::string message =
+                    out.error && out.error->message
+                        ? out.error->message
+                        : "the worker exited before finishing its range (see the server log)";
+                std::string detail = out.error && out.error->detail ? out.error->detail : "";
+                std::string hint = out.error && out.error->hint ? out.error->hint : "";
+                std::string state = pg::pg_call([code] { return std::string(unpack_sql_state(code)); });
+                record_failure(job, range_of[i], state, message);
+                pg::commit_caller(fcinfo, kProcedure);
+                throw pg::UserError(
+                    code, message,
+                    fmt::format("{}{}The worker copying range {} of {} of job \"{}\" failed; the "
+                                "other workers were stopped and each range's position is in "
+                                "virtuoso.batch_job_ranges.",
+                                detail, detail.empty() ? "" : "\n", range_of[i] + 1, job.ranges,
+                                job.name),
+                    hint.empty() ? "Fix the cause and call again: the job resumes every range "
+                                   "where it stopped."
+                                 : hint);
+            }
+        }
+        while (!pending.empty() && running < workers) start_next();
+        if (!any && running == 0 && pending.empty()) break;
+    }
+    return result;
 }
 
 Arguments read_arguments(FunctionCallInfo fcinfo) {
@@ -422,10 +736,6 @@ using namespace virtuoso;
 VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
     online::Arguments args = online::read_arguments(fcinfo);
     pg::commit_caller(fcinfo, online::kProcedure);
-    if (args.parallel_workers > 1)
-        throw pg::UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                            "parallel_workers > 1 is not supported yet", "",
-                            "Call with parallel_workers => 1; the copy is resumable.");
 
     online::Job job;
     bool resumed = false;
@@ -463,6 +773,24 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
                    fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
     pg::commit_caller(fcinfo, online::kProcedure);  // the job row is there before any batch
 
+    if (job.ranges > 0) {
+        if (args.parallel_workers == 1 && job.ranges > 1)
+            pg::report(NOTICE, fmt::format("job \"{}\" was split into {} key ranges when it "
+                                           "started; they are copied one after the other",
+                                           job.name, job.ranges));
+        online::ParallelResult r = online::run_parallel(fcinfo, job, args);
+        online::finish_parallel(job);
+        pg::commit_caller(fcinfo, online::kProcedure);
+        pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied by {} workers{}", job.name,
+                                       r.copied, r.workers,
+                                       resumed ? fmt::format(", {} in all", job.rows_done + r.copied)
+                                               : ""));
+        PG_RETURN_VOID();
+    }
+    if (resumed && args.parallel_workers > 1)
+        pg::report(NOTICE, fmt::format("job \"{}\" started as one process; it continues so",
+                                       job.name));
+
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);
     int batch_size = args.batch_size;
     int64_t copied =
@@ -474,4 +802,17 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
     pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied{}", job.name, copied,
                                    resumed ? fmt::format(", {} in all", job.rows_done) : ""));
     PG_RETURN_VOID();
+}
+
+// RunMode::Entry of the runner: one key range of a parallel job, in a background worker.
+extern "C" PGDLLEXPORT void virtuoso_copy_range_entry(int nparams, const char *const *params);
+
+void virtuoso_copy_range_entry(int nparams, const char *const *params) {
+    std::vector<std::optional<std::string>> p;
+    for (int i = 0; i < nparams; ++i)
+        p.push_back(params[i] ? std::optional<std::string>(params[i]) : std::nullopt);
+    (void)pg::guarded("virtuoso_copy_range_entry", [&p] {
+        online::copy_range(p);
+        return (Datum)0;
+    });
 }

@@ -175,6 +175,7 @@ void Progress::resume() {
 }
 
 void Progress::maybe_notice() {
+    if (quiet_) return;
     auto now = std::chrono::steady_clock::now();
     if (now - last_notice_ < kNoticeInterval) return;
     last_notice_ = now;

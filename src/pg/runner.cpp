@@ -82,9 +82,24 @@ struct RunnerShared {
 BackgroundWorkerHandle *active_worker = nullptr;
 bool exit_callback_registered = false;
 
+// The workers of this session's WorkerGroups (nullptr where free), for the same reason.
+constexpr int kMaxGroupWorkers = 128;
+BackgroundWorkerHandle *group_workers[kMaxGroupWorkers];
+
 void terminate_active_worker(int, Datum) {
     if (active_worker != nullptr) TerminateBackgroundWorker(active_worker);
     active_worker = nullptr;
+    for (auto &handle : group_workers) {
+        if (handle != nullptr) TerminateBackgroundWorker(handle);
+        handle = nullptr;
+    }
+}
+
+void register_exit_callback() {
+    if (!exit_callback_registered) {
+        before_shmem_exit(terminate_active_worker, (Datum)0);
+        exit_callback_registered = true;
+    }
 }
 
 constexpr int kMaxChain = 64;  // processes looked at per check of the blocking chain
@@ -318,11 +333,10 @@ void check_snapshot_waiter(void *arg) {
     if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
 }
 
-void launch_and_wait(void *arg) {
-    auto *args = static_cast<LaunchArgs *>(arg);
-    const RunRequest &req = *args->request;
-    RawOutcome *out = &args->out;
-
+// Builds the DSM segment of one request (everything the worker needs) and describes its
+// worker; the caller's end of the reply queue goes to *mqh.
+dsm_segment *build_segment(const RunRequest &req, shm_mq_handle **mqh_out,
+                           BackgroundWorker *worker_out) {
     // Everything the worker needs goes through one DSM segment.
     Size sql_len = req.sql.size() + 1;
     Size params_len = 0;
@@ -380,11 +394,22 @@ void launch_and_wait(void *arg) {
     shm_mq_set_receiver(mq, MyProc);
     shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
 
-    BackgroundWorker worker = describe_worker("virtuoso_runner_main", "db_virtuoso runner",
-                                              BgWorkerStart_ConsistentState, BGW_NEVER_RESTART);
-    snprintf(worker.bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
-    worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-    worker.bgw_notify_pid = MyProcPid;
+    *worker_out = describe_worker("virtuoso_runner_main", "db_virtuoso runner",
+                                  BgWorkerStart_ConsistentState, BGW_NEVER_RESTART);
+    snprintf(worker_out->bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
+    worker_out->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+    worker_out->bgw_notify_pid = MyProcPid;
+    *mqh_out = mqh;
+    return seg;
+}
+
+void launch_and_wait(void *arg) {
+    auto *args = static_cast<LaunchArgs *>(arg);
+    const RunRequest &req = *args->request;
+    RawOutcome *out = &args->out;
+    shm_mq_handle *mqh;
+    BackgroundWorker worker;
+    dsm_segment *seg = build_segment(req, &mqh, &worker);
 
     // Setting up read catalogs (a catalog snapshot): drop it before anything waits for us.
     if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
@@ -394,10 +419,7 @@ void launch_and_wait(void *arg) {
     BackgroundWorkerHandle *handle = start_runner_worker(&worker);
     shm_mq_set_handle(mqh, handle);
 
-    if (!exit_callback_registered) {
-        before_shmem_exit(terminate_active_worker, (Datum)0);
-        exit_callback_registered = true;
-    }
+    register_exit_callback();
     active_worker = handle;
 
     PG_TRY();
@@ -575,6 +597,27 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
     send_string_message('C', completion);
 }
 
+// RunMode::Entry: the library's own function `name` runs the work, with the parameters as
+// C strings (nullptr for NULL), inside the transaction started for it; it commits as it goes
+// and leaves its last transaction committed.
+void run_entry(const char *name, int nparams, const char *params) {
+    auto **values = static_cast<const char **>(palloc0(sizeof(char *) * (nparams + 1)));
+    const char *cursor = params;
+    for (int i = 0; i < nparams; ++i) {
+        int32 len;
+        memcpy(&len, cursor, sizeof(int32));
+        cursor += sizeof(int32);
+        if (len >= 0) {
+            values[i] = pnstrdup(cursor, len);
+            cursor += len;
+        }
+    }
+    auto entry = reinterpret_cast<RunnerEntry>(
+        load_external_function(MyBgworkerEntry->bgw_library_name, name, true, nullptr));
+    entry(nparams, values);
+    send_string_message('C', name);
+}
+
 }  // namespace
 
 namespace {
@@ -618,6 +661,7 @@ void check_request(const RunRequest &request) {
         throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
                         "a statement run by the db_virtuoso runner cannot start the runner again",
                         "", "Call the runner from the outer session instead.");
+    if (request.mode == RunMode::Entry) return;  // a function of ours, no SQL
     SqlShape shape = shape_of(request.sql);
     if (shape.statements == 0)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -672,6 +716,175 @@ RunOutcome run_in_worker_or_raise(const RunRequest &request) {
     RunOutcome outcome = run_in_worker(request);
     if (!outcome.ok) throw PgError(outcome.error);
     return outcome;
+}
+
+
+// ---- worker groups ---------------------------------------------------------------------
+
+struct WorkerGroup::Member {
+    dsm_segment *seg = nullptr;
+    shm_mq_handle *mqh = nullptr;
+    BackgroundWorkerHandle *handle = nullptr;
+    int slot = -1;
+    int registered = -1;  // index in group_workers
+    bool running = false;
+    RawOutcome raw{};
+    int captured_taken = 0;
+};
+
+namespace {
+
+struct StartArgs {
+    const RunRequest *request;
+    WorkerGroup::Member *member;
+};
+
+void group_start(void *arg) {
+    auto *a = static_cast<StartArgs *>(arg);
+    WorkerGroup::Member *m = a->member;
+    BackgroundWorker worker;
+    m->seg = build_segment(*a->request, &m->mqh, &worker);
+    m->handle = start_runner_worker(&worker);
+    m->slot = take_held_runner_slot();
+    shm_mq_set_handle(m->mqh, m->handle);
+    register_exit_callback();
+    for (int i = 0; i < kMaxGroupWorkers; ++i)
+        if (group_workers[i] == nullptr) {
+            group_workers[i] = m->handle;
+            m->registered = i;
+            break;
+        }
+}
+
+// A worker that has finished (or is stopped): its slot and segment are given back.
+void group_release(WorkerGroup::Member *m) {
+    m->running = false;
+    if (m->registered >= 0) group_workers[m->registered] = nullptr;
+    m->registered = -1;
+    release_runner_slot_number(m->slot);
+    m->slot = -1;
+    if (m->seg != nullptr) dsm_detach(m->seg);
+    m->seg = nullptr;
+    m->mqh = nullptr;
+}
+
+struct WaitArgs {
+    std::vector<WorkerGroup::Member *> *members;
+    long timeout_ms;
+    bool any_running;
+};
+
+// Drains every running worker's queue; waits on the latch when nothing came.
+void group_wait(void *arg) {
+    auto *a = static_cast<WaitArgs *>(arg);
+    TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), a->timeout_ms);
+    for (;;) {
+        bool received = false, finished = false;
+        a->any_running = false;
+        for (WorkerGroup::Member *m : *a->members) {
+            if (!m->running) continue;
+            for (;;) {
+                Size nbytes;
+                void *data;
+                shm_mq_result res = shm_mq_receive(m->mqh, &nbytes, &data, true);
+                if (res == SHM_MQ_SUCCESS) {
+                    received = true;
+                    handle_message(m->mqh, static_cast<char *>(data), nbytes, &m->raw);
+                    if (!m->raw.done) continue;
+                } else if (res != SHM_MQ_DETACHED) {
+                    pid_t pid;
+                    if (m->raw.worker_pid == 0 &&
+                        GetBackgroundWorkerPid(m->handle, &pid) == BGWH_STARTED)
+                        m->raw.worker_pid = pid;
+                    break;
+                }
+                group_release(m);  // done, or gone
+                finished = true;
+                break;
+            }
+            if (m->running) a->any_running = true;
+        }
+        if (finished || !a->any_running) return;
+        if (received) continue;
+        long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+        if (left <= 0) return;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+                        Min(left, kPollMillis), PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+void group_stop(void *arg) {
+    auto *members = static_cast<std::vector<WorkerGroup::Member *> *>(arg);
+    // Every worker told first, then each one waited for: they stop in parallel.
+    for (WorkerGroup::Member *m : *members)
+        if (m->running) TerminateBackgroundWorker(m->handle);
+    for (WorkerGroup::Member *m : *members)
+        if (m->running) {
+            stop_worker(m->handle);
+            group_release(m);
+        }
+}
+
+}  // namespace
+
+WorkerGroup::WorkerGroup() = default;
+
+WorkerGroup::~WorkerGroup() {
+    // Never throws: a failure to stop is left to the exit callback and the worker's own end.
+    (void)catch_pg_error(group_stop, &members_);
+    for (Member *m : members_) delete m;
+}
+
+size_t WorkerGroup::start(const RunRequest &request) {
+    check_request(request);
+    auto *m = new Member;
+    StartArgs args{&request, m};
+    if (ErrorData *e = catch_pg_error(group_start, &args)) {
+        if (m->seg != nullptr)
+            (void)catch_pg_error([](void *seg) { dsm_detach(static_cast<dsm_segment *>(seg)); },
+                                 m->seg);
+        delete m;
+        throw PgError(e);
+    }
+    m->running = true;
+    members_.push_back(m);
+    return members_.size() - 1;
+}
+
+bool WorkerGroup::wait(long timeout_ms) {
+    WaitArgs args{&members_, timeout_ms, false};
+    if (ErrorData *e = catch_pg_error(group_wait, &args)) throw PgError(e);
+    return args.any_running;
+}
+
+void WorkerGroup::stop_all() {
+    if (ErrorData *e = catch_pg_error(group_stop, &members_)) throw PgError(e);
+}
+
+size_t WorkerGroup::size() const { return members_.size(); }
+
+bool WorkerGroup::running(size_t i) const { return members_.at(i)->running; }
+
+RunOutcome WorkerGroup::outcome(size_t i) const {
+    const Member *m = members_.at(i);
+    RunOutcome outcome;
+    outcome.ok = m->raw.done && m->raw.ok && m->raw.error == nullptr;
+    if (m->raw.tag) outcome.command_tag = m->raw.tag;
+    outcome.error = m->raw.error;
+    outcome.worker_pid = m->raw.worker_pid;
+    return outcome;
+}
+
+std::vector<std::string> WorkerGroup::take_captured(size_t i) {
+    Member *m = members_.at(i);
+    std::vector<std::string> out;
+    int n = list_length(m->raw.captured);
+    for (int k = m->captured_taken; k < n; ++k)
+        out.emplace_back(static_cast<char *>(list_nth(m->raw.captured, k)));
+    m->captured_taken = n;
+    return out;
 }
 
 }  // namespace virtuoso::pg
@@ -738,6 +951,8 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
         StartTransactionCommand();
         if (fixed->mode == static_cast<int>(RunMode::TopLevel))
             run_top_level(sql);
+        else if (fixed->mode == static_cast<int>(RunMode::Entry))
+            run_entry(sql, fixed->nparams, params);
         else
             run_autonomous(sql, fixed->nparams, params);
     }

@@ -32,7 +32,13 @@ bool try_take_slot() {
         int slot = (first + i) % budget;
         LOCKTAG tag;
         set_tag(&tag, kRunnerSlotLockClass, static_cast<uint32>(slot));
-        if (LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL) {
+        LockAcquireResult got = LockAcquire(&tag, ExclusiveLock, true, true);
+        if (got == LOCKACQUIRE_ALREADY_HELD) {
+            // A slot of this session's worker group (take_held_runner_slot): not a new one.
+            (void)LockRelease(&tag, ExclusiveLock, true);
+            continue;
+        }
+        if (got != LOCKACQUIRE_NOT_AVAIL) {
             held_slot = slot;
             return true;
         }
@@ -68,6 +74,19 @@ void release_runner_slot() {
     LOCKTAG tag;
     set_tag(&tag, kRunnerSlotLockClass, static_cast<uint32>(held_slot));
     held_slot = -1;
+    (void)LockRelease(&tag, ExclusiveLock, true);
+}
+
+int take_held_runner_slot() {
+    int slot = held_slot;
+    held_slot = -1;
+    return slot;
+}
+
+void release_runner_slot_number(int slot) {
+    if (slot < 0) return;
+    LOCKTAG tag;
+    set_tag(&tag, kRunnerSlotLockClass, static_cast<uint32>(slot));
     (void)LockRelease(&tag, ExclusiveLock, true);
 }
 

@@ -30,6 +30,8 @@ class Progress {
     // A pause and its reason ("replay lag 12 s > 5 s"), shown in the view until resume().
     void pause(const std::string &reason);
     void resume();
+    // No NOTICE lines from this one (a part of a job whose caller reports the whole).
+    void silence() { quiet_ = true; }
     // Whether a slot was free (the view then shows the job).
     bool shown() const { return slot_ >= 0; }
 
@@ -39,6 +41,7 @@ class Progress {
     std::string job_;
     std::string phase_;
     int64_t done_ = 0, total_ = -1;
+    bool quiet_ = false;
     std::chrono::steady_clock::time_point last_notice_;
 };
 

@@ -24,7 +24,15 @@
 
 namespace virtuoso::pg {
 
-enum class RunMode { TopLevel, Autonomous };
+//  * Entry: a function of this library (request.sql names it, an extern "C" RunnerEntry)
+//    runs in the worker, as the caller, with the parameters; it manages its transactions
+//    itself (started for it; it must leave the last one committed).  Only the extension's
+//    own code builds such requests.
+enum class RunMode { TopLevel, Autonomous, Entry };
+
+// The signature of a RunMode::Entry function: params[i] is nullptr for NULL.  Plain
+// PostgreSQL style (errors ereport()ed); C++ bodies go through guarded().
+using RunnerEntry = void (*)(int nparams, const char *const *params);
 
 struct RunRequest {
     RunMode mode = RunMode::TopLevel;
@@ -56,6 +64,40 @@ RunOutcome run_in_worker(const RunRequest &request);
 
 // As run_in_worker, but an error of the statement is raised in the caller.
 RunOutcome run_in_worker_or_raise(const RunRequest &request);
+
+// Several runner workers at once, for one job split in parts (each part a request, usually
+// RunMode::Entry).  Each worker takes a slot of the runner budget.  The caller polls: wait()
+// relays the workers' notices and collects their outcomes.  The destructor (and stop_all)
+// stops every worker still running and waits until it has exited; so does a FATAL exit of
+// the caller.  Errors of the runner itself (no slot: 53400, a cancel) are thrown as PgError;
+// errors of a worker's work come back in its outcome.
+class WorkerGroup {
+  public:
+    WorkerGroup();
+    ~WorkerGroup();
+    WorkerGroup(const WorkerGroup &) = delete;
+    WorkerGroup &operator=(const WorkerGroup &) = delete;
+
+    // Starts a worker for the request (waiting in line up to virtuoso.runner_queue_timeout
+    // for a slot); returns its index.
+    size_t start(const RunRequest &request);
+    // Waits up to timeout_ms, returning earlier when a worker finishes.  False once no
+    // worker is running.
+    bool wait(long timeout_ms);
+    void stop_all();
+
+    size_t size() const;
+    bool running(size_t i) const;
+    // A finished worker's outcome (ok, or its error; an exit without either is an error).
+    RunOutcome outcome(size_t i) const;
+    // The send_captured_data() texts of worker i that arrived since the last call.
+    std::vector<std::string> take_captured(size_t i);
+
+    struct Member;
+
+  private:
+    std::vector<Member *> members_;
+};
 
 // The statement kind (e.g. "CREATE INDEX CONCURRENTLY") when `sql` holds a statement that
 // waits for every snapshot older than its own: CREATE INDEX CONCURRENTLY, REINDEX ...

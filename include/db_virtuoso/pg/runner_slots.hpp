@@ -32,4 +32,10 @@ BackgroundWorkerHandle *start_runner_worker(BackgroundWorker *worker);
 // Gives back this session's slot (no-op when it holds none).
 void release_runner_slot();
 
+// For a session running several workers at once (WorkerGroup): the slot just taken by
+// start_runner_worker() becomes the caller's to give back with release_runner_slot_number(),
+// and the next start_runner_worker() takes another one.
+int take_held_runner_slot();
+void release_runner_slot_number(int slot);
+
 }  // namespace virtuoso::pg
