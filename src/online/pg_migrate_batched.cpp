@@ -330,8 +330,9 @@ bool load_or_create(Job &job, const Arguments &args) {
         spi.execute("UPDATE virtuoso.batch_jobs SET status = 'RUNNING', updated_at = "
                     "clock_timestamp() WHERE job_name = $1",
                     {job.name});
-        spi.execute("UPDATE virtuoso.batch_job_ranges SET status = 'RUNNING', updated_at = "
-                    "clock_timestamp() WHERE job_name = $1 AND status <> 'DONE'",
+        spi.execute("UPDATE virtuoso.batch_job_ranges SET status = 'RUNNING', error_sqlstate = "
+                    "NULL, error_message = NULL, updated_at = clock_timestamp() "
+                    "WHERE job_name = $1 AND status <> 'DONE'",
                     {job.name});
     }
     return true;
@@ -582,7 +583,8 @@ void finish_parallel(const Job &job) {
 }
 
 struct ParallelResult {
-    int64_t copied = 0;
+    int64_t copied = 0;       // by this call
+    int64_t done_before = 0;  // by earlier calls of the job
     int workers = 0;
 };
 
@@ -602,10 +604,14 @@ ParallelResult run_parallel(FunctionCallInfo fcinfo, const Job &job, const Argum
     for (const auto &r : load_ranges(job))
         if (r.status != "DONE") pending.push_back(r.range_no);
     ParallelResult result;
+    result.done_before = done_before;
     int workers = std::min<int>(args.parallel_workers, static_cast<int>(pending.size()));
     if (pending.empty()) return result;
-    pg::report(NOTICE, fmt::format("job \"{}\": {} of {} key ranges to copy, {} workers",
-                                   job.name, pending.size(), job.ranges, workers));
+    pg::report(NOTICE, fmt::format("{} job \"{}\"{}: {} of {} key ranges to copy, {} workers",
+                                   done_before > 0 ? "resuming" : "running", job.name,
+                                   done_before > 0 ? fmt::format(" after {} rows", done_before)
+                                                   : "",
+                                   pending.size(), job.ranges, workers));
     pg::commit_caller(fcinfo, kProcedure);
 
     auto request_for = [&](int range_no) {
@@ -768,7 +774,7 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
                                        job.name, job.rows_done));
         PG_RETURN_VOID();
     }
-    if (resumed)
+    if (resumed && job.ranges == 0)
         pg::report(NOTICE,
                    fmt::format("resuming job \"{}\" after {} rows", job.name, job.rows_done));
     pg::commit_caller(fcinfo, online::kProcedure);  // the job row is there before any batch
@@ -783,7 +789,7 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
         pg::commit_caller(fcinfo, online::kProcedure);
         pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied by {} workers{}", job.name,
                                        r.copied, r.workers,
-                                       resumed ? fmt::format(", {} in all", job.rows_done + r.copied)
+                                       resumed ? fmt::format(", {} in all", r.done_before + r.copied)
                                                : ""));
         PG_RETURN_VOID();
     }
