@@ -61,6 +61,7 @@ INSERT INTO alice.t SELECT g, 'v' || g FROM generate_series(1, 20000) g;
 CREATE TABLE alice.who (m text, u text);
 CREATE TABLE alice.audited (id int PRIMARY KEY, v text, updated_at timestamptz);
 CREATE TABLE alice.copy (id int, v text);   -- migrate_data_batched's target
+CREATE TABLE alice.pcopy (id int, v text);  -- the same with parallel workers
 CREATE TABLE alice.ec (id int, v int);   -- expand_column_change's table
 INSERT INTO alice.ec SELECT g, g FROM generate_series(1, 1000) g;
 CREATE TABLE alice.ix (id int, v text);   -- the index rows build here, the advisor plans alice.t
@@ -392,6 +393,11 @@ my @matrix = (
         q{CALL virtuoso.migrate_data_batched('SELECT id, v FROM alice.t', 'alice.copy', 3000, 1, 'id', 'copy_%s');
           SELECT pg_catalog.count(*) FROM alice.copy},
         '42501', '42501', '42501', 'ok:10000', 'ok:20000'],
+    # The same split among two runner workers, which run as the caller too.
+    ['virtuoso.migrate_data_batched(text,text,integer,integer,text,text)', 'parallel',
+        q{CALL virtuoso.migrate_data_batched('SELECT id, v FROM alice.t', 'alice.pcopy', 3000, 2, 'id', 'pcopy_%s');
+          SELECT pg_catalog.count(*) FROM alice.pcopy},
+        '42501', '42501', '42501', 'ok:10000', 'ok:20000'],
     # A volatile default: a backfill UPDATE of alice's table, which only its owner may alter.
     ['virtuoso.add_column_zero_downtime(regclass,text,text,text,integer,boolean)', 'change',
         q{CALL virtuoso.add_column_zero_downtime('alice.t', 'c_%s', 'integer', '(pg_catalog.random() OPERATOR(pg_catalog.*) 0)::pg_catalog.int4', 4000, true);
@@ -487,6 +493,8 @@ my @relations = (
           WHERE executed_by OPERATOR(pg_catalog.=) 'alice'}],
     ['virtuoso.batch_jobs', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.batch_jobs}],
+    ['virtuoso.batch_job_ranges', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.batch_job_ranges}],
     # nothing runs while the matrix reads it: what counts is that it reads safely
     ['virtuoso.progress', 'ok:0', 'ok:0', 'ok:0', 'ok:0',
         q{SELECT pg_catalog.count(*) FROM virtuoso.progress}],
