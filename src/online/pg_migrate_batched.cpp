@@ -321,19 +321,21 @@ bool load_or_create(Job &job, const Arguments &args) {
     job.failed = row[7] && *row[7] == "FAILED";
     migrate::AsExtensionOwner owner;
     pg::InternalSql spi;
-    job.ranges = std::stoi(*spi.scalar(
-        "SELECT pg_catalog.count(*)::pg_catalog.text FROM virtuoso.batch_job_ranges "
-        "WHERE job_name = $1",
-        {job.name}));
+    job.ranges = std::stoi(
+        *spi.scalar("SELECT pg_catalog.count(*)::pg_catalog.text FROM virtuoso.batch_job_ranges "
+                    "WHERE job_name = $1",
+                    {job.name}));
     if (job.failed) {
         // A failed parallel run resumes: every range not done continues where it stopped.
-        spi.execute("UPDATE virtuoso.batch_jobs SET status = 'RUNNING', updated_at = "
-                    "clock_timestamp() WHERE job_name = $1",
-                    {job.name});
-        spi.execute("UPDATE virtuoso.batch_job_ranges SET status = 'RUNNING', error_sqlstate = "
-                    "NULL, error_message = NULL, updated_at = clock_timestamp() "
-                    "WHERE job_name = $1 AND status <> 'DONE'",
-                    {job.name});
+        spi.execute(
+            "UPDATE virtuoso.batch_jobs SET status = 'RUNNING', updated_at = "
+            "clock_timestamp() WHERE job_name = $1",
+            {job.name});
+        spi.execute(
+            "UPDATE virtuoso.batch_job_ranges SET status = 'RUNNING', error_sqlstate = "
+            "NULL, error_message = NULL, updated_at = clock_timestamp() "
+            "WHERE job_name = $1 AND status <> 'DONE'",
+            {job.name});
     }
     return true;
 }
@@ -402,20 +404,20 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
     // session running the same job waits for our row lock here, then finds it moved.
     migrate::AsExtensionOwner owner;
     pg::InternalSql spi;
-    auto moved =
-        job.range_no
-            ? spi.execute("UPDATE virtuoso.batch_job_ranges SET last_key = $2, rows_done = "
-                          "rows_done + $4::bigint, batches = batches + 1, updated_at = "
-                          "clock_timestamp() WHERE job_name = $1 AND range_no = $5::integer "
-                          "AND last_key IS NOT DISTINCT FROM $3 AND status = 'RUNNING'",
-                          {job.name, batch_end, job.last_key, std::to_string(copied),
-                           std::to_string(*job.range_no)})
-            : spi.execute(
-                  "UPDATE virtuoso.batch_jobs SET last_key = $2, rows_done = rows_done + "
-                  "$4::bigint, batches = batches + 1, updated_at = clock_timestamp() "
-                  "WHERE job_name = $1 AND last_key IS NOT DISTINCT FROM $3 AND status = "
-                  "'RUNNING'",
-                  {job.name, batch_end, job.last_key, std::to_string(copied)});
+    auto moved = job.range_no
+                     ? spi.execute(
+                           "UPDATE virtuoso.batch_job_ranges SET last_key = $2, rows_done = "
+                           "rows_done + $4::bigint, batches = batches + 1, updated_at = "
+                           "clock_timestamp() WHERE job_name = $1 AND range_no = $5::integer "
+                           "AND last_key IS NOT DISTINCT FROM $3 AND status = 'RUNNING'",
+                           {job.name, batch_end, job.last_key, std::to_string(copied),
+                            std::to_string(*job.range_no)})
+                     : spi.execute(
+                           "UPDATE virtuoso.batch_jobs SET last_key = $2, rows_done = rows_done + "
+                           "$4::bigint, batches = batches + 1, updated_at = clock_timestamp() "
+                           "WHERE job_name = $1 AND last_key IS NOT DISTINCT FROM $3 AND status = "
+                           "'RUNNING'",
+                           {job.name, batch_end, job.last_key, std::to_string(copied)});
     if (moved.processed != 1)
         throw UserError(ERRCODE_OBJECT_IN_USE,
                         fmt::format("job \"{}\" was advanced by another session", job.name),
@@ -495,17 +497,17 @@ void copy_range(const std::vector<std::optional<std::string>> &p) {
             "RETURNING last_key, upper_key, rows_done",
             {job.name, std::to_string(*job.range_no)});
         if (r.empty())
-            throw pg::UserError(ERRCODE_OBJECT_IN_USE,
-                                fmt::format("range {} of job \"{}\" is not running",
-                                            *job.range_no + 1, job.name),
-                                "It was stopped by another session running the same job.");
+            throw pg::UserError(
+                ERRCODE_OBJECT_IN_USE,
+                fmt::format("range {} of job \"{}\" is not running", *job.range_no + 1, job.name),
+                "It was stopped by another session running the same job.");
         job.last_key = r.rows[0][0];
         job.upper_key = r.rows[0][1];
         done_before = std::stoll(*r.rows[0][2]);
     }
     worker_commit();
-    pg::Progress progress(fmt::format("{} [range {}]", job.name, *job.range_no + 1), "copying",
-                          -1, done_before);
+    pg::Progress progress(fmt::format("{} [range {}]", job.name, *job.range_no + 1), "copying", -1,
+                          done_before);
     progress.silence();  // the caller reports the whole job
     int64_t last = 0;
     online::run_batches(
@@ -607,23 +609,19 @@ ParallelResult run_parallel(FunctionCallInfo fcinfo, const Job &job, const Argum
     result.done_before = done_before;
     int workers = std::min<int>(args.parallel_workers, static_cast<int>(pending.size()));
     if (pending.empty()) return result;
-    pg::report(NOTICE, fmt::format("{} job \"{}\"{}: {} of {} key ranges to copy, {} workers",
-                                   done_before > 0 ? "resuming" : "running", job.name,
-                                   done_before > 0 ? fmt::format(" after {} rows", done_before)
-                                                   : "",
-                                   pending.size(), job.ranges, workers));
+    pg::report(NOTICE,
+               fmt::format("{} job \"{}\"{}: {} of {} key ranges to copy, {} workers",
+                           done_before > 0 ? "resuming" : "running", job.name,
+                           done_before > 0 ? fmt::format(" after {} rows", done_before) : "",
+                           pending.size(), job.ranges, workers));
     pg::commit_caller(fcinfo, kProcedure);
 
     auto request_for = [&](int range_no) {
         pg::RunRequest req;
         req.mode = pg::RunMode::Entry;
         req.sql = kRangeEntry;
-        req.params = {job.name,
-                      std::to_string(range_no),
-                      std::to_string(args.batch_size),
-                      job.source,
-                      std::to_string(job.target),
-                      args.key_column};
+        req.params = {job.name,   std::to_string(range_no),   std::to_string(args.batch_size),
+                      job.source, std::to_string(job.target), args.key_column};
         return req;
     };
     pg::Progress progress(job.name, fmt::format("copying ({} workers)", workers), job.rows_total,
@@ -682,7 +680,8 @@ ParallelResult run_parallel(FunctionCallInfo fcinfo, const Job &job, const Argum
                         : "the worker exited before finishing its range (see the server log)";
                 std::string detail = out.error && out.error->detail ? out.error->detail : "";
                 std::string hint = out.error && out.error->hint ? out.error->hint : "";
-                std::string state = pg::pg_call([code] { return std::string(unpack_sql_state(code)); });
+                std::string state =
+                    pg::pg_call([code] { return std::string(unpack_sql_state(code)); });
                 record_failure(job, range_of[i], state, message);
                 pg::commit_caller(fcinfo, kProcedure);
                 throw pg::UserError(
@@ -787,15 +786,15 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
         online::ParallelResult r = online::run_parallel(fcinfo, job, args);
         online::finish_parallel(job);
         pg::commit_caller(fcinfo, online::kProcedure);
-        pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied by {} workers{}", job.name,
-                                       r.copied, r.workers,
-                                       resumed ? fmt::format(", {} in all", r.done_before + r.copied)
-                                               : ""));
+        pg::report(
+            NOTICE,
+            fmt::format("job \"{}\": {} rows copied by {} workers{}", job.name, r.copied, r.workers,
+                        resumed ? fmt::format(", {} in all", r.done_before + r.copied) : ""));
         PG_RETURN_VOID();
     }
     if (resumed && args.parallel_workers > 1)
-        pg::report(NOTICE, fmt::format("job \"{}\" started as one process; it continues so",
-                                       job.name));
+        pg::report(NOTICE,
+                   fmt::format("job \"{}\" started as one process; it continues so", job.name));
 
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);
     int batch_size = args.batch_size;

@@ -718,7 +718,6 @@ RunOutcome run_in_worker_or_raise(const RunRequest &request) {
     return outcome;
 }
 
-
 // ---- worker groups ---------------------------------------------------------------------
 
 struct WorkerGroup::Member {
@@ -863,9 +862,13 @@ void WorkerGroup::stop_all() {
     if (ErrorData *e = catch_pg_error(group_stop, &members_)) throw PgError(e);
 }
 
-size_t WorkerGroup::size() const { return members_.size(); }
+size_t WorkerGroup::size() const {
+    return members_.size();
+}
 
-bool WorkerGroup::running(size_t i) const { return members_.at(i)->running; }
+bool WorkerGroup::running(size_t i) const {
+    return members_.at(i)->running;
+}
 
 RunOutcome WorkerGroup::outcome(size_t i) const {
     const Member *m = members_.at(i);

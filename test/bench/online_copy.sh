@@ -63,7 +63,7 @@ parallel_ms=$(median parallel <<<"$times")
 seed=$(median seed <<<"$times")
 # Time ratios: throughput >= 0.8x of INSERT ... SELECT is a time ratio <= 1.25x.
 record online_copy "$rows rows: batched vs INSERT..SELECT" "$batched" "$direct" "<= 1.25x"
-record online_copy "$rows rows: parallel_workers => $parallel vs INSERT..SELECT" "$parallel_ms" "$direct" "(info)"
+record online_copy "$rows rows: $parallel workers vs INSERT..SELECT" "$parallel_ms" "$direct" "(info)"
 record online_copy "$rows rows: seed OFFSET proc vs batched" "$seed" "$batched" "(info)"
 record online_copy "time/row at $large vs $rows rows" \
     "$(perl -e 'printf "%.3f", $ARGV[0] * $ARGV[2] / $ARGV[1]' "$large_ms" "$large" "$rows")" "$batched" "<= 1.20x"
