@@ -14,7 +14,7 @@ CALL virtuoso.migrate_data_batched('SELECT * FROM op_src', 'op_dst', parallel_wo
 \echo :LAST_ERROR_SQLSTATE
 CALL virtuoso.migrate_data_batched('SELECT * FROM op_src', 'op_dst', parallel_workers => 2147483647);
 \echo :LAST_ERROR_SQLSTATE
-SELECT count(*) AS jobs FROM virtuoso.batch_jobs;
+SELECT count(*) AS jobs FROM virtuoso.batch_jobs WHERE target_oid = 'op_dst'::regclass;
 
 -- Two workers: every row once; the ranges follow one another without gap or overlap.
 CALL virtuoso.migrate_data_batched('SELECT * FROM op_src', 'op_dst', 250, 2, job_name => 'op1');
