@@ -1,6 +1,6 @@
 # migrate_data_batched with parallel_workers => 2 under crashes, cancels and failures: kill -9
 # of a worker or of the caller mid-copy, restart, call again: the target holds exactly the
-# source rows; a cancel stops the workers; a failing worker stops the other one and the job
+# source rows; a cancel or a terminate of the caller stops the workers; a failing worker stops the other one and the job
 # records where each range stopped.
 #
 # ONLINE_ROWS sets the table size (the issue's figure is 1M rows; 200k under CI=true).
@@ -102,6 +102,20 @@ is(sq('SELECT count(*) FROM dst'), $committed, 'cancel: the target holds exactly
     'SET virtuoso.batch_pause = 0; ' . copy_sql('cancelled'), extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
 is($rc, 0, 'cancel: called again') or diag($err);
 is(sq(sprintf($checksum, 'dst')), $expected, 'cancel: target = source');
+
+# Terminating the caller (a FATAL exit, no error handling) ends its workers too.
+sq('TRUNCATE dst');
+my $call = start_call($node, copy_sql('terminated'), 'par_terminated');
+ok(wait_until($node, q{SELECT done > 20000 FROM virtuoso.progress WHERE job = 'terminated'}),
+    'terminate: the copy advances');
+is(sq(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE application_name = 'par_terminated' AND backend_type = 'client backend'}), 't',
+    'terminate: the caller is terminated');
+finish_call($call);
+ok(wait_until($node, $runners, '0'), 'terminate: the workers end with their caller');
+is(sq('SELECT count(*) FROM dst'),
+    sq(q{SELECT sum(rows_done) FROM virtuoso.batch_job_ranges WHERE job_name = 'terminated'}),
+    'terminate: the target holds exactly the committed batches');
 
 # A worker fails (its range meets a CHECK the other range never violates): the other worker
 # is stopped, the caller gets the worker's error, each range records where it stopped.
