@@ -485,8 +485,14 @@ void copy_range(const std::vector<std::optional<std::string>> &p) {
     int batch_size = std::stoi(*p.at(2));
     job.source = *p.at(3);
     job.target = static_cast<Oid>(std::stoul(*p.at(4)));
-    job.target_sql = pg::qualified_relation_name(job.target);
-    check_columns(job, source_columns(job.source), *p.at(5));
+    {
+        // Planning the source locks its tables: under the short lock_timeout, as in the
+        // caller (a timeout fails this range; the job resumes when called again).
+        pg::GucScope guc;
+        guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
+        job.target_sql = pg::qualified_relation_name(job.target);
+        check_columns(job, source_columns(job.source), *p.at(5));
+    }
     int64_t done_before = 0;
     {
         migrate::AsExtensionOwner owner;

@@ -838,6 +838,7 @@ WorkerGroup::~WorkerGroup() {
 
 size_t WorkerGroup::start(const RunRequest &request) {
     check_request(request);
+    members_.reserve(members_.size() + 1);  // no allocation once the worker runs
     auto *m = new Member;
     StartArgs args{&request, m};
     if (ErrorData *e = catch_pg_error(group_start, &args)) {
