@@ -151,6 +151,31 @@ sq('ALTER TABLE checked DROP CONSTRAINT checked_id_check');
 is($rc, 0, 'failure: called again once fixed') or diag($err);
 is(sq(sprintf($checksum, 'checked')), $expected, 'failure: target = source after the resume');
 
+# No runner slot within virtuoso.runner_queue_timeout: with no worker started, a clear 53400
+# and no row copied; with one started, the call goes on with it (a NOTICE says so) and the
+# other range waits for it.
 sq(q{ALTER DATABASE postgres RESET virtuoso.batch_pause});
+$node->append_conf('postgresql.conf', 'virtuoso.max_runner_workers = 1');
+$node->reload;
+ok(wait_until($node, q{SELECT current_setting('virtuoso.max_runner_workers')}, '1'), 'budget: one runner slot');
+sq('CREATE TABLE budget_dst (id bigint, n int, payload text)');
+my $holder = start_call($node, q{SELECT virtuoso.execute_autonomous('SELECT pg_sleep(4)')}, 'par_holder');
+ok(wait_until($node, "SELECT ($runners) = 1"), 'budget: another session holds the slot');
+($rc, $out, $err) = $node->psql('postgres',
+    q{SET virtuoso.runner_queue_timeout = '300ms'; } . copy_sql('no_slot', 'budget_dst'),
+    extra_params => [ '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose' ]);
+is($rc, 3, 'budget: the call fails');
+like($err, qr/ERROR:  53400: could not start a db_virtuoso runner: all 1 runner slots stayed busy/,
+    'budget: 53400, the slot stayed busy');
+is(sq('SELECT count(*) FROM budget_dst'), '0', 'budget: no row copied');
+finish_call($holder);
+($rc, $out, $err) = $node->psql('postgres',
+    q{SET virtuoso.runner_queue_timeout = '500ms'; } . copy_sql('no_slot', 'budget_dst'),
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+is($rc, 0, 'budget: once the slot is free, the call copies') or diag($err);
+like($err, qr/only 1 of 2 workers could start .*the other ranges are copied as these finish/,
+    'budget: a NOTICE says it goes on with fewer workers');
+is(sq(sprintf($checksum, 'budget_dst')), $expected, 'budget: target = source with one worker');
+
 $node->stop;
 done_testing();
