@@ -7,6 +7,7 @@
 // together: after a cancel, a crash or kill -9, calling again with the same job continues
 // after the last committed batch, losing and duplicating nothing.
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/slowdown.hpp"
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
@@ -344,10 +345,10 @@ std::optional<int64_t> copy_batch(Job &job, BatchStatements &statements) {
                         .execute(spi, {job.last_key, job.upper_key})
                         .scalar();
         if (!batch_end) batch_end = job.upper_key;  // fewer than batch_size rows left
-        copied = static_cast<int64_t>(
-            (from_start ? statements.insert_first : statements.insert_next)
-                .execute(spi, {job.last_key, batch_end})
-                .processed);
+        copied =
+            static_cast<int64_t>((from_start ? statements.insert_first : statements.insert_next)
+                                     .execute(spi, {job.last_key, batch_end})
+                                     .processed);
     }
     // The position commits with the rows.  It must still be where this run left it: a second
     // session running the same job waits for our row lock here, then finds it moved.
@@ -480,10 +481,11 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
 
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);
     online::BatchStatements statements(job, args.batch_size);
+    online::QuerySlowdown slowdown(job.target, gucs::batch_max_slowdown);
     int64_t copied =
         online::run_batches([&job, &statements] { return online::copy_batch(job, statements); },
                             [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
-                            online::throttle_from_settings(), progress);
+                            online::throttle_from_settings(), progress, &slowdown);
     online::finish(job);
     pg::commit_caller(fcinfo, online::kProcedure);
     pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied{}", job.name, copied,

@@ -34,6 +34,7 @@ int max_runner_workers = 4;
 int runner_queue_timeout_ms = 10000;
 int batch_pause_ms = 0;
 int batch_max_replay_lag_ms = 0;
+double batch_max_slowdown = 0;
 
 namespace {
 
@@ -64,6 +65,13 @@ bool check_window(char **newval, void **, GucSource) {
                          });
 }
 
+// A factor below 1 would pause on statements as fast as before, forever.
+bool check_slowdown(double *newval, void **, GucSource) {
+    if (*newval == 0 || *newval >= 1) return true;
+    GUC_check_errdetail("It is 0 (off) or a factor of at least 1.");
+    return false;
+}
+
 bool check_database_names(char **newval, void **, GucSource) {
     return guarded_check("could not parse the database list",
                          [newval]() -> std::optional<std::string> {
@@ -85,20 +93,19 @@ bool check_alert_channel(char **newval, void **, GucSource) {
 }
 
 bool check_retention(char **newval, void **, GucSource) {
-    return guarded_check("not an interval (e.g. '90 days'; 0 keeps every row)",
-                         [newval]() -> std::optional<std::string> {
-                             const char *v = *newval ? *newval : "";
-                             bool negative = pg::pg_call([v] {
-                                 Datum d = DirectFunctionCall3(interval_in, CStringGetDatum(v),
-                                                               ObjectIdGetDatum(InvalidOid),
-                                                               Int32GetDatum(-1));
-                                 auto *zero = static_cast<Interval *>(palloc0(sizeof(Interval)));
-                                 return DatumGetBool(
-                                     DirectFunctionCall2(interval_lt, d, PointerGetDatum(zero)));
-                             });
-                             if (negative) return std::string("The retention must not be negative.");
-                             return std::nullopt;
-                         });
+    return guarded_check(
+        "not an interval (e.g. '90 days'; 0 keeps every row)",
+        [newval]() -> std::optional<std::string> {
+            const char *v = *newval ? *newval : "";
+            bool negative = pg::pg_call([v] {
+                Datum d = DirectFunctionCall3(interval_in, CStringGetDatum(v),
+                                              ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+                auto *zero = static_cast<Interval *>(palloc0(sizeof(Interval)));
+                return DatumGetBool(DirectFunctionCall2(interval_lt, d, PointerGetDatum(zero)));
+            });
+            if (negative) return std::string("The retention must not be negative.");
+            return std::nullopt;
+        });
 }
 
 }  // namespace
@@ -158,10 +165,9 @@ void define_all() {
         "max_plan_regression compares before and after it runs.",
         nullptr, &plan_regression_statements, 50, 1, 10000, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
-    DefineCustomStringVariable("virtuoso.alert_channel",
-                               "NOTIFY channel on which db_virtuoso sends its alerts.", nullptr,
-                               &alert_channel, "virtuoso_alerts", PGC_SIGHUP, 0,
-                               check_alert_channel, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "virtuoso.alert_channel", "NOTIFY channel on which db_virtuoso sends its alerts.", nullptr,
+        &alert_channel, "virtuoso_alerts", PGC_SIGHUP, 0, check_alert_channel, nullptr, nullptr);
     DefineCustomIntVariable("virtuoso.health_check_interval",
                             "Time between two health rounds of the scheduler (alerts for "
                             "CRITICAL and WARN findings); 0 means none.",
@@ -208,6 +214,12 @@ void define_all() {
                             "than this; 0 means no wait.",
                             nullptr, &batch_max_replay_lag_ms, 0, 0, INT_MAX, PGC_USERSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable("virtuoso.batch_max_slowdown",
+                             "A batched copy or backfill pauses while the statements on its "
+                             "table (in pg_stat_statements) run more than this many times slower "
+                             "than before the job started; 0 means no such pause.",
+                             nullptr, &batch_max_slowdown, 0.0, 0.0, 1000000.0, PGC_USERSET, 0,
+                             check_slowdown, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs
