@@ -93,19 +93,20 @@ bool check_alert_channel(char **newval, void **, GucSource) {
 }
 
 bool check_retention(char **newval, void **, GucSource) {
-    return guarded_check(
-        "not an interval (e.g. '90 days'; 0 keeps every row)",
-        [newval]() -> std::optional<std::string> {
-            const char *v = *newval ? *newval : "";
-            bool negative = pg::pg_call([v] {
-                Datum d = DirectFunctionCall3(interval_in, CStringGetDatum(v),
-                                              ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-                auto *zero = static_cast<Interval *>(palloc0(sizeof(Interval)));
-                return DatumGetBool(DirectFunctionCall2(interval_lt, d, PointerGetDatum(zero)));
-            });
-            if (negative) return std::string("The retention must not be negative.");
-            return std::nullopt;
-        });
+    return guarded_check("not an interval (e.g. '90 days'; 0 keeps every row)",
+                         [newval]() -> std::optional<std::string> {
+                             const char *v = *newval ? *newval : "";
+                             bool negative = pg::pg_call([v] {
+                                 Datum d = DirectFunctionCall3(interval_in, CStringGetDatum(v),
+                                                               ObjectIdGetDatum(InvalidOid),
+                                                               Int32GetDatum(-1));
+                                 auto *zero = static_cast<Interval *>(palloc0(sizeof(Interval)));
+                                 return DatumGetBool(
+                                     DirectFunctionCall2(interval_lt, d, PointerGetDatum(zero)));
+                             });
+                             if (negative) return std::string("The retention must not be negative.");
+                             return std::nullopt;
+                         });
 }
 
 }  // namespace
@@ -165,9 +166,10 @@ void define_all() {
         "max_plan_regression compares before and after it runs.",
         nullptr, &plan_regression_statements, 50, 1, 10000, PGC_USERSET, 0, nullptr, nullptr,
         nullptr);
-    DefineCustomStringVariable(
-        "virtuoso.alert_channel", "NOTIFY channel on which db_virtuoso sends its alerts.", nullptr,
-        &alert_channel, "virtuoso_alerts", PGC_SIGHUP, 0, check_alert_channel, nullptr, nullptr);
+    DefineCustomStringVariable("virtuoso.alert_channel",
+                               "NOTIFY channel on which db_virtuoso sends its alerts.", nullptr,
+                               &alert_channel, "virtuoso_alerts", PGC_SIGHUP, 0,
+                               check_alert_channel, nullptr, nullptr);
     DefineCustomIntVariable("virtuoso.health_check_interval",
                             "Time between two health rounds of the scheduler (alerts for "
                             "CRITICAL and WARN findings); 0 means none.",
