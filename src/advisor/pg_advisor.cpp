@@ -673,7 +673,8 @@ std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t 
                         "Add pg_stat_statements to shared_preload_libraries and run CREATE "
                         "EXTENSION pg_stat_statements.");
     auto result = spi.execute(
-        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time), sum(rows) "
+        fmt::format("SELECT userid, query, sum(calls)::bigint, sum(total_exec_time), sum(rows), "
+                    "array_agg(DISTINCT queryid)::text "
                     "FROM {}.pg_stat_statements "
                     "WHERE toplevel AND dbid = (SELECT oid FROM pg_database "
                     "WHERE datname = current_database()) "
@@ -698,6 +699,14 @@ std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t 
         st.total_ms = std::stod(*row[3]);
         st.weight = query.weight_by_total_time ? st.total_ms : static_cast<double>(st.calls);
         st.rows = row[4] ? std::stod(*row[4]) : 0;
+        // "{1,-2}": the entries of the text (one per queryid, toplevel and user alike).
+        std::string ids = row[5].value_or("{}");
+        for (size_t at = 1; at < ids.size();) {
+            size_t end = ids.find_first_of(",}", at);
+            if (end == std::string::npos || end == at) break;
+            st.queryids.push_back(std::stoll(ids.substr(at, end - at)));
+            at = end + 1;
+        }
         out.push_back(std::move(st));
     }
     return out;

@@ -9,6 +9,7 @@
 // step is its own transaction, under the short lock_timeout with retries.  Type and
 // default are checked before anything changes; a rerun continues where a run stopped.
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/slowdown.hpp"
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/parse.hpp"
@@ -291,6 +292,7 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
             table, column, default_sql);
         int64_t next_block = 0;
         Oid relid = args.table;
+        online::QuerySlowdown slowdown(relid, gucs::batch_max_slowdown);
         int64_t filled = online::run_batches(
             [&]() -> std::optional<int64_t> {
                 if (next_block >= online::relation_blocks(relid)) return std::nullopt;
@@ -302,7 +304,7 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
                 return static_cast<int64_t>(r.processed);
             },
             [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
-            online::throttle_from_settings(), progress);
+            online::throttle_from_settings(), progress, &slowdown);
         // The batches committed without waiting for their WAL flush: flush before "done".
         pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
         done = fmt::format("{} rows backfilled in batches", filled);

@@ -1,5 +1,6 @@
 // The batch loop shared by batched copies and backfills.
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/slowdown.hpp"
 
 #include <chrono>
 #include <deque>
@@ -78,11 +79,13 @@ BatchThrottle throttle_from_settings() {
 }
 
 int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
-                    const BatchThrottle &throttle, pg::Progress &progress) {
+                    const BatchThrottle &throttle, pg::Progress &progress,
+                    QuerySlowdown *slowdown) {
     int64_t rows = 0;
     WalHistory wal;
     for (;;) {
         wait_for_standbys(throttle, wal, progress);
+        if (slowdown) slowdown->wait(progress);
         std::optional<int64_t> handled;
         for (int attempt = 0;; ++attempt) {
             try {

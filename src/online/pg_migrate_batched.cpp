@@ -7,6 +7,7 @@
 // together: after a cancel, a crash or kill -9, calling again with the same job continues
 // after the last committed batch, losing and duplicating nothing.
 #include "db_virtuoso/online/batch.hpp"
+#include "db_virtuoso/online/slowdown.hpp"
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
@@ -361,9 +362,38 @@ void record_new(const Job &job, const Arguments &args) {
     }
 }
 
+// The two statements of a batch, each planned once per run (not once per batch), with
+// the job's position as parameters: $1 the last key copied (unused by the first batch's),
+// $2 the bound.
+struct BatchStatements {
+    // The batch's largest key: that of the batch_size-th row by key above $1, none when
+    // fewer rows are left below the bound.  Reads only the keys (an index-only scan where
+    // the source allows one).
+    pg::PreparedStatement end_first, end_next;
+    // The rows above $1 up to the batch's largest key: every row of that key too, so that a
+    // key's rows never split between batches, whether or not the key is unique.
+    pg::PreparedStatement insert_first, insert_next;
+
+    static std::string end_sql(const Job &job, bool from_start, int batch_size) {
+        std::string lower =
+            from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
+        return fmt::format(
+            "SELECT {key}::pg_catalog.text FROM ({src}\n) s WHERE {lower} AND {key} {le} "
+            "$2::{type} ORDER BY {key} USING {lt} OFFSET {skip} LIMIT 1",
+            fmt::arg("key", job.key_sql), fmt::arg("src", job.source), fmt::arg("lower", lower),
+            fmt::arg("le", job.le), fmt::arg("type", job.key_type), fmt::arg("lt", job.lt),
+            fmt::arg("skip", batch_size - 1));
+    }
+    BatchStatements(const Job &job, int batch_size)
+        : end_first(end_sql(job, true, batch_size)),
+          end_next(end_sql(job, false, batch_size)),
+          insert_first(insert_sql(job, true)),
+          insert_next(insert_sql(job, false)) {}
+};
+
 // One batch: the largest key of the next batch_size keys (at most the job's bound), the
 // rows up to it, and the job's new position, all in the caller's transaction.
-std::optional<int64_t> copy_batch(Job &job, int batch_size) {
+std::optional<int64_t> copy_batch(Job &job, BatchStatements &statements) {
     if (!job.upper_key) return std::nullopt;  // the source was empty
     if (job.last_key && *job.last_key == *job.upper_key) return std::nullopt;
     std::optional<std::string> batch_end;
@@ -373,32 +403,18 @@ std::optional<int64_t> copy_batch(Job &job, int batch_size) {
         pin_key_styles(guc);
         pg::Spi spi;
         bool from_start = !job.last_key.has_value();
-        std::string lower =
-            from_start ? "true" : fmt::format("{} {} $1::{}", job.key_sql, job.gt, job.key_type);
-        // One statement: the next batch_size rows by key (b), the largest key among them (e),
-        // and the insert of b's rows below it plus every row of that largest key (a key's
-        // rows never split between batches, whether or not the key is unique).
-        auto r = spi.execute(
-            fmt::format(
-                "WITH b AS MATERIALIZED (SELECT {cols} FROM ({src}\n) s WHERE {lower} AND {key} "
-                "{le} "
-                "$2::{type} ORDER BY {key} USING {lt} LIMIT {n}), "
-                "e AS (SELECT b.{name} AS k FROM b ORDER BY b.{name} USING {gt} LIMIT 1), "
-                "ins AS (INSERT INTO {target} ({cols}) "
-                "SELECT {cols} FROM b WHERE b.{name} {lt} (SELECT e.k FROM e) "
-                "UNION ALL SELECT {cols} FROM ({src}\n) s WHERE {key} {eq} (SELECT e.k FROM e) "
-                "RETURNING 1) "
-                "SELECT (SELECT e.k::pg_catalog.text FROM e), (SELECT pg_catalog.count(*) FROM "
-                "ins)",
-                fmt::arg("cols", job.columns_sql), fmt::arg("src", job.source),
-                fmt::arg("lower", lower), fmt::arg("key", job.key_sql), fmt::arg("le", job.le),
-                fmt::arg("type", job.key_type), fmt::arg("lt", job.lt), fmt::arg("n", batch_size),
-                fmt::arg("name", job.key_name), fmt::arg("gt", job.gt), fmt::arg("eq", job.eq),
-                fmt::arg("target", job.target_sql)),
-            {job.last_key, job.upper_key});
-        batch_end = r.rows[0][0];
-        copied = std::stoll(r.rows[0][1].value_or("0"));
-        if (!batch_end) batch_end = job.upper_key;  // nothing left below the bound (deleted)
+        // Two statements, not one that materialises the batch's rows to find its end: the
+        // rows go straight from the source's scan into the target.  Between the two another
+        // session may add rows below the end; they are copied with this batch, as they would
+        // have been with the next one.
+        batch_end = (from_start ? statements.end_first : statements.end_next)
+                        .execute(spi, {job.last_key, job.upper_key})
+                        .scalar();
+        if (!batch_end) batch_end = job.upper_key;  // fewer than batch_size rows left
+        copied =
+            static_cast<int64_t>((from_start ? statements.insert_first : statements.insert_next)
+                                     .execute(spi, {job.last_key, batch_end})
+                                     .processed);
     }
     // The position commits with the rows.  It must still be where this run left it: a second
     // session running the same job waits for our row lock here, then finds it moved.
@@ -516,9 +532,10 @@ void copy_range(const std::vector<std::optional<std::string>> &p) {
                           done_before);
     progress.silence();  // the caller reports the whole job
     int64_t last = 0;
+    BatchStatements statements(job, batch_size);
     online::run_batches(
-        [&job, &last, batch_size] {
-            auto n = copy_batch(job, batch_size);
+        [&job, &last, &statements] {
+            auto n = copy_batch(job, statements);
             last = n.value_or(0);
             return n;
         },
@@ -803,11 +820,12 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
                    fmt::format("job \"{}\" started as one process; it continues so", job.name));
 
     pg::Progress progress(job.name, "copying", job.rows_total, job.rows_done);
-    int batch_size = args.batch_size;
+    online::BatchStatements statements(job, args.batch_size);
+    online::QuerySlowdown slowdown(job.target, gucs::batch_max_slowdown);
     int64_t copied =
-        online::run_batches([&job, batch_size] { return online::copy_batch(job, batch_size); },
+        online::run_batches([&job, &statements] { return online::copy_batch(job, statements); },
                             [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
-                            online::throttle_from_settings(), progress);
+                            online::throttle_from_settings(), progress, &slowdown);
     online::finish(job);
     pg::commit_caller(fcinfo, online::kProcedure);
     pg::report(NOTICE, fmt::format("job \"{}\": {} rows copied{}", job.name, copied,

@@ -34,6 +34,7 @@ int max_runner_workers = 4;
 int runner_queue_timeout_ms = 10000;
 int batch_pause_ms = 0;
 int batch_max_replay_lag_ms = 0;
+double batch_max_slowdown = 0;
 
 namespace {
 
@@ -62,6 +63,13 @@ bool check_window(char **newval, void **, GucSource) {
                                  return std::nullopt;
                              return error;
                          });
+}
+
+// A factor below 1 would pause on statements as fast as before, forever.
+bool check_slowdown(double *newval, void **, GucSource) {
+    if (*newval == 0 || *newval >= 1) return true;
+    GUC_check_errdetail("It is 0 (off) or a factor of at least 1.");
+    return false;
 }
 
 bool check_database_names(char **newval, void **, GucSource) {
@@ -208,6 +216,12 @@ void define_all() {
                             "than this; 0 means no wait.",
                             nullptr, &batch_max_replay_lag_ms, 0, 0, INT_MAX, PGC_USERSET,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
+    DefineCustomRealVariable("virtuoso.batch_max_slowdown",
+                             "A batched copy or backfill pauses while the statements on its "
+                             "table (in pg_stat_statements) run more than this many times slower "
+                             "than before the job started; 0 means no such pause.",
+                             nullptr, &batch_max_slowdown, 0.0, 0.0, 1000000.0, PGC_USERSET, 0,
+                             check_slowdown, nullptr, nullptr);
 }
 
 }  // namespace virtuoso::gucs

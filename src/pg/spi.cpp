@@ -95,10 +95,23 @@ void raise_for_spi_result(int rc, const char *where, const char *transaction_det
                         errmsg_internal("SPI execution failed: %s", SPI_result_code_string(rc))));
 }
 
-SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params, bool read_only,
-                       long max_rows) {
+namespace {
+
+// SPI_prepare + SPI_keepplan: the plan outlives the SPI connection and the transaction.
+SPIPlanPtr keep_plan(const std::string &sql, std::vector<Oid> &types) {
+    return pg_call([&] {
+        SPIPlanPtr p = SPI_prepare(sql.c_str(), static_cast<int>(types.size()), types.data());
+        if (p == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+        if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
+        return p;
+    });
+}
+
+// Runs sql (plan: its kept plan, or nullptr to plan it now) with text parameters, the rows
+// copied into C++ memory.
+SpiResult run(SPIPlanPtr plan, const std::string &sql, const std::vector<Param> &params,
+              std::vector<Oid> &types, bool read_only, long max_rows) {
     const int nargs = static_cast<int>(params.size());
-    std::vector<Oid> types(nargs, TEXTOID);
     std::vector<Datum> values(nargs, 0);
     std::vector<char> nulls(nargs + 1, ' ');
     for (int i = 0; i < nargs; ++i) {
@@ -110,25 +123,6 @@ SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params,
         values[i] = pg_call([&p] {
             return PointerGetDatum(cstring_to_text_with_len(p.data(), static_cast<int>(p.size())));
         });
-    }
-    SPIPlanPtr plan = nullptr;
-    if (keep_plans_) {
-        // Kept plans of the extension's own SQL, per session, by text and parameter count.
-        static std::unordered_map<std::string, SPIPlanPtr> kept;
-        std::string key = std::to_string(nargs) + ":" + sql;
-        auto found = kept.find(key);
-        if (found == kept.end()) {
-            plan = pg_call([&] {
-                SPIPlanPtr p = SPI_prepare(sql.c_str(), nargs, types.data());
-                if (p == nullptr)
-                    elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-                if (SPI_keepplan(p) != 0) elog(ERROR, "SPI_keepplan failed");
-                return p;
-            });
-            kept.emplace(std::move(key), plan);
-        } else {
-            plan = found->second;
-        }
     }
     RawCall call{plan,      sql.c_str(), nargs, types.data(), values.data(), nulls.data(),
                  read_only, max_rows,    {}};
@@ -148,6 +142,43 @@ SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params,
         result.rows.push_back(std::move(row));
     }
     return result;
+}
+
+}  // namespace
+
+SpiResult Spi::execute(const std::string &sql, const std::vector<Param> &params, bool read_only,
+                       long max_rows) {
+    std::vector<Oid> types(params.size(), TEXTOID);
+    SPIPlanPtr plan = nullptr;
+    if (keep_plans_) {
+        // Kept plans of the extension's own SQL, per session, by text and parameter count.
+        static std::unordered_map<std::string, SPIPlanPtr> kept;
+        std::string key = std::to_string(params.size()) + ":" + sql;
+        auto found = kept.find(key);
+        if (found == kept.end()) {
+            plan = keep_plan(sql, types);
+            kept.emplace(std::move(key), plan);
+        } else {
+            plan = found->second;
+        }
+    }
+    return run(plan, sql, params, types, read_only, max_rows);
+}
+
+PreparedStatement::~PreparedStatement() {
+    if (plan_ != nullptr) SPI_freeplan(plan_);
+}
+
+SpiResult PreparedStatement::execute(Spi &, const std::vector<Param> &params, bool read_only,
+                                     long max_rows) {
+    std::vector<Oid> types(params.size(), TEXTOID);
+    if (plan_ == nullptr) {
+        plan_ = keep_plan(sql_, types);
+        nargs_ = static_cast<int>(params.size());
+    } else if (nargs_ != static_cast<int>(params.size())) {
+        throw std::logic_error("PreparedStatement: another parameter count than when prepared");
+    }
+    return run(plan_, sql_, params, types, read_only, max_rows);
 }
 
 Value Spi::scalar(const std::string &sql, const std::vector<Param> &params, bool read_only) {

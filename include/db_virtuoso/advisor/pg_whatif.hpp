@@ -45,6 +45,7 @@ struct WorkloadStatement {
     double total_ms = 0;  // total execution time
     double weight = 1;
     double rows = 0;  // rows it returned or wrote
+    std::vector<int64_t> queryids;  // its entries' queryids (to follow their counters)
 };
 struct WorkloadQuery {
     int64_t min_calls = 1;

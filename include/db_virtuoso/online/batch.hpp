@@ -34,7 +34,11 @@ using Batch = std::function<std::optional<int64_t>()>;
 // them all).  The batch must commit its rows together with the job's position, or be
 // idempotent (a backfill of what is still NULL), so that a batch lost to a crash is redone
 // by the rerun.  Returns the rows.
+// slowdown: when given, checked before each batch (it pauses while others' statements on
+// the job's table are slow).
+class QuerySlowdown;
 int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
-                    const BatchThrottle &throttle, pg::Progress &progress);
+                    const BatchThrottle &throttle, pg::Progress &progress,
+                    QuerySlowdown *slowdown = nullptr);
 
 }  // namespace virtuoso::online

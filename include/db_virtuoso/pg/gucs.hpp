@@ -30,6 +30,7 @@ extern int runner_queue_timeout_ms;     // how long a runner call waits in line 
 
 extern int batch_pause_ms;           // batched copies and backfills: pause between batches
 extern int batch_max_replay_lag_ms;  // ... and the standby replay lag they wait for, 0 = off
+extern double batch_max_slowdown;    // ... and the slowdown of others' statements on the table
 
 void define_all();
 

@@ -43,6 +43,27 @@ class Spi {
     bool keep_plans_ = false;
 };
 
+// One statement planned once (on its first execute) and kept across transactions until
+// this object dies, for a statement run many times with other parameters (one per batch):
+// no parsing and planning per run.  PostgreSQL replans it after DDL on what it uses, and
+// chooses between custom and generic plans as for any prepared statement.
+class PreparedStatement {
+  public:
+    explicit PreparedStatement(std::string sql) : sql_(std::move(sql)) {}
+    ~PreparedStatement();
+    PreparedStatement(const PreparedStatement &) = delete;
+    PreparedStatement &operator=(const PreparedStatement &) = delete;
+    // Runs it within an open SPI connection, $1.. bound to params (text), always as many
+    // as at the first run.
+    SpiResult execute(Spi &spi, const std::vector<Param> &params = {}, bool read_only = false,
+                      long max_rows = 0);
+
+  private:
+    std::string sql_;
+    SPIPlanPtr plan_ = nullptr;
+    int nargs_ = 0;
+};
+
 // Sets GUCs for the rest of the current (sub)transaction and restores them on scope exit,
 // e.g. a pinned search_path for the extension's own SQL.
 class GucScope {
