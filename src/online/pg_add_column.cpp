@@ -293,13 +293,14 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
         int64_t next_block = 0;
         Oid relid = args.table;
         online::QuerySlowdown slowdown(relid, gucs::batch_max_slowdown);
+        pg::PreparedStatement prepared(update);  // planned once, not once per batch
         int64_t filled = online::run_batches(
             [&]() -> std::optional<int64_t> {
                 if (next_block >= online::relation_blocks(relid)) return std::nullopt;
                 int64_t end = next_block + blocks_per_batch;
                 pg::Spi spi;
-                auto r = spi.execute(
-                    update, {fmt::format("({},0)", next_block), fmt::format("({},0)", end)});
+                auto r = prepared.execute(
+                    spi, {fmt::format("({},0)", next_block), fmt::format("({},0)", end)});
                 next_block = end;
                 return static_cast<int64_t>(r.processed);
             },

@@ -1,7 +1,7 @@
 # migrate_data_batched pauses while other sessions' statements on its target run slower
 # than before the job (virtuoso.batch_max_slowdown): pgbench runs a statement on the target
 # whose speed the test controls (a function that sleeps as long as a table says); when it
-# turns 50 times slower the copy pauses, says why in virtuoso.progress and in a NOTICE, and
+# turns 100 times slower the copy pauses, says why in virtuoso.progress and in a NOTICE, and
 # goes on once the statement is fast again; the target ends with exactly the source rows.
 use strict;
 use warnings;
