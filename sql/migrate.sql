@@ -29,11 +29,12 @@ SELECT initial_stats->'relations' ? 'public.accounts' AS before_has_table,
        (final_stats->>'size_delta_bytes')::bigint > 0 AS grew
 FROM virtuoso.migration_log WHERE name = 'add_email';
 -- and each relation's detail in migration_stats, the same sizes
-SELECT s.phase, s.relation, s.stats->>'kind' AS kind,
-       CASE WHEN s.phase = 'final' AND s.stats->>'kind' = 'r' THEN (s.stats->>'rows_estimate')::int END AS rows_after,
-       (s.stats->'size_bytes') = (CASE s.phase WHEN 'initial' THEN m.initial_stats
-                                  ELSE m.final_stats END)->'relations'->s.relation AS same_size
-FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id
+SELECT s.phase, r.key AS relation, r.value->>'kind' AS kind,
+       CASE WHEN s.phase = 'final' AND r.value->>'kind' = 'r' THEN (r.value->>'rows_estimate')::int END AS rows_after,
+       (r.value->'size_bytes') = (CASE s.phase WHEN 'initial' THEN m.initial_stats
+                                  ELSE m.final_stats END)->'relations'->r.key AS same_size
+FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id,
+     jsonb_each(s.relations) r
 WHERE m.name = 'add_email' ORDER BY 1 DESC, 2;
 SELECT length(checksum) AS checksum_length, checksum = encode(sha256(convert_to(migration_sql, 'UTF8')), 'hex') AS sha256_of_sql
 FROM virtuoso.migration_log WHERE name = 'add_email';
@@ -63,7 +64,7 @@ SELECT status, sqlstate, error_message, error_context, attempts, statements_done
        affected_objects = '[]' AS nothing_kept
 FROM virtuoso.migration_log WHERE name = 'half_done';
 -- its statistics per relation are written with it (and survive the rollback as well)
-SELECT s.phase, s.relation FROM virtuoso.migration_stats s
+SELECT s.phase, jsonb_object_keys(s.relations) AS relation FROM virtuoso.migration_stats s
 JOIN virtuoso.migration_log m ON m.id = s.migration_id WHERE m.name = 'half_done' ORDER BY 1 DESC, 2;
 -- a failed name can be run again (it was never applied)
 SELECT status FROM virtuoso.execute_migration_with_monitoring('half_done', 'ALTER TABLE accounts ADD COLUMN half int');

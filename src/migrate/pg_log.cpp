@@ -179,10 +179,9 @@ std::string LogRow::with_details(const std::string &statement, size_t next_param
                               next_param + 1);
     return fmt::format(
         "WITH logged AS ({} *), detail AS ("
-        "INSERT INTO virtuoso.migration_stats (migration_id, phase, relation, stats) "
-        "SELECT logged.id, d.phase, r.key, r.value FROM logged, (VALUES {}) AS d(phase, rels), "
-        "LATERAL pg_catalog.jsonb_each(d.rels) AS r "
-        "ON CONFLICT (migration_id, phase, relation) DO UPDATE SET stats = excluded.stats) "
+        "INSERT INTO virtuoso.migration_stats (migration_id, phase, relations) "
+        "SELECT logged.id, d.phase, d.relations FROM logged, (VALUES {}) AS d(phase, relations) "
+        "ON CONFLICT (migration_id, phase) DO UPDATE SET relations = excluded.relations) "
         "SELECT {} FROM logged",
         statement, phases, kReturning);
 }

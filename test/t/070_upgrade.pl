@@ -149,13 +149,12 @@ SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
 
     # The statistics of each relation moved to migration_stats; the log rows keep a summary.
     is($node->safe_psql($db, q{
-SELECT string_agg(m.name || ' ' || s.phase || ' ' || s.relation || ' ' || s.stats::text, E'\n'
-                  ORDER BY s.phase DESC, s.relation)
+SELECT string_agg(m.name || ' ' || s.phase || ' ' || s.relations::text, E'\n' ORDER BY s.phase DESC)
 FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id}),
         join("\n",
-            'add_note initial public.accounts {"kind": "r", "size_bytes": 8192, "rows_estimate": 10}',
-            'add_note final public.accounts {"kind": "r", "size_bytes": 16384, "rows_estimate": 10}',
-            'add_note final public.accounts_pkey {"kind": "i", "size_bytes": null, "not_measured": "locked by another session", "rows_estimate": 0}'),
+            'add_note initial {"public.accounts": {"kind": "r", "size_bytes": 8192, "rows_estimate": 10}}',
+            'add_note final {"public.accounts": {"kind": "r", "size_bytes": 16384, "rows_estimate": 10}, '
+            . '"public.accounts_pkey": {"kind": "i", "size_bytes": null, "not_measured": "locked by another session", "rows_estimate": 0}}'),
         "$old: the per-relation statistics of old runs move to migration_stats");
     is($node->safe_psql($db, q{
 SELECT name || ' ' || coalesce(initial_stats::text, '-') || ' ' || coalesce(final_stats::text, '-')
@@ -179,9 +178,9 @@ FROM virtuoso.migration_log ORDER BY name}),
     is($node->safe_psql($db, q{SELECT status FROM virtuoso.execute_migration_with_monitoring(
         'after_upgrade', 'CREATE TABLE after_upgrade (id int)')}),
         'SUCCESS', "$old: migrations run after the upgrade");
-    is($node->safe_psql($db, q{SELECT string_agg(s.phase || ' ' || s.relation, ',')
+    is($node->safe_psql($db, q{SELECT string_agg(s.phase || ' ' || s.relations::text, ',')
         FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id
-        WHERE m.name = 'after_upgrade'}), 'final public.after_upgrade',
+        WHERE m.name = 'after_upgrade'}), 'final {"public.after_upgrade": {"kind": "r", "size_bytes": 0, "rows_estimate": -1}}',
         "$old: and record their statistics per relation");
     # Deleting a run deletes its statistics.
     $node->safe_psql($db, q{DELETE FROM virtuoso.migration_log WHERE name = 'add_note'});
