@@ -41,7 +41,7 @@ CREATE TABLE virtuoso.migration_log (
 CREATE INDEX migration_log_name_idx ON virtuoso.migration_log (name, started_at DESC);
 CREATE INDEX migration_log_running_idx ON virtuoso.migration_log (status) WHERE status = 'RUNNING';
 COMMENT ON TABLE virtuoso.migration_log IS
-'One row per migration run of virtuoso.execute_migration_with_monitoring: status, timing, statistics before and after, the error (SQLSTATE, message, detail, hint, context), lock waits, affected objects and rollback state.';
+'One row per migration run of virtuoso.execute_migration_with_monitoring: status, timing, statistics before and after (initial_stats, final_stats: connections, commits, rollbacks, WAL position, database size, the size of each relation touched, and in final_stats wal_bytes, size_delta_bytes and rows_estimate_delta; each relation''s kind and row estimate are in virtuoso.migration_stats), the error (SQLSTATE, message, detail, hint, context), lock waits, affected objects and rollback state.';
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.migration_log', '');
 
 -- The per-relation detail of a run's statistics, apart from the log row (which keeps the
