@@ -91,7 +91,8 @@ pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool
     // The worker copies these settings: the pinned search_path and the owner identity.
     pg::GucScope settings;
     settings.set("search_path", "pg_catalog, pg_temp");
-    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, returning("id"), params, true});
+    auto outcome =
+        pg::run_in_worker_or_raise({pg::RunMode::Autonomous, returning("id"), params, true});
     if (!outcome.value)
         throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
     return read_log(*outcome.value);
@@ -175,8 +176,8 @@ std::string LogRow::with_details(const std::string &statement, size_t next_param
     // One statement: the details commit (or roll back) with their row, wherever it is written.
     std::string phases;
     for (size_t i = 0; i < details_.size(); ++i, next_param += 2)
-        phases += fmt::format("{}(${}::text, ${}::jsonb)", i ? ", " : "", next_param,
-                              next_param + 1);
+        phases +=
+            fmt::format("{}(${}::text, ${}::jsonb)", i ? ", " : "", next_param, next_param + 1);
     return fmt::format(
         "WITH logged AS ({} *), detail AS ("
         "INSERT INTO virtuoso.migration_stats (migration_id, phase, relations) "
@@ -382,15 +383,14 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
                                  timestamp_text(measured.measured_at));
         return stats;
     }
-    const int64 wal_bytes =
-        static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
-            return DatumGetLSN(
-                DirectFunctionCall1(pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
-        }));
-    stats.json = fmt::format(
-        R"({{{}, "wal_bytes": {}, "size_delta_bytes": {}, "rows_estimate_delta": {}}})",
-        counters_json, wal_bytes, stats.relations_size - since->relations_size,
-        stats.relations_rows - since->relations_rows);
+    const int64 wal_bytes = static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
+                                return DatumGetLSN(DirectFunctionCall1(
+                                    pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
+                            }));
+    stats.json =
+        fmt::format(R"({{{}, "wal_bytes": {}, "size_delta_bytes": {}, "rows_estimate_delta": {}}})",
+                    counters_json, wal_bytes, stats.relations_size - since->relations_size,
+                    stats.relations_rows - since->relations_rows);
     return stats;
 }
 
