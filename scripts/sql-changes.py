@@ -65,8 +65,13 @@ def object_of(s):
     return (m.group(1), m.group(2)) if m else None
 
 
-def main(released_path, current_path):
+def main(released_path, current_path, hand_written_path=None):
     released = {comparable(s) for s in statements(open(released_path).read())}
+    # Statements the update script already has above its marker (a table created by hand
+    # there so that existing rows can be moved into it) are not repeated.
+    if hand_written_path:
+        text = ''.join(l for l in open(hand_written_path) if not l.startswith('\\'))
+        released |= {comparable(s) for s in statements(text)}
     released_objects = {object_of(s) for s in released if object_of(s)}
     current = statements(open(current_path).read())
     done = set()
@@ -102,4 +107,4 @@ def main(released_path, current_path):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -23,6 +23,6 @@ else
         '\echo Use "ALTER EXTENSION db_virtuoso UPDATE" to load this file. \quit' '' > "$kept"
 fi
 { cat "$kept"; echo "$marker"; echo
-  scripts/sql-changes.py "db_virtuoso--$released.sql" "db_virtuoso--$current.sql"; } > "$f.new"
+  scripts/sql-changes.py "db_virtuoso--$released.sql" "db_virtuoso--$current.sql" "$kept"; } > "$f.new"
 mv "$f.new" "$f"
 echo "wrote $f"

@@ -17,13 +17,25 @@ SELECT count(email) AS emails_set FROM accounts;
 -- affected objects come from the server's own reports (event trigger, executor), not the text
 SELECT o->>'command' AS command, o->>'object_type' AS type, o->>'identity' AS identity
 FROM virtuoso.migration_log, jsonb_array_elements(affected_objects) o WHERE name = 'add_email';
--- statistics before and after: database counters, WAL, each touched relation
-SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(initial_stats) k) AS stat_keys,
-       initial_stats->'relations' ? 'public.accounts' AS before_has_table,
-       final_stats->'relations' ? 'public.accounts_email_idx' AS after_has_index,
-       (final_stats->>'wal_bytes')::bigint > 0 AS wal_written,
-       (final_stats->'relations'->'public.accounts'->>'rows_estimate')::int AS rows_after
+-- statistics before and after, in the log row a summary: database counters, WAL, the size
+-- of each touched relation, and after the run the changes
+SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(initial_stats) k) AS initial_keys,
+       (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(final_stats) k) AS final_keys
 FROM virtuoso.migration_log WHERE name = 'add_email';
+SELECT initial_stats->'relations' ? 'public.accounts' AS before_has_table,
+       final_stats->'relations' ? 'public.accounts_email_idx' AS after_has_index,
+       jsonb_typeof(final_stats->'relations'->'public.accounts') AS size_type,
+       (final_stats->>'wal_bytes')::bigint > 0 AS wal_written,
+       (final_stats->>'size_delta_bytes')::bigint > 0 AS grew
+FROM virtuoso.migration_log WHERE name = 'add_email';
+-- and each relation's detail in migration_stats, the same sizes
+SELECT s.phase, r.key AS relation, r.value->>'kind' AS kind,
+       CASE WHEN s.phase = 'final' AND r.value->>'kind' = 'r' THEN (r.value->>'rows_estimate')::int END AS rows_after,
+       (r.value->'size_bytes') = (CASE s.phase WHEN 'initial' THEN m.initial_stats
+                                  ELSE m.final_stats END)->'relations'->r.key AS same_size
+FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id,
+     jsonb_each(s.relations) r
+WHERE m.name = 'add_email' ORDER BY 1 DESC, 2;
 SELECT length(checksum) AS checksum_length, checksum = encode(sha256(convert_to(migration_sql, 'UTF8')), 'hex') AS sha256_of_sql
 FROM virtuoso.migration_log WHERE name = 'add_email';
 
@@ -51,6 +63,9 @@ SELECT count(*) AS half_columns FROM pg_attribute WHERE attrelid = 'accounts'::r
 SELECT status, sqlstate, error_message, error_context, attempts, statements_done,
        affected_objects = '[]' AS nothing_kept
 FROM virtuoso.migration_log WHERE name = 'half_done';
+-- its statistics per relation are written with it (and survive the rollback as well)
+SELECT s.phase, jsonb_object_keys(s.relations) AS relation FROM virtuoso.migration_stats s
+JOIN virtuoso.migration_log m ON m.id = s.migration_id WHERE m.name = 'half_done' ORDER BY 1 DESC, 2;
 -- a failed name can be run again (it was never applied)
 SELECT status FROM virtuoso.execute_migration_with_monitoring('half_done', 'ALTER TABLE accounts ADD COLUMN half int');
 -- detail and hint of the server's error are recorded too
@@ -213,3 +228,10 @@ SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('outer_failing',
     'CREATE TABLE nested_kept (x int); SELECT virtuoso.execute_migration_with_monitoring(''inner_failing'', ''SELECT 1/0'')')$$);
 SELECT name, status, sqlstate FROM virtuoso.migration_log WHERE name IN ('outer_failing', 'inner_failing') ORDER BY name;
 SELECT to_regclass('nested_kept') AS nested_kept;
+
+-- Deleting a run (as virtuoso.log_retention does) deletes its statistics per relation.
+SELECT id AS gone_id, (SELECT count(*) FROM virtuoso.migration_stats s WHERE s.migration_id = m.id) AS stats_rows
+FROM virtuoso.migration_log m WHERE name = 'with_rules' \gset
+SELECT :stats_rows > 0 AS had_stats;
+DELETE FROM virtuoso.migration_log WHERE name = 'with_rules';
+SELECT count(*) AS stats_left FROM virtuoso.migration_stats WHERE migration_id = :'gone_id';

@@ -41,8 +41,21 @@ CREATE TABLE virtuoso.migration_log (
 CREATE INDEX migration_log_name_idx ON virtuoso.migration_log (name, started_at DESC);
 CREATE INDEX migration_log_running_idx ON virtuoso.migration_log (status) WHERE status = 'RUNNING';
 COMMENT ON TABLE virtuoso.migration_log IS
-'One row per migration run of virtuoso.execute_migration_with_monitoring: status, timing, statistics before and after, the error (SQLSTATE, message, detail, hint, context), lock waits, affected objects and rollback state.';
+'One row per migration run of virtuoso.execute_migration_with_monitoring: status, timing, statistics before and after (initial_stats, final_stats: connections, commits, rollbacks, WAL position, database size, the size of each relation touched, and in final_stats wal_bytes, size_delta_bytes and rows_estimate_delta; each relation''s kind and row estimate are in virtuoso.migration_stats), the error (SQLSTATE, message, detail, hint, context), lock waits, affected objects and rollback state.';
 SELECT pg_catalog.pg_extension_config_dump('virtuoso.migration_log', '');
+
+-- The per-relation detail of a run's statistics, apart from the log row (which keeps the
+-- summary a DBA reads), one row per phase (one tuple, not one per relation: the detail is
+-- small, a row's overhead is not): deleted with its run, by retention or by hand.
+CREATE TABLE virtuoso.migration_stats (
+    migration_id uuid NOT NULL REFERENCES virtuoso.migration_log (id) ON DELETE CASCADE,
+    phase        text NOT NULL CHECK (phase IN ('initial', 'final')),
+    relations    jsonb NOT NULL,
+    PRIMARY KEY (migration_id, phase)
+);
+COMMENT ON TABLE virtuoso.migration_stats IS
+'Statistics of each relation a migration run touched, before (phase initial) and after (phase final) it ran: relations maps each relation''s name to its kind, size_bytes, rows_estimate, and not_measured when the relation was locked by another session at that moment. The run''s row in virtuoso.migration_log keeps the summary (initial_stats, final_stats: database counters, WAL, database size, the size of each relation, and after the run the size and row changes). Deleted with its migration_log row (virtuoso.log_retention); like migration_log, readable only by the roles granted SELECT on it.';
+SELECT pg_catalog.pg_extension_config_dump('virtuoso.migration_stats', '');
 
 CREATE FUNCTION virtuoso.execute_migration_with_monitoring(
     migration_name text,

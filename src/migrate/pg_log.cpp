@@ -70,13 +70,20 @@ const std::vector<std::string> &log_columns() {
     return columns;
 }
 
-// Runs internal SQL that writes the log (ending in "RETURNING "), here or in an autonomous
-// worker, and returns the whole row.
+// Runs internal SQL that writes the log, here or in an autonomous worker, and returns the
+// whole row.  kReturning in the SQL stands for the output list ("*" here, "id" from a worker).
+constexpr const char *kReturning = "/*returning*/";
 pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool autonomous) {
     AsExtensionOwner owner;
+    auto returning = [&sql](const char *list) {
+        std::string out = sql;
+        for (auto at = out.find(kReturning); at != std::string::npos; at = out.find(kReturning))
+            out.replace(at, strlen(kReturning), list);
+        return out;
+    };
     if (!autonomous) {
         pg::InternalSql spi;
-        auto rows = spi.execute(sql + "*", params);
+        auto rows = spi.execute(returning("*"), params);
         if (rows.empty())
             throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
         return rows.rows[0];
@@ -84,7 +91,8 @@ pg::Row write(const std::string &sql, const std::vector<pg::Value> &params, bool
     // The worker copies these settings: the pinned search_path and the owner identity.
     pg::GucScope settings;
     settings.set("search_path", "pg_catalog, pg_temp");
-    auto outcome = pg::run_in_worker_or_raise({pg::RunMode::Autonomous, sql + "id", params, true});
+    auto outcome =
+        pg::run_in_worker_or_raise({pg::RunMode::Autonomous, returning("id"), params, true});
     if (!outcome.value)
         throw pg::UserError(ERRCODE_INTERNAL_ERROR, "migration log row not written");
     return read_log(*outcome.value);
@@ -152,9 +160,31 @@ LogRow &LogRow::set_time(const std::string &column, int64_t timestamp) {
     return *this;
 }
 
+LogRow &LogRow::set_detail(const std::string &phase, std::string detail) {
+    if (detail != "{}") details_.emplace_back(phase, std::move(detail));
+    return *this;
+}
+
 LogRow &LogRow::merge(const LogRow &other) {
     columns_.insert(columns_.end(), other.columns_.begin(), other.columns_.end());
+    details_.insert(details_.end(), other.details_.begin(), other.details_.end());
     return *this;
+}
+
+std::string LogRow::with_details(const std::string &statement, size_t next_param) const {
+    if (details_.empty()) return statement + kReturning;
+    // One statement: the details commit (or roll back) with their row, wherever it is written.
+    std::string phases;
+    for (size_t i = 0; i < details_.size(); ++i, next_param += 2)
+        phases +=
+            fmt::format("{}(${}::text, ${}::jsonb)", i ? ", " : "", next_param, next_param + 1);
+    return fmt::format(
+        "WITH logged AS ({} *), detail AS ("
+        "INSERT INTO virtuoso.migration_stats (migration_id, phase, relations) "
+        "SELECT logged.id, d.phase, d.relations FROM logged, (VALUES {}) AS d(phase, relations) "
+        "ON CONFLICT (migration_id, phase) DO UPDATE SET relations = excluded.relations) "
+        "SELECT {} FROM logged",
+        statement, phases, kReturning);
 }
 
 std::vector<std::string> LogRow::expressions(size_t first_param) const {
@@ -182,9 +212,15 @@ pg::Row LogRow::insert(bool autonomous) const {
         names += (i ? ", " : "") + columns_[i].name;
         exprs += (i ? ", " : "") + values[i];
     }
-    pg::Row row = write(
+    std::vector<pg::Value> params = this->values();
+    const std::string statement = with_details(
         fmt::format("INSERT INTO virtuoso.migration_log ({}) VALUES ({}) RETURNING ", names, exprs),
-        this->values(), autonomous);
+        params.size() + 1);
+    for (const auto &[phase, detail] : details_) {
+        params.emplace_back(phase);
+        params.emplace_back(detail);
+    }
+    pg::Row row = write(statement, params, autonomous);
     if (sets_status()) alerts::migration_logged(row, autonomous);  // FAILED, long lock waits
     return row;
 }
@@ -196,9 +232,14 @@ pg::Row LogRow::update(const std::string &id, bool autonomous) const {
         sets += (i ? ", " : "") + columns_[i].name + " = " + values[i];
     std::vector<pg::Value> params{id};
     for (const auto &v : this->values()) params.push_back(v);
-    pg::Row row = write(
+    const std::string statement = with_details(
         fmt::format("UPDATE virtuoso.migration_log SET {} WHERE id = $1::uuid RETURNING ", sets),
-        params, autonomous);
+        params.size() + 1);
+    for (const auto &[phase, detail] : details_) {
+        params.emplace_back(phase);
+        params.emplace_back(detail);
+    }
+    pg::Row row = write(statement, params, autonomous);
     if (sets_status()) alerts::migration_logged(row, autonomous);  // FAILED, long lock waits
     return row;
 }
@@ -305,12 +346,17 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
             }
         } unlock{measured};  // no lock held past the measurement (nor while backing off)
         pg::InternalSql spi;
+        // The log row gets each relation's size (null: not measured); the rest goes to
+        // virtuoso.migration_stats (see LogRow::set_detail).
         auto rel = spi.execute(
-            "SELECT coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
+            "SELECT coalesce(jsonb_object_agg(r.name, r.size), '{}'::jsonb)::text,"
+            "  coalesce(jsonb_object_agg(r.name, jsonb_build_object('kind', r.relkind,"
             "    'size_bytes', r.size, 'rows_estimate', r.reltuples::bigint)"
             "    || CASE WHEN r.busy THEN '{\"not_measured\": \"locked by another session\"}'"
             "       ELSE '{}' END::jsonb), '{}'::jsonb)::text,"
-            "  coalesce(sum(r.size), 0)::bigint "
+            "  coalesce(sum(r.size), 0)::bigint,"
+            "  coalesce(sum(r.reltuples::bigint) FILTER (WHERE r.relkind IN ('r', 'm', 'p')"
+            "           AND NOT r.busy AND r.reltuples >= 0), 0)::bigint "
             "FROM (SELECT c.oid::regclass::text AS name, c.relkind, c.reltuples,"
             "        c.oid = ANY($2::oid[]) AS busy,"
             "        CASE WHEN c.oid = ANY($1::oid[]) THEN pg_total_relation_size(c.oid) END AS "
@@ -318,27 +364,33 @@ Stats collect_stats(const std::vector<Oid> &relations, const Stats *since) {
             "      FROM pg_class c WHERE c.oid = ANY($1::oid[]) OR c.oid = ANY($2::oid[])) r",
             {pg::oid_array(measured), pg::oid_array(busy)});
         relations_json = rel.rows[0][0].value_or("{}");
-        stats.relations_size = std::stoll(rel.rows[0][1].value_or("0"));
+        stats.detail = rel.rows[0][1].value_or("{}");
+        stats.relations_size = std::stoll(rel.rows[0][2].value_or("0"));
+        stats.relations_rows = std::stoll(rel.rows[0][3].value_or("0"));
     }
 
     const DatabaseSize &measured = database_size();
     stats.database_size =
         since ? since->database_size + (stats.relations_size - since->relations_size)
               : measured.bytes;
-    std::string wal_bytes =
-        since
-            ? std::to_string(static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
-                                 return DatumGetLSN(DirectFunctionCall1(
-                                     pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
-                             })))
-            : "null";
+    const std::string counters_json =
+        fmt::format(R"("connections": {}, "commits": {}, "rollbacks": {}, "wal_lsn": "{}", )"
+                    R"("database_size_bytes": {}, "relations": {})",
+                    counters.connections, counters.commits, counters.rollbacks, stats.wal_lsn,
+                    stats.database_size, relations_json);
+    if (!since) {
+        stats.json = fmt::format(R"({{{}, "database_size_measured_at": "{}"}})", counters_json,
+                                 timestamp_text(measured.measured_at));
+        return stats;
+    }
+    const int64 wal_bytes = static_cast<int64>(counters.lsn) - static_cast<int64>(pg::pg_call([&] {
+                                return DatumGetLSN(DirectFunctionCall1(
+                                    pg_lsn_in, CStringGetDatum(since->wal_lsn.c_str())));
+                            }));
     stats.json =
-        fmt::format(R"({{"captured_at": "{}", "connections": {}, "commits": {}, "rollbacks": {}, )"
-                    R"("wal_lsn": "{}", "wal_bytes": {}, "database_size_bytes": {}, )"
-                    R"("database_size_measured_at": "{}", "relations": {}}})",
-                    timestamp_text(GetCurrentTimestamp()), counters.connections, counters.commits,
-                    counters.rollbacks, stats.wal_lsn, wal_bytes, stats.database_size,
-                    timestamp_text(measured.measured_at), relations_json);
+        fmt::format(R"({{{}, "wal_bytes": {}, "size_delta_bytes": {}, "rows_estimate_delta": {}}})",
+                    counters_json, wal_bytes, stats.relations_size - since->relations_size,
+                    stats.relations_rows - since->relations_rows);
     return stats;
 }
 

@@ -344,6 +344,7 @@ pg::Row run_migration(const MigrationCall &call) {
         .set("checksum", checksum)
         .set_time("started_at", started)
         .set("initial_stats", initial_stats.json, "jsonb")
+        .set_detail("initial", initial_stats.detail)
         .set("migration_sql", sql)
         .set("rollback_sql", rollback_sql)
         .set("executed_by", current_user_name(), "name")
@@ -417,13 +418,14 @@ pg::Row run_migration(const MigrationCall &call) {
     }
 
     const TimestampTz completed = GetCurrentTimestamp();
+    const Stats final_stats =
+        collect_stats(touched_relations(statements, result.affected), &initial_stats);
     LogRow outcome;
     outcome.set("status", result.ok ? (options->dry_run ? "DRY_RUN" : "SUCCESS") : "FAILED")
         .set_time("completed_at", completed)
         .set("duration", std::to_string(completed - started) + " microseconds", "interval")
-        .set("final_stats",
-             collect_stats(touched_relations(statements, result.affected), &initial_stats).json,
-             "jsonb")
+        .set("final_stats", final_stats.json, "jsonb")
+        .set_detail("final", final_stats.detail)
         .set("affected_objects", json_array(result.affected), "jsonb")
         .set("attempts", std::to_string(result.attempts), "integer")
         .set("lock_waits", json_array(result.lock_waits), "jsonb")

@@ -190,6 +190,20 @@ for (split /\n/, psql(q{SELECT kind || ' ' || sqlstate || ' ' || count(*)
     my ($kind, $state, $n) = split / /;
     print "figure calls_${kind}_$state $n\n";
 }
+# Where the calls' time goes: seconds spent in each kind of call, and its p95 (ms).
+for (split /\n/, psql(q{SELECT kind || ' ' || round(sum(seconds)::numeric, 1) || ' '
+                              || round((1000 * percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds))::numeric, 1)
+                       FROM load.calls GROUP BY kind ORDER BY 1}))
+{
+    my ($kind, $total, $p95) = split / /;
+    print "figure call_seconds_$kind $total\nfigure call_p95_ms_$kind $p95\n";
+}
+# Log cost (issue 18): bytes of the migration log tables per run recorded.
+print "figure log_bytes_per_migration ", psql(q{
+SELECT (pg_total_relation_size('virtuoso.migration_log')
+        + coalesce(pg_total_relation_size(to_regclass('virtuoso.migration_stats')), 0))
+       / greatest(count(*), 1)
+FROM virtuoso.migration_log}), "\n";
 # Longest VACUUM/ANALYZE on the pgbench tables, the small hot ones (branches, tellers: under
 # 1000 pages) apart: there a long action is a stall (issue 18), not work.
 for my $size (['small', '<'], ['large', '>='])

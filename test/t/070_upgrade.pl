@@ -88,12 +88,23 @@ for my $old (@old_versions)
     $node->safe_psql($db, q{
 CREATE TABLE accounts (id int PRIMARY KEY, balance numeric);
 INSERT INTO virtuoso.migration_log (name, checksum, status, completed_at, duration,
-    migration_sql, rollback_sql, affected_objects, attempts, executed_by, backend_pid)
+    migration_sql, rollback_sql, affected_objects, attempts, executed_by, backend_pid,
+    initial_stats, final_stats)
 VALUES ('add_note', 'c1', 'SUCCESS', clock_timestamp(), '1 second',
         'ALTER TABLE accounts ADD COLUMN note text', 'ALTER TABLE accounts DROP COLUMN note',
-        '["public.accounts"]', 1, 'upgrade_migrator', 4242),
+        '["public.accounts"]', 1, 'upgrade_migrator', 4242,
+        '{"captured_at": "2026-01-01 00:00:00+00", "connections": 3, "commits": 10, "rollbacks": 1,
+          "wal_lsn": "0/1000", "wal_bytes": null, "database_size_bytes": 9000000,
+          "database_size_measured_at": "2026-01-01 00:00:00+00",
+          "relations": {"public.accounts": {"kind": "r", "size_bytes": 8192, "rows_estimate": 10}}}',
+        '{"captured_at": "2026-01-01 00:00:01+00", "connections": 3, "commits": 11, "rollbacks": 1,
+          "wal_lsn": "0/2000", "wal_bytes": 4096, "database_size_bytes": 9016384,
+          "database_size_measured_at": "2026-01-01 00:00:00+00",
+          "relations": {"public.accounts": {"kind": "r", "size_bytes": 16384, "rows_estimate": 10},
+                        "public.accounts_pkey": {"kind": "i", "size_bytes": null, "rows_estimate": 0,
+                                                 "not_measured": "locked by another session"}}}'),
        ('broken', 'c2', 'FAILED', clock_timestamp(), '2 seconds', 'SELECT 1/0', NULL,
-        '[]', 1, current_user, 4243);
+        '[]', 1, current_user, 4243, NULL, NULL);
 INSERT INTO virtuoso.maintenance_log (finished_at, relid, schemaname, tablename, action, status,
     executed_by, triggered_by)
 VALUES (clock_timestamp(), 'accounts'::regclass, 'public', 'accounts', 'VACUUM', 'SUCCESS',
@@ -136,6 +147,24 @@ SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
     || (SELECT string_agg(name || ':' || status, ',' ORDER BY started_at) FROM virtuoso.migration_log)});
     is($after, $before, "$old: the logs keep every row");
 
+    # The statistics of each relation moved to migration_stats; the log rows keep a summary.
+    is($node->safe_psql($db, q{
+SELECT string_agg(m.name || ' ' || s.phase || ' ' || s.relations::text, E'\n' ORDER BY s.phase DESC)
+FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id}),
+        join("\n",
+            'add_note initial {"public.accounts": {"kind": "r", "size_bytes": 8192, "rows_estimate": 10}}',
+            'add_note final {"public.accounts": {"kind": "r", "size_bytes": 16384, "rows_estimate": 10}, '
+            . '"public.accounts_pkey": {"kind": "i", "size_bytes": null, "not_measured": "locked by another session", "rows_estimate": 0}}'),
+        "$old: the per-relation statistics of old runs move to migration_stats");
+    is($node->safe_psql($db, q{
+SELECT name || ' ' || coalesce(initial_stats::text, '-') || ' ' || coalesce(final_stats::text, '-')
+FROM virtuoso.migration_log ORDER BY name}),
+        join("\n",
+            'add_note {"commits": 10, "wal_lsn": "0/1000", "relations": {"public.accounts": 8192}, "rollbacks": 1, "wal_bytes": null, "connections": 3, "database_size_bytes": 9000000, "database_size_measured_at": "2026-01-01 00:00:00+00"} '
+            . '{"commits": 11, "wal_lsn": "0/2000", "relations": {"public.accounts": 16384, "public.accounts_pkey": null}, "rollbacks": 1, "wal_bytes": 4096, "connections": 3, "database_size_bytes": 9016384}',
+            'broken - -'),
+        "$old: and their log rows keep the summary");
+
     my $upgraded = $node->safe_psql($db, $describe);
     is($upgraded, $fresh, "$old: the upgraded extension equals a fresh install of $current")
       or diag(difference($fresh, $upgraded));
@@ -149,6 +178,14 @@ SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
     is($node->safe_psql($db, q{SELECT status FROM virtuoso.execute_migration_with_monitoring(
         'after_upgrade', 'CREATE TABLE after_upgrade (id int)')}),
         'SUCCESS', "$old: migrations run after the upgrade");
+    is($node->safe_psql($db, q{SELECT string_agg(s.phase || ' ' || s.relations::text, ',')
+        FROM virtuoso.migration_stats s JOIN virtuoso.migration_log m ON m.id = s.migration_id
+        WHERE m.name = 'after_upgrade'}), 'final {"public.after_upgrade": {"kind": "r", "size_bytes": 0, "rows_estimate": -1}}',
+        "$old: and record their statistics per relation");
+    # Deleting a run deletes its statistics.
+    $node->safe_psql($db, q{DELETE FROM virtuoso.migration_log WHERE name = 'add_note'});
+    is($node->safe_psql($db, q{SELECT count(*) FROM virtuoso.migration_stats}), '1',
+        "$old: deleting a run deletes its statistics");
 
     # And DROP EXTENSION leaves no schema behind.
     $node->safe_psql($db, 'DROP EXTENSION db_virtuoso');

@@ -477,6 +477,9 @@ my @relations = (
           WHERE userid OPERATOR(pg_catalog.=) 'alice'::regrole::oid}],
     ['virtuoso.migration_log', '42501', '42501', '42501', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.migration_log}],
+    # the statistics of each relation of a run: readable where the run is
+    ['virtuoso.migration_stats', '42501', '42501', '42501', 'ok:t',
+        q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.migration_stats}],
     ['virtuoso.alerts', 'ok:t', 'ok:t', 'ok:t', 'ok:t',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>=) 0 FROM virtuoso.alerts}],
     ['virtuoso.alert_log', '42501', '42501', '42501', 'ok:t',

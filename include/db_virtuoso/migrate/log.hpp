@@ -58,7 +58,10 @@ class LogRow {
     LogRow &set(const std::string &column, pg::Value value, const std::string &type = "text");
     // A timestamptz as microseconds since 2000-01-01 (TimestampTz).
     LogRow &set_time(const std::string &column, int64_t timestamp);
-    // Adds the columns of another row.
+    // Per-relation statistics (Stats::detail) of a phase ("initial", "final"), written to
+    // virtuoso.migration_stats by the same statement as the log row.
+    LogRow &set_detail(const std::string &phase, std::string detail);
+    // Adds the columns (and details) of another row.
     LogRow &merge(const LogRow &other);
 
     // INSERT ... RETURNING *; in the caller's transaction, or autonomously (committed on its
@@ -77,7 +80,12 @@ class LogRow {
     std::vector<std::string> expressions(size_t first_param) const;
     std::vector<pg::Value> values() const;
     bool sets_status() const;  // a new status is written: the alert hook looks at it
+    // The statement writing the row (ending in "RETURNING "), completed with the output list
+    // placeholder and wrapped with the writes of the details if there are any; next_param is
+    // the number of the details' first parameter.
+    std::string with_details(const std::string &statement, size_t next_param) const;
     std::vector<Column> columns_;
+    std::vector<std::pair<std::string, std::string>> details_;  // phase, JSON object
 };
 
 // The whole row of a log entry (in the order of the table's columns).
@@ -88,17 +96,21 @@ pg::Row read_log(const std::string &id);
 pg::Row latest_run(const std::string &name, const std::string &filter,
                    const std::string &preference = "");
 
-// Statistics of the database and of the given relations, as a JSON object text: connections,
-// commits, rollbacks, WAL insert position (and WAL bytes since `since`), the size and row
-// estimate of each relation, and the database size.  pg_database_size() walks the whole
+// Statistics of the database and of the given relations.  `json` is the summary kept in the
+// log row: connections, commits, rollbacks, WAL insert position, the database size and each
+// relation's size; with `since` (final statistics) also the WAL bytes, size and row-estimate
+// changes since then.  `detail` is a JSON object of each relation's kind, size and row
+// estimate, stored in virtuoso.migration_stats.  pg_database_size() walks the whole
 // database directory, so it is measured at most once a minute per session; in between the
 // size is the last measurement plus the size changes of the relations measured here (or,
 // for final statistics, the initial size plus what the touched relations gained).
 struct Stats {
     std::string json;
+    std::string detail = "{}";
     std::string wal_lsn;
     int64_t database_size = 0;
     int64_t relations_size = 0;  // sum over the relations measured
+    int64_t relations_rows = 0;  // sum of the row estimates of the measured tables
 };
 Stats collect_stats(const std::vector<Oid> &relations, const Stats *since = nullptr);
 
