@@ -61,6 +61,12 @@ SELECT * FROM gate_row('gate_warning_only');
 SELECT status FROM virtuoso.execute_migration_with_monitoring('gate_side_bigint',
     'ALTER TABLE gate_side ALTER COLUMN extra TYPE bigint', NULL, '{"lint": "warn"}');
 SELECT * FROM gate_row('gate_side_bigint');
+-- the log keeps each finding's statement number, not the statement's text again (it is in
+-- migration_sql); lint_migration's own rows carry the text
+SELECT f->'details' ? 'statement' AS has_statement, f->'details' ? 'sql' AS repeats_sql
+FROM virtuoso.migration_log, jsonb_array_elements(lint) f WHERE name = 'gate_side_bigint';
+SELECT details->>'sql' AS sql FROM virtuoso.lint_migration(
+    'ALTER TABLE gate_side ALTER COLUMN extra TYPE bigint');
 SELECT status FROM virtuoso.execute_migration_with_monitoring('gate_note_idx',
     'CREATE INDEX gate_orders_note_idx ON gate_orders (note)', NULL, '{"lint": "off"}');
 SELECT * FROM gate_row('gate_note_idx');

@@ -1621,7 +1621,7 @@ VIRTUOSO_FUNCTION(virtuoso_lint_migration) {
                           : pg::Value{std::string(virtuoso::lint::lock_mode_name(f.lock))});
         row.emplace_back(f.message);
         row.push_back(f.safe_alternative.empty() ? pg::Value{} : pg::Value{f.safe_alternative});
-        row.emplace_back(f.details);
+        row.emplace_back(virtuoso::lint::details_json(f, true));
         rows.push_back(std::move(row));
     }
     return pg::return_rows(fcinfo, rows);

@@ -304,7 +304,6 @@ class Linter {
         }
         if (!object.empty()) extra.raw("relation", facts_json(facts));
         if (!why.empty()) extra.str("severity_lowered", why.substr(1));
-        if (!s.text.empty()) extra.str("sql", s.text);
         if (lock >= LockMode::ShareUpdateExclusive && ctx_.oldest.seconds >= 0)
             extra.raw("oldest_transaction", Json()
                                                 .num("pid", ctx_.oldest.pid)
@@ -314,6 +313,7 @@ class Linter {
         extra.str("source", s.trace.ran ? "trace" : "static");
         if (s.trace.attempted) extra.raw("trace", trace_json(s.trace));
         f.details = extra.done();
+        f.statement_sql = s.text;
         findings_.push_back(std::move(f));
     }
 
@@ -1074,7 +1074,15 @@ void Linter::run(const Statement &s) {
 
 }  // namespace
 
-std::string findings_json(const std::vector<Finding> &findings) {
+std::string details_json(const Finding &f, bool with_sql) {
+    std::string details = f.details.empty() ? "{}" : f.details;
+    if (!with_sql || f.statement_sql.empty()) return details;
+    details.pop_back();  // the closing brace
+    if (details.size() > 1) details += ",";
+    return details + json_quote("sql") + ":" + json_quote(f.statement_sql) + "}";
+}
+
+std::string findings_json(const std::vector<Finding> &findings, bool with_sql) {
     std::string out = "[";
     for (size_t i = 0; i < findings.size(); ++i) {
         const auto &f = findings[i];
@@ -1096,7 +1104,7 @@ std::string findings_json(const std::vector<Finding> &findings) {
             j.raw("safe_alternative", "null");
         else
             j.str("safe_alternative", f.safe_alternative);
-        j.raw("details", f.details.empty() ? "{}" : f.details);
+        j.raw("details", details_json(f, with_sql));
         out += j.done();
     }
     return out + "]";

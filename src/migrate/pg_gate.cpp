@@ -111,7 +111,7 @@ LintOutcome lint_migration_gate(const std::string &sql, LintMode mode, bool tran
         settings.set("lock_timeout", std::to_string(lock_timeout_ms) + "ms");
         findings = lint::lint_sql(sql.c_str(), false, options);
     }
-    out.findings_json = lint::findings_json(findings);
+    out.findings_json = lint::findings_json(findings, false);
     if (mode != LintMode::Error || lint::worst(findings) != lint::Severity::Error) return out;
 
     std::string detail;

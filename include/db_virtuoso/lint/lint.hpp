@@ -239,8 +239,14 @@ struct Finding {
     LockMode lock = LockMode::None;
     std::string message;
     std::string safe_alternative;
-    std::string details;  // a JSON object (text)
+    std::string details;        // a JSON object (text), without the statement's text
+    std::string statement_sql;  // the statement's text, details' "sql" key on output
 };
+
+// The finding's details as one JSON object (text), with the statement's text under "sql"
+// when with_sql (lint_migration's rows); the migration log leaves it out (the statement
+// number and the log's migration_sql give it, and it was most of the log's bytes).
+std::string details_json(const Finding &f, bool with_sql);
 
 // The oldest transaction of another session now (for the lock-queue warning).
 struct OldestTransaction {
@@ -254,7 +260,7 @@ std::vector<Finding> lint(const std::vector<Statement> &statements, const Option
 // The findings as a JSON array of objects with the columns of virtuoso.lint_migration
 // (statement_no, rule, severity, object, lock_mode, message, safe_alternative, details), for
 // the `lint` column of the migration log.
-std::string findings_json(const std::vector<Finding> &findings);
+std::string findings_json(const std::vector<Finding> &findings, bool with_sql = true);
 // The most severe finding's severity (Info when there is none).
 Severity worst(const std::vector<Finding> &findings);
 
