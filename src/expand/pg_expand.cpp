@@ -476,7 +476,9 @@ bool swap_column(Node *node, void *context) {
     if (IsA(node, Var)) {
         auto *var = reinterpret_cast<Var *>(node);
         const int *map = static_cast<const int *>(context);
+        // (ruleutils names a Var by its syntactic attnum when it has one)
         if (var->varattno == map[0]) var->varattno = static_cast<AttrNumber>(map[1]);
+        if (var->varattnosyn == map[0]) var->varattnosyn = static_cast<AttrNumber>(map[1]);
         return false;
     }
     return expression_tree_walker(
@@ -673,7 +675,7 @@ constexpr const char *kReferencingKeys =
 // CHECK constraints of the table on the column: copied for the new column.
 constexpr const char *kChecks =
     "SELECT k.oid FROM pg_constraint k WHERE k.contype = 'c' AND k.conrelid = $1::oid "
-    "AND $2::int2 = ANY (k.conkey)";
+    "AND $2::int2 = ANY (k.conkey) AND k.conname !~ '^virtuoso_cc[0-9]+_'";
 
 struct CheckCopy {
     Oid oid = InvalidOid;
@@ -808,7 +810,8 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
         "SELECT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d "
         "WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::oid "
         "AND d.refobjsubid = $2::int AND d.deptype IN ('n', 'a') "
-        "AND d.classid <> 'pg_attrdef'::regclass "
+        "AND NOT (d.classid = 'pg_attrdef'::regclass "
+        "         AND (SELECT adnum FROM pg_attrdef WHERE oid = d.objid) = $2::int2) "
         "AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a' "
         "         AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S') " +
             carried_dependents() + "ORDER BY 1",
@@ -1367,7 +1370,8 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         commit();
         log->succeeded(locks, fmt::format(R"("rows_differing": {})", differing));
         commit();
-        pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
+        // (the end of the last commit record: the insert position may lie past a page header)
+        pg::pg_call([] { XLogFlush(XactLastCommitEnd); });
         pg::report(NOTICE, fmt::format("column change {}: READY, {} rows backfilled, {} differing",
                                        c.id, c.rows_backfilled, differing));
     } catch (const expand::BatchFailure &e) {
@@ -1724,9 +1728,14 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                     spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
                     spi.execute(
                         fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
-                    spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", table,
-                                            pg::quote_identifier(c.check_name())));
-                    // (the copies of indexes and CHECK constraints go with the column)
+                    // The helper checks, and (with the column) the index and CHECK copies.
+                    auto checks = spi.execute(
+                        "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = "
+                        "$1::oid AND contype = 'c' AND starts_with(conname, $2) ORDER BY 1",
+                        {std::to_string(c.table), "virtuoso_" + c.id + "_"});
+                    for (auto &k : checks.rows)
+                        spi.execute(
+                            fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table, *k[0]));
                     spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {}", table,
                                             pg::quote_identifier(c.new_column)));
                 }

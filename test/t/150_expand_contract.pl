@@ -85,7 +85,7 @@ is(sq(q{SELECT phase || ':' || rows_differing FROM virtuoso.column_changes WHERE
     'READY:0', 'resume: READY, parity holds');
 
 # 4. Contract while pgbench goes on.
-($rc, $out, $err) = $node->psql('postgres', q{SELECT virtuoso.contract_column_change('cc1')},
+($rc, $out, $err) = $node->psql('postgres', q{CALL virtuoso.contract_column_change('cc1')},
     extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
 is($rc, 0, 'contract: done under writers') or diag($err);
 like($out, qr/is now v bigint; default moved; NOT NULL; index ev_v rebuilt/, 'contract: result');
