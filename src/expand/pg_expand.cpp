@@ -306,6 +306,7 @@ void record(const Change &c, const std::string &phase, const std::optional<std::
 // What the attempts of locked steps saw: for the log (attempts, lock_waits).
 struct LockStats {
     int attempts = 0;
+    long longest_step_ms = 0;  // the longest successful attempt: lock wait plus time held
     std::vector<std::string> waits;  // JSON objects, one per lock timeout
 };
 
@@ -379,7 +380,10 @@ class PhaseLog {
             .set("duration", std::to_string(now - started_) + " microseconds", "interval")
             .set("attempts", std::to_string(locks.attempts), "integer")
             .set("lock_waits", "[" + waits + "]", "jsonb")
-            .set("final_stats", "{" + stats_members + "}", "jsonb");
+            .set("final_stats",
+                 fmt::format(R"({{"longest_locked_step_ms": {}{}{}}})", locks.longest_step_ms,
+                             stats_members.empty() ? "" : ", ", stats_members),
+                 "jsonb");
         if (f) {
             const char *code = pg::pg_call([f] { return unpack_sql_state(f->sqlstate); });
             end.set("sqlstate", std::string(code))
@@ -434,6 +438,12 @@ void locked_step(const std::function<void()> &body, const std::function<void()> 
                 body();
             }
             sub.commit();
+            if (stats)
+                stats->longest_step_ms =
+                    std::max<long>(stats->longest_step_ms,
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::steady_clock::now() - started)
+                                       .count());
             return;
         } catch (const pg::PgError &e) {
             if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
