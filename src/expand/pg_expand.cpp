@@ -9,6 +9,7 @@
 //
 // Expand is a procedure because it commits per batch; contract and abort are functions (one
 // short step each), as in the API.
+#include <algorithm>
 #include <chrono>
 #include <limits>
 
@@ -1031,6 +1032,59 @@ std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_bl
     return "";
 }
 
+// The marker of a contracted change whose foreign keys are still to be validated (in its
+// message, written in contract's transaction): a contract called again resumes there.
+constexpr const char *kPendingKeys = "foreign keys to validate: ";
+
+std::string key_label(const ForeignKey &k) {
+    return pg::quote_identifier(k.name) + " of " + k.child;
+}
+
+// After contract's commit, the foreign keys added NOT VALID that were valid before are
+// validated one by one, each in its own transaction: each holds SHARE UPDATE EXCLUSIVE on
+// its table (writers go on) while it scans.  Returns the text for the result.
+std::string validate_keys(Change &c, const std::vector<ForeignKey> &keys,
+                          const std::optional<std::string> &kept_note,
+                          const std::function<void()> &commit) {
+    std::string result, failed;
+    if (std::none_of(keys.begin(), keys.end(), [](const ForeignKey &k) { return k.valid; }))
+        return result;
+    LockStats locks;
+    PhaseLog log(c, "validate",
+                 fmt::format("validate the foreign keys referencing {}.{}", c.table_sql,
+                             pg::quote_identifier(c.final_name)),
+                 true);
+    for (auto &k : keys) {
+        if (!k.valid) continue;
+        try {
+            locked_step(
+                [&] {
+                    pg::InternalSql spi(false);
+                    spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.child,
+                                            pg::quote_identifier(k.name)));
+                },
+                commit, "validating " + k.name, &locks);
+            commit();
+            result += "; foreign key " + key_label(k) + " validated";
+        } catch (const pg::PgError &e) {
+            failed += (failed.empty() ? "" : ", ") + key_label(k) + " (" + e.what() + ")";
+        }
+    }
+    if (failed.empty()) {
+        record(c, "CONTRACTED", kept_note, true);
+        commit();
+        log.succeeded(locks);
+    } else {
+        log.failed(locks, ERRCODE_LOCK_NOT_AVAILABLE, "foreign keys left NOT VALID: " + failed,
+                   "", "Call virtuoso.contract_column_change again to validate them.");
+        result += "; warning: foreign keys left NOT VALID: " + failed;
+        pg::report(WARNING, "column change " + c.id + ": foreign keys left NOT VALID: " + failed +
+                                "; call virtuoso.contract_column_change again to validate them");
+    }
+    commit();
+    return result;
+}
+
 }  // namespace
 }  // namespace virtuoso::expand
 
@@ -1414,6 +1468,36 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     expand::SessionChangeLock change_lock(*id);
     expand::Change c = expand::load_change(*id, false);
     expand::check_access(c, "contract");
+    if (c.phase == "CONTRACTED" && expand::table_exists(c.table)) {
+        // Resumes the validation of foreign keys that a contract left NOT VALID.
+        std::optional<std::string> message;
+        {
+            migrate::AsExtensionOwner owner;
+            pg::InternalSql spi;
+            message = spi.scalar(
+                "SELECT message FROM virtuoso.column_changes_log WHERE change_id = $1", {c.id});
+        }
+        auto at = message ? message->find(expand::kPendingKeys) : std::string::npos;
+        auto facts = expand::column_facts(c.table, c.final_name);
+        if (at != std::string::npos && facts) {
+            std::vector<expand::ForeignKey> keys;
+            for (auto &k : expand::referencing_keys(c.table, facts->attnum, c.final_name,
+                                                    c.table_sql))
+                if (!k.valid && message->find(expand::key_label(k), at) != std::string::npos) {
+                    k.valid = true;  // valid before the contract: to validate again
+                    keys.push_back(k);
+                }
+            std::optional<std::string> kept_note;
+            if (at > 0) kept_note = message->substr(0, at >= 2 ? at - 2 : 0);
+            auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kContract); };
+            std::string result = fmt::format("column change {}: resumed", c.id) +
+                                 expand::validate_keys(c, keys, kept_note, commit);
+            return pg::procedure_result(fcinfo, {result});
+        }
+    }
+    if (c.phase == "CONTRACTED" || c.phase == "ABORTED")
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("column change {} is {} already", c.id, c.phase));
     if (c.phase != "READY")
         throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                             fmt::format("column change {} is {}, not READY", c.id, c.phase), "",
@@ -1481,6 +1565,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     std::vector<std::string> done;
     std::vector<expand::ForeignKey> keys;
     std::string kept;
+    std::optional<std::string> kept_note;
     expand::LockStats locks;
     std::chrono::steady_clock::time_point locked_at;
     commit();
@@ -1495,6 +1580,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
             [&] {
                 done.clear();
                 kept.clear();
+                kept_note.reset();
                 pg::InternalSql spi(false);
                 spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
                 locked_at = std::chrono::steady_clock::now();
@@ -1643,11 +1729,17 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                 // the lock), validated below after the commit.
                 for (auto &k : keys)
                     spi.execute(fmt::format("ALTER TABLE {} {}", k.child, k.definition));
-                expand::record(c, "CONTRACTED",
-                               kept.empty() ? std::optional<std::string>()
-                                            : fmt::format("old column kept as {}",
-                                                          pg::quote_identifier(kept)),
-                               true);
+                if (!kept.empty())
+                    kept_note = fmt::format("old column kept as {}", pg::quote_identifier(kept));
+                std::string pending;
+                for (auto &k : keys)
+                    if (k.valid)
+                        pending += (pending.empty() ? "" : ", ") + expand::key_label(k);
+                std::optional<std::string> note = kept_note;
+                if (!pending.empty())
+                    note = (kept_note ? *kept_note + "; " : std::string()) + expand::kPendingKeys +
+                           pending;
+                expand::record(c, "CONTRACTED", note, true);
             },
             commit, "contract", &locks);
         commit();
@@ -1670,46 +1762,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                                      pg::quote_identifier(c.final_name), c.new_type);
     for (auto &d : done) result += "; " + d;
     if (!kept.empty()) result += "; old column kept as " + pg::quote_identifier(kept);
-    // The foreign keys, validated one by one after the commit: each holds only SHARE UPDATE
-    // EXCLUSIVE on its table (writers go on) while it scans.
-    if (!keys.empty()) {
-        expand::LockStats vlocks;
-        expand::PhaseLog vlog(c, "validate",
-                              fmt::format("validate the foreign keys referencing {}.{}", table,
-                                          pg::quote_identifier(c.final_name)),
-                              true);
-        std::string failed;
-        for (auto &k : keys) {
-            if (!k.valid) continue;
-            try {
-                expand::locked_step(
-                    [&] {
-                        pg::InternalSql spi(false);
-                        spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.child,
-                                                pg::quote_identifier(k.name)));
-                    },
-                    commit, "validating " + k.name, &vlocks);
-                commit();
-                result += "; foreign key " + pg::quote_identifier(k.name) + " of " + k.child +
-                          " validated";
-            } catch (const pg::PgError &e) {
-                failed += (failed.empty() ? "" : ", ") + pg::quote_identifier(k.name) + " of " +
-                          k.child + " (" + e.what() + ")";
-            }
-        }
-        if (failed.empty()) {
-            vlog.succeeded(vlocks);
-        } else {
-            vlog.failed(vlocks, ERRCODE_LOCK_NOT_AVAILABLE,
-                        "foreign keys left NOT VALID: " + failed, "",
-                        "Validate them with ALTER TABLE ... VALIDATE CONSTRAINT.");
-            result += "; warning: foreign keys left NOT VALID: " + failed;
-            pg::report(WARNING, "column change " + c.id + ": foreign keys left NOT VALID: " +
-                                    failed + "; validate them with ALTER TABLE ... VALIDATE "
-                                             "CONSTRAINT");
-        }
-        commit();
-    }
+    result += expand::validate_keys(c, keys, kept_note, commit);
     if (stale) result += "; warning: " + *stale;
     return pg::procedure_result(fcinfo, {result});
 }
