@@ -246,3 +246,22 @@ ALTER TABLE eo DROP COLUMN id_cc7_old;
 SELECT name, status, final_stats ? 'lock_held_ms' AS lock_time,
        final_stats->'old_column_kept' AS kept, final_stats->'foreign_keys' AS foreign_keys
 FROM virtuoso.migration_log WHERE name ~ '^expand:cc[67]:' ORDER BY started_at;
+
+-- Contract drops and adds the foreign keys referencing the key: a caller who does not own
+-- their tables is refused before anything changes.
+CREATE ROLE regress_expand_owner;
+GRANT USAGE ON SCHEMA virtuoso TO regress_expand_owner;
+GRANT EXECUTE ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) TO regress_expand_owner;
+CREATE TABLE eown (id int PRIMARY KEY);
+ALTER TABLE eown OWNER TO regress_expand_owner;
+CREATE TABLE eown_child (pid int REFERENCES eown (id));
+SET ROLE regress_expand_owner;
+CALL virtuoso.expand_column_change('eown', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'eown'::regclass AND attnum > 0;
+SELECT count(*) AS changes FROM virtuoso.column_changes WHERE table_name = 'public.eown';
+DROP TABLE eown_child, eown;
+REVOKE ALL ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) FROM regress_expand_owner;
+REVOKE ALL ON SCHEMA virtuoso FROM regress_expand_owner;
+DROP ROLE regress_expand_owner;

@@ -869,6 +869,22 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                                               "reference {})",
                                               pg::quote_identifier(*row[0]), *row[1], new_type));
         }
+        // Contract drops and adds those foreign keys: the caller must own their tables.
+        auto children = spi.execute(
+            std::string("SELECT DISTINCT k.conrelid::text, k.conrelid::regclass::text FROM "
+                        "pg_constraint k WHERE k.oid IN (") +
+                kReferencingKeys + ") ORDER BY 2",
+            params);
+        for (auto &row : children.rows) {
+            Oid child = static_cast<Oid>(std::stoul(*row[0]));
+            if (!pg::pg_call([child] { return pg_class_ownercheck(child, GetUserId()); }))
+                throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                                fmt::format("must be owner of table {}", *row[1]),
+                                fmt::format("Its foreign keys reference column \"{}\"; contract "
+                                            "drops and adds them again.",
+                                            column),
+                                "Nothing was changed.");
+        }
         // Each CHECK must type-check with the column of the new type.
         auto checks = spi.execute(
             fmt::format("SELECT k.oid::text, k.conname, (SELECT string_agg(CASE WHEN a.attnum = "
