@@ -307,7 +307,9 @@ void record(const Change &c, const std::string &phase, const std::optional<std::
 // What the attempts of locked steps saw: for the log (attempts, lock_waits).
 struct LockStats {
     int attempts = 0;
-    long longest_step_ms = 0;  // the longest successful attempt: lock wait plus time held
+    // The longest successful attempt (lock wait plus time held) of the steps that lock out
+    // writers, and of the VALIDATE steps (SHARE UPDATE EXCLUSIVE: writers go on meanwhile).
+    long longest_step_ms = 0, longest_validate_ms = 0;
     std::vector<std::string> waits;  // JSON objects, one per lock timeout
 };
 
@@ -382,7 +384,8 @@ class PhaseLog {
             .set("attempts", std::to_string(locks.attempts), "integer")
             .set("lock_waits", "[" + waits + "]", "jsonb")
             .set("final_stats",
-                 fmt::format(R"({{"longest_locked_step_ms": {}{}{}}})", locks.longest_step_ms,
+                 fmt::format(R"({{"longest_locked_step_ms": {}, "longest_validate_ms": {}{}{}}})",
+                             locks.longest_step_ms, locks.longest_validate_ms,
                              stats_members.empty() ? "" : ", ", stats_members),
                  "jsonb");
         if (f) {
@@ -425,7 +428,7 @@ void settle_phases(const Change &c) {
 // back (releasing every lock they took), backs off and tries again.  after_attempt runs
 // between attempts (a procedure commits there, so that no snapshot is held while sleeping).
 void locked_step(const std::function<void()> &body, const std::function<void()> &after_attempt,
-                 const std::string &what, LockStats *stats = nullptr) {
+                 const std::string &what, LockStats *stats = nullptr, bool validate = false) {
     const int retries = gucs::max_lock_retries;
     for (int attempt = 0;; ++attempt) {
         auto started = std::chrono::steady_clock::now();
@@ -439,12 +442,13 @@ void locked_step(const std::function<void()> &body, const std::function<void()> 
                 body();
             }
             sub.commit();
-            if (stats)
-                stats->longest_step_ms =
-                    std::max<long>(stats->longest_step_ms,
-                                   std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::steady_clock::now() - started)
-                                       .count());
+            if (stats) {
+                long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
+                longest = std::max<long>(longest,
+                                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - started)
+                                             .count());
+            }
             return;
         } catch (const pg::PgError &e) {
             if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
@@ -1079,7 +1083,7 @@ std::string validate_keys(Change &c, const std::vector<ForeignKey> &keys,
                     spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.child,
                                             pg::quote_identifier(k.name)));
                 },
-                commit, "validating " + k.name, &locks);
+                commit, "validating " + k.name, &locks, true);
             commit();
             result += "; foreign key " + key_label(k) + " validated";
         } catch (const pg::PgError &e) {
@@ -1375,7 +1379,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                         spi.execute(
                             fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", table_sql, check));
                     },
-                    commit, "validating the NOT NULL check", &locks);
+                    commit, "validating the NOT NULL check", &locks, true);
                 commit();
             }
             // The old column's CHECK constraints, on the new column: NOT VALID, then validated.
@@ -1403,7 +1407,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                                 spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}",
                                                         table_sql, pg::quote_identifier(k.copy)));
                             },
-                            commit, "validating a copy of " + k.name, &locks);
+                            commit, "validating a copy of " + k.name, &locks, true);
                         commit();
                     }
                 }

@@ -2,8 +2,9 @@
 # writing the whole time (updates and inserts through the column, 2 clients): expand +
 # contract against a plain ALTER TABLE ... ALTER COLUMN id TYPE bigint on an identical pair
 # of tables, in the same run.  Printed for each: the longest single lock held on orders
-# (expand/contract: from its own log, contract's lock_held_ms and the longest locked step
-# of any phase; ALTER TABLE: its whole duration, all of it under ACCESS EXCLUSIVE), and
+# (expand/contract: from its own log, contract's lock_held_ms and the longest step of any
+# phase under a lock that blocks writers, beside the longest VALIDATE, which holds only SHARE
+# UPDATE EXCLUSIVE; ALTER TABLE: its whole duration, all under ACCESS EXCLUSIVE), and
 # pgbench's p99 and maximum latency over the transactions that ended during the change.
 #   ROWS (default 1000000)
 source "$REPO/test/bench/lib.sh"
@@ -77,13 +78,15 @@ held=$(psql -X -qAt -c "SELECT max((final_stats->>'lock_held_ms')::numeric) FROM
       AND affected_objects ? 'public.bench_orders_e'")
 step=$(psql -X -qAt -c "SELECT max((final_stats->>'longest_locked_step_ms')::numeric) FROM virtuoso.migration_log
     WHERE name LIKE 'expand:%' AND status = 'SUCCESS' AND affected_objects ? 'public.bench_orders_e'")
+validate=$(psql -X -qAt -c "SELECT max((final_stats->>'longest_validate_ms')::numeric) FROM virtuoso.migration_log
+    WHERE name LIKE 'expand:%' AND status = 'SUCCESS' AND affected_objects ? 'public.bench_orders_e'")
 check=$(psql -X -qAt -c "SELECT format_type(a.atttypid, a.atttypmod) || '/' || format_type(b.atttypid, b.atttypmod)
     FROM pg_attribute a, pg_attribute b WHERE a.attrelid = 'bench_orders_e'::regclass AND a.attname = 'id'
       AND b.attrelid = 'bench_orders_a'::regclass AND b.attname = 'id'")
 [ "$check" = "bigint/bigint" ] || { echo "expand_pk: the change did not happen ($check)" >&2; exit 1; }
 
 echo "expand_pk ($rows rows, pgbench -c 2 writing throughout):" >&2
-echo "  expand+contract: ${e_ms} ms in all; contract held the lock ${held} ms; longest locked step ${step} ms; pgbench p99 ${e_p99} ms, max ${e_max} ms over ${e_n} transactions" >&2
+echo "  expand+contract: ${e_ms} ms in all; contract held the lock ${held} ms; longest step under a lock blocking writers ${step} ms (longest VALIDATE, writers not blocked: ${validate} ms); pgbench p99 ${e_p99} ms, max ${e_max} ms over ${e_n} transactions" >&2
 echo "  ALTER TABLE:     ${a_ms} ms, all under ACCESS EXCLUSIVE; pgbench p99 ${a_p99} ms, max ${a_max} ms over ${a_n} transactions" >&2
 record expand_pk "$rows rows: longest lock held, expand vs ALTER" "$step" "$a_ms" "(info)"
 record expand_pk "$rows rows: contract lock held vs ALTER" "$held" "$a_ms" "(info)"
