@@ -323,9 +323,8 @@ class PhaseLog {
   public:
     PhaseLog(const Change &c, const std::string &phase, const std::string &what, bool running)
         : running_(running), started_(GetCurrentTimestamp()) {
-        std::string user = pg::pg_call([] {
-            return std::string(GetUserNameFromId(GetUserId(), false));
-        });
+        std::string user =
+            pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
         row_.set("name", fmt::format("expand:{}:{}", c.id, phase))
             .set("checksum", migrate::sha256_hex(what))
             .set_time("started_at", started_)
@@ -444,10 +443,10 @@ void locked_step(const std::function<void()> &body, const std::function<void()> 
             sub.commit();
             if (stats) {
                 long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
-                longest = std::max<long>(longest,
-                                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             std::chrono::steady_clock::now() - started)
-                                             .count());
+                longest =
+                    std::max<long>(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count());
             }
             return;
         } catch (const pg::PgError &e) {
@@ -520,8 +519,7 @@ void check_one_expression(const std::string &expression, const char *argument) {
 const char *parse_one_expression(const std::string &sql) {
     return pg::pg_call([&sql]() -> const char * {
         SelectStmt *s = pg::lone_expression_select(raw_parser(sql.c_str(), RAW_PARSE_DEFAULT));
-        if (s == nullptr)
-            return "must be one expression";
+        if (s == nullptr) return "must be one expression";
         if (has_sublink(linitial_node(ResTarget, s->targetList)->val, nullptr))
             return "must not contain a subquery";
         return nullptr;
@@ -594,23 +592,21 @@ std::string resolve_type(const std::string &text) {
 // Indexes of the column ($1 table, $2 attnum) whose shape expand can rebuild for the new
 // column: key and INCLUDE columns only (no expression, predicate, sort option or non-default
 // operator class).
-#define VIRTUOSO_INDEX_SHAPE                                                                   \
-    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "                         \
-    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL "     \
-    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "              \
-    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "         \
+#define VIRTUOSO_INDEX_SHAPE                                                              \
+    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "                     \
+    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL " \
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "          \
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "     \
     "                ON opc.oid = oc WHERE NOT opc.opcdefault) "
 
 // Plain ones (backing no constraint of the table), copied under the original's name.
-constexpr const char *kCopyableIndexes =
-    VIRTUOSO_INDEX_SHAPE
+constexpr const char *kCopyableIndexes = VIRTUOSO_INDEX_SHAPE
     "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
     "                AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))";
 
 // Those of a primary key or unique constraint: the copy (a unique index) becomes the
 // constraint at contract (ADD CONSTRAINT ... USING INDEX).
-constexpr const char *kConstraintIndexes =
-    VIRTUOSO_INDEX_SHAPE
+constexpr const char *kConstraintIndexes = VIRTUOSO_INDEX_SHAPE
     "AND EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
     "            AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u'))";
 #undef VIRTUOSO_INDEX_SHAPE
@@ -754,9 +750,9 @@ std::vector<ForeignKey> referencing_keys(Oid table, int attnum, const std::strin
         ForeignKey k;
         k.name = *row[0];
         k.child = pg::qualified_relation_name(static_cast<Oid>(std::stoul(*row[1])));
-        k.definition = fmt::format("ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} NOT VALID",
-                                   pg::quote_identifier(k.name), *row[2], table_sql, *row[3],
-                                   *row[4]);
+        k.definition =
+            fmt::format("ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} NOT VALID",
+                        pg::quote_identifier(k.name), *row[2], table_sql, *row[3], *row[4]);
         k.valid = *row[5] == "true";
         out.push_back(k);
     }
@@ -795,7 +791,8 @@ std::string check_expression(Oid constraint, Oid table, int from, int to) {
     guc.set("search_path", "pg_catalog, pg_temp");
     return pg::pg_call([constraint, table, from, to] {
         HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(constraint));
-        if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for constraint %u", constraint);
+        if (!HeapTupleIsValid(tup))
+            elog(ERROR, "cache lookup failed for constraint %u", constraint);
         bool isnull;
         Datum bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
         if (isnull) elog(ERROR, "constraint %u has no expression", constraint);
@@ -803,8 +800,8 @@ std::string check_expression(Oid constraint, Oid table, int from, int to) {
         ReleaseSysCache(tup);
         int map[2] = {from, to};
         (void)swap_column(expr, map);
-        char *text = deparse_expression(expr, deparse_context_for(get_rel_name(table), table),
-                                        false, false);
+        char *text =
+            deparse_expression(expr, deparse_context_for(get_rel_name(table), table), false, false);
         return std::string(text);
     });
 }
@@ -864,14 +861,15 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                 if (!OidIsValid(opclass)) return false;
                 Oid family = get_opclass_family(opclass);
                 Oid input = get_opclass_input_type(opclass);
-                return OidIsValid(get_opfamily_member(family, input, fk_type,
-                                                      BTEqualStrategyNumber)) ||
+                return OidIsValid(
+                           get_opfamily_member(family, input, fk_type, BTEqualStrategyNumber)) ||
                        can_coerce_type(1, &fk_type, &input, COERCION_IMPLICIT);
             });
             if (!ok)
-                refused.push_back(fmt::format("constraint {} on table {} (its column cannot "
-                                              "reference {})",
-                                              pg::quote_identifier(*row[0]), *row[1], new_type));
+                refused.push_back(
+                    fmt::format("constraint {} on table {} (its column cannot "
+                                "reference {})",
+                                pg::quote_identifier(*row[0]), *row[1], new_type));
         }
         // Contract drops and adds those foreign keys: the caller must own their tables.
         auto children = spi.execute(
@@ -899,22 +897,22 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                         kChecks),
             {params[0], params[1], new_type});
         for (auto &row : checks.rows) {
-            std::string expression = check_expression(static_cast<Oid>(std::stoul(*row[0])),
-                                                      table, f.attnum, f.attnum);
+            std::string expression =
+                check_expression(static_cast<Oid>(std::stoul(*row[0])), table, f.attnum, f.attnum);
             try {
                 pg::SubTransaction sub;
                 {
                     pg::InternalSql probe(false);
-                    probe.execute(fmt::format("SELECT ({})::pg_catalog.bool FROM (SELECT {} FROM "
-                                              "{} WHERE false) AS virtuoso_input",
-                                              expression, *row[2],
-                                              pg::qualified_relation_name(table)),
-                                  {}, true);
+                    probe.execute(
+                        fmt::format("SELECT ({})::pg_catalog.bool FROM (SELECT {} FROM "
+                                    "{} WHERE false) AS virtuoso_input",
+                                    expression, *row[2], pg::qualified_relation_name(table)),
+                        {}, true);
                 }
                 sub.commit();
             } catch (const pg::PgError &e) {
-                refused.push_back(fmt::format("constraint {} ({})", pg::quote_identifier(*row[1]),
-                                              e.what()));
+                refused.push_back(
+                    fmt::format("constraint {} ({})", pg::quote_identifier(*row[1]), e.what()));
             }
         }
     }
@@ -1095,8 +1093,8 @@ std::string validate_keys(Change &c, const std::vector<ForeignKey> &keys,
         commit();
         log.succeeded(locks);
     } else {
-        log.failed(locks, ERRCODE_LOCK_NOT_AVAILABLE, "foreign keys left NOT VALID: " + failed,
-                   "", "Call virtuoso.contract_column_change again to validate them.");
+        log.failed(locks, ERRCODE_LOCK_NOT_AVAILABLE, "foreign keys left NOT VALID: " + failed, "",
+                   "Call virtuoso.contract_column_change again to validate them.");
         result += "; warning: foreign keys left NOT VALID: " + failed;
         pg::report(WARNING, "column change " + c.id + ": foreign keys left NOT VALID: " + failed +
                                 "; call virtuoso.contract_column_change again to validate them");
@@ -1229,8 +1227,9 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             pg::InternalSql spi;
             c.id =
                 *spi.scalar("SELECT 'cc' || nextval('virtuoso.column_change_ids'::regclass)::text");
-            c.new_column =
-                new_name ? *new_name : expand::clip_name(c.old_column, NAMEDATALEN - 2 - 16) + "_" + c.id;
+            c.new_column = new_name
+                               ? *new_name
+                               : expand::clip_name(c.old_column, NAMEDATALEN - 2 - 16) + "_" + c.id;
             try {
                 spi.execute(
                     "INSERT INTO virtuoso.column_changes_log (change_id, table_oid, table_name, "
@@ -1415,8 +1414,8 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             // The old column's plain indexes and those of its primary key and unique
             // constraints, copied concurrently for the new one.
             if (facts) {
-                for (auto &ix :
-                     expand::all_index_copies(table, facts->attnum, c.new_column, c.id, table_sql)) {
+                for (auto &ix : expand::all_index_copies(table, facts->attnum, c.new_column, c.id,
+                                                         table_sql)) {
                     progress.phase("building index for " + ix.name);
                     online::build_index_concurrently(ix.definition, 3, commit);
                     commit();
@@ -1427,8 +1426,9 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         }
         // Parity, in batches: rows whose new value is not the mapping of the old one.
         progress.phase("checking parity");
-        start_phase("parity", fmt::format("compare column {} of {} with the up mapping of column {}",
-                                          new_q, table_sql, old_q));
+        start_phase("parity",
+                    fmt::format("compare column {} of {} with the up mapping of column {}", new_q,
+                                table_sql, old_q));
         std::string parity = fmt::format(
             "SELECT count(*) FROM {} t, LATERAL ({}) m(v) WHERE {} AND t.{} IS DISTINCT FROM m.v",
             table_sql,
@@ -1501,8 +1501,8 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
         auto facts = expand::column_facts(c.table, c.final_name);
         if (at != std::string::npos && facts) {
             std::vector<expand::ForeignKey> keys;
-            for (auto &k : expand::referencing_keys(c.table, facts->attnum, c.final_name,
-                                                    c.table_sql))
+            for (auto &k :
+                 expand::referencing_keys(c.table, facts->attnum, c.final_name, c.table_sql))
                 if (!k.valid && message->find(expand::key_label(k), at) != std::string::npos) {
                     k.valid = true;  // valid before the contract: to validate again
                     keys.push_back(k);
@@ -1589,12 +1589,12 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     expand::LockStats locks;
     std::chrono::steady_clock::time_point locked_at;
     commit();
-    expand::PhaseLog log(c, "contract",
-                         fmt::format("column {} of {} becomes {} {}{}", old_q, table,
-                                     pg::quote_identifier(c.final_name), c.new_type,
-                                     drop_old ? "; the old column is dropped"
-                                              : "; the old column is kept"),
-                         true);
+    expand::PhaseLog log(
+        c, "contract",
+        fmt::format("column {} of {} becomes {} {}{}", old_q, table,
+                    pg::quote_identifier(c.final_name), c.new_type,
+                    drop_old ? "; the old column is dropped" : "; the old column is kept"),
+        true);
     try {
         expand::locked_step(
             [&] {
@@ -1616,8 +1616,8 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                 const std::string table_oid = std::to_string(c.table);
                 auto indexes =
                     expand::copyable_indexes(c.table, old_facts->attnum, c.new_column, c.id, table);
-                auto constraint_indexes = expand::copyable_indexes(
-                    c.table, old_facts->attnum, c.new_column, c.id, table, true);
+                auto constraint_indexes = expand::copyable_indexes(c.table, old_facts->attnum,
+                                                                   c.new_column, c.id, table, true);
                 auto checks = expand::checks_of(c.table, old_facts->attnum, c.id);
                 for (const auto *list : {&indexes, &constraint_indexes})
                     for (auto &ix : *list)
@@ -1729,14 +1729,14 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, new_q,
                                             pg::quote_identifier(c.final_name)));
                 for (auto &ix : constraint_indexes) {
-                    spi.execute(fmt::format(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}{}", table,
-                        pg::quote_identifier(ix.constraint),
-                        ix.contype == "p" ? "PRIMARY KEY" : "UNIQUE",
-                        pg::quote_identifier(ix.copy_name(c.id)), ix.deferral));
+                    spi.execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}{}",
+                                            table, pg::quote_identifier(ix.constraint),
+                                            ix.contype == "p" ? "PRIMARY KEY" : "UNIQUE",
+                                            pg::quote_identifier(ix.copy_name(c.id)), ix.deferral));
                     done.push_back(fmt::format("{} {} moved",
-                                               ix.contype == "p" ? "primary key" : "unique "
-                                                                                  "constraint",
+                                               ix.contype == "p" ? "primary key"
+                                                                 : "unique "
+                                                                   "constraint",
                                                pg::quote_identifier(ix.constraint)));
                 }
                 for (auto &k : checks) {
@@ -1753,8 +1753,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     kept_note = fmt::format("old column kept as {}", pg::quote_identifier(kept));
                 std::string pending;
                 for (auto &k : keys)
-                    if (k.valid)
-                        pending += (pending.empty() ? "" : ", ") + expand::key_label(k);
+                    if (k.valid) pending += (pending.empty() ? "" : ", ") + expand::key_label(k);
                 std::optional<std::string> note = kept_note;
                 if (!pending.empty())
                     note = (kept_note ? *kept_note + "; " : std::string()) + expand::kPendingKeys +
@@ -1774,9 +1773,9 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     const long held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - locked_at)
                              .count();
-    log.succeeded(locks, fmt::format(R"("lock_held_ms": {}, "foreign_keys": {}, "old_column_kept": {})",
-                                     held_ms, keys.size(),
-                                     kept.empty() ? "null" : core::json_quote(kept)));
+    log.succeeded(
+        locks, fmt::format(R"("lock_held_ms": {}, "foreign_keys": {}, "old_column_kept": {})",
+                           held_ms, keys.size(), kept.empty() ? "null" : core::json_quote(kept)));
     commit();
     std::string result = fmt::format("column change {}: {} of {} is now {} {}", c.id, old_q, table,
                                      pg::quote_identifier(c.final_name), c.new_type);
@@ -1809,16 +1808,14 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                     pg::InternalSql spi(false);
                     const std::string &table = c.table_sql;
                     spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
-                    spi.execute(
-                        fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
+                    spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
                     // The helper checks, and (with the column) the index and CHECK copies.
                     auto checks = spi.execute(
                         "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = "
                         "$1::oid AND contype = 'c' AND starts_with(conname, $2) ORDER BY 1",
                         {std::to_string(c.table), "virtuoso_" + c.id + "_"});
                     for (auto &k : checks.rows)
-                        spi.execute(
-                            fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table, *k[0]));
+                        spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table, *k[0]));
                     spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {}", table,
                                             pg::quote_identifier(c.new_column)));
                 }

@@ -88,8 +88,10 @@ check=$(psql -X -qAt -c "SELECT format_type(a.atttypid, a.atttypmod) || '/' || f
 echo "expand_pk ($rows rows, pgbench -c 2 writing throughout):" >&2
 echo "  expand+contract: ${e_ms} ms in all; contract held the lock ${held} ms; longest step under a lock blocking writers ${step} ms (longest VALIDATE, writers not blocked: ${validate} ms); pgbench p99 ${e_p99} ms, max ${e_max} ms over ${e_n} transactions" >&2
 echo "  ALTER TABLE:     ${a_ms} ms, all under ACCESS EXCLUSIVE; pgbench p99 ${a_p99} ms, max ${a_max} ms over ${a_n} transactions" >&2
-record expand_pk "$rows rows: longest lock held, expand vs ALTER" "$step" "$a_ms" "(info)"
-record expand_pk "$rows rows: contract lock held vs ALTER" "$held" "$a_ms" "(info)"
+# Contract's lock_held_ms runs to the end of its commit (locks go at commit); the other
+# steps' times stop before theirs: the longest lock held is contract's unless a step beat it.
+longest=$(perl -e 'print $ARGV[0] > $ARGV[1] ? $ARGV[0] : $ARGV[1]' "$held" "$step")
+record expand_pk "$rows rows: longest lock held, expand vs ALTER" "$longest" "$a_ms" "(info)"
 record expand_pk "$rows rows: pgbench p99 during, expand vs ALTER" "$e_p99" "$a_p99" "(info)"
 record expand_pk "$rows rows: pgbench max during, expand vs ALTER" "$e_max" "$a_max" "(info)"
 record expand_pk "$rows rows: total time, expand vs ALTER" "$e_ms" "$a_ms" "(info)"
