@@ -31,15 +31,33 @@ CALL virtuoso.expand_column_change('ec', 'v', 'bigint', new_column_name => 'r');
 \echo :LAST_ERROR_SQLSTATE
 CALL virtuoso.expand_column_change('ec', 'v', 'bigint', batch_size => 0);
 \echo :LAST_ERROR_SQLSTATE
--- A primary key (and what references it) is not carried over yet: refused, nothing changed.
-CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
-\echo :LAST_ERROR_SQLSTATE
--- So is a column that a foreign key references or uses.
+-- What expand cannot carry over is refused before anything changes (0A000, naming it):
+-- a foreign key of the column itself,
 CREATE TABLE ec_child (pid int REFERENCES ec (id), note text);
-CALL virtuoso.expand_column_change('ec', 'id', 'bigint');
-\echo :LAST_ERROR_SQLSTATE
 CALL virtuoso.expand_column_change('ec_child', 'pid', 'bigint');
 \echo :LAST_ERROR_SQLSTATE
+-- a foreign key that could not reference the new type,
+CALL virtuoso.expand_column_change('ec', 'id', 'text');
+\echo :LAST_ERROR_SQLSTATE
+-- a CHECK constraint that does not type-check with the new type,
+ALTER TABLE ec ADD CONSTRAINT ec_s_len CHECK (length(s) > 0);
+CALL virtuoso.expand_column_change('ec', 's', 'integer', up_expression => 'length(s)');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE ec DROP CONSTRAINT ec_s_len;
+-- an exclusion constraint, a view, a generated column, an identity column.
+CREATE TABLE ecx (a int, b int GENERATED ALWAYS AS (a * 2) STORED, c int GENERATED ALWAYS AS IDENTITY,
+                  d int, e int, EXCLUDE USING btree (d WITH =));
+CREATE VIEW ecx_e AS SELECT e FROM ecx;
+CALL virtuoso.expand_column_change('ecx', 'a', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ecx', 'c', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ecx', 'd', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+CALL virtuoso.expand_column_change('ecx', 'e', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM pg_attribute WHERE attrelid = 'ecx'::regclass AND attnum > 0;
+DROP TABLE ecx CASCADE;
 DROP TABLE ec_child;  -- its RI triggers on ec would count below
 -- So is an index with a sort option.
 CREATE INDEX ec_r_desc ON ec (r DESC);
@@ -81,7 +99,7 @@ UPDATE ec SET s = 'x' WHERE id = 3;
 SELECT id, v, v_cc1 FROM ec WHERE id IN (1, 2, 3, 3001, 3002, 3003) ORDER BY id;
 -- Contract: the new column takes the name, the default and NOT NULL; the old one is gone.
 SELECT sum(v) AS sum_mid FROM ec \gset
-SELECT virtuoso.contract_column_change('cc1');
+CALL virtuoso.contract_column_change('cc1');
 SELECT * FROM ec_attrs;
 SELECT * FROM ec_indexes;
 SELECT sum(v) = :sum_mid AS same_sum, :sum_mid - :sum_before AS added FROM ec;
@@ -89,11 +107,11 @@ SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ec'::regclass;
 SELECT phase, finished_at IS NOT NULL AS finished FROM virtuoso.column_changes WHERE change_id = 'cc1';
 INSERT INTO ec (id) VALUES (3004);
 SELECT v FROM ec WHERE id = 3004;
-SELECT virtuoso.contract_column_change('cc1');
+CALL virtuoso.contract_column_change('cc1');
 \echo :LAST_ERROR_SQLSTATE
 SELECT virtuoso.abort_column_change('cc1');
 \echo :LAST_ERROR_SQLSTATE
-SELECT virtuoso.contract_column_change('cc999');
+CALL virtuoso.contract_column_change('cc999');
 \echo :LAST_ERROR_SQLSTATE
 SELECT virtuoso.abort_column_change('cc99999999999');
 \echo :LAST_ERROR_SQLSTATE
@@ -114,10 +132,10 @@ SELECT count(*) >= 0 AS pss_reset FROM pg_stat_statements_reset() r \gset
 \endif
 -- Contract refuses while the sync trigger is disabled: rows may have drifted.
 ALTER TABLE ec DISABLE TRIGGER virtuoso_cc2_sync;
-SELECT virtuoso.contract_column_change('cc2');
+CALL virtuoso.contract_column_change('cc2');
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE ec ENABLE TRIGGER virtuoso_cc2_sync;
-SELECT virtuoso.contract_column_change('cc2');
+CALL virtuoso.contract_column_change('cc2');
 SELECT * FROM ec_attrs;
 
 -- Abort: the table is as before (columns, triggers, constraints).
@@ -126,8 +144,6 @@ CREATE TEMP TABLE indexes_before_abort AS SELECT * FROM ec_indexes;
 CALL virtuoso.expand_column_change('ec', 'r', 'numeric(12,2)');
 SELECT count(*) FROM ec_indexes;
 SELECT phase FROM virtuoso.column_changes WHERE change_id = 'cc3';
-SELECT virtuoso.contract_column_change('cc3') IS NOT NULL AS contracted
-FROM virtuoso.column_changes WHERE false;
 SELECT virtuoso.abort_column_change('cc3');
 SELECT (SELECT count(*) FROM (SELECT * FROM ec_attrs EXCEPT SELECT * FROM before_abort) x) AS added,
        (SELECT count(*) FROM (SELECT * FROM before_abort EXCEPT SELECT * FROM ec_attrs) x) AS removed;
@@ -145,12 +161,12 @@ UPDATE ef SET t = 'x' WHERE id = 50;
 CALL virtuoso.expand_column_change('ef', 't', 'integer');
 \echo :LAST_ERROR_SQLSTATE
 SELECT phase, message FROM virtuoso.column_changes WHERE change_id = 'cc4';
-SELECT virtuoso.contract_column_change('cc4');
+CALL virtuoso.contract_column_change('cc4');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE ef SET t = '50' WHERE id = 50;
 CALL virtuoso.expand_column_change('ef', 't', 'integer');
 SELECT phase, rows_differing, message FROM virtuoso.column_changes WHERE change_id = 'cc4';
-SELECT virtuoso.contract_column_change('cc4');
+CALL virtuoso.contract_column_change('cc4');
 SELECT sum(t) FROM ef;
 
 -- A rename keeps the column's collation; inheritance is refused.
@@ -164,7 +180,8 @@ CREATE EXTENSION pg_stat_statements;
 SELECT count(*) >= 0 AS reset FROM pg_stat_statements_reset() r;
 SELECT name FROM ecoll ORDER BY 1;
 CALL virtuoso.expand_column_change('ecoll', 'name', 'text', new_column_name => 'title');
-SELECT virtuoso.contract_column_change(change_id) FROM virtuoso.column_changes WHERE table_name = 'public.ecoll';
+SELECT change_id AS ecoll_change FROM virtuoso.column_changes WHERE table_name = 'public.ecoll' \gset
+CALL virtuoso.contract_column_change(:'ecoll_change');
 \if :create_pss
 DROP EXTENSION pg_stat_statements;
 \endif
@@ -172,3 +189,79 @@ SELECT attname, attcollation::regcollation FROM pg_attribute WHERE attrelid = 'e
 CREATE TABLE ecoll_child () INHERITS (ecoll);
 CALL virtuoso.expand_column_change('ecoll', 'title', 'varchar(10)');
 \echo :LAST_ERROR_SQLSTATE
+
+-- A primary key referenced by foreign keys, int -> bigint (the real case): the key, a unique
+-- constraint over it and a CHECK move to the new column; the foreign keys are dropped and
+-- added again against it in the contract's one transaction, then validated.
+CREATE TABLE eo (id int PRIMARY KEY, code int, n int NOT NULL DEFAULT 0,
+                 CONSTRAINT eo_id_positive CHECK (id > 0 AND n >= 0),
+                 CONSTRAINT eo_code_id UNIQUE (code, id));
+CREATE TABLE eol (line int PRIMARY KEY, order_id int NOT NULL REFERENCES eo (id) ON DELETE CASCADE);
+CREATE TABLE eol2 (order_id int, code int,
+                   CONSTRAINT eol2_fk FOREIGN KEY (code, order_id) REFERENCES eo (code, id) DEFERRABLE);
+INSERT INTO eo SELECT g, g, g FROM generate_series(1, 2000) g;
+INSERT INTO eol SELECT g, g % 2000 + 1 FROM generate_series(1, 4000) g;
+INSERT INTO eol2 SELECT g, g FROM generate_series(1, 100) g;
+CREATE VIEW eo_shape AS
+SELECT 'attribute' AS kind, attname::text AS name, format_type(atttypid, atttypmod) AS def,
+       attnotnull::text AS extra
+FROM pg_attribute WHERE attrelid = 'eo'::regclass AND attnum > 0 AND NOT attisdropped
+UNION ALL
+SELECT 'index', c.relname::text, pg_get_indexdef(i.indexrelid), i.indisvalid::text
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'eo'::regclass
+UNION ALL
+SELECT 'constraint', conrelid::regclass || '.' || conname, pg_get_constraintdef(oid), convalidated::text
+FROM pg_constraint WHERE conrelid IN ('eo'::regclass, 'eol'::regclass, 'eol2'::regclass)
+UNION ALL
+SELECT 'trigger', tgname::text, tgrelid::regclass::text, tgenabled::text
+FROM pg_trigger WHERE tgrelid IN ('eo'::regclass, 'eol'::regclass, 'eol2'::regclass) AND NOT tgisinternal;
+CREATE TEMP TABLE eo_before AS SELECT * FROM eo_shape;
+-- Abort after expand: the table and the referencing ones are exactly as before.
+CALL virtuoso.expand_column_change('eo', 'id', 'bigint', batch_size => 500);
+SELECT kind, count(*) FROM (SELECT * FROM eo_shape EXCEPT SELECT * FROM eo_before) x GROUP BY 1 ORDER BY 1;
+SELECT virtuoso.abort_column_change('cc6');
+SELECT count(*) AS added FROM (SELECT * FROM eo_shape EXCEPT SELECT * FROM eo_before) x;
+SELECT count(*) AS removed FROM (SELECT * FROM eo_before EXCEPT SELECT * FROM eo_shape) x;
+-- Again, then contract keeping the old column for a later drop.
+CALL virtuoso.expand_column_change('eo', 'id', 'bigint', batch_size => 500);
+INSERT INTO eo (id, code) VALUES (2001, 2001);
+INSERT INTO eol VALUES (4001, 2001);
+BEGIN;
+CALL virtuoso.contract_column_change('cc7', drop_old_column => false);
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+CALL virtuoso.contract_column_change('cc7', drop_old_column => false);
+SELECT * FROM eo_shape ORDER BY 1, 2;
+SELECT count(*) AS differing FROM eo WHERE id IS DISTINCT FROM id_cc7_old;
+-- The foreign keys hold against the new key, and still cascade.
+INSERT INTO eol VALUES (5000, 99999);
+\echo :LAST_ERROR_SQLSTATE
+DELETE FROM eo WHERE id = 2001;
+SELECT count(*) FROM eol WHERE order_id = 2001;
+-- Writers no longer maintain the kept column; it is dropped later with ALTER TABLE.
+INSERT INTO eo (id, code) VALUES (3000, 3000);
+SELECT id, id_cc7_old FROM eo WHERE id = 3000;
+ALTER TABLE eo DROP COLUMN id_cc7_old;
+-- Every phase is in the migration log; contract's row holds how long it held the lock.
+SELECT name, status, final_stats ? 'lock_held_ms' AS lock_time,
+       final_stats->'old_column_kept' AS kept, final_stats->'foreign_keys' AS foreign_keys
+FROM virtuoso.migration_log WHERE name ~ '^expand:cc[67]:' ORDER BY started_at;
+
+-- Contract drops and adds the foreign keys referencing the key: a caller who does not own
+-- their tables is refused before anything changes.
+CREATE ROLE regress_expand_owner;
+GRANT USAGE ON SCHEMA virtuoso TO regress_expand_owner;
+GRANT EXECUTE ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) TO regress_expand_owner;
+CREATE TABLE eown (id int PRIMARY KEY);
+ALTER TABLE eown OWNER TO regress_expand_owner;
+CREATE TABLE eown_child (pid int REFERENCES eown (id));
+SET ROLE regress_expand_owner;
+CALL virtuoso.expand_column_change('eown', 'id', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT count(*) AS columns FROM pg_attribute WHERE attrelid = 'eown'::regclass AND attnum > 0;
+SELECT count(*) AS changes FROM virtuoso.column_changes WHERE table_name = 'public.eown';
+DROP TABLE eown_child, eown;
+REVOKE ALL ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) FROM regress_expand_owner;
+REVOKE ALL ON SCHEMA virtuoso FROM regress_expand_owner;
+DROP ROLE regress_expand_owner;

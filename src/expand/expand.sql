@@ -61,18 +61,18 @@ CREATE PROCEDURE virtuoso.expand_column_change(target_table regclass, column_nam
 LANGUAGE C
 AS 'MODULE_PATHNAME', 'virtuoso_expand_column_change';
 COMMENT ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) IS
-'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, copies the plain indexes of the column concurrently, validates a NOT NULL check, then checks parity in batches; ends READY and returns the change id. Refuses columns that constraints (primary keys, unique, foreign keys, checks), other indexes, views or identity use (0A000) before changing anything. Called again for the same column it resumes. Must be called outside a transaction block.';
+'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, validates a NOT NULL check and copies of the column''s CHECK constraints (NOT VALID, then VALIDATE), builds copies of its plain indexes and of the indexes of its primary key and unique constraints concurrently, then checks parity in batches; ends READY and returns the change id. Foreign keys referencing the column are moved by contract. Refuses (0A000, naming the objects, before changing anything) what it cannot carry over: identity and generated columns, foreign keys of the column itself, exclusion constraints, indexes with expressions, predicates, sort options or other operator classes, views, rules, policies and other dependents, foreign keys that could not reference the new type, CHECK constraints that do not hold for it. Each phase is in virtuoso.migration_log (expand:<change>:expand, backfill, build, parity). Called again for the same column it resumes. Must be called outside a transaction block.';
 
-CREATE FUNCTION virtuoso.contract_column_change(change_id text)
-RETURNS text
-LANGUAGE C VOLATILE PARALLEL UNSAFE
+CREATE PROCEDURE virtuoso.contract_column_change(change_id text,
+    drop_old_column boolean DEFAULT true, INOUT result text DEFAULT NULL)
+LANGUAGE C
 AS 'MODULE_PATHNAME', 'virtuoso_contract_column_change';
-COMMENT ON FUNCTION virtuoso.contract_column_change(text) IS
-'Contract phase: for a READY change with rows_differing = 0, in one short step under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the old column (and its indexes) and gives the new one and the index copies their names. For a rename, warns (WARNING and in the result) when pg_stat_statements shows statements that still name the old column. Runs inside the caller''s transaction: the table''s lock is held until the caller commits.';
+COMMENT ON PROCEDURE virtuoso.contract_column_change(text, boolean, text) IS
+'Contract phase: for a READY change with rows_differing = 0, in one short transaction under virtuoso.lock_timeout with retries, drops the trigger, moves the default and sequence ownership, sets NOT NULL (from a validated check), drops the foreign keys referencing the column, moves the primary key and unique constraints onto the index copies (ADD CONSTRAINT ... USING INDEX), gives the new column, index and CHECK copies their names, adds the foreign keys again NOT VALID, and commits; then validates each foreign key in its own transaction. The old column is dropped, or with drop_old_column => false kept as <column>_<change>_old (no default, NOT NULL, index or constraint left on it) for a later ALTER TABLE ... DROP COLUMN. For a rename, warns (WARNING and in the result) when pg_stat_statements shows statements that still name the old column. Returns what it did; each step is in virtuoso.migration_log (expand:<change>:contract, with lock_held_ms in final_stats). Must be called outside a transaction block.';
 
 CREATE FUNCTION virtuoso.abort_column_change(change_id text)
 RETURNS text
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_abort_column_change';
 COMMENT ON FUNCTION virtuoso.abort_column_change(text) IS
-'Aborts a change that is not CONTRACTED: drops the trigger, the helper check and the new column, so that the table is as before the expand.';
+'Aborts a change that is not CONTRACTED: drops the trigger, the helper check and the new column (with the index and constraint copies), so that the table is as before the expand. Logged in virtuoso.migration_log as expand:<change>:abort.';

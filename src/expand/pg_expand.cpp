@@ -9,7 +9,11 @@
 //
 // Expand is a procedure because it commits per batch; contract and abort are functions (one
 // short step each), as in the API.
+#include <algorithm>
+#include <chrono>
 #include <limits>
+
+#include "db_virtuoso/core/json_text.hpp"
 
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
@@ -25,10 +29,20 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/index.h"
+#include "commands/defrem.h"
+#include "access/stratnum.h"
+#include "catalog/pg_am_d.h"
+#include "parser/parse_coerce.h"
+#include "utils/ruleutils.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parse_type.h"
+#include "pgstat.h"
+#include "miscadmin.h"
+#include "mb/pg_wchar.h"
 #include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -46,6 +60,7 @@ namespace {
 
 using pg::UserError;
 constexpr const char *kExpand = "virtuoso.expand_column_change";
+constexpr const char *kContract = "virtuoso.contract_column_change";
 
 // A backfill batch that failed on a row (not on a lock): the change is recorded FAILED.
 class BatchFailure : public UserError {
@@ -232,6 +247,13 @@ Change change_from_row(const std::vector<pg::Value> &r) {
     return c;
 }
 
+std::string schema_of(Oid table) {
+    return pg::pg_call([table] {
+        const char *name = get_namespace_name(get_rel_namespace(table));
+        return std::string(name ? name : "");
+    });
+}
+
 bool table_exists(Oid table) {
     return pg::pg_call([table] { return get_rel_relkind(table) != '\0'; });
 }
@@ -282,13 +304,134 @@ void record(const Change &c, const std::string &phase, const std::optional<std::
          finished ? "true" : "false"});
 }
 
+// What the attempts of locked steps saw: for the log (attempts, lock_waits).
+struct LockStats {
+    int attempts = 0;
+    // The longest successful attempt (lock wait plus time held) of the steps that lock out
+    // writers, and of the VALIDATE steps (SHARE UPDATE EXCLUSIVE: writers go on meanwhile).
+    long longest_step_ms = 0, longest_validate_ms = 0;
+    std::vector<std::string> waits;  // JSON objects, one per lock timeout
+};
+
+// One phase of a change in virtuoso.migration_log, named expand:<change>:<phase>.  A phase
+// of a procedure writes its RUNNING row at once (autonomously, with this backend's pid and
+// start), so that a phase whose session died stays visible (settled FAILED by the next
+// expand_column_change of the change, or by the next migration); its end updates the row.
+// A phase of a function (abort) writes one row at its end in the caller's transaction, or
+// autonomously when it fails.
+class PhaseLog {
+  public:
+    PhaseLog(const Change &c, const std::string &phase, const std::string &what, bool running)
+        : running_(running), started_(GetCurrentTimestamp()) {
+        std::string user =
+            pg::pg_call([] { return std::string(GetUserNameFromId(GetUserId(), false)); });
+        row_.set("name", fmt::format("expand:{}:{}", c.id, phase))
+            .set("checksum", migrate::sha256_hex(what))
+            .set_time("started_at", started_)
+            .set("migration_sql", what)
+            .set("executed_by", user, "name")
+            .set("executed_by_role", std::to_string(GetUserId()), "oid")
+            .set("transactional", "false", "boolean")
+            .set("affected_objects", fmt::format("[{}]", core::json_quote(c.table_sql)), "jsonb")
+            .set("options",
+                 fmt::format(R"({{"change_id": {}, "phase": {}, "column": {}, "new_type": {}}})",
+                             core::json_quote(c.id), core::json_quote(phase),
+                             core::json_quote(c.old_column), core::json_quote(c.new_type)),
+                 "jsonb");
+        if (running_) {
+            migrate::LogRow row = row_;
+            row.set("status", "RUNNING")
+                .set("backend_pid", std::to_string(MyProcPid), "integer")
+                .set_time("backend_start", MyStartTimestamp);
+            id_ = *row.insert(true)[migrate::log_column("id")];
+        }
+    }
+
+    // SUCCESS, with the lock attempts and waits and extra JSON members for final_stats.
+    void succeeded(const LockStats &locks, const std::string &stats_members = "") {
+        finish("SUCCESS", locks, stats_members, nullptr);
+    }
+
+    // FAILED with the error; never throws (the error being raised matters more).
+    void failed(const LockStats &locks, int sqlstate, const std::string &message,
+                const std::string &detail = "", const std::string &hint = "") {
+        Failure f{sqlstate, message, detail, hint};
+        try {
+            pg::SubTransaction sub;
+            finish("FAILED", locks, "", &f);
+            sub.commit();
+        } catch (const pg::PgError &) {
+        } catch (const pg::UserError &) {
+        }
+    }
+
+  private:
+    struct Failure {
+        int sqlstate;
+        std::string message, detail, hint;
+    };
+
+    void finish(const char *status, const LockStats &locks, const std::string &stats_members,
+                const Failure *f) {
+        const TimestampTz now = GetCurrentTimestamp();
+        std::string waits;
+        for (auto &w : locks.waits) waits += (waits.empty() ? "" : ", ") + w;
+        migrate::LogRow end;
+        end.set("status", status)
+            .set_time("completed_at", now)
+            .set("duration", std::to_string(now - started_) + " microseconds", "interval")
+            .set("attempts", std::to_string(locks.attempts), "integer")
+            .set("lock_waits", "[" + waits + "]", "jsonb")
+            .set("final_stats",
+                 fmt::format(R"({{"longest_locked_step_ms": {}, "longest_validate_ms": {}{}{}}})",
+                             locks.longest_step_ms, locks.longest_validate_ms,
+                             stats_members.empty() ? "" : ", ", stats_members),
+                 "jsonb");
+        if (f) {
+            const char *code = pg::pg_call([f] { return unpack_sql_state(f->sqlstate); });
+            end.set("sqlstate", std::string(code))
+                .set("error_message", f->message)
+                .set("error_detail", f->detail.empty() ? pg::Value{} : pg::Value(f->detail))
+                .set("error_hint", f->hint.empty() ? pg::Value{} : pg::Value(f->hint));
+        }
+        if (running_) {
+            end.update(id_, true);
+        } else {
+            migrate::LogRow full = row_;
+            full.merge(end);
+            full.insert(f != nullptr);  // a failure survives the caller's rollback
+        }
+    }
+
+    bool running_;
+    TimestampTz started_;
+    migrate::LogRow row_;
+    std::string id_;
+};
+
+// RUNNING phase rows of the change whose session is gone: FAILED (a crash mid-phase).
+void settle_phases(const Change &c) {
+    pg::pg_call([] { pgstat_clear_snapshot(); });
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    spi.execute(
+        "UPDATE virtuoso.migration_log l SET status = 'FAILED', completed_at = clock_timestamp(), "
+        "duration = clock_timestamp() - started_at, error_message = format('the session running "
+        "this phase (PID %s) ended before it finished', l.backend_pid) WHERE l.name LIKE $1 AND "
+        "l.status = 'RUNNING' AND (l.backend_pid = pg_backend_pid() OR NOT EXISTS (SELECT FROM "
+        "pg_stat_activity a WHERE a.pid = l.backend_pid AND a.backend_start = l.backend_start))",
+        {"expand:" + c.id + ":%"});
+}
+
 // Statements in one subtransaction under the short lock_timeout; a lock timeout rolls them
 // back (releasing every lock they took), backs off and tries again.  after_attempt runs
 // between attempts (a procedure commits there, so that no snapshot is held while sleeping).
 void locked_step(const std::function<void()> &body, const std::function<void()> &after_attempt,
-                 const std::string &what) {
+                 const std::string &what, LockStats *stats = nullptr, bool validate = false) {
     const int retries = gucs::max_lock_retries;
     for (int attempt = 0;; ++attempt) {
+        auto started = std::chrono::steady_clock::now();
+        if (stats) ++stats->attempts;
         try {
             pg::SubTransaction sub;
             {
@@ -298,12 +441,27 @@ void locked_step(const std::function<void()> &body, const std::function<void()> 
                 body();
             }
             sub.commit();
+            if (stats) {
+                long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
+                longest =
+                    std::max<long>(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                std::chrono::steady_clock::now() - started)
+                                                .count());
+            }
             return;
         } catch (const pg::PgError &e) {
             if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
         }
         after_attempt();
         long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
+        if (stats)
+            stats->waits.push_back(fmt::format(
+                R"({{"attempt": {}, "step": {}, "waited_ms": {}, "lock_timeout_ms": {}, "backoff_ms": {}}})",
+                attempt + 1, core::json_quote(what),
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count(),
+                gucs::lock_timeout_ms, sleep));
         pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
                                        "retrying in {} ms",
                                        what, attempt + 1, retries + 1, sleep));
@@ -326,6 +484,21 @@ bool has_sublink(Node *node, void *) {
         node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(has_sublink)), nullptr);
 }
 
+// Reads the column map[0] as map[1] (Vars of the one relation of a CHECK expression).
+bool swap_column(Node *node, void *context) {
+    if (node == nullptr) return false;
+    if (IsA(node, Var)) {
+        auto *var = reinterpret_cast<Var *>(node);
+        const int *map = static_cast<const int *>(context);
+        // (ruleutils names a Var by its syntactic attnum when it has one)
+        if (var->varattno == map[0]) var->varattno = static_cast<AttrNumber>(map[1]);
+        if (var->varattnosyn == map[0]) var->varattnosyn = static_cast<AttrNumber>(map[1]);
+        return false;
+    }
+    return expression_tree_walker(
+        node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(swap_column)), context);
+}
+
 const char *parse_one_expression(const std::string &sql);
 
 // The expression must be one expression without subqueries (checked on the parser's tree,
@@ -346,8 +519,7 @@ void check_one_expression(const std::string &expression, const char *argument) {
 const char *parse_one_expression(const std::string &sql) {
     return pg::pg_call([&sql]() -> const char * {
         SelectStmt *s = pg::lone_expression_select(raw_parser(sql.c_str(), RAW_PARSE_DEFAULT));
-        if (s == nullptr)
-            return "must be one expression";
+        if (s == nullptr) return "must be one expression";
         if (has_sublink(linitial_node(ResTarget, s->targetList)->val, nullptr))
             return "must not contain a subquery";
         return nullptr;
@@ -366,6 +538,14 @@ void check_mapping(const std::string &sql, const char *argument) {
                         "The expression may name only its input column; qualify functions "
                         "outside pg_catalog with their schema.");
     }
+}
+
+// The longest prefix of name within max_bytes that ends on a character boundary.
+std::string clip_name(const std::string &name, int max_bytes) {
+    int n = pg::pg_call([&name, max_bytes] {
+        return pg_mbcliplen(name.c_str(), static_cast<int>(name.size()), max_bytes);
+    });
+    return name.substr(0, static_cast<size_t>(n));
 }
 
 struct ColumnFacts {
@@ -409,26 +589,42 @@ std::string resolve_type(const std::string &text) {
     }
 }
 
-// Plain indexes of the column ($1 table, $2 attnum) that expand rebuilds for the new column:
-// key and INCLUDE columns only (no expression, predicate, sort option or non-default
-// operator class), backing no constraint (no primary key, unique constraint or foreign key).
-constexpr const char *kCopyableIndexes =
-    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "
-    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL "
-    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) "
-    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "
-    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "
-    "                ON opc.oid = oc WHERE NOT opc.opcdefault)";
+// Indexes of the column ($1 table, $2 attnum) whose shape expand can rebuild for the new
+// column: key and INCLUDE columns only (no expression, predicate, sort option or non-default
+// operator class).
+#define VIRTUOSO_INDEX_SHAPE                                                              \
+    "SELECT i.indexrelid FROM pg_index i WHERE i.indrelid = $1::oid "                     \
+    "AND $2::int2 = ANY (i.indkey::int2[]) AND i.indexprs IS NULL AND i.indpred IS NULL " \
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0) "          \
+    "AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) oc JOIN pg_opclass opc "     \
+    "                ON opc.oid = oc WHERE NOT opc.opcdefault) "
+
+// Plain ones (backing no constraint of the table), copied under the original's name.
+constexpr const char *kCopyableIndexes = VIRTUOSO_INDEX_SHAPE
+    "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+    "                AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u', 'x'))";
+
+// Those of a primary key or unique constraint: the copy (a unique index) becomes the
+// constraint at contract (ADD CONSTRAINT ... USING INDEX).
+constexpr const char *kConstraintIndexes = VIRTUOSO_INDEX_SHAPE
+    "AND EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid "
+    "            AND k.conrelid = i.indrelid AND k.contype IN ('p', 'u'))";
+#undef VIRTUOSO_INDEX_SHAPE
 
 struct CopyableIndex {
     std::string oid, name, definition;
+    std::string constraint, contype, deferral;  // constraint indexes only
+    std::string copy_name(const std::string &change_id) const {
+        return "virtuoso_" + change_id + "_" + oid;
+    }
 };
 
-// Those indexes, each with the definition of its copy on new_column (named
-// virtuoso_<change>_<oid of the original>, renamed to the original's name by contract).
+// Those indexes (plain ones, or those of constraints), each with the definition of its copy
+// on new_column (named virtuoso_<change>_<oid of the original>).
 std::vector<CopyableIndex> copyable_indexes(Oid table, int attnum, const std::string &new_column,
                                             const std::string &change_id,
-                                            const std::string &table_sql) {
+                                            const std::string &table_sql,
+                                            bool of_constraints = false) {
     pg::InternalSql spi(false);
     auto r = spi.execute(
         fmt::format(
@@ -440,52 +636,293 @@ std::vector<CopyableIndex> copyable_indexes(Oid table, int attnum, const std::st
             "(SELECT string_agg(CASE WHEN k.attnum = $2::int2 THEN quote_ident($3) ELSE "
             "quote_ident(a.attname) END, ', ' ORDER BY k.n) FROM unnest(i.indkey::int2[]) WITH "
             "ORDINALITY k(attnum, n) JOIN pg_attribute a ON a.attrelid = i.indrelid AND "
-            "a.attnum = k.attnum WHERE k.n > i.indnkeyatts) "
+            "a.attnum = k.attnum WHERE k.n > i.indnkeyatts), "
+            "i.indnullsnotdistinct::text, k.conname, k.contype::text, "
+            "CASE WHEN k.condeferred THEN ' DEFERRABLE INITIALLY DEFERRED' WHEN k.condeferrable "
+            "THEN ' DEFERRABLE' ELSE '' END "
             "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = "
-            "c.relam WHERE i.indexrelid IN ({}) ORDER BY c.oid",
-            kCopyableIndexes),
+            "c.relam LEFT JOIN pg_constraint k ON k.conindid = i.indexrelid AND k.conrelid = "
+            "i.indrelid AND k.contype IN ('p', 'u') "
+            "WHERE i.indexrelid IN ({}) ORDER BY c.oid",
+            of_constraints ? kConstraintIndexes : kCopyableIndexes),
         {std::to_string(table), std::to_string(attnum), new_column});
     std::vector<CopyableIndex> out;
     for (auto &row : r.rows) {
         CopyableIndex ix;
         ix.oid = *row[0];
         ix.name = *row[1];
-        ix.definition = fmt::format("CREATE {}INDEX IF NOT EXISTS {} ON {} USING {} ({}){}",
+        ix.definition = fmt::format("CREATE {}INDEX IF NOT EXISTS {} ON {} USING {} ({}){}{}",
                                     *row[3] == "true" ? "UNIQUE " : "",
-                                    pg::quote_identifier("virtuoso_" + change_id + "_" + ix.oid),
-                                    table_sql, pg::quote_identifier(*row[2]), *row[4],
-                                    row[5] ? fmt::format(" INCLUDE ({})", *row[5]) : "");
+                                    pg::quote_identifier(ix.copy_name(change_id)), table_sql,
+                                    pg::quote_identifier(*row[2]), *row[4],
+                                    row[5] ? fmt::format(" INCLUDE ({})", *row[5]) : "",
+                                    *row[6] == "true" ? " NULLS NOT DISTINCT" : "");
+        ix.constraint = row[7].value_or("");
+        ix.contype = row[8].value_or("");
+        ix.deferral = row[9].value_or("");
         out.push_back(ix);
     }
     return out;
 }
 
-// What this first version cannot carry over to the new column: refused before any change.
-void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column) {
+// Every index copy of a change: plain ones, then those of constraints.
+std::vector<CopyableIndex> all_index_copies(Oid table, int attnum, const std::string &new_column,
+                                            const std::string &change_id,
+                                            const std::string &table_sql) {
+    auto all = copyable_indexes(table, attnum, new_column, change_id, table_sql, false);
+    for (auto &ix : copyable_indexes(table, attnum, new_column, change_id, table_sql, true))
+        all.push_back(ix);
+    return all;
+}
+
+// Foreign keys of other tables (or of this one, on other columns) that reference the column
+// ($1 table, $2 attnum): contract drops them, moves the key, and adds them again against the
+// new column (NOT VALID, then validated after its commit).
+constexpr const char *kReferencingKeys =
+    "SELECT k.oid FROM pg_constraint k WHERE k.contype = 'f' AND k.confrelid = $1::oid "
+    "AND $2::int2 = ANY (k.confkey) AND k.confdelsetcols IS NULL "
+    "AND NOT (k.conrelid = $1::oid AND $2::int2 = ANY (k.conkey))";
+
+// CHECK constraints of the table on the column: copied for the new column.
+constexpr const char *kChecks =
+    "SELECT k.oid FROM pg_constraint k WHERE k.contype = 'c' AND k.conrelid = $1::oid "
+    "AND $2::int2 = ANY (k.conkey) AND k.conname !~ '^virtuoso_cc[0-9]+_'";
+
+struct CheckCopy {
+    Oid oid = InvalidOid;
+    std::string name, copy;  // copy: virtuoso_<change>_c<oid>, renamed to name by contract
+    bool valid = true, no_inherit = false;
+};
+
+std::vector<CheckCopy> checks_of(Oid table, int attnum, const std::string &change_id) {
+    pg::InternalSql spi(false);
+    auto r = spi.execute(fmt::format("SELECT k.oid::text, k.conname, k.convalidated::text, "
+                                     "k.connoinherit::text FROM pg_constraint k WHERE k.oid IN "
+                                     "({}) ORDER BY k.oid",
+                                     kChecks),
+                         {std::to_string(table), std::to_string(attnum)});
+    std::vector<CheckCopy> out;
+    for (auto &row : r.rows) {
+        CheckCopy k;
+        k.oid = static_cast<Oid>(std::stoul(*row[0]));
+        k.name = *row[1];
+        k.copy = "virtuoso_" + change_id + "_c" + *row[0];
+        k.valid = *row[2] == "true";
+        k.no_inherit = *row[3] == "true";
+        out.push_back(k);
+    }
+    return out;
+}
+
+// A foreign key that references the column, as contract adds it again.
+struct ForeignKey {
+    std::string name, child, definition;  // definition: ADD CONSTRAINT ... NOT VALID
+    bool valid = true;
+};
+
+// The foreign keys referencing the column, each with the clause that adds it again against
+// the column named final_name (the new one, once renamed).
+std::vector<ForeignKey> referencing_keys(Oid table, int attnum, const std::string &final_name,
+                                         const std::string &table_sql) {
+    pg::InternalSql spi(false);
+    auto r = spi.execute(
+        fmt::format(
+            "SELECT k.conname, k.conrelid::text, "
+            "(SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY u.n) FROM unnest(k.conkey) "
+            "WITH ORDINALITY u(attnum, n) JOIN pg_attribute a ON a.attrelid = k.conrelid AND "
+            "a.attnum = u.attnum), "
+            "(SELECT string_agg(CASE WHEN u.attnum = $2::int2 THEN quote_ident($3) ELSE "
+            "quote_ident(a.attname) END, ', ' ORDER BY u.n) FROM unnest(k.confkey) WITH "
+            "ORDINALITY u(attnum, n) JOIN pg_attribute a ON a.attrelid = k.confrelid AND "
+            "a.attnum = u.attnum), "
+            "CASE k.confmatchtype WHEN 'f' THEN ' MATCH FULL' ELSE '' END || "
+            "' ON UPDATE ' || CASE k.confupdtype WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' "
+            "WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END || "
+            "' ON DELETE ' || CASE k.confdeltype WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE' "
+            "WHEN 'n' THEN 'SET NULL' WHEN 'd' THEN 'SET DEFAULT' ELSE 'NO ACTION' END || "
+            "CASE WHEN k.condeferred THEN ' DEFERRABLE INITIALLY DEFERRED' WHEN k.condeferrable "
+            "THEN ' DEFERRABLE' ELSE '' END, k.convalidated::text "
+            "FROM pg_constraint k WHERE k.oid IN ({}) ORDER BY k.oid",
+            kReferencingKeys),
+        {std::to_string(table), std::to_string(attnum), final_name});
+    std::vector<ForeignKey> out;
+    for (auto &row : r.rows) {
+        ForeignKey k;
+        k.name = *row[0];
+        k.child = pg::qualified_relation_name(static_cast<Oid>(std::stoul(*row[1])));
+        k.definition =
+            fmt::format("ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} NOT VALID",
+                        pg::quote_identifier(k.name), *row[2], table_sql, *row[3], *row[4]);
+        k.valid = *row[5] == "true";
+        out.push_back(k);
+    }
+    return out;
+}
+
+// Dependents that expand carries over (their rows in pg_depend on the column).
+const std::string &carried_dependents() {
+    static const std::string sql =
+        std::string("AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (") +
+        kCopyableIndexes +
+        ")) "
+        "AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN ("
+        "  SELECT k.oid FROM pg_constraint k WHERE k.conrelid = $1::oid AND k.contype IN "
+        "  ('p', 'u') AND k.conindid IN (" +
+        kConstraintIndexes + "))) AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (" +
+        kReferencingKeys + ")) AND NOT (d.classid = 'pg_constraint'::regclass AND d.objid IN (" +
+        kChecks + ")) ";
+    return sql;
+}
+
+// The type of a formatted type name (resolve_type's output).
+Oid type_oid(const std::string &type_sql) {
+    return pg::pg_call([&type_sql] {
+        Oid type;
+        int32 typmod;
+        parseTypeString(type_sql.c_str(), &type, &typmod, false);
+        return type;
+    });
+}
+
+// A CHECK constraint's expression with the column attnum `from` read as `to`, deparsed
+// under the pinned search_path (names outside pg_catalog qualified).
+std::string check_expression(Oid constraint, Oid table, int from, int to) {
+    pg::GucScope guc;
+    guc.set("search_path", "pg_catalog, pg_temp");
+    return pg::pg_call([constraint, table, from, to] {
+        HeapTuple tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(constraint));
+        if (!HeapTupleIsValid(tup))
+            elog(ERROR, "cache lookup failed for constraint %u", constraint);
+        bool isnull;
+        Datum bin = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+        if (isnull) elog(ERROR, "constraint %u has no expression", constraint);
+        Node *expr = static_cast<Node *>(stringToNode(TextDatumGetCString(bin)));
+        ReleaseSysCache(tup);
+        int map[2] = {from, to};
+        (void)swap_column(expr, map);
+        char *text =
+            deparse_expression(expr, deparse_context_for(get_rel_name(table), table), false, false);
+        return std::string(text);
+    });
+}
+
+// What expand cannot carry over to the new column, refused before any change (0A000 naming
+// the objects).  With new_type: also what the new type cannot carry (an index whose access
+// method has no default operator class for it, a foreign key PostgreSQL would refuse, a
+// CHECK that does not type-check).
+void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column,
+                       const std::string &new_type = "") {
     if (f.identity || f.generated)
         throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
                         fmt::format("column \"{}\" is an identity or generated column", column), "",
-                        "Change it with ALTER TABLE.");
+                        "Nothing was changed. Change it with ALTER TABLE.");
     pg::InternalSql spi;
+    const std::vector<pg::Value> params{std::to_string(table), std::to_string(f.attnum)};
     auto r = spi.execute(
         "SELECT pg_describe_object(d.classid, d.objid, d.objsubid) FROM pg_depend d "
         "WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::oid "
         "AND d.refobjsubid = $2::int AND d.deptype IN ('n', 'a') "
-        "AND d.classid <> 'pg_attrdef'::regclass "
+        "AND NOT (d.classid = 'pg_attrdef'::regclass "
+        "         AND (SELECT adnum FROM pg_attrdef WHERE oid = d.objid) = $2::int2) "
         "AND NOT (d.classid = 'pg_class'::regclass AND d.deptype = 'a' "
-        "         AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S') "
-        "AND NOT (d.classid = 'pg_class'::regclass AND d.objid IN (" +
-            std::string(kCopyableIndexes) +
-            ")) "
-            "ORDER BY 1",
-        {std::to_string(table), std::to_string(f.attnum)});
-    if (r.empty()) return;
+        "         AND (SELECT relkind FROM pg_class WHERE oid = d.objid) = 'S') " +
+            carried_dependents() + "ORDER BY 1",
+        params);
+    std::vector<std::string> refused;
+    for (auto &row : r.rows) refused.push_back(row[0].value_or("?"));
+    if (!new_type.empty()) {
+        Oid type = type_oid(new_type);
+        // Each index copy needs a default operator class of the new type.
+        auto ams = spi.execute(std::string("SELECT c.relname, c.relam::text FROM pg_class c "
+                                           "WHERE c.oid IN (") +
+                                   kCopyableIndexes + ") OR c.oid IN (" + kConstraintIndexes +
+                                   ") ORDER BY 1",
+                               params);
+        for (auto &row : ams.rows) {
+            Oid am = static_cast<Oid>(std::stoul(*row[1]));
+            if (!pg::pg_call([type, am] { return OidIsValid(GetDefaultOpClass(type, am)); }))
+                refused.push_back(fmt::format("index {} (no default operator class for {})",
+                                              pg::quote_identifier(*row[0]), new_type));
+        }
+        // Each referencing foreign key must be possible against the new type: the equality
+        // of the new key's operator family, or an implicit cast (as ADD FOREIGN KEY checks).
+        auto keys = spi.execute(
+            std::string("SELECT k.conname, k.conrelid::regclass::text, a.atttypid::text FROM "
+                        "pg_constraint k, unnest(k.conkey, k.confkey) u(fk, pk), pg_attribute a "
+                        "WHERE k.oid IN (") +
+                kReferencingKeys +
+                ") AND u.pk = $2::int2 AND a.attrelid = k.conrelid AND a.attnum = u.fk "
+                "ORDER BY 1",
+            params);
+        for (auto &row : keys.rows) {
+            Oid fk_type = static_cast<Oid>(std::stoul(*row[2]));
+            bool ok = pg::pg_call([type, fk_type] {
+                Oid opclass = GetDefaultOpClass(type, BTREE_AM_OID);
+                if (!OidIsValid(opclass)) return false;
+                Oid family = get_opclass_family(opclass);
+                Oid input = get_opclass_input_type(opclass);
+                return OidIsValid(
+                           get_opfamily_member(family, input, fk_type, BTEqualStrategyNumber)) ||
+                       can_coerce_type(1, &fk_type, &input, COERCION_IMPLICIT);
+            });
+            if (!ok)
+                refused.push_back(
+                    fmt::format("constraint {} on table {} (its column cannot "
+                                "reference {})",
+                                pg::quote_identifier(*row[0]), *row[1], new_type));
+        }
+        // Contract drops and adds those foreign keys: the caller must own their tables.
+        auto children = spi.execute(
+            std::string("SELECT DISTINCT k.conrelid::text, k.conrelid::regclass::text FROM "
+                        "pg_constraint k WHERE k.oid IN (") +
+                kReferencingKeys + ") ORDER BY 2",
+            params);
+        for (auto &row : children.rows) {
+            Oid child = static_cast<Oid>(std::stoul(*row[0]));
+            if (!pg::pg_call([child] { return pg_class_ownercheck(child, GetUserId()); }))
+                throw UserError(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                                fmt::format("must be owner of table {}", *row[1]),
+                                fmt::format("Its foreign keys reference column \"{}\"; contract "
+                                            "drops and adds them again.",
+                                            column),
+                                "Nothing was changed.");
+        }
+        // Each CHECK must type-check with the column of the new type.
+        auto checks = spi.execute(
+            fmt::format("SELECT k.oid::text, k.conname, (SELECT string_agg(CASE WHEN a.attnum = "
+                        "$2::int2 THEN 'NULL::' || $3 || ' AS ' ELSE '' END || "
+                        "quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a "
+                        "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped) "
+                        "FROM pg_constraint k WHERE k.oid IN ({}) ORDER BY 2",
+                        kChecks),
+            {params[0], params[1], new_type});
+        for (auto &row : checks.rows) {
+            std::string expression =
+                check_expression(static_cast<Oid>(std::stoul(*row[0])), table, f.attnum, f.attnum);
+            try {
+                pg::SubTransaction sub;
+                {
+                    pg::InternalSql probe(false);
+                    probe.execute(
+                        fmt::format("SELECT ({})::pg_catalog.bool FROM (SELECT {} FROM "
+                                    "{} WHERE false) AS virtuoso_input",
+                                    expression, *row[2], pg::qualified_relation_name(table)),
+                        {}, true);
+                }
+                sub.commit();
+            } catch (const pg::PgError &e) {
+                refused.push_back(
+                    fmt::format("constraint {} ({})", pg::quote_identifier(*row[1]), e.what()));
+            }
+        }
+    }
+    if (refused.empty()) return;
     std::string objects;
-    for (auto &row : r.rows) objects += (objects.empty() ? "" : ", ") + row[0].value_or("?");
+    for (auto &o : refused) objects += (objects.empty() ? "" : ", ") + o;
     throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
                     fmt::format("column \"{}\" is used by {} object(s) that "
-                                "expand_column_change cannot rebuild for the new column yet",
-                                column, r.rows.size()),
+                                "expand_column_change cannot rebuild for the new column",
+                                column, refused.size()),
                     "Used by: " + objects + ".",
                     "Nothing was changed. Drop or change those objects first, or use ALTER "
                     "TABLE ... ALTER COLUMN ... TYPE.");
@@ -613,6 +1050,59 @@ std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_bl
     return "";
 }
 
+// The marker of a contracted change whose foreign keys are still to be validated (in its
+// message, written in contract's transaction): a contract called again resumes there.
+constexpr const char *kPendingKeys = "foreign keys to validate: ";
+
+std::string key_label(const ForeignKey &k) {
+    return pg::quote_identifier(k.name) + " of " + k.child;
+}
+
+// After contract's commit, the foreign keys added NOT VALID that were valid before are
+// validated one by one, each in its own transaction: each holds SHARE UPDATE EXCLUSIVE on
+// its table (writers go on) while it scans.  Returns the text for the result.
+std::string validate_keys(Change &c, const std::vector<ForeignKey> &keys,
+                          const std::optional<std::string> &kept_note,
+                          const std::function<void()> &commit) {
+    std::string result, failed;
+    if (std::none_of(keys.begin(), keys.end(), [](const ForeignKey &k) { return k.valid; }))
+        return result;
+    LockStats locks;
+    PhaseLog log(c, "validate",
+                 fmt::format("validate the foreign keys referencing {}.{}", c.table_sql,
+                             pg::quote_identifier(c.final_name)),
+                 true);
+    for (auto &k : keys) {
+        if (!k.valid) continue;
+        try {
+            locked_step(
+                [&] {
+                    pg::InternalSql spi(false);
+                    spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", k.child,
+                                            pg::quote_identifier(k.name)));
+                },
+                commit, "validating " + k.name, &locks, true);
+            commit();
+            result += "; foreign key " + key_label(k) + " validated";
+        } catch (const pg::PgError &e) {
+            failed += (failed.empty() ? "" : ", ") + key_label(k) + " (" + e.what() + ")";
+        }
+    }
+    if (failed.empty()) {
+        record(c, "CONTRACTED", kept_note, true);
+        commit();
+        log.succeeded(locks);
+    } else {
+        log.failed(locks, ERRCODE_LOCK_NOT_AVAILABLE, "foreign keys left NOT VALID: " + failed, "",
+                   "Call virtuoso.contract_column_change again to validate them.");
+        result += "; warning: foreign keys left NOT VALID: " + failed;
+        pg::report(WARNING, "column change " + c.id + ": foreign keys left NOT VALID: " + failed +
+                                "; call virtuoso.contract_column_change again to validate them");
+    }
+    commit();
+    return result;
+}
+
 }  // namespace
 }  // namespace virtuoso::expand
 
@@ -700,12 +1190,12 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             throw pg::UserError(
                 ERRCODE_UNDEFINED_COLUMN,
                 fmt::format("column \"{}\" of {} does not exist", *column, table_sql));
-        expand::refuse_dependents(table, *facts, *column);
         c.table = table;
         c.table_sql = table_sql;
         c.old_column = *column;
         c.old_type = facts->type_sql;
         c.new_type = expand::resolve_type(*new_type);
+        expand::refuse_dependents(table, *facts, *column, c.new_type);
         c.final_name = new_name ? *new_name : *column;
         if (new_name && *new_name == *column)
             throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -737,8 +1227,9 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             pg::InternalSql spi;
             c.id =
                 *spi.scalar("SELECT 'cc' || nextval('virtuoso.column_change_ids'::regclass)::text");
-            c.new_column =
-                new_name ? *new_name : c.old_column.substr(0, NAMEDATALEN - 2 - 16) + "_" + c.id;
+            c.new_column = new_name
+                               ? *new_name
+                               : expand::clip_name(c.old_column, NAMEDATALEN - 2 - 16) + "_" + c.id;
             try {
                 spi.execute(
                     "INSERT INTO virtuoso.column_changes_log (change_id, table_oid, table_name, "
@@ -766,10 +1257,19 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
 
     expand::SessionChangeLock change_lock(c.id);
     auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kExpand); };
+    expand::settle_phases(c);
+    commit();
     const std::string old_q = pg::quote_identifier(c.old_column);
     const std::string new_q = pg::quote_identifier(c.new_column);
     pg::Progress progress(fmt::format("column change {} of {}", c.id, table_sql),
                           c.phase == "EXPANDING" ? "adding the column" : "resuming");
+    // The phase being run, for its log row when it fails.
+    std::optional<expand::PhaseLog> log;
+    expand::LockStats locks;
+    auto start_phase = [&](const std::string &phase, const std::string &what) {
+        locks = expand::LockStats{};
+        log.emplace(c, phase, what, true);
+    };
     try {
         if (c.phase == "EXPANDING" || c.phase == "FAILED") {
             // The column and the trigger in one step: writers are synced from the first row
@@ -779,6 +1279,9 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             std::string down_sql =
                 expand::mapping_sql(c.down.value_or(pg::quote_identifier(c.final_name)),
                                     c.final_name, c.old_type, "$1");
+            start_phase("expand", fmt::format("add column {} {} to {} and the trigger {} keeping "
+                                              "it in agreement with column {}",
+                                              new_q, c.new_type, table_sql, c.trigger(), old_q));
             expand::locked_step(
                 [&] {
                     pg::InternalSql spi(false);
@@ -802,12 +1305,17 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                         pg::quote_literal(down_sql)));
                     expand::record(c, "BACKFILLING", std::nullopt);
                 },
-                commit, "adding the column");
+                commit, "adding the column", &locks);
             c.phase = "BACKFILLING";
+            commit();
+            log->succeeded(locks);
             commit();
         }
         if (c.phase == "BACKFILLING") {
             progress.phase("backfilling");
+            start_phase("backfill", fmt::format("backfill column {} of {} from column {} from "
+                                                "block {}",
+                                                new_q, table_sql, old_q, c.next_block));
             int64_t rows = 0;
             int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
             progress.total(rows);
@@ -842,16 +1350,13 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                     return n;
                 },
                 commit, online::throttle_from_settings(), progress);
-            // The old column's plain indexes, copied concurrently for the new one.
+            log->succeeded(locks, fmt::format(R"("rows_backfilled": {})", c.rows_backfilled));
+            commit();
             auto facts = expand::column_facts(table, c.old_column);
-            if (facts) {
-                for (auto &ix : expand::copyable_indexes(table, facts->attnum, c.new_column, c.id,
-                                                         table_sql)) {
-                    progress.phase("building index for " + ix.name);
-                    online::build_index_concurrently(ix.definition, 3, commit);
-                    commit();
-                }
-            }
+            auto new_facts = expand::column_facts(table, c.new_column);
+            start_phase("build", fmt::format("copy the constraints and indexes of column {} of {} "
+                                             "for column {}",
+                                             old_q, table_sql, new_q));
             // NOT NULL of the old column: a check validated now, trusted by contract.
             if (facts && facts->not_null) {
                 progress.phase("validating NOT NULL");
@@ -865,7 +1370,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                             "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID",
                             table_sql, check, new_q));
                     },
-                    commit, "adding the NOT NULL check");
+                    commit, "adding the NOT NULL check", &locks);
                 commit();
                 expand::locked_step(
                     [&] {
@@ -873,12 +1378,57 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                         spi.execute(
                             fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}", table_sql, check));
                     },
-                    commit, "validating the NOT NULL check");
+                    commit, "validating the NOT NULL check", &locks, true);
                 commit();
             }
+            // The old column's CHECK constraints, on the new column: NOT VALID, then validated.
+            if (facts && new_facts) {
+                for (auto &k : expand::checks_of(table, facts->attnum, c.id)) {
+                    progress.phase("validating " + k.name);
+                    std::string expression =
+                        expand::check_expression(k.oid, table, facts->attnum, new_facts->attnum);
+                    expand::locked_step(
+                        [&] {
+                            pg::InternalSql spi(false);
+                            spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}",
+                                                    table_sql, pg::quote_identifier(k.copy)));
+                            spi.execute(fmt::format(
+                                "ALTER TABLE {} ADD CONSTRAINT {} CHECK ({}){} NOT VALID",
+                                table_sql, pg::quote_identifier(k.copy), expression,
+                                k.no_inherit ? " NO INHERIT" : ""));
+                        },
+                        commit, "adding a copy of " + k.name, &locks);
+                    commit();
+                    if (k.valid) {
+                        expand::locked_step(
+                            [&] {
+                                pg::InternalSql spi(false);
+                                spi.execute(fmt::format("ALTER TABLE {} VALIDATE CONSTRAINT {}",
+                                                        table_sql, pg::quote_identifier(k.copy)));
+                            },
+                            commit, "validating a copy of " + k.name, &locks, true);
+                        commit();
+                    }
+                }
+            }
+            // The old column's plain indexes and those of its primary key and unique
+            // constraints, copied concurrently for the new one.
+            if (facts) {
+                for (auto &ix : expand::all_index_copies(table, facts->attnum, c.new_column, c.id,
+                                                         table_sql)) {
+                    progress.phase("building index for " + ix.name);
+                    online::build_index_concurrently(ix.definition, 3, commit);
+                    commit();
+                }
+            }
+            log->succeeded(locks);
+            commit();
         }
         // Parity, in batches: rows whose new value is not the mapping of the old one.
         progress.phase("checking parity");
+        start_phase("parity",
+                    fmt::format("compare column {} of {} with the up mapping of column {}", new_q,
+                                table_sql, old_q));
         std::string parity = fmt::format(
             "SELECT count(*) FROM {} t, LATERAL ({}) m(v) WHERE {} AND t.{} IS DISTINCT FROM m.v",
             table_sql,
@@ -902,7 +1452,10 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                        differing == 0 ? std::optional<std::string>()
                                       : fmt::format("{} rows differ under the mapping", differing));
         commit();
-        pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
+        log->succeeded(locks, fmt::format(R"("rows_differing": {})", differing));
+        commit();
+        // (the end of the last commit record: the insert position may lie past a page header)
+        pg::pg_call([] { XLogFlush(XactLastCommitEnd); });
         pg::report(NOTICE, fmt::format("column change {}: READY, {} rows backfilled, {} differing",
                                        c.id, c.rows_backfilled, differing));
     } catch (const expand::BatchFailure &e) {
@@ -914,18 +1467,57 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             c, c.next_block, c.next_block + expand::blocks_per_batch(table, c.batch_size, &rows));
         std::string message = first.empty() ? e.what() : std::string(e.what()) + ". " + first;
         expand::record(c, "FAILED", message);
+        if (log) log->failed(locks, e.sqlstate(), e.what(), first, e.hint());
         commit();
         throw pg::UserError(e.sqlstate(), e.what(), first, e.hint());
+    } catch (const pg::UserError &e) {
+        // Raised by this code, not by PostgreSQL: the transaction is sound.
+        if (log) log->failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
+        throw;
     }
+    // (A PostgreSQL error leaves the phase RUNNING; the next call of the change settles it.)
     return pg::procedure_result(fcinfo, {c.id});
 }
 
 VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
     auto id = pg::text_arg(fcinfo, 0);
+    const bool drop_old = PG_ARGISNULL(1) ? true : PG_GETARG_BOOL(1);
     if (!id) throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "change_id must not be NULL");
-    expand::lock_change_for_transaction(*id);
-    expand::Change c = expand::load_change(*id, true);
+    pg::commit_caller(fcinfo, expand::kContract);
+    // Held across this procedure's commits: no expand, contract or abort of the change meanwhile.
+    expand::SessionChangeLock change_lock(*id);
+    expand::Change c = expand::load_change(*id, false);
     expand::check_access(c, "contract");
+    if (c.phase == "CONTRACTED" && expand::table_exists(c.table)) {
+        // Resumes the validation of foreign keys that a contract left NOT VALID.
+        std::optional<std::string> message;
+        {
+            migrate::AsExtensionOwner owner;
+            pg::InternalSql spi;
+            message = spi.scalar(
+                "SELECT message FROM virtuoso.column_changes_log WHERE change_id = $1", {c.id});
+        }
+        auto at = message ? message->find(expand::kPendingKeys) : std::string::npos;
+        auto facts = expand::column_facts(c.table, c.final_name);
+        if (at != std::string::npos && facts) {
+            std::vector<expand::ForeignKey> keys;
+            for (auto &k :
+                 expand::referencing_keys(c.table, facts->attnum, c.final_name, c.table_sql))
+                if (!k.valid && message->find(expand::key_label(k), at) != std::string::npos) {
+                    k.valid = true;  // valid before the contract: to validate again
+                    keys.push_back(k);
+                }
+            std::optional<std::string> kept_note;
+            if (at > 0) kept_note = message->substr(0, at >= 2 ? at - 2 : 0);
+            auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kContract); };
+            std::string result = fmt::format("column change {}: resumed", c.id) +
+                                 expand::validate_keys(c, keys, kept_note, commit);
+            return pg::procedure_result(fcinfo, {result});
+        }
+    }
+    if (c.phase == "CONTRACTED" || c.phase == "ABORTED")
+        throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("column change {} is {} already", c.id, c.phase));
     if (c.phase != "READY")
         throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                             fmt::format("column change {} is {}, not READY", c.id, c.phase), "",
@@ -989,92 +1581,209 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
             }
         }
     }
+    auto commit = [fcinfo] { pg::commit_caller(fcinfo, expand::kContract); };
     std::vector<std::string> done;
-    expand::locked_step(
-        [&] {
-            done.clear();
-            pg::InternalSql spi(false);
-            spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
-            auto old_facts = expand::column_facts(c.table, c.old_column);
-            if (!old_facts || !expand::column_facts(c.table, c.new_column))
-                throw pg::UserError(
-                    ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    fmt::format("column {} or {} of {} is gone", old_q, new_q, table), "",
-                    "Abort the change.");
-            expand::refuse_dependents(c.table, *old_facts, c.old_column);
-            auto indexes =
-                expand::copyable_indexes(c.table, old_facts->attnum, c.new_column, c.id, table);
-            for (auto &ix : indexes)
-                if (!spi.scalar("SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = "
-                                "i.indexrelid WHERE i.indrelid = $1::oid AND c.relname = $2 AND "
-                                "i.indisvalid",
-                                {std::to_string(c.table), "virtuoso_" + c.id + "_" + ix.oid}))
+    std::vector<expand::ForeignKey> keys;
+    std::string kept;
+    std::optional<std::string> kept_note;
+    expand::LockStats locks;
+    std::chrono::steady_clock::time_point locked_at;
+    commit();
+    expand::PhaseLog log(
+        c, "contract",
+        fmt::format("column {} of {} becomes {} {}{}", old_q, table,
+                    pg::quote_identifier(c.final_name), c.new_type,
+                    drop_old ? "; the old column is dropped" : "; the old column is kept"),
+        true);
+    try {
+        expand::locked_step(
+            [&] {
+                done.clear();
+                kept.clear();
+                kept_note.reset();
+                pg::InternalSql spi(false);
+                spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
+                locked_at = std::chrono::steady_clock::now();
+                auto old_facts = expand::column_facts(c.table, c.old_column);
+                auto new_facts = expand::column_facts(c.table, c.new_column);
+                if (!old_facts || !new_facts)
                     throw pg::UserError(
                         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        fmt::format("index {} has no valid copy for the new column yet",
-                                    pg::quote_identifier(ix.name)),
-                        "", "Call virtuoso.expand_column_change again to build it.");
-            // Parity was checked while the trigger kept the columns in agreement: without it
-            // since, rows may differ.
-            if (!spi.scalar("SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = $2 "
-                            "AND tgenabled IN ('O', 'A')",
-                            {std::to_string(c.table), "virtuoso_" + c.id + "_sync"}))
-                throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                                    fmt::format("the trigger of column change {} is missing or "
-                                                "disabled: rows may disagree",
-                                                c.id),
-                                    "", "Abort the change and start it again.");
-            spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
-            auto def = spi.scalar(
-                "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = $1::oid AND "
-                "adnum = $2::int",
-                {std::to_string(c.table), std::to_string(old_facts->attnum)});
-            if (def) {
-                spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table,
-                                        new_q, *def));
-                done.push_back("default moved");
-            }
-            auto seqs = spi.execute(
-                "SELECT d.objid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = "
-                "d.objid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
-                "'pg_class'::regclass AND d.refobjid = $1::oid AND d.refobjsubid = $2::int AND "
-                "d.deptype = 'a' AND s.relkind = 'S'",
-                {std::to_string(c.table), std::to_string(old_facts->attnum)});
-            for (auto &s : seqs.rows) {
-                spi.execute(fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *s[0], table, new_q));
-                done.push_back("sequence " + *s[0] + " owned by the new column");
-            }
-            if (spi.scalar("SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2",
-                           {std::to_string(c.table), c.check_name()})) {
-                spi.execute(
-                    fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", table, new_q));
-                spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
-                                        pg::quote_identifier(c.check_name())));
-                done.push_back("NOT NULL");
-            }
-            spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN {}", table, old_q));
-            // The old column's indexes went with it: their copies take their names.
-            for (auto &ix : indexes) {
-                spi.execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}",
-                                        pg::quote_identifier(*spi.scalar(
-                                            "SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
-                                            "ON n.oid = c.relnamespace WHERE c.oid = $1::oid",
-                                            {std::to_string(c.table)})),
-                                        pg::quote_identifier("virtuoso_" + c.id + "_" + ix.oid),
-                                        pg::quote_identifier(ix.name)));
-                done.push_back("index " + pg::quote_identifier(ix.name) + " rebuilt");
-            }
-            if (c.final_name != c.new_column)
-                spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, new_q,
-                                        pg::quote_identifier(c.final_name)));
-            expand::record(c, "CONTRACTED", std::nullopt, true);
-        },
-        [] {}, "contract");
+                        fmt::format("column {} or {} of {} is gone", old_q, new_q, table), "",
+                        "Abort the change.");
+                expand::refuse_dependents(c.table, *old_facts, c.old_column);
+                const std::string attnum = std::to_string(old_facts->attnum);
+                const std::string table_oid = std::to_string(c.table);
+                auto indexes =
+                    expand::copyable_indexes(c.table, old_facts->attnum, c.new_column, c.id, table);
+                auto constraint_indexes = expand::copyable_indexes(c.table, old_facts->attnum,
+                                                                   c.new_column, c.id, table, true);
+                auto checks = expand::checks_of(c.table, old_facts->attnum, c.id);
+                for (const auto *list : {&indexes, &constraint_indexes})
+                    for (auto &ix : *list)
+                        if (!spi.scalar("SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = "
+                                        "i.indexrelid WHERE i.indrelid = $1::oid AND c.relname = "
+                                        "$2 AND i.indisvalid",
+                                        {table_oid, ix.copy_name(c.id)}))
+                            throw pg::UserError(
+                                ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                fmt::format("index {} has no valid copy for the new column yet",
+                                            pg::quote_identifier(ix.name)),
+                                "", "Call virtuoso.expand_column_change again to build it.");
+                for (auto &k : checks)
+                    if (!spi.scalar("SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND "
+                                    "conname = $2 AND (convalidated OR NOT $3::bool)",
+                                    {table_oid, k.copy, k.valid ? "true" : "false"}))
+                        throw pg::UserError(
+                            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            fmt::format("constraint {} has no validated copy for the new column "
+                                        "yet",
+                                        pg::quote_identifier(k.name)),
+                            "", "Call virtuoso.expand_column_change again to build it.");
+                // Parity was checked while the trigger kept the columns in agreement: without
+                // it since, rows may differ.
+                if (!spi.scalar("SELECT 1 FROM pg_trigger WHERE tgrelid = $1::oid AND tgname = "
+                                "$2 AND tgenabled IN ('O', 'A')",
+                                {table_oid, "virtuoso_" + c.id + "_sync"}))
+                    throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                        fmt::format("the trigger of column change {} is missing "
+                                                    "or disabled: rows may disagree",
+                                                    c.id),
+                                        "", "Abort the change and start it again.");
+                keys = expand::referencing_keys(c.table, old_facts->attnum, c.final_name, table);
+                spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
+                auto def = spi.scalar(
+                    "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef WHERE adrelid = $1::oid "
+                    "AND adnum = $2::int",
+                    {table_oid, attnum});
+                if (def) {
+                    spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}", table,
+                                            new_q, *def));
+                    done.push_back("default moved");
+                }
+                auto seqs = spi.execute(
+                    "SELECT d.objid::regclass::text FROM pg_depend d JOIN pg_class s ON s.oid = "
+                    "d.objid WHERE d.classid = 'pg_class'::regclass AND d.refclassid = "
+                    "'pg_class'::regclass AND d.refobjid = $1::oid AND d.refobjsubid = $2::int "
+                    "AND d.deptype = 'a' AND s.relkind = 'S'",
+                    {table_oid, attnum});
+                for (auto &q : seqs.rows) {
+                    spi.execute(
+                        fmt::format("ALTER SEQUENCE {} OWNED BY {}.{}", *q[0], table, new_q));
+                    done.push_back("sequence " + *q[0] + " owned by the new column");
+                }
+                // SET NOT NULL trusts the validated check: no scan under the lock.
+                if (spi.scalar(
+                        "SELECT 1 FROM pg_constraint WHERE conrelid = $1::oid AND conname = $2",
+                        {table_oid, c.check_name()})) {
+                    spi.execute(
+                        fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL", table, new_q));
+                    spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
+                                            pg::quote_identifier(c.check_name())));
+                    done.push_back("NOT NULL");
+                }
+                // The foreign keys referencing the key go first (they depend on its index).
+                for (auto &k : keys)
+                    spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", k.child,
+                                            pg::quote_identifier(k.name)));
+                for (auto &ix : constraint_indexes)
+                    spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
+                                            pg::quote_identifier(ix.constraint)));
+                if (drop_old) {
+                    spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN {}", table, old_q));
+                } else {
+                    // Kept for a later DROP COLUMN: the old values as of now, with nothing
+                    // that writers would still have to satisfy or maintain.
+                    for (auto &ix : indexes)
+                        spi.execute(fmt::format("DROP INDEX {}.{}",
+                                                pg::quote_identifier(expand::schema_of(c.table)),
+                                                pg::quote_identifier(ix.name)));
+                    for (auto &k : checks)
+                        spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
+                                                pg::quote_identifier(k.name)));
+                    spi.execute(fmt::format(
+                        "ALTER TABLE {0} ALTER COLUMN {1} DROP DEFAULT, ALTER COLUMN {1} DROP NOT "
+                        "NULL",
+                        table, old_q));
+                    std::string suffix = "_" + c.id + "_old";
+                    kept = expand::clip_name(c.old_column,
+                                             NAMEDATALEN - 1 - static_cast<int>(suffix.size())) +
+                           suffix;
+                    if (expand::column_facts(c.table, kept))
+                        throw pg::UserError(
+                            ERRCODE_DUPLICATE_COLUMN,
+                            fmt::format("column \"{}\" of {} exists already", kept, table), "",
+                            "Rename it, or contract with drop_old_column => true.");
+                    spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, old_q,
+                                            pg::quote_identifier(kept)));
+                }
+                // The copies take the names of the originals.
+                std::string schema = pg::quote_identifier(expand::schema_of(c.table));
+                for (auto &ix : indexes) {
+                    spi.execute(fmt::format("ALTER INDEX {}.{} RENAME TO {}", schema,
+                                            pg::quote_identifier(ix.copy_name(c.id)),
+                                            pg::quote_identifier(ix.name)));
+                    done.push_back("index " + pg::quote_identifier(ix.name) + " rebuilt");
+                }
+                if (c.final_name != c.new_column)
+                    spi.execute(fmt::format("ALTER TABLE {} RENAME COLUMN {} TO {}", table, new_q,
+                                            pg::quote_identifier(c.final_name)));
+                for (auto &ix : constraint_indexes) {
+                    spi.execute(fmt::format("ALTER TABLE {} ADD CONSTRAINT {} {} USING INDEX {}{}",
+                                            table, pg::quote_identifier(ix.constraint),
+                                            ix.contype == "p" ? "PRIMARY KEY" : "UNIQUE",
+                                            pg::quote_identifier(ix.copy_name(c.id)), ix.deferral));
+                    done.push_back(fmt::format("{} {} moved",
+                                               ix.contype == "p" ? "primary key"
+                                                                 : "unique "
+                                                                   "constraint",
+                                               pg::quote_identifier(ix.constraint)));
+                }
+                for (auto &k : checks) {
+                    spi.execute(fmt::format("ALTER TABLE {} RENAME CONSTRAINT {} TO {}", table,
+                                            pg::quote_identifier(k.copy),
+                                            pg::quote_identifier(k.name)));
+                    done.push_back("check " + pg::quote_identifier(k.name) + " moved");
+                }
+                // The foreign keys again, against the new key: NOT VALID here (no scan under
+                // the lock), validated below after the commit.
+                for (auto &k : keys)
+                    spi.execute(fmt::format("ALTER TABLE {} {}", k.child, k.definition));
+                if (!kept.empty())
+                    kept_note = fmt::format("old column kept as {}", pg::quote_identifier(kept));
+                std::string pending;
+                for (auto &k : keys)
+                    if (k.valid) pending += (pending.empty() ? "" : ", ") + expand::key_label(k);
+                std::optional<std::string> note = kept_note;
+                if (!pending.empty())
+                    note = (kept_note ? *kept_note + "; " : std::string()) + expand::kPendingKeys +
+                           pending;
+                expand::record(c, "CONTRACTED", note, true);
+            },
+            commit, "contract", &locks);
+        commit();
+    } catch (const pg::UserError &e) {
+        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
+        throw;
+    } catch (const pg::PgError &e) {
+        // Raised by a statement of the step: its subtransaction rolled back.
+        log.failed(locks, e.sqlstate(), e.what());
+        throw;
+    }
+    const long held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - locked_at)
+                             .count();
+    log.succeeded(
+        locks, fmt::format(R"("lock_held_ms": {}, "foreign_keys": {}, "old_column_kept": {})",
+                           held_ms, keys.size(), kept.empty() ? "null" : core::json_quote(kept)));
+    commit();
     std::string result = fmt::format("column change {}: {} of {} is now {} {}", c.id, old_q, table,
                                      pg::quote_identifier(c.final_name), c.new_type);
     for (auto &d : done) result += "; " + d;
+    if (!kept.empty()) result += "; old column kept as " + pg::quote_identifier(kept);
+    result += expand::validate_keys(c, keys, kept_note, commit);
     if (stale) result += "; warning: " + *stale;
-    return pg::text_datum(result);
+    return pg::procedure_result(fcinfo, {result});
 }
 
 VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
@@ -1087,21 +1796,40 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
         throw pg::UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                             fmt::format("column change {} is {} already", c.id, c.phase));
     bool exists = expand::table_exists(c.table);
-    expand::locked_step(
-        [&] {
-            if (exists) {
-                pg::InternalSql spi(false);
-                const std::string &table = c.table_sql;
-                spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
-                spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
-                spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}", table,
-                                        pg::quote_identifier(c.check_name())));
-                spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {}", table,
-                                        pg::quote_identifier(c.new_column)));
-            }
-            expand::record(c, "ABORTED", std::nullopt, true);
-        },
-        [] {}, "abort");
+    expand::LockStats locks;
+    expand::PhaseLog log(c, "abort",
+                         fmt::format("drop column {} of {} and the trigger {}",
+                                     pg::quote_identifier(c.new_column), c.table_sql, c.trigger()),
+                         false);
+    try {
+        expand::locked_step(
+            [&] {
+                if (exists) {
+                    pg::InternalSql spi(false);
+                    const std::string &table = c.table_sql;
+                    spi.execute(fmt::format("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE", table));
+                    spi.execute(fmt::format("DROP TRIGGER IF EXISTS {} ON {}", c.trigger(), table));
+                    // The helper checks, and (with the column) the index and CHECK copies.
+                    auto checks = spi.execute(
+                        "SELECT quote_ident(conname) FROM pg_constraint WHERE conrelid = "
+                        "$1::oid AND contype = 'c' AND starts_with(conname, $2) ORDER BY 1",
+                        {std::to_string(c.table), "virtuoso_" + c.id + "_"});
+                    for (auto &k : checks.rows)
+                        spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table, *k[0]));
+                    spi.execute(fmt::format("ALTER TABLE {} DROP COLUMN IF EXISTS {}", table,
+                                            pg::quote_identifier(c.new_column)));
+                }
+                expand::record(c, "ABORTED", std::nullopt, true);
+            },
+            [] {}, "abort", &locks);
+    } catch (const pg::UserError &e) {
+        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
+        throw;
+    } catch (const pg::PgError &e) {
+        log.failed(locks, e.sqlstate(), e.what());
+        throw;
+    }
+    log.succeeded(locks);
     return pg::text_datum(fmt::format("column change {} aborted: column {} and its trigger dropped",
                                       c.id, pg::quote_identifier(c.new_column)));
 }

@@ -53,6 +53,9 @@ is($phase, 'BACKFILLING', 'expand: left BACKFILLING');
 cmp_ok($done, '>', 0, "expand: $done rows backfilled before the kill");
 cmp_ok($done, '<', $rows, 'expand: the kill came before the end');
 is(sq(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ev'::regclass}), '1', 'expand: the sync trigger survived');
+is(sq(q{SELECT string_agg(split_part(name, ':', 3) || '=' || status, ' ' ORDER BY started_at)
+        FROM virtuoso.migration_log WHERE name LIKE 'expand:cc1:%'}),
+    'expand=SUCCESS backfill=RUNNING', 'log: the killed backfill phase is visible (RUNNING)');
 
 # 2. pgbench writes through the old column name from now on, with a shadow of every change.
 my $script = PostgreSQL::Test::Utils::tempdir() . '/writers.sql';
@@ -83,9 +86,15 @@ is($rc, 0, 'resume: called again') or diag($err);
 like($err, qr/resuming column change cc1 \(BACKFILLING\)/, 'resume: it continues the same change');
 is(sq(q{SELECT phase || ':' || rows_differing FROM virtuoso.column_changes WHERE change_id = 'cc1'}),
     'READY:0', 'resume: READY, parity holds');
+is(sq(q{SELECT string_agg(split_part(name, ':', 3) || '=' || status, ' ' ORDER BY started_at)
+        FROM virtuoso.migration_log WHERE name LIKE 'expand:cc1:%'}),
+    'expand=SUCCESS backfill=FAILED backfill=SUCCESS build=SUCCESS parity=SUCCESS',
+    'log: the resume settled the killed phase FAILED and logged its own');
+like(sq(q{SELECT error_message FROM virtuoso.migration_log WHERE name = 'expand:cc1:backfill' AND status = 'FAILED'}),
+    qr/ended before it finished/, 'log: the killed phase says why');
 
 # 4. Contract while pgbench goes on.
-($rc, $out, $err) = $node->psql('postgres', q{SELECT virtuoso.contract_column_change('cc1')},
+($rc, $out, $err) = $node->psql('postgres', q{CALL virtuoso.contract_column_change('cc1')},
     extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
 is($rc, 0, 'contract: done under writers') or diag($err);
 like($out, qr/is now v bigint; default moved; NOT NULL; index ev_v rebuilt/, 'contract: result');
