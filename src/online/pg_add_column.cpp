@@ -306,8 +306,10 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
             },
             [fcinfo] { pg::commit_caller(fcinfo, online::kProcedure); },
             online::throttle_from_settings(), progress, &slowdown);
-        // The batches committed without waiting for their WAL flush: flush before "done".
-        pg::pg_call([] { XLogFlush(GetXLogInsertRecPtr()); });
+        // The batches committed without waiting for their WAL flush: flush before "done", to
+        // the end of the last commit record (the insert position may lie past a page header
+        // not written yet, which XLogFlush refuses).
+        pg::pg_call([] { XLogFlush(XactLastCommitEnd); });
         done = fmt::format("{} rows backfilled in batches", filled);
     }
 
