@@ -98,6 +98,37 @@ SELECT table_name, operation, key, new_values
 FROM virtuoso.audit_history('"Aud it".parted', NULL);
 -- a partition of an audited table is set up through that table
 SELECT virtuoso.enable_audit('"Aud it".parted_eu');
+-- TRUNCATE of one partition is audited under its name, also of partitions created or
+-- attached after enable_audit and of the leaves of a partitioned partition
+CREATE TABLE "Aud it".parted_asia (id int, region text, v int, PRIMARY KEY (id, region))
+    PARTITION BY LIST (region);
+CREATE TABLE "Aud it".parted_jp PARTITION OF "Aud it".parted_asia FOR VALUES IN ('jp');
+ALTER TABLE "Aud it".parted ATTACH PARTITION "Aud it".parted_asia FOR VALUES IN ('jp');
+CREATE TABLE "Aud it"."parted ""late""" PARTITION OF "Aud it".parted FOR VALUES IN ('late');
+INSERT INTO "Aud it".parted VALUES (3, 'jp', 3), (4, 'late', 4);
+TRUNCATE "Aud it".parted_us;
+TRUNCATE "Aud it".parted_jp;
+TRUNCATE "Aud it"."parted ""late""";
+SELECT table_name, operation, key FROM virtuoso.audit_history('"Aud it".parted', NULL)
+WHERE operation = 'TRUNCATE';
+-- TRUNCATE of the partitioned table: one row for it and one for each of its partitions
+SELECT max(id) AS before_truncate FROM virtuoso.audit_log \gset
+TRUNCATE "Aud it".parted;
+SELECT table_name FROM virtuoso.audit_log WHERE id > :before_truncate ORDER BY table_name;
+-- a detached partition is no longer audited
+ALTER TABLE "Aud it".parted DETACH PARTITION "Aud it"."parted ""late""";
+SELECT max(id) AS before_detached FROM virtuoso.audit_log \gset
+INSERT INTO "Aud it"."parted ""late""" VALUES (5, 'late', 5);
+TRUNCATE "Aud it"."parted ""late""";
+SELECT count(*) FROM virtuoso.audit_log WHERE id > :before_detached;
+-- disable_audit on the table stops all of it; enable_audit sets every partition up again
+SELECT virtuoso.disable_audit('"Aud it".parted');
+SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = '"Aud it"'::regnamespace AND c.relname LIKE 'parted%' ORDER BY 1, 2;
+SELECT virtuoso.enable_audit('"Aud it".parted');
+SELECT c.relname, t.tgname, t.tgparentid <> 0 AS cloned
+FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+WHERE c.relnamespace = '"Aud it"'::regnamespace AND c.relname LIKE 'parted%' ORDER BY 1, 2;
 
 -- replica identity: a unique index instead of a primary key; FULL: every column is the key
 CREATE TABLE "Aud it".ri (a int NOT NULL, b int, c text);
@@ -182,6 +213,25 @@ SELECT id, updated_at = now() AS now, updated_at < '2002-01-01' AS given FROM "A
 COMMIT;
 UPDATE "Aud it".stamped SET v = 'c' WHERE id = 2;
 SELECT id, updated_at > '2001-01-02' AS moved FROM "Aud it".stamped ORDER BY id;
+-- the new time reaches the indexes as well as the row, also after another trigger (whose
+-- WHEN clause read the row) and for a row whose time is NULL
+CREATE INDEX stamped_at ON "Aud it".stamped (updated_at);
+CREATE FUNCTION "Aud it".same() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
+CREATE TRIGGER a_first BEFORE UPDATE ON "Aud it".stamped FOR EACH ROW
+    WHEN (NEW.updated_at IS NOT NULL) EXECUTE FUNCTION "Aud it".same();
+INSERT INTO "Aud it".stamped VALUES (3, 'n', '2001-01-01'), (4, 'n', '2001-01-01');
+ALTER TABLE "Aud it".stamped DISABLE TRIGGER virtuoso_updated_at;
+UPDATE "Aud it".stamped SET updated_at = NULL WHERE id = 4;
+ALTER TABLE "Aud it".stamped ENABLE TRIGGER virtuoso_updated_at;
+BEGIN;
+UPDATE "Aud it".stamped SET v = 'x' WHERE id >= 2;
+SET LOCAL enable_seqscan = off;
+SELECT id FROM "Aud it".stamped WHERE updated_at = now() ORDER BY id;
+SELECT id FROM "Aud it".stamped WHERE updated_at < now() ORDER BY id;
+COMMIT;
+DROP TRIGGER a_first ON "Aud it".stamped;
+DROP INDEX "Aud it".stamped_at;
+DELETE FROM "Aud it".stamped WHERE id > 2;
 -- a timestamp column, clock_timestamp(): differs from the transaction time
 SELECT virtuoso.enable_updated_at('"Aud it".stamped', 'when', true);
 BEGIN;

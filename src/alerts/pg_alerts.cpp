@@ -23,11 +23,15 @@ using core::json_quote;
 
 // The payload of a NOTIFY must stay under 8000 bytes: a larger one keeps id, kind, severity,
 // database, object and at, the message cut to 1000 characters and details {"truncated": true}.
+// An alert with a fingerprint that is still unresolved is not written nor sent again.
 constexpr const char *kEmitSql = R"SQL(
 WITH a AS (
   INSERT INTO virtuoso.alert_log (kind, severity, object, message, details, fingerprint, resolved_at)
-  VALUES ($1, $2, $3, $4, COALESCE($5::pg_catalog.jsonb, '{}'::pg_catalog.jsonb), $6,
-          CASE WHEN $8::pg_catalog.bool THEN pg_catalog.clock_timestamp() END)
+  SELECT $1, $2, $3, $4, COALESCE($5::pg_catalog.jsonb, '{}'::pg_catalog.jsonb), $6::pg_catalog.text,
+         CASE WHEN $8::pg_catalog.bool THEN pg_catalog.clock_timestamp() END
+  WHERE $6::pg_catalog.text IS NULL OR $8::pg_catalog.bool OR NOT EXISTS (
+      SELECT FROM virtuoso.alert_log o
+      WHERE o.fingerprint OPERATOR(pg_catalog.=) $6::pg_catalog.text AND o.resolved_at IS NULL)
   RETURNING *),
 p AS (
   SELECT a.id, pg_catalog.jsonb_build_object('id', a.id, 'kind', a.kind, 'severity', a.severity,
@@ -43,6 +47,42 @@ SELECT p.id, pg_catalog.pg_notify($7,
          END)::pg_catalog.text
 FROM p
 )SQL";
+
+// Resolves the unresolved alerts of fingerprint $1 and sends an INFO "resolved:" alert for
+// each on channel $2 (the payload cut as kEmitSql's).
+constexpr const char *kResolveSql = R"SQL(
+WITH r AS (
+  UPDATE virtuoso.alert_log SET resolved_at = pg_catalog.clock_timestamp()
+  WHERE fingerprint OPERATOR(pg_catalog.=) $1::pg_catalog.text AND resolved_at IS NULL
+  RETURNING id, kind, object, message),
+a AS (
+  INSERT INTO virtuoso.alert_log (kind, severity, object, message, details, resolved_at)
+  SELECT r.kind, 'INFO', r.object, 'resolved: ' OPERATOR(pg_catalog.||) r.message,
+         pg_catalog.jsonb_build_object('resolves', r.id), pg_catalog.clock_timestamp()
+  FROM r
+  RETURNING *),
+p AS (
+  SELECT pg_catalog.jsonb_build_object('id', a.id, 'kind', a.kind, 'severity', a.severity,
+           'database', a.database, 'object', a.object, 'message', a.message,
+           'details', a.details, 'at', a.at) AS j
+  FROM a)
+SELECT pg_catalog.count(pg_catalog.pg_notify($2::pg_catalog.text,
+         CASE WHEN pg_catalog.octet_length(p.j::pg_catalog.text) OPERATOR(pg_catalog.<=) 7900
+              THEN p.j::pg_catalog.text
+              ELSE (p.j OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(
+                      'message', pg_catalog.left(p.j OPERATOR(pg_catalog.->>) 'message', 1000),
+                      'details', '{"truncated": true}'::pg_catalog.jsonb))::pg_catalog.text
+         END))::pg_catalog.text
+FROM p
+)SQL";
+
+std::string channel() {
+    return gucs::alert_channel ? gucs::alert_channel : "virtuoso_alerts";
+}
+
+std::string maintenance_fingerprint(uint32_t relid) {
+    return fmt::format("maintenance_failed:{}", relid);
+}
 
 std::string json_or_null(const pg::Value &v) {
     return v ? json_quote(*v) : "null";
@@ -68,14 +108,16 @@ const char *emit_sql() {
 }
 
 std::vector<pg::Param> emit_params(const Alert &a) {
-    return {a.kind,
-            a.severity,
-            a.object,
-            a.message,
-            a.details,
-            a.fingerprint,
-            std::string(gucs::alert_channel ? gucs::alert_channel : "virtuoso_alerts"),
-            std::string(a.resolution ? "true" : "false")};
+    return {a.kind,    a.severity,    a.object,  a.message,
+            a.details, a.fingerprint, channel(), std::string(a.resolution ? "true" : "false")};
+}
+
+const char *resolve_sql() {
+    return kResolveSql;
+}
+
+std::vector<pg::Param> maintenance_resolve_params(uint32_t relid) {
+    return {maintenance_fingerprint(relid), channel()};
 }
 
 void emit(const Alert &alert, bool autonomous) {
@@ -94,9 +136,10 @@ void emit(const Alert &alert, bool autonomous) {
                                         alert.kind, alert.object, failure));
 }
 
-Alert maintenance_failed(const std::string &table, const std::string &command,
+Alert maintenance_failed(uint32_t relid, const std::string &table, const std::string &command,
                          const std::string &sqlstate, const std::string &message) {
     Alert a;
+    a.fingerprint = maintenance_fingerprint(relid);
     a.kind = "maintenance_failed";
     a.severity = "WARN";
     a.object = table;
@@ -202,7 +245,8 @@ int health_round() {
         open = spi.execute(
                       "SELECT id::text, fingerprint, kind, object, message"
                       " FROM virtuoso.alert_log"
-                      " WHERE fingerprint IS NOT NULL AND resolved_at IS NULL",
+                      " WHERE fingerprint IS NOT NULL AND resolved_at IS NULL"
+                      "   AND kind IN ('health', 'job_stalled')",  // the round's own findings
                       {}, true)
                    .rows;
     }

@@ -69,3 +69,15 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_enable_updated_at';
 COMMENT ON FUNCTION virtuoso.enable_updated_at(regclass, text, boolean) IS
 'Keeps a timestamptz or timestamp column of a table the caller owns current: set on every UPDATE and on INSERT when NULL, to the transaction time or, with use_clock, clock_timestamp(). Calling it again replaces the settings.';
+
+-- PostgreSQL clones row triggers to partitions, not the statement-level TRUNCATE trigger:
+-- partitions created or attached below an audited table get theirs from this event trigger.
+CREATE FUNCTION virtuoso.audit_new_partitions()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'virtuoso_audit_new_partitions';
+COMMENT ON FUNCTION virtuoso.audit_new_partitions() IS
+'Event trigger function (ddl_command_end of CREATE TABLE and ALTER TABLE): gives a partition created or attached below a table audited by virtuoso.enable_audit the statement-level TRUNCATE trigger that PostgreSQL does not clone to partitions. Does nothing for other tables.';
+CREATE EVENT TRIGGER virtuoso_audit_partitions ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION virtuoso.audit_new_partitions();

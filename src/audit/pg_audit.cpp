@@ -13,6 +13,8 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "commands/event_trigger.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
 #include "nodes/makefuncs.h"
@@ -211,6 +213,20 @@ bool column_changed(AuditCache *c, int i, TupleTableSlot *before, TupleTableSlot
     return !datum_image_eq(v1, v2, att->attbyval, att->attlen);
 }
 
+// Whether the relation still has the row trigger of enable_audit (its own, or cloned from
+// its partitioned table): a partition's TRUNCATE trigger outlives a DETACH, which takes the
+// cloned row trigger away.
+bool audited(TriggerData *trig) {
+    const TriggerDesc *desc = trig->tg_relation->trigdesc;
+    for (int i = 0; desc != nullptr && i < desc->numtriggers; ++i) {
+        const Trigger &t = desc->triggers[i];
+        if (t.tgfoid == trig->tg_trigger->tgfoid && TRIGGER_FOR_ROW(t.tgtype) &&
+            strcmp(t.tgname, "virtuoso_audit") == 0)
+            return true;
+    }
+    return false;
+}
+
 constexpr int kInsertParams = 8;
 
 // One audit_log row, its values ready for the kept INSERT plan.
@@ -239,12 +255,16 @@ void build_row(FunctionCallInfo fcinfo, AuditRow *row) {
                         errmsg("virtuoso.audit_trigger() must fire AFTER each row, or AFTER "
                                "TRUNCATE for each statement"),
                         errhint("Use virtuoso.enable_audit().")));
+    memset(row, 0, sizeof(*row));
+    if (truncate && !audited(trig)) {
+        row->skip = true;
+        return;
+    }
     auto *c = static_cast<AuditCache *>(fcinfo->flinfo->fn_extra);
     if (c == nullptr || c->relid != RelationGetRelid(trig->tg_relation) ||
         c->desc != RelationGetDescr(trig->tg_relation))
         c = build_cache(fcinfo, trig);
 
-    memset(row, 0, sizeof(*row));
     for (int i = 0; i < kInsertParams; ++i) row->nulls[i] = 'n';
     set(row, 0, CStringGetTextDatum(c->table_name), false);
     set(row, 6, DirectFunctionCall1(namein, CStringGetDatum(GetUserNameFromId(GetUserId(), false))),
@@ -577,6 +597,79 @@ void run_ddl(const std::vector<std::string> &statements) {
     for (const auto &sql : statements) spi.execute(sql);
 }
 
+// TRUNCATE is audited by a statement trigger, and PostgreSQL clones only row triggers to
+// partitions: each partition below an audited table gets its own TRUNCATE trigger, with the
+// table's arguments (args: quoted literals).  With `replace` (enable_audit) every one is
+// written afresh, otherwise only missing ones (partitions created or attached later).
+void set_partition_truncate_triggers(Oid root, const std::string &args, bool replace) {
+    std::vector<std::string> ddl;
+    {
+        pg::InternalSql spi;
+        auto r = spi.execute(
+            "SELECT p.relid::oid::text, (t.oid IS NOT NULL)::text,"
+            "  (t.tgfoid IS NOT DISTINCT FROM 'virtuoso.audit_trigger()'::regprocedure)::text"
+            " FROM pg_partition_tree($1::oid::regclass) p"
+            " LEFT JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = "
+            "'virtuoso_audit_truncate'"
+            " WHERE p.relid <> $1::oid::regclass ORDER BY p.level, p.relid::oid",
+            {std::to_string(root)});
+        for (const auto &row : r.rows) {
+            const Oid part = static_cast<Oid>(std::stoul(row[0].value_or("0")));
+            const bool exists = row[1] == "true";
+            if (exists && !replace) continue;
+            const std::string name = pg::qualified_relation_name(part);
+            if (exists && row[2] != "true")
+                throw UserError(ERRCODE_DUPLICATE_OBJECT,
+                                fmt::format("partition \"{}\" already has a trigger named "
+                                            "\"virtuoso_audit_truncate\"",
+                                            name),
+                                "", "Rename or drop that trigger first.");
+            if (exists) ddl.push_back("DROP TRIGGER virtuoso_audit_truncate ON " + name);
+            ddl.push_back(fmt::format(
+                "CREATE TRIGGER virtuoso_audit_truncate AFTER TRUNCATE ON {} FOR EACH STATEMENT "
+                "EXECUTE FUNCTION virtuoso.audit_trigger({})",
+                name, args));
+        }
+    }
+    if (!ddl.empty()) run_ddl(ddl);
+}
+
+// Drops the TRUNCATE triggers set_partition_truncate_triggers gave the partitions.
+void drop_partition_truncate_triggers(Oid root) {
+    std::vector<std::string> ddl;
+    {
+        pg::InternalSql spi;
+        auto r = spi.execute(
+            "SELECT p.relid::oid::text FROM pg_partition_tree($1::oid::regclass) p"
+            " JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = 'virtuoso_audit_truncate'"
+            "  AND t.tgfoid = 'virtuoso.audit_trigger()'::regprocedure"
+            " WHERE p.relid <> $1::oid::regclass",
+            {std::to_string(root)});
+        for (const auto &row : r.rows)
+            ddl.push_back(
+                "DROP TRIGGER IF EXISTS virtuoso_audit_truncate ON " +
+                pg::qualified_relation_name(static_cast<Oid>(std::stoul(row[0].value_or("0")))));
+    }
+    if (!ddl.empty()) run_ddl(ddl);
+}
+
+// Trigger arguments stored in pg_trigger.tgargs (hex of NUL-terminated strings), as the
+// quoted literals of a CREATE TRIGGER.
+std::string trigger_args_sql(const std::string &hex) {
+    std::string args, current;
+    auto digit = [](char ch) { return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10; };
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) {
+        const char ch = static_cast<char>(digit(hex[i]) * 16 + digit(hex[i + 1]));
+        if (ch != '\0') {
+            current += ch;
+            continue;
+        }
+        args += (args.empty() ? "" : ", ") + pg::quote_literal(current);
+        current.clear();
+    }
+    return args;
+}
+
 // Any argument in its type's text form (jsonb, text[]), or nullopt when NULL.
 pg::Value arg_as_text(FunctionCallInfo fcinfo, int argno) {
     if (PG_ARGISNULL(argno)) return std::nullopt;
@@ -619,13 +712,19 @@ namespace {
 
 struct UpdatedAtCache {
     Oid relid;
-    TupleDesc desc;
+    TupleDesc desc;  // identity of the descriptor the cache was built for
     int attnum;
     Oid type;
     bool clock;
+    bool fixed8;            // stored as 8 bytes by value: can be overwritten where it lies
+    TimestampTz converted;  // the last time converted to timestamp (without time zone)...
+    Datum timestamp;        // ...and the result: one conversion per transaction
+    bool has_converted;
 };
 
-HeapTuple set_updated_at(FunctionCallInfo fcinfo) {
+// Checks how the trigger is declared and finds the column (once per statement: the cache
+// lives in the trigger's FmgrInfo).  May raise errors: called through pg_call.
+UpdatedAtCache *updated_at_cache(FunctionCallInfo fcinfo) {
     if (!CALLED_AS_TRIGGER(fcinfo))
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
                         errmsg("virtuoso.updated_at_trigger() must be called as a trigger")));
@@ -639,49 +738,109 @@ HeapTuple set_updated_at(FunctionCallInfo fcinfo) {
                                "for each row, with the column name as argument"),
                         errhint("Use virtuoso.enable_updated_at().")));
     Relation rel = trig->tg_relation;
-    auto *c = static_cast<UpdatedAtCache *>(fcinfo->flinfo->fn_extra);
-    if (c == nullptr || c->relid != RelationGetRelid(rel) || c->desc != RelationGetDescr(rel)) {
-        c = static_cast<UpdatedAtCache *>(
-            MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(UpdatedAtCache)));
-        c->relid = RelationGetRelid(rel);
-        c->desc = RelationGetDescr(rel);
-        const char *column = trig->tg_trigger->tgargs[0];
-        c->attnum = SPI_fnumber(c->desc, column);
-        if (c->attnum <= 0)
-            ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
-                            errmsg("column \"%s\" of \"%s\" kept by virtuoso.enable_updated_at "
-                                   "does not exist",
-                                   column, RelationGetRelationName(rel)),
-                            errhint("Call virtuoso.enable_updated_at() again with its new name.")));
-        c->type = getBaseType(TupleDescAttr(c->desc, c->attnum - 1)->atttypid);
-        if (c->type != TIMESTAMPTZOID && c->type != TIMESTAMPOID)
-            ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-                            errmsg("column \"%s\" of \"%s\" is not a timestamp", column,
-                                   RelationGetRelationName(rel))));
-        c->clock =
-            trig->tg_trigger->tgnargs > 1 && strcmp(trig->tg_trigger->tgargs[1], "clock") == 0;
-        fcinfo->flinfo->fn_extra = c;
+    auto *c = static_cast<UpdatedAtCache *>(
+        MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(UpdatedAtCache)));
+    c->relid = RelationGetRelid(rel);
+    c->desc = RelationGetDescr(rel);
+    const char *column = trig->tg_trigger->tgargs[0];
+    c->attnum = SPI_fnumber(c->desc, column);
+    if (c->attnum <= 0)
+        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_COLUMN),
+                        errmsg("column \"%s\" of \"%s\" kept by virtuoso.enable_updated_at "
+                               "does not exist",
+                               column, RelationGetRelationName(rel)),
+                        errhint("Call virtuoso.enable_updated_at() again with its new name.")));
+    Form_pg_attribute att = TupleDescAttr(c->desc, c->attnum - 1);
+    c->type = getBaseType(att->atttypid);
+    if (c->type != TIMESTAMPTZOID && c->type != TIMESTAMPOID)
+        ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                        errmsg("column \"%s\" of \"%s\" is not a timestamp", column,
+                               RelationGetRelationName(rel))));
+    c->fixed8 = att->attlen == 8 && att->attbyval;
+    c->clock = trig->tg_trigger->tgnargs > 1 && strcmp(trig->tg_trigger->tgargs[1], "clock") == 0;
+    fcinfo->flinfo->fn_extra = c;
+    return c;
+}
+
+bool updated_at_cache_fits(const UpdatedAtCache *c, FunctionCallInfo fcinfo) {
+    if (c == nullptr || !CALLED_AS_TRIGGER(fcinfo)) return false;
+    Relation rel = reinterpret_cast<TriggerData *>(fcinfo->context)->tg_relation;
+    return c->relid == RelationGetRelid(rel) && c->desc == RelationGetDescr(rel);
+}
+
+// Where the (not null, present) attribute's data lies in a heap tuple, or nullptr.  The walk
+// of slot_deform_heap_tuple, without deforming anything.
+char *attribute_data(HeapTuple tuple, TupleDesc desc, int attnum) {
+    HeapTupleHeader header = tuple->t_data;
+    if (attnum > HeapTupleHeaderGetNatts(header)) return nullptr;  // added later: not stored
+    const bool hasnulls = HeapTupleHasNulls(tuple);
+    const bits8 *bits = header->t_bits;
+    if (hasnulls && att_isnull(attnum - 1, bits)) return nullptr;
+    char *data = reinterpret_cast<char *>(header) + header->t_hoff;
+    uint32 off = 0;
+    for (int i = 0; i < attnum - 1; ++i) {
+        Form_pg_attribute att = TupleDescAttr(desc, i);
+        if (hasnulls && att_isnull(i, bits)) continue;
+        off = att_align_pointer(off, att->attalign, att->attlen, data + off);
+        off = att_addlength_pointer(off, att->attlen, data + off);
     }
-    HeapTuple tuple = TRIGGER_FIRED_BY_UPDATE(ev) ? trig->tg_newtuple : trig->tg_trigtuple;
-    if (TRIGGER_FIRED_BY_INSERT(ev)) {
-        bool isnull;
-        heap_getattr(tuple, c->attnum, c->desc, &isnull);
-        if (!isnull) return tuple;  // an INSERT that gives the time keeps it
+    Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+    return data + att_align_nominal(off, att->attalign);
+}
+
+// The new row with the column set: written into the row where it lies when that row is the
+// private (materialized) tuple of the executor's slot, nothing has read the column from it
+// yet and the column holds a value; otherwise a modified copy (heap_modify_tuple_by_cols).
+// Overwriting in place spares deforming and forming the row and the executor's copy of a
+// returned new tuple: most of what the trigger would cost beyond the executor's own work.
+// Raises no error itself; the copy goes through pg_call.
+HeapTuple stamp_row(UpdatedAtCache *c, TriggerData *trig, Datum value) {
+    const bool update = TRIGGER_FIRED_BY_UPDATE(trig->tg_event);
+    HeapTuple tuple = update ? trig->tg_newtuple : trig->tg_trigtuple;
+    TupleTableSlot *slot = update ? trig->tg_newslot : trig->tg_trigslot;
+    if (c->fixed8 && slot != nullptr && (TTS_IS_BUFFERTUPLE(slot) || TTS_IS_HEAPTUPLE(slot)) &&
+        TTS_SHOULDFREE(slot) && reinterpret_cast<HeapTupleTableSlot *>(slot)->tuple == tuple &&
+        slot->tts_nvalid < c->attnum) {
+        if (char *where = attribute_data(tuple, c->desc, c->attnum)) {
+            const int64 stored = DatumGetInt64(value);
+            memcpy(where, &stored, sizeof(stored));
+            return tuple;
+        }
     }
-    TimestampTz now = c->clock ? GetCurrentTimestamp() : GetCurrentTransactionStartTimestamp();
-    Datum value = c->type == TIMESTAMPTZOID
-                      ? TimestampTzGetDatum(now)
-                      : DirectFunctionCall1(timestamptz_timestamp, TimestampTzGetDatum(now));
-    int column = c->attnum;
-    bool isnull = false;
-    return heap_modify_tuple_by_cols(tuple, c->desc, 1, &column, &value, &isnull);
+    return pg::pg_call([c, tuple, value] {
+        int column = c->attnum;
+        Datum v = value;
+        bool isnull = false;
+        return heap_modify_tuple_by_cols(tuple, c->desc, 1, &column, &v, &isnull);
+    });
 }
 
 }  // namespace
 }  // namespace virtuoso::audit
 
+// Runs for every row written: the path of a statement's second and later rows calls nothing
+// that can raise an error, so it needs no pg_call (only the cache's building and a copy do).
 VIRTUOSO_TRIGGER_FUNCTION(virtuoso_updated_at_trigger) {
-    return pg::pg_call([fcinfo] { return PointerGetDatum(audit::set_updated_at(fcinfo)); });
+    auto *c = static_cast<audit::UpdatedAtCache *>(fcinfo->flinfo->fn_extra);
+    if (!audit::updated_at_cache_fits(c, fcinfo))
+        c = pg::pg_call([fcinfo] { return audit::updated_at_cache(fcinfo); });
+    auto *trig = reinterpret_cast<TriggerData *>(fcinfo->context);
+    if (TRIGGER_FIRED_BY_INSERT(trig->tg_event) &&
+        !heap_attisnull(trig->tg_trigtuple, c->attnum, c->desc))
+        return PointerGetDatum(trig->tg_trigtuple);  // an INSERT that gives the time keeps it
+    TimestampTz now = c->clock ? GetCurrentTimestamp() : GetCurrentTransactionStartTimestamp();
+    Datum value = TimestampTzGetDatum(now);
+    if (c->type == TIMESTAMPOID) {
+        if (!c->has_converted || c->converted != now) {
+            c->timestamp = pg::pg_call([now] {
+                return DirectFunctionCall1(timestamptz_timestamp, TimestampTzGetDatum(now));
+            });
+            c->converted = now;
+            c->has_converted = true;
+        }
+        value = c->timestamp;
+    }
+    return PointerGetDatum(audit::stamp_row(c, trig, value));
 }
 
 VIRTUOSO_FUNCTION(virtuoso_enable_audit) {
@@ -735,6 +894,8 @@ VIRTUOSO_FUNCTION(virtuoso_enable_audit) {
                     "STATEMENT EXECUTE FUNCTION virtuoso.audit_trigger({})",
                     table, args),
     });
+    if (facts.relkind == RELKIND_PARTITIONED_TABLE)
+        audit::set_partition_truncate_triggers(relid, args, true);
     PG_RETURN_VOID();
 }
 
@@ -755,7 +916,55 @@ VIRTUOSO_FUNCTION(virtuoso_disable_audit) {
     }
     audit::run_ddl({"DROP TRIGGER IF EXISTS virtuoso_audit ON " + table,
                     "DROP TRIGGER IF EXISTS virtuoso_audit_truncate ON " + table});
+    audit::drop_partition_truncate_triggers(relid);
     PG_RETURN_VOID();
+}
+
+// Event trigger (ddl_command_end of CREATE TABLE and ALTER TABLE): a partition created or
+// attached below an audited table gets its TRUNCATE trigger, a detached one loses it.  The
+// audited tables are those with a row trigger virtuoso_audit of their own (not cloned)
+// above a table the command created or altered (ATTACH PARTITION reports the partitioned
+// table).
+VIRTUOSO_TRIGGER_FUNCTION(virtuoso_audit_new_partitions) {
+    if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+        throw UserError(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                        "audit_new_partitions() must be called as an event trigger");
+    if (pg::InternalSql::active()) return PointerGetDatum(nullptr);  // the extension's own DDL
+    std::vector<std::pair<Oid, std::string>> audited;
+    std::vector<std::string> orphans;
+    {
+        pg::InternalSql spi;
+        // A partition detached from an audited table lost its cloned row trigger: its TRUNCATE
+        // trigger goes too (looked for when the command altered a partitioned table).
+        auto o = spi.execute(
+            "SELECT t.tgrelid::oid::text FROM pg_trigger t"
+            " WHERE t.tgname = 'virtuoso_audit_truncate'"
+            "  AND t.tgfoid = 'virtuoso.audit_trigger()'::regprocedure"
+            "  AND NOT EXISTS (SELECT FROM pg_trigger r WHERE r.tgrelid = t.tgrelid"
+            "                  AND r.tgname = 'virtuoso_audit')"
+            "  AND EXISTS (SELECT FROM pg_event_trigger_ddl_commands() c"
+            "              JOIN pg_class k ON k.oid = c.objid"
+            "              WHERE c.classid = 'pg_class'::regclass AND k.relkind = 'p')");
+        for (const auto &row : o.rows)
+            orphans.push_back(
+                "DROP TRIGGER IF EXISTS virtuoso_audit_truncate ON " +
+                pg::qualified_relation_name(static_cast<Oid>(std::stoul(row[0].value_or("0")))));
+        auto r = spi.execute(
+            "SELECT DISTINCT t.tgrelid::oid::text, pg_catalog.encode(t.tgargs, 'hex')"
+            " FROM pg_event_trigger_ddl_commands() c,"
+            "  LATERAL pg_partition_ancestors(c.objid) a"
+            " JOIN pg_trigger t ON t.tgrelid = a.relid AND t.tgname = 'virtuoso_audit'"
+            "  AND t.tgparentid = 0 AND t.tgfoid = 'virtuoso.audit_trigger()'::regprocedure"
+            " WHERE c.classid = 'pg_class'::regclass AND c.objsubid = 0"
+            "  AND c.object_type = 'table'");
+        for (const auto &row : r.rows)
+            audited.emplace_back(static_cast<Oid>(std::stoul(row[0].value_or("0"))),
+                                 audit::trigger_args_sql(row[1].value_or("")));
+    }
+    if (!orphans.empty()) audit::run_ddl(orphans);
+    for (const auto &[root, args] : audited)
+        audit::set_partition_truncate_triggers(root, args, false);
+    return PointerGetDatum(nullptr);
 }
 
 VIRTUOSO_FUNCTION(virtuoso_audit_history) {

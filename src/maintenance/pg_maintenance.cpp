@@ -277,10 +277,9 @@ class ServerExecutor : public Executor {
                             result.ok ? Param() : Param(result.sqlstate),
                             message.empty() ? Param() : Param(message)});
         if (out.status == kFailed)  // written like the log row, so it shares its fate
-            backend_.write_log(alerts::emit_sql(),
-                               alerts::emit_params(alerts::maintenance_failed(
-                                   d.table.schema + "." + d.table.name, command, result.sqlstate,
-                                   result.message)));
+            alert_failed(d, command, result);
+        else if (out.status == kSuccess)
+            resolve_failed(d);
         if (result.abort_error != nullptr) throw pg::PgError(result.abort_error);
         return out;
     }
@@ -317,8 +316,28 @@ class ServerExecutor : public Executor {
             backend_.write_log(kInsertDoneSql, params);
         else
             backend_.write_log_in_transaction(kInsertDoneSql, params);
+        if (out.status == kFailed)
+            alert_failed(d, command, result);
+        else if (out.status == kSuccess)
+            resolve_failed(d);
         if (result.abort_error != nullptr) throw pg::PgError(result.abort_error);
         return out;
+    }
+
+    // One maintenance_failed alert per table while unresolved, written by a worker like the
+    // FAILED log row (it survives the caller's rollback).
+    void alert_failed(const Decision &d, const std::string &command, const CommandResult &result) {
+        backend_.write_log(alerts::emit_sql(),
+                           alerts::emit_params(alerts::maintenance_failed(
+                               d.table.relid, d.table.schema + "." + d.table.name, command,
+                               result.sqlstate, result.message)));
+    }
+
+    // A successful action resolves the table's open maintenance_failed alert (in the caller's
+    // transaction, like the SUCCESS row).
+    void resolve_failed(const Decision &d) {
+        backend_.write_log_in_transaction(alerts::resolve_sql(),
+                                          alerts::maintenance_resolve_params(d.table.relid));
     }
 
     std::vector<Param> log_params(const Decision &d, const std::string &command, const char *status,

@@ -377,6 +377,9 @@ my @matrix = (
     ['virtuoso.updated_at_trigger()', 'call directly',
         q{SELECT virtuoso.updated_at_trigger()},
         '42501', '39P01', '39P01', '39P01', '39P01'],
+    ['virtuoso.audit_new_partitions()', 'call directly',
+        q{SELECT virtuoso.audit_new_partitions()},
+        '42501', '39P01', '39P01', '39P01', '39P01'],
     # The report reads as the caller: the logs only with SELECT on them (superuser here),
     # facts about alice's table only for roles that may see it.
     ['virtuoso.report_html(interval,boolean)', 'read',

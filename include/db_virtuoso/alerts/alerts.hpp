@@ -3,6 +3,7 @@
 // LISTEN from outside; the server never opens a connection itself.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,9 +27,16 @@ struct Alert {
 const char *emit_sql();
 std::vector<pg::Param> emit_params(const Alert &alert);
 
-// The alert for a maintenance action that failed.
-Alert maintenance_failed(const std::string &table, const std::string &command,
+// The alert for a maintenance action that failed on a table: one while unresolved (the
+// rounds that fail on it again send nothing), resolved when an action on it succeeds.
+Alert maintenance_failed(uint32_t relid, const std::string &table, const std::string &command,
                          const std::string &sqlstate, const std::string &message);
+
+// The fixed SQL that resolves the unresolved alerts of a fingerprint, each with an INFO
+// "resolved:" alert and its NOTIFY, and its parameters (for the maintenance backends' log
+// writer).  Returns the number of alerts resolved.
+const char *resolve_sql();
+std::vector<pg::Param> maintenance_resolve_params(uint32_t relid);
 
 // Writes the alert as the extension's owner: in the current transaction, or autonomously
 // (committed on its own and delivered even when the caller rolls back).
