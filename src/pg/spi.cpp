@@ -5,6 +5,7 @@
 extern "C" {
 #include "storage/latch.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 }
 
@@ -200,10 +201,16 @@ void GucScope::set(const char *name, const std::string &value) {
 
 void interruptible_sleep(long milliseconds) {
     pg_call([milliseconds] {
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, milliseconds,
-                        PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-        CHECK_FOR_INTERRUPTS();
+        // The latch is also set by others (a shm_mq peer, a signal): sleep on to the end.
+        TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), milliseconds);
+        for (;;) {
+            long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end);
+            if (left <= 0) break;
+            (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, left,
+                            PG_WAIT_EXTENSION);
+            ResetLatch(MyLatch);
+            CHECK_FOR_INTERRUPTS();
+        }
     });
 }
 
