@@ -19,6 +19,7 @@
 #include "db_virtuoso/migrate/log.hpp"
 #include "db_virtuoso/online/batch.hpp"
 #include "db_virtuoso/online/index_build.hpp"
+#include "db_virtuoso/pg/advisory_lock.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/parse.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
@@ -978,41 +979,16 @@ void refuse_busy(const std::string &id) {
 
 class SessionChangeLock {
   public:
-    explicit SessionChangeLock(const std::string &id) : key_(change_number(id)) {
-        int32 key = key_;
-        held_ = pg::pg_call([key] {
-            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_lock_int4,
-                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
-        });
-        if (!held_) refuse_busy(id);
+    explicit SessionChangeLock(const std::string &id) : lock_(kLockSpace, change_number(id)) {
+        if (!lock_.held()) refuse_busy(id);
     }
-    ~SessionChangeLock() {
-        if (!held_) return;
-        int32 key = key_;
-        try {
-            pg::pg_call([key] {
-                (void)DirectFunctionCall2(pg_advisory_unlock_int4, Int32GetDatum(kLockSpace),
-                                          Int32GetDatum(key));
-            });
-        } catch (...) {
-            // Released at session end at the latest.
-        }
-    }
-    SessionChangeLock(const SessionChangeLock &) = delete;
-    SessionChangeLock &operator=(const SessionChangeLock &) = delete;
 
   private:
-    int32 key_;
-    bool held_ = false;
+    pg::SessionAdvisoryLock lock_;
 };
 
 void lock_change_for_transaction(const std::string &id) {
-    int32 key = change_number(id);
-    if (!pg::pg_call([key] {
-            return DatumGetBool(DirectFunctionCall2(pg_try_advisory_xact_lock_int4,
-                                                    Int32GetDatum(kLockSpace), Int32GetDatum(key)));
-        }))
-        refuse_busy(id);
+    if (!pg::try_transaction_advisory_lock(kLockSpace, change_number(id))) refuse_busy(id);
 }
 
 // After a failed backfill batch: the first row of its block range whose up mapping fails,

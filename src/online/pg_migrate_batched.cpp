@@ -10,6 +10,7 @@
 #include "db_virtuoso/online/slowdown.hpp"
 #include "db_virtuoso/migrate/executor.hpp"
 #include "db_virtuoso/migrate/log.hpp"
+#include "db_virtuoso/pg/advisory_lock.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/runner.hpp"
@@ -19,6 +20,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "common/hashfn.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_operator.h"
 #include "nodes/parsenodes.h"
@@ -453,9 +455,27 @@ void finish(const Job &job) {
         {job.name});
 }
 
-// Everything checked and resolved before any row moves; the job recorded (or found, to
-// resume).  Returns whether the job existed.
-bool prepare(Job &job, const Arguments &args) {
+// One session at a time runs a job: the caller holds this lock on the job's name across its
+// commits (and its workers' run); another session asking for the same job gets 55006 at once
+// instead of racing it batch by batch.
+constexpr int32 kJobLockSpace = 0x76626a62;  // "vbjb"
+
+void lock_job(std::optional<pg::SessionAdvisoryLock> &lock, const std::string &name) {
+    if (lock) return;  // taken by an earlier attempt of this call
+    auto key = static_cast<int32>(
+        DatumGetUInt32(hash_any(reinterpret_cast<const unsigned char *>(name.data()),
+                                static_cast<int>(name.size()))));
+    lock.emplace(kJobLockSpace, key);
+    if (!lock->held())
+        throw UserError(ERRCODE_OBJECT_IN_USE,
+                        fmt::format("job \"{}\" is being run by another session", name), "",
+                        "Wait for that call to end, or cancel it; calling again afterwards "
+                        "resumes the job.");
+}
+
+// Everything checked and resolved before any row moves; the job locked for this session and
+// recorded (or found, to resume).  Returns whether the job existed.
+bool prepare(Job &job, const Arguments &args, std::optional<pg::SessionAdvisoryLock> &lock) {
     check_source(args.source_query);
     job.source = args.source_query;
     job.target = resolve_target(args.target_table);
@@ -468,6 +488,7 @@ bool prepare(Job &job, const Arguments &args) {
         spi.execute(insert_sql(job, true, " AND false"), {std::nullopt, std::nullopt});
     }
     job.name = args.job_name ? *args.job_name : default_job_name(args, job.target_sql);
+    lock_job(lock, job.name);
     if (load_or_create(job, args)) return true;
     measure(job);
     split(job, args.parallel_workers);
@@ -767,6 +788,7 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
 
     online::Job job;
     bool resumed = false;
+    std::optional<pg::SessionAdvisoryLock> job_lock;
     // Preparation locks the source's and the target's tables: under the short lock_timeout,
     // rolled back and retried after a back-off like every other lock of a migration.
     for (int attempt = 0;; ++attempt) {
@@ -776,7 +798,7 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
                 pg::GucScope guc;
                 guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
                 job = online::Job{};
-                resumed = online::prepare(job, args);
+                resumed = online::prepare(job, args, job_lock);
             }
             sub.commit();
             break;
