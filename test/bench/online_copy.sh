@@ -1,6 +1,7 @@
 # migrate_data_batched against one INSERT ... SELECT of the same rows (~100-byte rows, batch
 # 10,000), against the seed document's OFFSET procedure (../shared/reference/
-# seed_procedures.sql, fixed only to compile), and its time per row at 4x the rows; the
+# seed_procedures.sql, fixed only to compile), and its time per row at 4x the rows (with
+# INSERT ... SELECT's own growth beside it); the
 # same copy split among parallel_workers => 2 (PARALLEL, default 2) against INSERT ... SELECT.
 #   ROWS (default 1000000), LARGE_ROWS (default 4 x ROWS), RUNS (default 3), SEED_RUNS (1)
 source "$REPO/test/bench/lib.sh"
@@ -24,7 +25,7 @@ sql=$(mktemp)
     echo "VACUUM ANALYZE bench_src, bench_src_large;"
     echo "CHECKPOINT;"
     for i in $(seq "$runs"); do
-        for t in direct batched parallel large; do echo "CREATE TABLE bench_${t}_$i (id bigint, n int, payload text);"; done
+        for t in direct batched parallel large direct_large; do echo "CREATE TABLE bench_${t}_$i (id bigint, n int, payload text);"; done
     done
     for i in $(seq "$seed_runs"); do echo "CREATE TABLE bench_seed_$i (id bigint, n int, payload text);"; done
     echo '\timing on'
@@ -39,6 +40,9 @@ CALL virtuoso.migrate_data_batched('SELECT * FROM bench_src', 'bench_batched_$i'
 CALL virtuoso.migrate_data_batched('SELECT * FROM bench_src', 'bench_parallel_$i', 10000, $parallel, job_name => 'bench_parallel_$i');"
         echo "\\echo timed:large
 CALL virtuoso.migrate_data_batched('SELECT * FROM bench_src_large', 'bench_large_$i', 10000, job_name => 'bench_large_$i');"
+        echo "CHECKPOINT;"
+        echo "\\echo timed:direct_large
+INSERT INTO bench_direct_large_$i SELECT * FROM bench_src_large;"
         echo "CHECKPOINT;"
     done
     for i in $(seq "$seed_runs"); do
@@ -59,11 +63,16 @@ times=$(perl -ne 'if (/^timed:(\S+)/) { $l = $1; next } if (/^Time: ([0-9.]+) ms
 direct=$(median direct <<<"$times")
 batched=$(median batched <<<"$times")
 large_ms=$(median large <<<"$times")
+direct_large_ms=$(median direct_large <<<"$times")
 parallel_ms=$(median parallel <<<"$times")
 seed=$(median seed <<<"$times")
 # Time ratios: throughput >= 0.8x of INSERT ... SELECT is a time ratio <= 1.25x.
 record online_copy "$rows rows: batched vs INSERT..SELECT" "$batched" "$direct" "<= 1.25x"
 record online_copy "$rows rows: $parallel workers vs INSERT..SELECT" "$parallel_ms" "$direct" "(info)"
 record online_copy "$rows rows: seed OFFSET proc vs batched" "$seed" "$batched" "(info)"
-record online_copy "time/row at $large vs $rows rows" \
+# Linear: the time per row at the larger size, against the smaller size's; the same growth of
+# INSERT ... SELECT beside it (past shared_buffers both write out more dirty pages per row).
+record online_copy "time/row at $large vs $rows rows: batched" \
     "$(perl -e 'printf "%.3f", $ARGV[0] * $ARGV[2] / $ARGV[1]' "$large_ms" "$large" "$rows")" "$batched" "<= 1.20x"
+record online_copy "time/row at $large vs $rows rows: INSERT..SELECT" \
+    "$(perl -e 'printf "%.3f", $ARGV[0] * $ARGV[2] / $ARGV[1]' "$direct_large_ms" "$large" "$rows")" "$direct" "(info)"
