@@ -225,15 +225,31 @@ int health_round() {
                 "SELECT 'maintenance', l.id::text,"
                 "  format('%s on %I.%I', l.action, l.schemaname, l.tablename), l.started_at::text"
                 " FROM virtuoso.maintenance_log l WHERE l.status = 'RUNNING'"
-                "  AND l.started_at < now() - make_interval(secs => $1::int)",
+                "  AND l.started_at < now() - make_interval(secs => $1::int)"
+                // Any other long job whose progress has not moved for as long (a migration
+                // in one transaction has no RUNNING row: it shows only here), unless one of
+                // the rows above already stands for it.
+                " UNION ALL "
+                "SELECT 'job', p.pid::text || ':' || p.started_at::text, p.job, p.started_at::text"
+                " FROM virtuoso.progress_jobs() p"
+                " WHERE p.updated_at < now() - make_interval(secs => $1::int)"
+                "  AND NOT EXISTS (SELECT FROM virtuoso.migration_log m WHERE m.status ="
+                "   'RUNNING' AND m.backend_pid = p.pid)"
+                "  AND NOT (p.job = 'maintenance round' AND EXISTS (SELECT FROM"
+                "   virtuoso.maintenance_log l WHERE l.status = 'RUNNING'))",
                 {std::to_string(gucs::alert_stalled_after_s)}, true);
             for (const auto &row : r.rows) {
                 Alert a;
                 a.kind = "job_stalled";
                 a.severity = "WARN";
                 a.object = row[2].value_or("");
-                a.message = fmt::format("{} {} has been RUNNING since {}", row[0].value_or(""),
-                                        a.object, row[3].value_or("?"));
+                a.message = row[0] == "job"
+                                ? fmt::format("{} has made no progress for longer than {} s "
+                                              "(running since {})",
+                                              a.object, gucs::alert_stalled_after_s,
+                                              row[3].value_or("?"))
+                                : fmt::format("{} {} has been RUNNING since {}",
+                                              row[0].value_or(""), a.object, row[3].value_or("?"));
                 a.details =
                     fmt::format(R"({{"job": {}, "id": {}, "started_at": {}}})",
                                 json_or_null(row[0]), json_or_null(row[1]), json_or_null(row[3]));

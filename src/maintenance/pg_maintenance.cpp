@@ -7,6 +7,7 @@
 #include "db_virtuoso/maintenance/pg_maintenance.hpp"
 #include "db_virtuoso/alerts/alerts.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/progress.hpp"
 #include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
@@ -231,10 +232,19 @@ std::string quote_ident(const std::string &s) {
 // Carries out one decision: lock probe, log row, statement, measurements, log update.
 class ServerExecutor : public Executor {
   public:
-    explicit ServerExecutor(Backend &backend)
-        : backend_(backend), role_(acting_role_name(backend)) {}
+    ServerExecutor(Backend &backend, pg::Progress *progress)
+        : backend_(backend), role_(acting_role_name(backend)), progress_(progress) {}
 
+    // Each action shows in virtuoso.progress as the round's phase while it runs.
     Outcome perform(const Decision &decision) override {
+        if (progress_) progress_->phase(command_for(decision, quote_ident));
+        Outcome out = perform_action(decision);
+        if (progress_) progress_->advance(1);
+        return out;
+    }
+
+  private:
+    Outcome perform_action(const Decision &decision) {
         Decision d = decision;
         const auto start = std::chrono::steady_clock::now();
         auto seconds = [&start] {
@@ -284,7 +294,6 @@ class ServerExecutor : public Executor {
         return out;
     }
 
-  private:
     static Outcome outcome_of(const Decision &d, const CommandResult &result, double seconds,
                               std::string *message) {
         if (result.ok) return {kSuccess, d.reason, seconds};
@@ -367,6 +376,7 @@ class ServerExecutor : public Executor {
 
     Backend &backend_;
     std::string role_;
+    pg::Progress *progress_;
 };
 
 // ---- the function's backend -------------------------------------------------------------
@@ -534,7 +544,15 @@ std::vector<RoundRow> run_maintenance_round(Backend &backend, bool dry_run) {
     settings.budget_seconds = gucs::maintenance_time_budget_s;
 
     std::vector<Decision> decisions = plan(gather_tables(backend), current_thresholds());
-    ServerExecutor executor(backend);
+    // A round that acts shows in virtuoso.progress (actions done of those due); a dry run
+    // does nothing worth watching.
+    std::optional<pg::Progress> progress;
+    if (!dry_run) {
+        auto due = std::count_if(decisions.begin(), decisions.end(),
+                                 [](const Decision &d) { return d.action != Action::None; });
+        progress.emplace("maintenance round", "deciding", static_cast<int64_t>(due));
+    }
+    ServerExecutor executor(backend, progress ? &*progress : nullptr);
     return run_round(decisions, settings, executor, [&start] {
         return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     });

@@ -12,6 +12,7 @@
 #include "db_virtuoso/migrate/run.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/progress.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -365,6 +366,12 @@ pg::Row run_migration(const MigrationCall &call) {
 
     std::string running_id;  // statement-by-statement mode: the RUNNING row written up front
     RunResult result;
+    // Shown in virtuoso.progress while it runs (statements done of all, one by one).
+    const auto total = static_cast<int64_t>(statements.size());
+    pg::Progress progress(
+        fmt::format("migration {}", name),
+        options->transactional ? "running in one transaction" : fmt::format("statement 1 of {}", total),
+        total);
     if (lint.refusal) {
         result.failure = lint.refusal;  // no attempt: nothing ran
     } else if (options->transactional) {
@@ -384,11 +391,15 @@ pg::Row run_migration(const MigrationCall &call) {
             // Cancelled while it waits (statement_timeout, pg_cancel_backend): the
             // subtransaction cleans up, the row is marked FAILED, and the error goes on.
             pg::SubTransaction waiting;
-            result = run_one_by_one(statements, limits, [&running_id, &done_so_far](int done) {
+            result = run_one_by_one(statements, limits,
+                                    [&running_id, &done_so_far, &progress, total](int done) {
                 done_so_far = done;
-                LogRow progress;
-                progress.set("statements_done", std::to_string(done), "integer");
-                progress.update(running_id, true);
+                LogRow done_row;
+                done_row.set("statements_done", std::to_string(done), "integer");
+                done_row.update(running_id, true);
+                progress.done(done);
+                if (done < total)
+                    progress.phase(fmt::format("statement {} of {}", done + 1, total));
             });
             waiting.commit();
         } catch (const pg::PgError &e) {
