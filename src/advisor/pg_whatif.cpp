@@ -11,9 +11,11 @@
 extern "C" {
 #include "access/amapi.h"
 #include "access/htup_details.h"
+#include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/catalog.h"
+#include "access/transam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
@@ -30,6 +32,7 @@ extern "C" {
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 }
@@ -859,6 +862,8 @@ struct ColumnRaw {
     double null_frac;
     bool has_stats;
     bool btree;
+    bool varlena;
+    bool dedup;
 };
 }  // namespace
 
@@ -889,7 +894,21 @@ TableInfo describe_table(Oid relid) {
             c.align = att->attalign;
             int32 width = get_attavgwidth(relid, att->attnum);
             c.avg_width = width > 0 ? width : get_typavgwidth(att->atttypid, att->atttypmod);
-            c.btree = OidIsValid(GetDefaultOpClass(att->atttypid, BTREE_AM_OID));
+            Oid opclass = GetDefaultOpClass(att->atttypid, BTREE_AM_OID);
+            c.btree = OidIsValid(opclass);
+            c.varlena = att->attlen == -1;
+            // Deduplication needs every key's "equal implies image-equal" support function
+            // to say yes for the column's collation, as _bt_allequalimage asks (numeric,
+            // float and, in recent releases, bpchar say no).  Only built-in functions are
+            // called: a user-defined one is other roles' code.
+            if (c.btree) {
+                Oid family = get_opclass_family(opclass);
+                Oid intype = get_opclass_input_type(opclass);
+                Oid proc = get_opfamily_proc(family, intype, intype, BTEQUALIMAGE_PROC);
+                c.dedup = OidIsValid(proc) && proc < FirstNormalObjectId &&
+                          DatumGetBool(OidFunctionCall1Coll(proc, att->attcollation,
+                                                            ObjectIdGetDatum(intype)));
+            }
             HeapTuple stats = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
                                               Int16GetDatum(att->attnum), BoolGetDatum(false));
             if (HeapTupleIsValid(stats)) {
@@ -917,6 +936,8 @@ TableInfo describe_table(Oid relid) {
         col.n_distinct = c.has_stats ? c.n_distinct : 0;
         col.null_frac = c.null_frac;
         col.btree = c.btree;
+        col.varlena = c.varlena;
+        col.deduplicates = c.dedup;
         info.columns[c.attnum] = col;
     }
 

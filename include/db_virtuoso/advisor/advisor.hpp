@@ -39,9 +39,11 @@ struct QueryDesc {
 
 struct ColumnInfo {
     std::string name;
-    double avg_width = 4;    // bytes, as stored (after TOAST compression)
-    int align = 4;           // typalign in bytes: 1, 2, 4 or 8
-    double n_distinct = -1;  // pg_stats convention: < 0 is a fraction of the rows
+    double avg_width = 4;      // bytes, as stored (after TOAST compression); of non-NULL values
+    int align = 4;             // typalign in bytes: 1, 2, 4 or 8
+    bool varlena = false;      // typlen -1: values under 127 bytes are stored unaligned
+    bool deduplicates = true;  // B-tree deduplication allowed (equality implies same image)
+    double n_distinct = -1;    // pg_stats convention: < 0 is a fraction of the rows
     double null_frac = 0;
     bool btree = true;  // has a default B-tree operator class
 };
@@ -90,9 +92,13 @@ struct Candidate {
     BtreeSize size;
 };
 
-// The B-tree size of a (hypothetical) index over table t: leaf tuples with their alignment,
-// deduplication of repeated keys (PostgreSQL 13+; not for INCLUDE indexes), fillfactor 90,
-// the inner levels, and the metapage.
+// The B-tree size of a (hypothetical) index over table t as CREATE INDEX builds it: leaf
+// tuples (8-byte header, 16 with a NULL bitmap, each column at its alignment, short varlenas
+// unaligned, MAXALIGNed) with their 4-byte line pointers; deduplication of repeated keys into
+// posting lists of at most 812 bytes (PostgreSQL 13+; not for INCLUDE indexes nor for keys
+// whose type forbids it, e.g. numeric); the groups of one column from n_distinct, of several
+// columns from the product of their n_distinct as if independent (a Poisson count of rows per
+// combination); leaf pages filled to 90%, inner pages to 70%, and the metapage.
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate);
