@@ -867,6 +867,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
     auto start = std::chrono::steady_clock::now();
     PlanCounters at_start = plan_counters();
     std::vector<std::pair<std::string, double>> figures;
+    std::vector<std::string> extend_definitions;  // Extend's set at our storage, to build
     {
         begin_costing();
         pg::SubTransaction run;
@@ -917,6 +918,9 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         Selection ext = select_extend(an.descs, ext_cs, an.tables, ext_cost, ours_bytes);
         double ext_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - ext_start).count();
+        for (size_t c : ext.chosen)
+            extend_definitions.push_back(
+                index_definition(ext_cs[c], an.tables.at(ext_cs[c].table), pg::quote_identifier));
         std::vector<Candidate> extu_cs;
         CostFn extu_cost = make_cost_fn(an, extu_cs);
         Selection extu = select_extend(an.descs, extu_cs, an.tables, extu_cost, 1e18);
@@ -967,6 +971,8 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         };
         figures.insert(figures.end(), compared_to_extend.begin(), compared_to_extend.end());
     }
+    for (const std::string &d : extend_definitions)
+        pg::report(NOTICE, "index advisor benchmark: Extend at the same bytes: " + d);
     PlanCounters at_end = plan_counters();
     uint64_t plans = at_end.plans - at_start.plans;
     figures.push_back({"whatif_plans", static_cast<double>(plans)});
