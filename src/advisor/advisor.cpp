@@ -291,6 +291,43 @@ Selection evaluate_with(CostCache &cache, const std::vector<QueryDesc> &queries,
 
 }  // namespace
 
+bool determines(const TableInfo &t, AttrNum a, AttrNum b) {
+    // Fewer repeating sampled rows than this and a chance agreement is too likely.
+    constexpr size_t kMinEvidence = 50;
+    constexpr double kMinAgreement = 0.95;
+    auto cached = t.determines_cache.find({a, b});
+    if (cached != t.determines_cache.end()) return cached->second;
+    bool result = false;
+    auto sa = t.sample.find(a), sb = t.sample.find(b);
+    if (a != b && sa != t.sample.end() && sb != t.sample.end() &&
+        sa->second.size() == sb->second.size()) {
+        std::vector<std::pair<uint64_t, uint64_t>> rows;
+        rows.reserve(sa->second.size());
+        for (size_t i = 0; i < sa->second.size(); ++i)
+            if (sa->second[i] != 0 && sb->second[i] != 0)
+                rows.emplace_back(sa->second[i], sb->second[i]);
+        std::sort(rows.begin(), rows.end());
+        size_t repeating = 0, agreeing = 0;
+        for (size_t start = 0; start < rows.size();) {
+            size_t end = start, most = 0;
+            while (end < rows.size() && rows[end].first == rows[start].first) {
+                size_t run = end;
+                while (end < rows.size() && rows[end] == rows[run]) ++end;
+                most = std::max(most, end - run);
+            }
+            if (end - start >= 2) {
+                repeating += end - start;
+                agreeing += most;
+            }
+            start = end;
+        }
+        result = repeating >= kMinEvidence &&
+                 static_cast<double>(agreeing) >= kMinAgreement * static_cast<double>(repeating);
+    }
+    t.determines_cache[{a, b}] = result;
+    return result;
+}
+
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate) {
@@ -321,12 +358,20 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
         for_null_patterns(t, keys, [&](double p, const std::vector<bool> &null) {
             double part = rows * p, combinations = 1;
             if (part <= 0) return;
+            // A column that another (counted) key column determines adds no combinations.
+            std::vector<bool> counted(keys.size(), false);
             size_t present = 0;
-            for (size_t i = 0; i < keys.size(); ++i)
-                if (!null[i]) {
-                    combinations *= distinct_values(t, keys[i], part);
-                    ++present;
-                }
+            for (size_t i = 0; i < keys.size(); ++i) {
+                if (null[i]) continue;
+                bool dependent = false;
+                for (size_t j = 0; j < keys.size() && !dependent; ++j)
+                    dependent = j != i && !null[j] && (j > i || counted[j]) &&
+                                determines(t, keys[j], keys[i]);
+                if (dependent) continue;
+                counted[i] = true;
+                combinations *= distinct_values(t, keys[i], part);
+                ++present;
+            }
             double tuple = tuple_bytes_if(t, keys, null), lambda = part / combinations;
             if (present <= 1 || lambda >= 30) {
                 double groups = std::min(combinations, part);

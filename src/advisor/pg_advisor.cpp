@@ -250,6 +250,13 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
                 auto w = an.writes.find(tu.table);
                 an.tables[tu.table].writes = w == an.writes.end() ? 0 : w->second;
             }
+    // A sample of the columns the statements may index, per table, to size multi-column
+    // keys whose columns depend on each other.
+    std::map<TableId, std::set<AttrNum>> used;
+    for (const QueryDesc &d : an.descs)
+        for (const TableUse &tu : d.tables)
+            for (const ColumnUse &u : tu.uses) used[tu.table].insert(u.attnum);
+    for (const auto &[table, columns] : used) sample_table(table, columns, an.tables[table]);
     // A statement that reads whole rows (t.*) reads every column.
     for (QueryDesc &d : an.descs)
         for (TableUse &tu : d.tables)
@@ -836,6 +843,7 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
                             fmt::format("column \"{}\" has no default B-tree operator class",
                                         col->second.name));
     }
+    sample_table(table, std::set<AttrNum>(h.keys.begin(), h.keys.end()), info);
     BtreeSize estimate = estimate_btree_size(info, h.keys, h.include, std::nullopt);
     h.size = estimate;
     if (index_pages) h.size.pages = *index_pages;

@@ -1,8 +1,9 @@
 # The advisor's B-tree size estimate against the real size of the same indexes built with
 # CREATE INDEX (issue 17: the recommended set was 1.9x its estimate): within 15% over
 # column types (int4, int8, date, numeric, short, medium and long text, char), NULLs,
-# repeated keys (deduplication), several columns and INCLUDE columns, and for a table
-# never analysed.  The storage budget of recommend_indexes() is meant in these real bytes.
+# repeated keys (deduplication), several columns (independent, or one a function of another,
+# which the advisor finds in a sample of the rows) and INCLUDE columns, and for a table never
+# analysed.  The storage budget of recommend_indexes() is meant in these real bytes.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -14,7 +15,7 @@ my $node = new_virtuoso_node('advisor_size');
 $node->safe_psql('postgres', q{
 CREATE TABLE s (
     i4 int4, i8 int8, d date, n numeric(12,2), lc int4, nul int4,
-    t_short text, t_mid text, t_long text, c2 char(2));
+    t_short text, t_mid text, t_long text, c2 char(2), grp int4, region int4);
 INSERT INTO s
 SELECT g,
        g % 1000,
@@ -25,7 +26,9 @@ SELECT g,
        'k' || (abs(hashint4(g + 2)) % 5000),
        md5(g::text),
        repeat('x', 150 + g % 40) || g,
-       chr(65 + g % 26) || chr(65 + (g / 26) % 26)
+       chr(65 + g % 26) || chr(65 + (g / 26) % 26),
+       abs(hashint4(g + 3)) % 5000,
+       (abs(hashint4(g + 3)) % 5000) % 20
 FROM generate_series(1, 200000) g;
 VACUUM ANALYZE s;
 -- never analysed nor vacuumed: reltuples unknown, no column statistics
@@ -49,6 +52,9 @@ my @cases = (
     [ 's', [ 'd', 'i4' ] ],
     [ 's', [ 'nul', 'i8' ] ],    # NULLs in a multi-column key
     [ 's', [ 't_short', 'lc', 'i4' ] ],
+    [ 's', [ 'grp', 'region' ] ],        # region a function of grp: 40 rows per pair
+    [ 's', [ 'region', 'grp' ] ],
+    [ 's', [ 'region', 'grp', 'lc' ] ],  # ... and an independent third column
     [ 's', ['d'], [ 'n', 't_mid' ] ],    # INCLUDE: no deduplication
     [ 's', ['i4'], [ 'i8', 'c2' ] ],
     [ 'fresh', ['id'] ],
