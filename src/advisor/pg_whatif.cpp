@@ -1005,8 +1005,11 @@ void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info) 
     std::map<AttrNum, std::vector<uint64_t>> sample;
     pg::SubTransaction sub;
     try {
-        pg::InternalSql spi(false);
-        auto result = spi.execute(sql, {fmt::format("{}", percent)}, true);
+        pg::SpiResult result;
+        {  // SPI and its settings end before the subtransaction does
+            pg::InternalSql spi(false);
+            result = spi.execute(sql, {fmt::format("{}", percent)}, true);
+        }
         for (const auto &row : result.rows)
             for (size_t i = 0; i < cols.size(); ++i) {
                 // 0 stands for NULL; a value hashing to 0 becomes 1.
