@@ -353,7 +353,7 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
         // Rows of each NULL pattern apart (NULLs are equal keys).  One non-NULL column: its
         // distinct values share the rows evenly.  Several: as if independent, `combinations`
         // equally likely ones, the rows per combination a Poisson count (mostly 0 or 1 when
-        // combinations outnumber rows).
+        // combinations outnumber rows); one per row when a column is unique.
         leaf_bytes = 0;
         for_null_patterns(t, keys, [&](double p, const std::vector<bool> &null) {
             double part = rows * p, combinations = 1;
@@ -361,6 +361,7 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
             // A column that another (counted) key column determines adds no combinations.
             std::vector<bool> counted(keys.size(), false);
             size_t present = 0;
+            bool unique = false;  // a unique column makes every combination unique
             for (size_t i = 0; i < keys.size(); ++i) {
                 if (null[i]) continue;
                 bool dependent = false;
@@ -369,11 +370,13 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
                                 determines(t, keys[j], keys[i]);
                 if (dependent) continue;
                 counted[i] = true;
-                combinations *= distinct_values(t, keys[i], part);
+                double distinct = distinct_values(t, keys[i], part);
+                combinations *= distinct;
+                unique = unique || distinct >= part;
                 ++present;
             }
             double tuple = tuple_bytes_if(t, keys, null), lambda = part / combinations;
-            if (present <= 1 || lambda >= 30) {
+            if (present <= 1 || lambda >= 30 || unique) {
                 double groups = std::min(combinations, part);
                 leaf_bytes += groups * group_bytes(tuple, part / groups);
                 return;

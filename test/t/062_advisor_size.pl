@@ -15,7 +15,7 @@ my $node = new_virtuoso_node('advisor_size');
 $node->safe_psql('postgres', q{
 CREATE TABLE s (
     i4 int4, i8 int8, d date, n numeric(12,2), lc int4, nul int4,
-    t_short text, t_mid text, t_long text, c2 char(2), grp int4, region int4);
+    t_short text, t_mid text, t_long text, c2 char(2), grp int4, region int4, flag bool);
 INSERT INTO s
 SELECT g,
        g % 1000,
@@ -28,7 +28,8 @@ SELECT g,
        repeat('x', 150 + g % 40) || g,
        chr(65 + g % 26) || chr(65 + (g / 26) % 26),
        abs(hashint4(g + 3)) % 5000,
-       (abs(hashint4(g + 3)) % 5000) % 20
+       (abs(hashint4(g + 3)) % 5000) % 20,
+       g % 2 = 0
 FROM generate_series(1, 200000) g;
 VACUUM ANALYZE s;
 -- never analysed nor vacuumed: reltuples unknown, no column statistics
@@ -55,6 +56,7 @@ my @cases = (
     [ 's', [ 'grp', 'region' ] ],        # region a function of grp: 40 rows per pair
     [ 's', [ 'region', 'grp' ] ],
     [ 's', [ 'region', 'grp', 'lc' ] ],  # ... and an independent third column
+    [ 's', [ 'flag', 't_mid' ] ],        # two values, then a unique column: unique pairs
     [ 's', ['d'], [ 'n', 't_mid' ] ],    # INCLUDE: no deduplication
     [ 's', ['i4'], [ 'i8', 'c2' ] ],
     [ 'fresh', ['id'] ],
