@@ -748,13 +748,40 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
             append_candidate(candidates, std::move(g), queries, tables);
         }
     }
+    // A grown index can end up doing no more than a candidate on a subset of its columns:
+    // greedy took a small first step (status) and grew it to (status, ref_code) where
+    // (ref_code) alone serves as well.  The simpler one, when no larger and no costlier.
+    auto simplify = [&](Selection s) {
+        for (size_t k = 0; k < chosen.size(); ++k)
+            for (size_t c = 0; c < candidates.size(); ++c) {
+                const Candidate &big = candidates[chosen[k]], &small = candidates[c];
+                if (small.table != big.table || !(small.predicate == big.predicate) ||
+                    small.keys.size() >= big.keys.size() || small.size.bytes() > big.size.bytes() ||
+                    std::find(chosen.begin(), chosen.end(), c) != chosen.end())
+                    continue;
+                bool subset = true;
+                for (AttrNum a : small.keys) subset = subset && contains(big.keys, a);
+                for (AttrNum a : small.include)
+                    subset = subset && (contains(big.keys, a) || contains(big.include, a));
+                if (!subset) continue;
+                std::vector<size_t> config = chosen;
+                config[k] = c;
+                Selection simpler = evaluate_with(cache, queries, config);
+                if (simpler.workload_after <= s.workload_after * (1 + kTieTolerance)) {
+                    chosen = config;
+                    s = std::move(simpler);
+                    break;
+                }
+            }
+        return s;
+    };
     // An index that a later choice made useless (no final plan uses it) is dropped.
     for (;;) {
         Selection s = evaluate_with(cache, queries, chosen);
         std::vector<size_t> used;
         for (const Recommendation &r : s.recommendations)
             if (!r.queries.empty()) used.push_back(r.candidate);
-        if (used.size() == chosen.size()) return s;
+        if (used.size() == chosen.size()) return simplify(std::move(s));
         chosen = used;
     }
 }
