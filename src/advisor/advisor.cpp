@@ -297,10 +297,11 @@ bool determines(const TableInfo &t, AttrNum a, AttrNum b) {
     constexpr double kMinAgreement = 0.95;
     auto cached = t.determines_cache.find({a, b});
     if (cached != t.determines_cache.end()) return cached->second;
-    bool result = false;
     auto sa = t.sample.find(a), sb = t.sample.find(b);
-    if (a != b && sa != t.sample.end() && sb != t.sample.end() &&
-        sa->second.size() == sb->second.size()) {
+    // Not cached without a sample: one may be taken later.
+    if (a == b || sa == t.sample.end() || sb == t.sample.end()) return false;
+    bool result = false;
+    if (sa->second.size() == sb->second.size()) {
         std::vector<std::pair<uint64_t, uint64_t>> rows;
         rows.reserve(sa->second.size());
         for (size_t i = 0; i < sa->second.size(); ++i)

@@ -143,6 +143,39 @@ TEST(AdvisorSize, MatchesBuiltIndexesOverColumnTypes) {
     }
 }
 
+// (grp, grp % 20) over 200,000 rows, 5,000 values of grp: the pair has 5,000 values, not the
+// 100,000 combinations independence gives; the sample shows it (real size 1,466,368 bytes,
+// from test/t/062_advisor_size.pl).
+TEST(AdvisorSize, ColumnDeterminedByAnotherInTheSample) {
+    TableInfo t = table(200000, 0);
+    for (AttrNum a : {1, 2}) {
+        ColumnInfo c;
+        c.name = "c" + std::to_string(a);
+        c.n_distinct = a == 1 ? 5000 : 20;
+        t.columns[a] = c;
+    }
+    double unsampled =
+        static_cast<double>(estimate_btree_size(t, {1, 2}, {}, std::nullopt).bytes());
+    for (uint64_t i = 0; i < 30000; ++i) {
+        uint64_t grp = (i * 7919) % 5000;
+        t.sample[1].push_back(grp + 1);
+        t.sample[2].push_back(grp % 20 + 1);
+    }
+    EXPECT_TRUE(determines(t, 1, 2));
+    EXPECT_FALSE(determines(t, 2, 1));
+    for (const std::vector<AttrNum> &keys : {std::vector<AttrNum>{1, 2}, {2, 1}}) {
+        double sampled =
+            static_cast<double>(estimate_btree_size(t, keys, {}, std::nullopt).bytes());
+        EXPECT_NEAR(sampled / 1466368, 1, 0.1) << "keys " << keys.front() << ", ...";
+    }
+    EXPECT_GT(unsampled / 1466368, 2);
+    // Independent columns stay independent.
+    TableInfo u = t;
+    u.determines_cache.clear();
+    for (uint64_t i = 0; i < 30000; ++i) u.sample[2][i] = (i * 104729 / 7) % 20 + 1;
+    EXPECT_FALSE(determines(u, 1, 2));
+}
+
 TEST(AdvisorCandidates, EqualityThenRangeThenSort) {
     Tables ts{{1, table(100000, 4)}};
     ts.at(1).columns[1].n_distinct = 100;  // less selective than c2
