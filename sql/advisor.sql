@@ -34,7 +34,9 @@ LANGUAGE sql AS $$
     FROM virtuoso.recommend_indexes_for_query(q)
 $$;
 
--- 1. Equality on two columns: one two-column index, the more selective column first.
+-- 1. Equality on two columns: customer_id alone (5 rows per customer, region then filters
+--    them); (customer_id, region) is nearly unique, twice the size built (2.2 MB against 1.1),
+--    for a few cost units more: the single column wins on benefit per byte.
 SELECT * FROM adv_show('SELECT * FROM adv_orders WHERE region = 3 AND customer_id = 42');
 -- 2. Equality plus range: the equality column first.
 SELECT * FROM adv_show('SELECT * FROM adv_orders WHERE created_at >= ''2024-02-01'' AND created_at < ''2024-03-01'' AND status = ''paid''');
@@ -49,7 +51,7 @@ SELECT * FROM adv_show('SELECT * FROM adv_orders WHERE id = $1');
 SELECT * FROM adv_show('SELECT * FROM adv_customers WHERE email = $1');
 -- 7. A tiny table: nothing.
 SELECT * FROM adv_show('SELECT * FROM adv_tiny WHERE code = $1');
--- 8. UPDATE and DELETE with a WHERE clause.
+-- 8. UPDATE and DELETE with a WHERE clause (the DELETE as case 1).
 SELECT * FROM adv_show('UPDATE adv_orders SET amount = amount + 1 WHERE ref_code = $1');
 SELECT * FROM adv_show('DELETE FROM adv_orders WHERE customer_id = $1 AND region = $2');
 -- Statements are planned, never executed.

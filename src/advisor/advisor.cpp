@@ -14,16 +14,26 @@
 namespace virtuoso::advisor {
 namespace {
 
-// PostgreSQL's on-disk constants (default build, 8 kB pages).
+// PostgreSQL's on-disk constants (default build, 8 kB pages), as CREATE INDEX lays out a
+// B-tree (nbtsort.c).
 constexpr double kPageSize = 8192;
 constexpr double kPageHeader = 24;       // SizeOfPageHeaderData
 constexpr double kBtreeSpecial = 16;     // sizeof(BTPageOpaqueData)
 constexpr double kIndexTupleHeader = 8;  // sizeof(IndexTupleData)
+constexpr double kNullTupleHeader = 16;  // ... + IndexAttributeBitMapData, MAXALIGNed
 constexpr double kLinePointer = 4;       // sizeof(ItemIdData)
 constexpr double kHeapTid = 6;           // one TID in a posting list
-constexpr double kLeafFill = 0.90;       // BTREE_DEFAULT_FILLFACTOR
-constexpr double kInnerFill = 0.70;      // BTREE_NONLEAF_FILLFACTOR
-constexpr double kMaxPostingTids = 400;  // a posting list tuple holds up to ~1/3 of a page
+// A page is full when less than (100 - fillfactor)% of it is free: 90 for leaves
+// (BTREE_DEFAULT_FILLFACTOR), 70 for inner pages (BTREE_NONLEAF_FILLFACTOR).
+constexpr double kLeafFree = 819;    // BLCKSZ * (100 - 90) / 100
+constexpr double kInnerFree = 2457;  // BLCKSZ * (100 - 70) / 100
+// A posting list tuple built by CREATE INDEX: MAXALIGN_DOWN(BLCKSZ / 10) - sizeof(ItemIdData).
+constexpr double kMaxPostingBytes = 812;
+// A varlena value of up to 126 data bytes is stored with a 1-byte header, unaligned.
+constexpr double kShortVarlena = 127;
+// Nullable columns whose NULL patterns are enumerated (2^n cases); further ones count as
+// never NULL.
+constexpr size_t kMaxNullableEnumerated = 8;
 
 double align_up(double offset, int align) {
     double a = align > 0 ? align : 1;
@@ -35,15 +45,81 @@ const ColumnInfo *column(const TableInfo &t, AttrNum attnum) {
     return it == t.columns.end() ? nullptr : &it->second;
 }
 
-// MAXALIGNed size of an index tuple holding these columns.
-double tuple_bytes(const TableInfo &t, const std::vector<AttrNum> &cols) {
-    double offset = kIndexTupleHeader;
-    for (AttrNum a : cols) {
-        const ColumnInfo *c = column(t, a);
+// MAXALIGNed size of an index tuple holding these columns, those flagged in `null` absent.
+double tuple_bytes_if(const TableInfo &t, const std::vector<AttrNum> &cols,
+                      const std::vector<bool> &null) {
+    bool any_null = std::find(null.begin(), null.end(), true) != null.end();
+    double offset = any_null ? kNullTupleHeader : kIndexTupleHeader;
+    for (size_t i = 0; i < cols.size(); ++i) {
+        if (null[i]) continue;
+        const ColumnInfo *c = column(t, cols[i]);
+        double width = c ? std::max(c->avg_width, 1.0) : 4;
+        if (c && c->varlena) {
+            width += 0.5;  // pg_stats.avg_width is truncated to whole bytes
+            if (width <= kShortVarlena) {
+                offset += width;  // 1-byte header, no alignment
+                continue;
+            }
+        }
         offset = align_up(offset, c ? c->align : 4);
-        offset += c ? std::max(c->avg_width, 1.0) : 4;
+        offset += width;
     }
     return align_up(offset, 8);
+}
+
+// Calls f(probability, null) for each pattern of NULLs among these columns that their
+// null_frac make possible (only the first kMaxNullableEnumerated nullable columns vary).
+template <typename F>
+void for_null_patterns(const TableInfo &t, const std::vector<AttrNum> &cols, F f) {
+    std::vector<size_t> nullable;
+    for (size_t i = 0; i < cols.size(); ++i) {
+        const ColumnInfo *c = column(t, cols[i]);
+        if (c && c->null_frac > 0 && nullable.size() < kMaxNullableEnumerated)
+            nullable.push_back(i);
+    }
+    for (uint32_t mask = 0; mask < (1u << nullable.size()); ++mask) {
+        std::vector<bool> null(cols.size(), false);
+        double p = 1;
+        for (size_t j = 0; j < nullable.size(); ++j) {
+            double frac = std::clamp(column(t, cols[nullable[j]])->null_frac, 0.0, 1.0);
+            bool is_null = (mask >> j) & 1u;
+            null[nullable[j]] = is_null;
+            p *= is_null ? frac : 1 - frac;
+        }
+        if (p > 0) f(p, null);
+    }
+}
+
+// Expected MAXALIGNed size of an index tuple holding these columns, over their NULL
+// patterns (a NULL takes no data but adds the NULL bitmap).
+double tuple_bytes(const TableInfo &t, const std::vector<AttrNum> &cols) {
+    double expected = 0;
+    for_null_patterns(t, cols, [&](double p, const std::vector<bool> &null) {
+        expected += p * tuple_bytes_if(t, cols, null);
+    });
+    return expected;
+}
+
+// Leaf bytes (tuples and line pointers) of one group of k equal keys, each key tuple `key`
+// bytes: a plain tuple for one, else posting list tuples of at most kMaxPostingBytes.
+double group_bytes(double key, uint64_t k) {
+    if (k == 0) return 0;
+    if (k == 1) return key + kLinePointer;
+    double per_posting = std::floor((kMaxPostingBytes - key) / kHeapTid);
+    if (per_posting < 2) return k * (key + kLinePointer);  // key too wide for a posting list
+    uint64_t full = k / static_cast<uint64_t>(per_posting);
+    uint64_t rest = k % static_cast<uint64_t>(per_posting);
+    double bytes = full * (align_up(key + per_posting * kHeapTid, 8) + kLinePointer);
+    if (rest == 1) bytes += key + kLinePointer;
+    if (rest > 1) bytes += align_up(key + rest * kHeapTid, 8) + kLinePointer;
+    return bytes;
+}
+
+// The same for a group of k (not a whole number) rows: between the neighbouring counts.
+double group_bytes(double key, double k) {
+    double lo = std::floor(std::max(k, 0.0));
+    double below = group_bytes(key, static_cast<uint64_t>(lo));
+    return below + (k - lo) * (group_bytes(key, static_cast<uint64_t>(lo) + 1) - below);
 }
 
 double distinct_values(const TableInfo &t, AttrNum a, double rows) {
@@ -215,6 +291,44 @@ Selection evaluate_with(CostCache &cache, const std::vector<QueryDesc> &queries,
 
 }  // namespace
 
+bool determines(const TableInfo &t, AttrNum a, AttrNum b) {
+    // Fewer repeating sampled rows than this and a chance agreement is too likely.
+    constexpr size_t kMinEvidence = 50;
+    constexpr double kMinAgreement = 0.95;
+    auto cached = t.determines_cache.find({a, b});
+    if (cached != t.determines_cache.end()) return cached->second;
+    auto sa = t.sample.find(a), sb = t.sample.find(b);
+    // Not cached without a sample: one may be taken later.
+    if (a == b || sa == t.sample.end() || sb == t.sample.end()) return false;
+    bool result = false;
+    if (sa->second.size() == sb->second.size()) {
+        std::vector<std::pair<uint64_t, uint64_t>> rows;
+        rows.reserve(sa->second.size());
+        for (size_t i = 0; i < sa->second.size(); ++i)
+            if (sa->second[i] != 0 && sb->second[i] != 0)
+                rows.emplace_back(sa->second[i], sb->second[i]);
+        std::sort(rows.begin(), rows.end());
+        size_t repeating = 0, agreeing = 0;
+        for (size_t start = 0; start < rows.size();) {
+            size_t end = start, most = 0;
+            while (end < rows.size() && rows[end].first == rows[start].first) {
+                size_t run = end;
+                while (end < rows.size() && rows[end] == rows[run]) ++end;
+                most = std::max(most, end - run);
+            }
+            if (end - start >= 2) {
+                repeating += end - start;
+                agreeing += most;
+            }
+            start = end;
+        }
+        result = repeating >= kMinEvidence &&
+                 static_cast<double>(agreeing) >= kMinAgreement * static_cast<double>(repeating);
+    }
+    t.determines_cache[{a, b}] = result;
+    return result;
+}
+
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate) {
@@ -229,28 +343,63 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
 
     std::vector<AttrNum> all = keys;
     all.insert(all.end(), include.begin(), include.end());
-    double leaf_tuple = tuple_bytes(t, all) + kLinePointer;
-    double leaf_bytes = rows * leaf_tuple;
-    if (include.empty() && rows > 0) {
-        // Deduplication stores each distinct key once with a list of heap TIDs.
-        // Several columns: as the planner does (estimate_num_groups), assume they are
-        // correlated and clamp the product to a tenth of the rows.
-        double groups = 1, widest = 1;
-        for (AttrNum a : keys) {
-            groups *= distinct_values(t, a, rows);
-            widest = std::max(widest, distinct_values(t, a, rows));
-        }
-        if (keys.size() > 1) groups = std::min(groups, std::max(widest, rows / 10));
-        groups = std::clamp(groups, std::max(1.0, rows / kMaxPostingTids), rows);
-        double deduplicated = groups * leaf_tuple + (rows - groups) * kHeapTid;
-        leaf_bytes = std::min(leaf_bytes, deduplicated);
+    double key = tuple_bytes(t, all);
+    double leaf_bytes = rows * (key + kLinePointer);
+    bool dedup = include.empty() && rows > 1;
+    for (AttrNum a : keys) {
+        const ColumnInfo *c = column(t, a);
+        dedup = dedup && (!c || c->deduplicates);
     }
-    double leaf_space = (kPageSize - kPageHeader - kBtreeSpecial) * kLeafFill;
+    if (dedup) {
+        // Rows of each NULL pattern apart (NULLs are equal keys).  One non-NULL column: its
+        // distinct values share the rows evenly.  Several: as if independent, `combinations`
+        // equally likely ones, the rows per combination a Poisson count (mostly 0 or 1 when
+        // combinations outnumber rows); one per row when a column is unique.
+        leaf_bytes = 0;
+        for_null_patterns(t, keys, [&](double p, const std::vector<bool> &null) {
+            double part = rows * p, combinations = 1;
+            if (part <= 0) return;
+            // A column that another (counted) key column determines adds no combinations.
+            std::vector<bool> counted(keys.size(), false);
+            size_t present = 0;
+            bool unique = false;  // a unique column makes every combination unique
+            for (size_t i = 0; i < keys.size(); ++i) {
+                if (null[i]) continue;
+                bool dependent = false;
+                for (size_t j = 0; j < keys.size() && !dependent; ++j)
+                    dependent = j != i && !null[j] && (j > i || counted[j]) &&
+                                determines(t, keys[j], keys[i]);
+                if (dependent) continue;
+                counted[i] = true;
+                double distinct = distinct_values(t, keys[i], part);
+                combinations *= distinct;
+                unique = unique || distinct >= part;
+                ++present;
+            }
+            double tuple = tuple_bytes_if(t, keys, null), lambda = part / combinations;
+            if (present <= 1 || lambda >= 30 || unique) {
+                double groups = std::min(combinations, part);
+                leaf_bytes += groups * group_bytes(tuple, part / groups);
+                return;
+            }
+            double prob = std::exp(-lambda), sum = 0;
+            double last = lambda + 12 * std::sqrt(lambda) + 12;
+            for (uint64_t n = 1; n <= static_cast<uint64_t>(last); ++n) {
+                prob *= lambda / static_cast<double>(n);
+                sum += prob * group_bytes(tuple, n);
+            }
+            leaf_bytes += std::min(part * (tuple + kLinePointer), combinations * sum);
+        });
+    }
+    // Each leaf page but the last also holds a high key (a pivot); a page is closed once
+    // less than kLeafFree is free, half a tuple past that on average.
+    double pivot = tuple_bytes(t, keys) + kLinePointer;
+    double leaf_space =
+        kPageSize - kPageHeader - kBtreeSpecial - kLeafFree - pivot + (key + kLinePointer) / 2;
     double leaves = std::max(1.0, std::ceil(leaf_bytes / leaf_space));
 
-    double pivot = tuple_bytes(t, keys) + kLinePointer;
-    double per_inner =
-        std::max(2.0, std::floor((kPageSize - kPageHeader - kBtreeSpecial) * kInnerFill / pivot));
+    double per_inner = std::max(
+        2.0, std::floor((kPageSize - kPageHeader - kBtreeSpecial - kInnerFree) / pivot) + 1);
     double total = leaves, level = leaves;
     while (level > 1) {
         level = std::ceil(level / per_inner);
@@ -600,13 +749,40 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
             append_candidate(candidates, std::move(g), queries, tables);
         }
     }
+    // A grown index can end up doing no more than a candidate on a subset of its columns:
+    // greedy took a small first step (status) and grew it to (status, ref_code) where
+    // (ref_code) alone serves as well.  The simpler one, when no larger and no costlier.
+    auto simplify = [&](Selection s) {
+        for (size_t k = 0; k < chosen.size(); ++k)
+            for (size_t c = 0; c < candidates.size(); ++c) {
+                const Candidate &big = candidates[chosen[k]], &small = candidates[c];
+                if (small.table != big.table || !(small.predicate == big.predicate) ||
+                    small.keys.size() >= big.keys.size() || small.size.bytes() > big.size.bytes() ||
+                    std::find(chosen.begin(), chosen.end(), c) != chosen.end())
+                    continue;
+                bool subset = true;
+                for (AttrNum a : small.keys) subset = subset && contains(big.keys, a);
+                for (AttrNum a : small.include)
+                    subset = subset && (contains(big.keys, a) || contains(big.include, a));
+                if (!subset) continue;
+                std::vector<size_t> config = chosen;
+                config[k] = c;
+                Selection simpler = evaluate_with(cache, queries, config);
+                if (simpler.workload_after <= s.workload_after * (1 + kTieTolerance)) {
+                    chosen = config;
+                    s = std::move(simpler);
+                    break;
+                }
+            }
+        return s;
+    };
     // An index that a later choice made useless (no final plan uses it) is dropped.
     for (;;) {
         Selection s = evaluate_with(cache, queries, chosen);
         std::vector<size_t> used;
         for (const Recommendation &r : s.recommendations)
             if (!r.queries.empty()) used.push_back(r.candidate);
-        if (used.size() == chosen.size()) return s;
+        if (used.size() == chosen.size()) return simplify(std::move(s));
         chosen = used;
     }
 }

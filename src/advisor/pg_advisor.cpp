@@ -250,6 +250,13 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
                 auto w = an.writes.find(tu.table);
                 an.tables[tu.table].writes = w == an.writes.end() ? 0 : w->second;
             }
+    // A sample of the columns the statements may index, per table, to size multi-column
+    // keys whose columns depend on each other.
+    std::map<TableId, std::set<AttrNum>> used;
+    for (const QueryDesc &d : an.descs)
+        for (const TableUse &tu : d.tables)
+            for (const ColumnUse &u : tu.uses) used[tu.table].insert(u.attnum);
+    for (const auto &[table, columns] : used) sample_table(table, columns, an.tables[table]);
     // A statement that reads whole rows (t.*) reads every column.
     for (QueryDesc &d : an.descs)
         for (TableUse &tu : d.tables)
@@ -845,6 +852,7 @@ VIRTUOSO_FUNCTION(virtuoso_hypothetical_index_cost) {
                             fmt::format("column \"{}\" has no default B-tree operator class",
                                         col->second.name));
     }
+    sample_table(table, std::set<AttrNum>(h.keys.begin(), h.keys.end()), info);
     BtreeSize estimate = estimate_btree_size(info, h.keys, h.include, std::nullopt);
     h.size = estimate;
     if (index_pages) h.size.pages = *index_pages;
@@ -876,6 +884,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
     auto start = std::chrono::steady_clock::now();
     PlanCounters at_start = plan_counters();
     std::vector<std::pair<std::string, double>> figures;
+    std::vector<std::string> extend_definitions;  // Extend's set at our storage, to build
     {
         begin_costing();
         pg::SubTransaction run;
@@ -926,6 +935,9 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         Selection ext = select_extend(an.descs, ext_cs, an.tables, ext_cost, ours_bytes);
         double ext_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - ext_start).count();
+        for (size_t c : ext.chosen)
+            extend_definitions.push_back(
+                index_definition(ext_cs[c], an.tables.at(ext_cs[c].table), pg::quote_identifier));
         std::vector<Candidate> extu_cs;
         CostFn extu_cost = make_cost_fn(an, extu_cs);
         Selection extu = select_extend(an.descs, extu_cs, an.tables, extu_cost, 1e18);
@@ -976,6 +988,8 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         };
         figures.insert(figures.end(), compared_to_extend.begin(), compared_to_extend.end());
     }
+    for (const std::string &d : extend_definitions)
+        pg::report(NOTICE, "index advisor benchmark: Extend at the same bytes: " + d);
     PlanCounters at_end = plan_counters();
     uint64_t plans = at_end.plans - at_start.plans;
     figures.push_back({"whatif_plans", static_cast<double>(plans)});

@@ -11,9 +11,11 @@
 extern "C" {
 #include "access/amapi.h"
 #include "access/htup_details.h"
+#include "access/nbtree.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/catalog.h"
+#include "access/transam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
@@ -30,7 +32,10 @@ extern "C" {
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/acl.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 }
 
@@ -859,6 +864,8 @@ struct ColumnRaw {
     double null_frac;
     bool has_stats;
     bool btree;
+    bool varlena;
+    bool dedup;
 };
 }  // namespace
 
@@ -889,7 +896,21 @@ TableInfo describe_table(Oid relid) {
             c.align = att->attalign;
             int32 width = get_attavgwidth(relid, att->attnum);
             c.avg_width = width > 0 ? width : get_typavgwidth(att->atttypid, att->atttypmod);
-            c.btree = OidIsValid(GetDefaultOpClass(att->atttypid, BTREE_AM_OID));
+            Oid opclass = GetDefaultOpClass(att->atttypid, BTREE_AM_OID);
+            c.btree = OidIsValid(opclass);
+            c.varlena = att->attlen == -1;
+            // Deduplication needs every key's "equal implies image-equal" support function
+            // to say yes for the column's collation, as _bt_allequalimage asks (numeric,
+            // float and, in recent releases, bpchar say no).  Only built-in functions are
+            // called: a user-defined one is other roles' code.
+            if (c.btree) {
+                Oid family = get_opclass_family(opclass);
+                Oid intype = get_opclass_input_type(opclass);
+                Oid proc = get_opfamily_proc(family, intype, intype, BTEQUALIMAGE_PROC);
+                c.dedup = OidIsValid(proc) && proc < FirstNormalObjectId &&
+                          DatumGetBool(OidFunctionCall1Coll(proc, att->attcollation,
+                                                            ObjectIdGetDatum(intype)));
+            }
             HeapTuple stats = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid),
                                               Int16GetDatum(att->attnum), BoolGetDatum(false));
             if (HeapTupleIsValid(stats)) {
@@ -917,6 +938,8 @@ TableInfo describe_table(Oid relid) {
         col.n_distinct = c.has_stats ? c.n_distinct : 0;
         col.null_frac = c.null_frac;
         col.btree = c.btree;
+        col.varlena = c.varlena;
+        col.deduplicates = c.dedup;
         info.columns[c.attnum] = col;
     }
 
@@ -947,6 +970,66 @@ TableInfo describe_table(Oid relid) {
         if (!e.keys.empty()) info.existing.push_back(e);
     }
     return info;
+}
+
+void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info) {
+    // As many rows as ANALYZE reads at the default statistics target.
+    constexpr double kSampleRows = 30000;
+    constexpr double kMaxPages = 3000;
+    std::vector<AttrNum> cols;
+    for (AttrNum a : columns) {
+        auto c = info.columns.find(a);
+        if (c != info.columns.end() && c->second.btree) cols.push_back(a);
+    }
+    if (cols.size() < 2) return;
+    // Only what the caller could read itself, and all of it: with row-level security the
+    // sample would describe the caller's rows, not the index's.
+    bool readable = pg::pg_call([relid] {
+        return pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+               check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
+    });
+    if (!readable) return;
+    // About kSampleRows rows, and never more than kMaxPages pages read: that bounds the time.
+    double percent = 100;
+    if (info.tuples > kSampleRows) percent = 100 * kSampleRows / info.tuples;
+    if (info.pages > kMaxPages) percent = std::min(percent, 100 * kMaxPages / info.pages);
+    percent = std::max(percent, 0.0001);
+    std::string list;
+    for (AttrNum a : cols)
+        list += fmt::format("{}pg_catalog.hashtextextended({}::pg_catalog.text, 0)",
+                            list.empty() ? "" : ", ", pg::quote_identifier(info.columns[a].name));
+    std::string sql = fmt::format(
+        "SELECT {} FROM ONLY {} TABLESAMPLE SYSTEM ($1::pg_catalog.float8) "
+        "REPEATABLE (0)",
+        list, info.name);
+    std::map<AttrNum, std::vector<uint64_t>> sample;
+    pg::SubTransaction sub;
+    try {
+        pg::SpiResult result;
+        {  // SPI and its settings end before the subtransaction does
+            pg::InternalSql spi(false);
+            result = spi.execute(sql, {fmt::format("{}", percent)}, true);
+        }
+        for (const auto &row : result.rows)
+            for (size_t i = 0; i < cols.size(); ++i) {
+                // 0 stands for NULL; a value hashing to 0 becomes 1.
+                uint64_t h = row[i] ? static_cast<uint64_t>(std::stoll(*row[i])) : 0;
+                sample[cols[i]].push_back(row[i] && h == 0 ? 1 : h);
+            }
+        sub.commit();
+    } catch (const pg::PgError &e) {
+        sub.rollback();
+        // A value whose text form fails (a type's output function) leaves the estimate
+        // unsampled; a cancel, a shutdown or running out of resources is the caller's.
+        int category = ERRCODE_TO_CATEGORY(e.sqlstate());
+        if (e.sqlstate() == ERRCODE_QUERY_CANCELED ||
+            category == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||
+            category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+            category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED))
+            throw;
+        return;
+    }
+    info.sample = std::move(sample);
 }
 
 }  // namespace virtuoso::advisor

@@ -39,9 +39,11 @@ struct QueryDesc {
 
 struct ColumnInfo {
     std::string name;
-    double avg_width = 4;    // bytes, as stored (after TOAST compression)
-    int align = 4;           // typalign in bytes: 1, 2, 4 or 8
-    double n_distinct = -1;  // pg_stats convention: < 0 is a fraction of the rows
+    double avg_width = 4;      // bytes, as stored (after TOAST compression); of non-NULL values
+    int align = 4;             // typalign in bytes: 1, 2, 4 or 8
+    bool varlena = false;      // typlen -1: values under 127 bytes are stored unaligned
+    bool deduplicates = true;  // B-tree deduplication allowed (equality implies same image)
+    double n_distinct = -1;    // pg_stats convention: < 0 is a fraction of the rows
     double null_frac = 0;
     bool btree = true;  // has a default B-tree operator class
 };
@@ -61,7 +63,18 @@ struct TableInfo {
     double writes = 0;
     std::map<AttrNum, ColumnInfo> columns;
     std::vector<ExistingIndex> existing;
+    // A sample of rows for the columns the workload may index (a hash per value, 0 for NULL;
+    // every vector the same length), to find columns that are functions of another: the
+    // planner's statistics cannot tell (grp, grp % 20) from two independent columns.
+    std::map<AttrNum, std::vector<uint64_t>> sample;
+    // determines(a, b) answers already worked out from the sample.
+    mutable std::map<std::pair<AttrNum, AttrNum>, bool> determines_cache;
 };
+
+// Whether column b is (almost always) a function of column a in the table's sample: at least
+// 95% of the sampled rows whose value of a repeats agree with the most common value of b for
+// it, and enough such rows to tell (false without a sample).
+bool determines(const TableInfo &t, AttrNum a, AttrNum b);
 
 using Tables = std::map<TableId, TableInfo>;
 
@@ -90,9 +103,14 @@ struct Candidate {
     BtreeSize size;
 };
 
-// The B-tree size of a (hypothetical) index over table t: leaf tuples with their alignment,
-// deduplication of repeated keys (PostgreSQL 13+; not for INCLUDE indexes), fillfactor 90,
-// the inner levels, and the metapage.
+// The B-tree size of a (hypothetical) index over table t as CREATE INDEX builds it: leaf
+// tuples (8-byte header, 16 with a NULL bitmap, each column at its alignment, short varlenas
+// unaligned, MAXALIGNed) with their 4-byte line pointers; deduplication of repeated keys into
+// posting lists of at most 812 bytes (PostgreSQL 13+; not for INCLUDE indexes nor for keys
+// whose type forbids it, e.g. numeric); the groups of one column from n_distinct, of several
+// columns from the product of their n_distinct as if independent (a Poisson count of rows per
+// combination), leaving out a column the sample shows to be a function of another key column;
+// leaf pages filled to 90%, inner pages to 70%, and the metapage.
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate);

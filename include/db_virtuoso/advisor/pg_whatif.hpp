@@ -2,6 +2,8 @@
 // the pure advisor, and what-if planning with hypothetical indexes.
 #pragma once
 
+#include <set>
+
 #include "db_virtuoso/advisor/advisor.hpp"
 #include "db_virtuoso/pg/guard.hpp"
 
@@ -78,5 +80,11 @@ QueryDesc describe_statement(List *queries, std::vector<TableId> *whole_row);
 
 // Sizes, column statistics, existing B-tree indexes and write share of a table.
 TableInfo describe_table(Oid relid);
+
+// Fills info.sample with a small sample of rows for these columns (at least two B-tree ones),
+// read as the caller with TABLESAMPLE SYSTEM (fixed seed, about 30,000 rows and at most
+// 3,000 pages).  Left empty, and the estimate as without it, where the caller may not read the
+// whole table (no SELECT, row-level security) or a value cannot be read.
+void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info);
 
 }  // namespace virtuoso::advisor
