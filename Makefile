@@ -2,7 +2,7 @@
 #   make && make install            build and install into the server found by pg_config
 #   scripts/test.sh                 every test suite (see README)
 EXTENSION   = db_virtuoso
-EXTVERSION  = 0.4.0
+EXTVERSION  = 0.5.0
 MODULE_big  = db_virtuoso
 
 # The install script is assembled from one fragment per capability (src/<capability>/*.sql,
