@@ -31,6 +31,7 @@ extern "C" {
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_type_d.h"
 #include "catalog/index.h"
 #include "commands/defrem.h"
 #include "access/stratnum.h"
@@ -813,10 +814,22 @@ std::string check_expression(Oid constraint, Oid table, int from, int to) {
 // CHECK that does not type-check).
 void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column,
                        const std::string &new_type = "") {
-    if (f.identity || f.generated)
+    if (f.generated)
         throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                        fmt::format("column \"{}\" is an identity or generated column", column), "",
+                        fmt::format("column \"{}\" is a generated column", column), "",
                         "Nothing was changed. Change it with ALTER TABLE.");
+    // An identity column's identity moves to the new column at contract: it must be one of
+    // the types an identity can have.
+    if (f.identity && !new_type.empty()) {
+        Oid type = type_oid(new_type);
+        if (type != INT2OID && type != INT4OID && type != INT8OID)
+            throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                            fmt::format("column \"{}\" is an identity column and cannot become {}",
+                                        column, new_type),
+                            "Contract moves the identity to the new column, and an identity "
+                            "column is smallint, integer or bigint.",
+                            "Nothing was changed. Choose one of those types.");
+    }
     pg::InternalSql spi;
     const std::vector<pg::Value> params{std::to_string(table), std::to_string(f.attnum)};
     auto r = spi.execute(
@@ -952,6 +965,57 @@ int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
     *rows = tuples;
     int64_t per_block = pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
     return std::max<int64_t>(1, batch_size / per_block);
+}
+
+// Contract of an identity column (under the table's ACCESS EXCLUSIVE lock, the new column
+// NOT NULL already): the identity moves to the new column, ALWAYS or BY DEFAULT as it was,
+// with a sequence of the same name and options (bounds only where they were not the old
+// type's defaults, so that a wider type gets its wider range) at the same position, so the
+// next insert gets the next id.  Returns what it did, for the result.
+std::string move_identity(pg::Spi &spi, const Change &c, char identity, int old_attnum,
+                          const std::string &old_q, const std::string &new_q) {
+    auto r = spi.execute(
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.relname), "
+        "q.seqstart::text, q.seqincrement::text, q.seqmin::text, q.seqmax::text, "
+        "q.seqcache::text, q.seqcycle::text, q.seqtypid::oid::text "
+        "FROM pg_depend d JOIN pg_sequence q ON q.seqrelid = d.objid "
+        "JOIN pg_class s ON s.oid = d.objid JOIN pg_namespace n ON n.oid = s.relnamespace "
+        "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+        "AND d.refobjid = $1::oid AND d.refobjsubid = $2::int AND d.deptype = 'i'",
+        {std::to_string(c.table), std::to_string(old_attnum)});
+    if (r.empty())
+        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        fmt::format("the identity sequence of column {} of {} is missing", old_q,
+                                    c.table_sql));
+    const auto &row = r.rows[0];
+    const std::string seq = *row[0];
+    const int64_t increment = std::stoll(*row[2]);
+    const Oid seq_type = static_cast<Oid>(std::stoul(*row[7]));
+    int64_t type_min = std::numeric_limits<int64_t>::min();
+    int64_t type_max = std::numeric_limits<int64_t>::max();
+    if (seq_type == INT2OID) {
+        type_min = std::numeric_limits<int16>::min();
+        type_max = std::numeric_limits<int16>::max();
+    } else if (seq_type == INT4OID) {
+        type_min = std::numeric_limits<int32>::min();
+        type_max = std::numeric_limits<int32>::max();
+    }
+    std::string options = fmt::format("SEQUENCE NAME {} START WITH {} INCREMENT BY {}", seq,
+                                      *row[1], *row[2]);
+    if (std::stoll(*row[3]) != (increment > 0 ? 1 : type_min)) options += " MINVALUE " + *row[3];
+    if (std::stoll(*row[4]) != (increment > 0 ? type_max : -1)) options += " MAXVALUE " + *row[4];
+    options += fmt::format(" CACHE {}{}", *row[5], *row[6] == "true" ? " CYCLE" : " NO CYCLE");
+    auto position = spi.execute(fmt::format("SELECT last_value::text, is_called::text FROM {}", seq));
+    const std::string last_value = *position.rows[0][0];
+    const std::string is_called = *position.rows[0][1];
+    spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} DROP IDENTITY", c.table_sql, old_q));
+    spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY ({})",
+                            c.table_sql, new_q, identity == 'a' ? "ALWAYS" : "BY DEFAULT",
+                            options));
+    spi.execute("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)::text",
+                {seq, last_value, is_called});
+    return fmt::format("identity (GENERATED {}) moved, sequence {} at {}",
+                       identity == 'a' ? "ALWAYS" : "BY DEFAULT", seq, last_value);
 }
 
 // One session at a time works on a change: expand holds a session-level advisory lock on it
@@ -1296,10 +1360,14 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
             progress.total(rows);
             progress.done(c.rows_backfilled);
-            // SET old = old: the trigger maps it up, the one place the mapping lives.
+            // SET old = old: the trigger maps it up, the one place the mapping lives.  An
+            // identity column GENERATED ALWAYS can only be updated to DEFAULT: there SET new =
+            // new (NULL, unchanged), which the trigger maps up just the same.
+            auto old_facts = expand::column_facts(table, c.old_column);
+            const std::string &set_q = old_facts && old_facts->identity ? new_q : old_q;
             std::string update =
-                fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, old_q,
-                            old_q, expand::block_range_condition(), new_q);
+                fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, set_q,
+                            set_q, expand::block_range_condition(), new_q);
             online::run_batches(
                 [&]() -> std::optional<int64_t> {
                     if (c.next_block >= expand::relation_blocks(table)) return std::nullopt;
@@ -1657,6 +1725,13 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", table,
                                             pg::quote_identifier(c.check_name())));
                     done.push_back("NOT NULL");
+                }
+                if (old_facts->identity) {
+                    if (!expand::column_facts(c.table, c.new_column)->not_null)
+                        spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+                                                table, new_q));
+                    done.push_back(expand::move_identity(spi, c, old_facts->identity,
+                                                         old_facts->attnum, old_q, new_q));
                 }
                 // The foreign keys referencing the key go first (they depend on its index).
                 for (auto &k : keys)
