@@ -430,44 +430,35 @@ void settle_phases(const Change &c) {
 // between attempts (a procedure commits there, so that no snapshot is held while sleeping).
 void locked_step(const std::function<void()> &body, const std::function<void()> &after_attempt,
                  const std::string &what, LockStats *stats = nullptr, bool validate = false) {
-    const int retries = gucs::max_lock_retries;
-    for (int attempt = 0;; ++attempt) {
-        auto started = std::chrono::steady_clock::now();
-        if (stats) ++stats->attempts;
-        try {
-            pg::SubTransaction sub;
-            {
-                pg::GucScope guc;
-                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
-                guc.set("client_min_messages", "warning");  // no "skipping" of IF EXISTS
-                body();
-            }
-            sub.commit();
-            if (stats) {
-                long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
-                longest =
-                    std::max<long>(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::steady_clock::now() - started)
-                                                .count());
-            }
-            return;
-        } catch (const pg::PgError &e) {
-            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
-        }
-        after_attempt();
-        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        if (stats)
-            stats->waits.push_back(fmt::format(
-                R"({{"attempt": {}, "step": {}, "waited_ms": {}, "lock_timeout_ms": {}, "backoff_ms": {}}})",
-                attempt + 1, core::json_quote(what),
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count(),
-                gucs::lock_timeout_ms, sleep));
-        pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
-                                       "retrying in {} ms",
-                                       what, attempt + 1, retries + 1, sleep));
-        pg::interruptible_sleep(sleep);
+    auto started = std::chrono::steady_clock::now();
+    auto ms_since_start = [&started] {
+        return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
+    };
+    online::with_lock_retries(
+        gucs::lock_timeout_ms, gucs::max_lock_retries,
+        [&] {
+            started = std::chrono::steady_clock::now();
+            if (stats) ++stats->attempts;
+            pg::GucScope guc;
+            guc.set("client_min_messages", "warning");  // no "skipping" of IF EXISTS
+            body();
+        },
+        [&](int attempt, int attempts, long sleep) {
+            after_attempt();
+            if (stats)
+                stats->waits.push_back(fmt::format(
+                    R"({{"attempt": {}, "step": {}, "waited_ms": {}, "lock_timeout_ms": {}, "backoff_ms": {}}})",
+                    attempt, core::json_quote(what), ms_since_start(), gucs::lock_timeout_ms,
+                    sleep));
+            pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
+                                           "retrying in {} ms",
+                                           what, attempt, attempts, sleep));
+        });
+    if (stats) {
+        long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
+        longest = std::max<long>(longest, ms_since_start());
     }
 }
 
@@ -942,31 +933,6 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                     "TABLE ... ALTER COLUMN ... TYPE.");
 }
 
-std::string block_range_condition() {
-    return "ctid OPERATOR(pg_catalog.>=) pg_catalog.tid(pg_catalog.format('(%s,0)', $1)) AND "
-           "ctid OPERATOR(pg_catalog.<) pg_catalog.tid(pg_catalog.format('(%s,0)', $2))";
-}
-
-int64_t relation_blocks(Oid table) {
-    return pg::pg_call([table] {
-        return static_cast<int64_t>(DatumGetInt64(DirectFunctionCall2(
-                   pg_relation_size, ObjectIdGetDatum(table), CStringGetTextDatum("main")))) /
-               BLCKSZ;
-    });
-}
-
-int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
-    pg::InternalSql spi;
-    auto r = spi.execute(
-        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
-        "WHERE oid = $1::oid",
-        {std::to_string(table)});
-    int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
-    *rows = tuples;
-    int64_t per_block = pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
-    return std::max<int64_t>(1, batch_size / per_block);
-}
-
 // Contract of an identity column (under the table's ACCESS EXCLUSIVE lock, the new column
 // NOT NULL already): the identity moves to the new column, ALWAYS or BY DEFAULT as it was,
 // with a sequence of the same name and options (bounds only where they were not the old
@@ -1069,7 +1035,7 @@ std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_bl
         fmt::format("SELECT ctid::text, {}, {}::text FROM {} WHERE {} AND {} IS NULL ORDER BY "
                     "ctid",
                     key ? fmt::format("ROW({})::text", *key) : "NULL::text", old_q, c.table_sql,
-                    block_range_condition(), pg::quote_identifier(c.new_column)),
+                    online::block_range_condition(), pg::quote_identifier(c.new_column)),
         {std::to_string(from_block), std::to_string(to_block)}, true);
     std::string probe =
         mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "$1::" + c.old_type);
@@ -1171,10 +1137,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                             "new_column_name must be a name of 1 to 63 bytes, or NULL");
     if (!new_type || new_type->find_first_not_of(" \t\r\n") == std::string::npos)
         throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "new_type must not be NULL or empty");
-    if (batch_size < 1 || batch_size > 10000000)
-        throw pg::UserError(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            fmt::format("batch_size must be between 1 and 10000000, got {}", batch_size));
+    online::check_batch_size(batch_size);
     for (auto *e : {&up, &down})
         if (*e && (*e)->find_first_not_of(" \t\r\n") == std::string::npos)
             throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -1357,7 +1320,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                                                 "block {}",
                                                 new_q, table_sql, old_q, c.next_block));
             int64_t rows = 0;
-            int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+            int64_t step = online::blocks_per_batch(table, c.batch_size, &rows);
             progress.total(rows);
             progress.done(c.rows_backfilled);
             // SET old = old: the trigger maps it up, the one place the mapping lives.  An
@@ -1367,10 +1330,10 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             const std::string &set_q = old_facts && old_facts->identity ? new_q : old_q;
             std::string update =
                 fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, set_q,
-                            set_q, expand::block_range_condition(), new_q);
+                            set_q, online::block_range_condition(), new_q);
             online::run_batches(
                 [&]() -> std::optional<int64_t> {
-                    if (c.next_block >= expand::relation_blocks(table)) return std::nullopt;
+                    if (c.next_block >= online::relation_blocks(table)) return std::nullopt;
                     int64_t end = c.next_block + step;
                     int64_t n;
                     try {
@@ -1477,13 +1440,13 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             "SELECT count(*) FROM {} t, LATERAL ({}) m(v) WHERE {} AND t.{} IS DISTINCT FROM m.v",
             table_sql,
             expand::mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "t." + old_q),
-            expand::block_range_condition(), new_q);
+            online::block_range_condition(), new_q);
         int64_t differing = 0, block = 0;
         int64_t rows = 0;
-        int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+        int64_t step = online::blocks_per_batch(table, c.batch_size, &rows);
         online::run_batches(
             [&]() -> std::optional<int64_t> {
-                if (block >= expand::relation_blocks(table)) return std::nullopt;
+                if (block >= online::relation_blocks(table)) return std::nullopt;
                 pg::InternalSql spi(false);
                 differing += std::stoll(*spi.scalar(
                     parity, {std::to_string(block), std::to_string(block + step)}, true));
@@ -1508,7 +1471,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         // reaches the caller.
         int64_t rows = 0;
         std::string first = expand::first_failing_row(
-            c, c.next_block, c.next_block + expand::blocks_per_batch(table, c.batch_size, &rows));
+            c, c.next_block, c.next_block + online::blocks_per_batch(table, c.batch_size, &rows));
         std::string message = first.empty() ? e.what() : std::string(e.what()) + ". " + first;
         expand::record(c, "FAILED", message);
         if (log) log->failed(locks, e.sqlstate(), e.what(), first, e.hint());

@@ -784,10 +784,7 @@ Arguments read_arguments(FunctionCallInfo fcinfo) {
     if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) a.parallel_workers = PG_GETARG_INT32(3);
     if (auto key = pg::text_arg(fcinfo, 4)) a.key_column = *key;
     a.job_name = pg::text_arg(fcinfo, 5);
-    if (a.batch_size < 1 || a.batch_size > 10000000)
-        throw UserError(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
+    check_batch_size(a.batch_size);
     if (a.parallel_workers < 1 || a.parallel_workers > 64)
         throw UserError(
             ERRCODE_INVALID_PARAMETER_VALUE,
@@ -815,28 +812,18 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
     std::optional<pg::SessionAdvisoryLock> job_lock;
     // Preparation locks the source's and the target's tables: under the short lock_timeout,
     // rolled back and retried after a back-off like every other lock of a migration.
-    for (int attempt = 0;; ++attempt) {
-        try {
-            pg::SubTransaction sub;
-            {
-                pg::GucScope guc;
-                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
-                job = online::Job{};
-                resumed = online::prepare(job, args, job_lock);
-            }
-            sub.commit();
-            break;
-        } catch (const pg::PgError &e) {
-            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= gucs::max_lock_retries)
-                throw;
-        }
-        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        pg::report(NOTICE, fmt::format("lock not available while preparing the copy (attempt {} "
-                                       "of {}); retrying in {} ms",
-                                       attempt + 1, gucs::max_lock_retries + 1, sleep));
-        pg::commit_caller(fcinfo, online::kProcedure);
-        pg::interruptible_sleep(sleep);
-    }
+    online::with_lock_retries(
+        gucs::lock_timeout_ms, gucs::max_lock_retries,
+        [&] {
+            job = online::Job{};
+            resumed = online::prepare(job, args, job_lock);
+        },
+        [fcinfo](int attempt, int attempts, long sleep) {
+            pg::report(NOTICE, fmt::format("lock not available while preparing the copy (attempt "
+                                           "{} of {}); retrying in {} ms",
+                                           attempt, attempts, sleep));
+            pg::commit_caller(fcinfo, online::kProcedure);
+        });
     if (resumed && job.finished) {
         pg::report(NOTICE, fmt::format("job \"{}\" finished earlier ({} rows); nothing to do",
                                        job.name, job.rows_done));
