@@ -354,6 +354,20 @@ class PhaseLog {
         finish("SUCCESS", locks, stats_members, nullptr);
     }
 
+    // Runs body; an error it raises is recorded as the phase's failure and raised again.
+    void run(const LockStats &locks, const std::function<void()> &body) {
+        try {
+            body();
+        } catch (const pg::UserError &e) {
+            failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
+            throw;
+        } catch (const pg::PgError &e) {
+            // Raised by a statement of the step: its subtransaction rolled back.
+            failed(locks, e.sqlstate(), e.what());
+            throw;
+        }
+    }
+
     // FAILED with the error; never throws (the error being raised matters more).
     void failed(const LockStats &locks, int sqlstate, const std::string &message,
                 const std::string &detail = "", const std::string &hint = "") {
@@ -950,9 +964,9 @@ std::string move_identity(pg::Spi &spi, const Change &c, char identity, int old_
         "AND d.refobjid = $1::oid AND d.refobjsubid = $2::int AND d.deptype = 'i'",
         {std::to_string(c.table), std::to_string(old_attnum)});
     if (r.empty())
-        throw UserError(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        fmt::format("the identity sequence of column {} of {} is missing", old_q,
-                                    c.table_sql));
+        throw UserError(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            fmt::format("the identity sequence of column {} of {} is missing", old_q, c.table_sql));
     const auto &row = r.rows[0];
     const std::string seq = *row[0];
     const int64_t increment = std::stoll(*row[2]);
@@ -966,12 +980,13 @@ std::string move_identity(pg::Spi &spi, const Change &c, char identity, int old_
         type_min = std::numeric_limits<int32>::min();
         type_max = std::numeric_limits<int32>::max();
     }
-    std::string options = fmt::format("SEQUENCE NAME {} START WITH {} INCREMENT BY {}", seq,
-                                      *row[1], *row[2]);
+    std::string options =
+        fmt::format("SEQUENCE NAME {} START WITH {} INCREMENT BY {}", seq, *row[1], *row[2]);
     if (std::stoll(*row[3]) != (increment > 0 ? 1 : type_min)) options += " MINVALUE " + *row[3];
     if (std::stoll(*row[4]) != (increment > 0 ? type_max : -1)) options += " MAXVALUE " + *row[4];
     options += fmt::format(" CACHE {}{}", *row[5], *row[6] == "true" ? " CYCLE" : " NO CYCLE");
-    auto position = spi.execute(fmt::format("SELECT last_value::text, is_called::text FROM {}", seq));
+    auto position =
+        spi.execute(fmt::format("SELECT last_value::text, is_called::text FROM {}", seq));
     const std::string last_value = *position.rows[0][0];
     const std::string is_called = *position.rows[0][1];
     spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} DROP IDENTITY", c.table_sql, old_q));
@@ -1602,7 +1617,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     pg::quote_identifier(c.final_name), c.new_type,
                     drop_old ? "; the old column is dropped" : "; the old column is kept"),
         true);
-    try {
+    log.run(locks, [&] {
         expand::locked_step(
             [&] {
                 done.clear();
@@ -1776,14 +1791,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
             },
             commit, "contract", &locks);
         commit();
-    } catch (const pg::UserError &e) {
-        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
-        throw;
-    } catch (const pg::PgError &e) {
-        // Raised by a statement of the step: its subtransaction rolled back.
-        log.failed(locks, e.sqlstate(), e.what());
-        throw;
-    }
+    });
     const long held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - locked_at)
                              .count();
@@ -1815,7 +1823,7 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                          fmt::format("drop column {} of {} and the trigger {}",
                                      pg::quote_identifier(c.new_column), c.table_sql, c.trigger()),
                          false);
-    try {
+    log.run(locks, [&] {
         expand::locked_step(
             [&] {
                 if (exists) {
@@ -1836,13 +1844,7 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                 expand::record(c, "ABORTED", std::nullopt, true);
             },
             [] {}, "abort", &locks);
-    } catch (const pg::UserError &e) {
-        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
-        throw;
-    } catch (const pg::PgError &e) {
-        log.failed(locks, e.sqlstate(), e.what());
-        throw;
-    }
+    });
     log.succeeded(locks);
     return pg::text_datum(fmt::format("column change {} aborted: column {} and its trigger dropped",
                                       c.id, pg::quote_identifier(c.new_column)));

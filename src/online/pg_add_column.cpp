@@ -252,8 +252,9 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
         int64_t blocks_per_batch = online::blocks_per_batch(args.table, args.batch_size, &rows);
         progress.phase("backfilling");
         progress.total(rows);
-        std::string update = fmt::format("UPDATE {0} SET {1} = {2} WHERE {3} AND {1} IS NULL", table,
-                                         column, default_sql, online::block_range_condition());
+        std::string update =
+            fmt::format("UPDATE {0} SET {1} = {2} WHERE {3} AND {1} IS NULL", table, column,
+                        default_sql, online::block_range_condition());
         int64_t next_block = 0;
         Oid relid = args.table;
         online::QuerySlowdown slowdown(relid, gucs::batch_max_slowdown);

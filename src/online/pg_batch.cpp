@@ -93,9 +93,10 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
         with_lock_retries(
             throttle.lock_timeout_ms, throttle.max_lock_retries, [&] { handled = batch(); },
             [&](int attempt, int attempts, long sleep) {
-                progress.pause(fmt::format("lock wait: batch timed out after {} ms (attempt {} "
-                                           "of {}), backing off {} ms",
-                                           throttle.lock_timeout_ms, attempt, attempts, sleep));
+                progress.pause(
+                    fmt::format("lock wait: batch timed out after {} ms (attempt {} "
+                                "of {}), backing off {} ms",
+                                throttle.lock_timeout_ms, attempt, attempts, sleep));
             });
         progress.resume();
         if (!handled) return rows;
