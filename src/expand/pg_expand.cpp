@@ -31,6 +31,7 @@ extern "C" {
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_type_d.h"
 #include "catalog/index.h"
 #include "commands/defrem.h"
 #include "access/stratnum.h"
@@ -353,6 +354,20 @@ class PhaseLog {
         finish("SUCCESS", locks, stats_members, nullptr);
     }
 
+    // Runs body; an error it raises is recorded as the phase's failure and raised again.
+    void run(const LockStats &locks, const std::function<void()> &body) {
+        try {
+            body();
+        } catch (const pg::UserError &e) {
+            failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
+            throw;
+        } catch (const pg::PgError &e) {
+            // Raised by a statement of the step: its subtransaction rolled back.
+            failed(locks, e.sqlstate(), e.what());
+            throw;
+        }
+    }
+
     // FAILED with the error; never throws (the error being raised matters more).
     void failed(const LockStats &locks, int sqlstate, const std::string &message,
                 const std::string &detail = "", const std::string &hint = "") {
@@ -429,44 +444,35 @@ void settle_phases(const Change &c) {
 // between attempts (a procedure commits there, so that no snapshot is held while sleeping).
 void locked_step(const std::function<void()> &body, const std::function<void()> &after_attempt,
                  const std::string &what, LockStats *stats = nullptr, bool validate = false) {
-    const int retries = gucs::max_lock_retries;
-    for (int attempt = 0;; ++attempt) {
-        auto started = std::chrono::steady_clock::now();
-        if (stats) ++stats->attempts;
-        try {
-            pg::SubTransaction sub;
-            {
-                pg::GucScope guc;
-                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
-                guc.set("client_min_messages", "warning");  // no "skipping" of IF EXISTS
-                body();
-            }
-            sub.commit();
-            if (stats) {
-                long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
-                longest =
-                    std::max<long>(longest, std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::steady_clock::now() - started)
-                                                .count());
-            }
-            return;
-        } catch (const pg::PgError &e) {
-            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
-        }
-        after_attempt();
-        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        if (stats)
-            stats->waits.push_back(fmt::format(
-                R"({{"attempt": {}, "step": {}, "waited_ms": {}, "lock_timeout_ms": {}, "backoff_ms": {}}})",
-                attempt + 1, core::json_quote(what),
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count(),
-                gucs::lock_timeout_ms, sleep));
-        pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
-                                       "retrying in {} ms",
-                                       what, attempt + 1, retries + 1, sleep));
-        pg::interruptible_sleep(sleep);
+    auto started = std::chrono::steady_clock::now();
+    auto ms_since_start = [&started] {
+        return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now() - started)
+                                     .count());
+    };
+    online::with_lock_retries(
+        gucs::lock_timeout_ms, gucs::max_lock_retries,
+        [&] {
+            started = std::chrono::steady_clock::now();
+            if (stats) ++stats->attempts;
+            pg::GucScope guc;
+            guc.set("client_min_messages", "warning");  // no "skipping" of IF EXISTS
+            body();
+        },
+        [&](int attempt, int attempts, long sleep) {
+            after_attempt();
+            if (stats)
+                stats->waits.push_back(fmt::format(
+                    R"({{"attempt": {}, "step": {}, "waited_ms": {}, "lock_timeout_ms": {}, "backoff_ms": {}}})",
+                    attempt, core::json_quote(what), ms_since_start(), gucs::lock_timeout_ms,
+                    sleep));
+            pg::report(NOTICE, fmt::format("lock not available for {} (attempt {} of {}); "
+                                           "retrying in {} ms",
+                                           what, attempt, attempts, sleep));
+        });
+    if (stats) {
+        long &longest = validate ? stats->longest_validate_ms : stats->longest_step_ms;
+        longest = std::max<long>(longest, ms_since_start());
     }
 }
 
@@ -813,10 +819,22 @@ std::string check_expression(Oid constraint, Oid table, int from, int to) {
 // CHECK that does not type-check).
 void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &column,
                        const std::string &new_type = "") {
-    if (f.identity || f.generated)
+    if (f.generated)
         throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
-                        fmt::format("column \"{}\" is an identity or generated column", column), "",
+                        fmt::format("column \"{}\" is a generated column", column), "",
                         "Nothing was changed. Change it with ALTER TABLE.");
+    // An identity column's identity moves to the new column at contract: it must be one of
+    // the types an identity can have.
+    if (f.identity && !new_type.empty()) {
+        Oid type = type_oid(new_type);
+        if (type != INT2OID && type != INT4OID && type != INT8OID)
+            throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
+                            fmt::format("column \"{}\" is an identity column and cannot become {}",
+                                        column, new_type),
+                            "Contract moves the identity to the new column, and an identity "
+                            "column is smallint, integer or bigint.",
+                            "Nothing was changed. Choose one of those types.");
+    }
     pg::InternalSql spi;
     const std::vector<pg::Value> params{std::to_string(table), std::to_string(f.attnum)};
     auto r = spi.execute(
@@ -929,29 +947,56 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                     "TABLE ... ALTER COLUMN ... TYPE.");
 }
 
-std::string block_range_condition() {
-    return "ctid OPERATOR(pg_catalog.>=) pg_catalog.tid(pg_catalog.format('(%s,0)', $1)) AND "
-           "ctid OPERATOR(pg_catalog.<) pg_catalog.tid(pg_catalog.format('(%s,0)', $2))";
-}
-
-int64_t relation_blocks(Oid table) {
-    return pg::pg_call([table] {
-        return static_cast<int64_t>(DatumGetInt64(DirectFunctionCall2(
-                   pg_relation_size, ObjectIdGetDatum(table), CStringGetTextDatum("main")))) /
-               BLCKSZ;
-    });
-}
-
-int64_t blocks_per_batch(Oid table, int batch_size, int64_t *rows) {
-    pg::InternalSql spi;
+// Contract of an identity column (under the table's ACCESS EXCLUSIVE lock, the new column
+// NOT NULL already): the identity moves to the new column, ALWAYS or BY DEFAULT as it was,
+// with a sequence of the same name and options (bounds only where they were not the old
+// type's defaults, so that a wider type gets its wider range) at the same position, so the
+// next insert gets the next id.  Returns what it did, for the result.
+std::string move_identity(pg::Spi &spi, const Change &c, char identity, int old_attnum,
+                          const std::string &old_q, const std::string &new_q) {
     auto r = spi.execute(
-        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
-        "WHERE oid = $1::oid",
-        {std::to_string(table)});
-    int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
-    *rows = tuples;
-    int64_t per_block = pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
-    return std::max<int64_t>(1, batch_size / per_block);
+        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(s.relname), "
+        "q.seqstart::text, q.seqincrement::text, q.seqmin::text, q.seqmax::text, "
+        "q.seqcache::text, q.seqcycle::text, q.seqtypid::oid::text "
+        "FROM pg_depend d JOIN pg_sequence q ON q.seqrelid = d.objid "
+        "JOIN pg_class s ON s.oid = d.objid JOIN pg_namespace n ON n.oid = s.relnamespace "
+        "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+        "AND d.refobjid = $1::oid AND d.refobjsubid = $2::int AND d.deptype = 'i'",
+        {std::to_string(c.table), std::to_string(old_attnum)});
+    if (r.empty())
+        throw UserError(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            fmt::format("the identity sequence of column {} of {} is missing", old_q, c.table_sql));
+    const auto &row = r.rows[0];
+    const std::string seq = *row[0];
+    const int64_t increment = std::stoll(*row[2]);
+    const Oid seq_type = static_cast<Oid>(std::stoul(*row[7]));
+    int64_t type_min = std::numeric_limits<int64_t>::min();
+    int64_t type_max = std::numeric_limits<int64_t>::max();
+    if (seq_type == INT2OID) {
+        type_min = std::numeric_limits<int16>::min();
+        type_max = std::numeric_limits<int16>::max();
+    } else if (seq_type == INT4OID) {
+        type_min = std::numeric_limits<int32>::min();
+        type_max = std::numeric_limits<int32>::max();
+    }
+    std::string options =
+        fmt::format("SEQUENCE NAME {} START WITH {} INCREMENT BY {}", seq, *row[1], *row[2]);
+    if (std::stoll(*row[3]) != (increment > 0 ? 1 : type_min)) options += " MINVALUE " + *row[3];
+    if (std::stoll(*row[4]) != (increment > 0 ? type_max : -1)) options += " MAXVALUE " + *row[4];
+    options += fmt::format(" CACHE {}{}", *row[5], *row[6] == "true" ? " CYCLE" : " NO CYCLE");
+    auto position =
+        spi.execute(fmt::format("SELECT last_value::text, is_called::text FROM {}", seq));
+    const std::string last_value = *position.rows[0][0];
+    const std::string is_called = *position.rows[0][1];
+    spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} DROP IDENTITY", c.table_sql, old_q));
+    spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} ADD GENERATED {} AS IDENTITY ({})",
+                            c.table_sql, new_q, identity == 'a' ? "ALWAYS" : "BY DEFAULT",
+                            options));
+    spi.execute("SELECT pg_catalog.setval($1::regclass, $2::bigint, $3::boolean)::text",
+                {seq, last_value, is_called});
+    return fmt::format("identity (GENERATED {}) moved, sequence {} at {}",
+                       identity == 'a' ? "ALWAYS" : "BY DEFAULT", seq, last_value);
 }
 
 // One session at a time works on a change: expand holds a session-level advisory lock on it
@@ -1005,7 +1050,7 @@ std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_bl
         fmt::format("SELECT ctid::text, {}, {}::text FROM {} WHERE {} AND {} IS NULL ORDER BY "
                     "ctid",
                     key ? fmt::format("ROW({})::text", *key) : "NULL::text", old_q, c.table_sql,
-                    block_range_condition(), pg::quote_identifier(c.new_column)),
+                    online::block_range_condition(), pg::quote_identifier(c.new_column)),
         {std::to_string(from_block), std::to_string(to_block)}, true);
     std::string probe =
         mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "$1::" + c.old_type);
@@ -1107,10 +1152,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                             "new_column_name must be a name of 1 to 63 bytes, or NULL");
     if (!new_type || new_type->find_first_not_of(" \t\r\n") == std::string::npos)
         throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE, "new_type must not be NULL or empty");
-    if (batch_size < 1 || batch_size > 10000000)
-        throw pg::UserError(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            fmt::format("batch_size must be between 1 and 10000000, got {}", batch_size));
+    online::check_batch_size(batch_size);
     for (auto *e : {&up, &down})
         if (*e && (*e)->find_first_not_of(" \t\r\n") == std::string::npos)
             throw pg::UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -1293,16 +1335,20 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                                                 "block {}",
                                                 new_q, table_sql, old_q, c.next_block));
             int64_t rows = 0;
-            int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+            int64_t step = online::blocks_per_batch(table, c.batch_size, &rows);
             progress.total(rows);
             progress.done(c.rows_backfilled);
-            // SET old = old: the trigger maps it up, the one place the mapping lives.
+            // SET old = old: the trigger maps it up, the one place the mapping lives.  An
+            // identity column GENERATED ALWAYS can only be updated to DEFAULT: there SET new =
+            // new (NULL, unchanged), which the trigger maps up just the same.
+            auto old_facts = expand::column_facts(table, c.old_column);
+            const std::string &set_q = old_facts && old_facts->identity ? new_q : old_q;
             std::string update =
-                fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, old_q,
-                            old_q, expand::block_range_condition(), new_q);
+                fmt::format("UPDATE {} SET {} = {} WHERE {} AND {} IS NULL", table_sql, set_q,
+                            set_q, online::block_range_condition(), new_q);
             online::run_batches(
                 [&]() -> std::optional<int64_t> {
-                    if (c.next_block >= expand::relation_blocks(table)) return std::nullopt;
+                    if (c.next_block >= online::relation_blocks(table)) return std::nullopt;
                     int64_t end = c.next_block + step;
                     int64_t n;
                     try {
@@ -1409,13 +1455,13 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
             "SELECT count(*) FROM {} t, LATERAL ({}) m(v) WHERE {} AND t.{} IS DISTINCT FROM m.v",
             table_sql,
             expand::mapping_sql(c.up.value_or(old_q), c.old_column, c.new_type, "t." + old_q),
-            expand::block_range_condition(), new_q);
+            online::block_range_condition(), new_q);
         int64_t differing = 0, block = 0;
         int64_t rows = 0;
-        int64_t step = expand::blocks_per_batch(table, c.batch_size, &rows);
+        int64_t step = online::blocks_per_batch(table, c.batch_size, &rows);
         online::run_batches(
             [&]() -> std::optional<int64_t> {
-                if (block >= expand::relation_blocks(table)) return std::nullopt;
+                if (block >= online::relation_blocks(table)) return std::nullopt;
                 pg::InternalSql spi(false);
                 differing += std::stoll(*spi.scalar(
                     parity, {std::to_string(block), std::to_string(block + step)}, true));
@@ -1440,7 +1486,7 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
         // reaches the caller.
         int64_t rows = 0;
         std::string first = expand::first_failing_row(
-            c, c.next_block, c.next_block + expand::blocks_per_batch(table, c.batch_size, &rows));
+            c, c.next_block, c.next_block + online::blocks_per_batch(table, c.batch_size, &rows));
         std::string message = first.empty() ? e.what() : std::string(e.what()) + ". " + first;
         expand::record(c, "FAILED", message);
         if (log) log->failed(locks, e.sqlstate(), e.what(), first, e.hint());
@@ -1571,7 +1617,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                     pg::quote_identifier(c.final_name), c.new_type,
                     drop_old ? "; the old column is dropped" : "; the old column is kept"),
         true);
-    try {
+    log.run(locks, [&] {
         expand::locked_step(
             [&] {
                 done.clear();
@@ -1658,6 +1704,13 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                                             pg::quote_identifier(c.check_name())));
                     done.push_back("NOT NULL");
                 }
+                if (old_facts->identity) {
+                    if (!expand::column_facts(c.table, c.new_column)->not_null)
+                        spi.execute(fmt::format("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL",
+                                                table, new_q));
+                    done.push_back(expand::move_identity(spi, c, old_facts->identity,
+                                                         old_facts->attnum, old_q, new_q));
+                }
                 // The foreign keys referencing the key go first (they depend on its index).
                 for (auto &k : keys)
                     spi.execute(fmt::format("ALTER TABLE {} DROP CONSTRAINT {}", k.child,
@@ -1738,14 +1791,7 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
             },
             commit, "contract", &locks);
         commit();
-    } catch (const pg::UserError &e) {
-        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
-        throw;
-    } catch (const pg::PgError &e) {
-        // Raised by a statement of the step: its subtransaction rolled back.
-        log.failed(locks, e.sqlstate(), e.what());
-        throw;
-    }
+    });
     const long held_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::steady_clock::now() - locked_at)
                              .count();
@@ -1777,7 +1823,7 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                          fmt::format("drop column {} of {} and the trigger {}",
                                      pg::quote_identifier(c.new_column), c.table_sql, c.trigger()),
                          false);
-    try {
+    log.run(locks, [&] {
         expand::locked_step(
             [&] {
                 if (exists) {
@@ -1798,13 +1844,7 @@ VIRTUOSO_FUNCTION(virtuoso_abort_column_change) {
                 expand::record(c, "ABORTED", std::nullopt, true);
             },
             [] {}, "abort", &locks);
-    } catch (const pg::UserError &e) {
-        log.failed(locks, e.sqlstate(), e.what(), e.detail(), e.hint());
-        throw;
-    } catch (const pg::PgError &e) {
-        log.failed(locks, e.sqlstate(), e.what());
-        throw;
-    }
+    });
     log.succeeded(locks);
     return pg::text_datum(fmt::format("column change {} aborted: column {} and its trigger dropped",
                                       c.id, pg::quote_identifier(c.new_column)));

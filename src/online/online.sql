@@ -48,10 +48,15 @@ CREATE TABLE virtuoso.batch_jobs (
     owner_role   oid NOT NULL,
     started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
     updated_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
-    finished_at  timestamptz
+    finished_at  timestamptz,
+    job_id       integer GENERATED ALWAYS AS IDENTITY
 );
 COMMENT ON TABLE virtuoso.batch_jobs IS
 'Jobs of migrate_data_batched: the bound (upper_key, the largest key when the job started) and the position (last_key, the largest key copied by the last committed batch, which commits together with its rows). A job left RUNNING resumes where it stopped when called again; only roles with the privileges of owner_role can resume it.';
+COMMENT ON COLUMN virtuoso.batch_jobs.job_id IS
+'The job''s number: the session running the job holds a session-level advisory lock on it (classid 1986161250, objid job_id), so another call of the same job is refused at once and different jobs never block each other.';
+COMMENT ON SEQUENCE virtuoso.batch_jobs_job_id_seq IS
+'Numbers the jobs of virtuoso.batch_jobs (identity of job_id).';
 
 CREATE TABLE virtuoso.batch_job_ranges (
     job_name       text NOT NULL REFERENCES virtuoso.batch_jobs ON DELETE CASCADE,

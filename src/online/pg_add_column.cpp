@@ -135,54 +135,24 @@ Existing existing_column(Oid table, const std::string &column, const ColumnType 
 // back-off and another attempt (the migration executor's backoff), never holding a lock
 // while sleeping.
 void ddl_step(FunctionCallInfo fcinfo, const std::string &sql, pg::Progress &progress) {
-    const int retries = gucs::max_lock_retries;
-    for (int attempt = 0;; ++attempt) {
-        try {
-            pg::SubTransaction sub;
-            {
-                pg::GucScope guc;
-                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
-                pg::Spi spi;
-                spi.execute(sql);
-            }
-            sub.commit();
-            break;
-        } catch (const pg::PgError &e) {
-            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= retries) throw;
-        }
-        pg::commit_caller(fcinfo, kProcedure);  // the rolled-back attempt's snapshot goes too
-        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        progress.pause(
-            fmt::format("lock wait: DDL step timed out after {} ms (attempt {} of "
-                        "{}), backing off {} ms",
-                        gucs::lock_timeout_ms, attempt + 1, retries + 1, sleep));
-        pg::report(NOTICE, fmt::format("lock not available for \"{}\" (attempt {} of {}); "
-                                       "retrying in {} ms",
-                                       sql, attempt + 1, retries + 1, sleep));
-        pg::interruptible_sleep(sleep);
-    }
+    with_lock_retries(
+        gucs::lock_timeout_ms, gucs::max_lock_retries,
+        [&sql] {
+            pg::Spi spi;
+            spi.execute(sql);
+        },
+        [&](int attempt, int attempts, long sleep) {
+            pg::commit_caller(fcinfo, kProcedure);  // the rolled-back attempt's snapshot goes too
+            progress.pause(
+                fmt::format("lock wait: DDL step timed out after {} ms (attempt {} of "
+                            "{}), backing off {} ms",
+                            gucs::lock_timeout_ms, attempt, attempts, sleep));
+            pg::report(NOTICE, fmt::format("lock not available for \"{}\" (attempt {} of {}); "
+                                           "retrying in {} ms",
+                                           sql, attempt, attempts, sleep));
+        });
     progress.resume();
     pg::commit_caller(fcinfo, kProcedure);
-}
-
-int64_t relation_blocks(Oid table) {
-    return pg::pg_call([table] {
-        return static_cast<int64_t>(DatumGetInt64(DirectFunctionCall2(
-                   pg_relation_size, ObjectIdGetDatum(table), CStringGetTextDatum("main")))) /
-               BLCKSZ;
-    });
-}
-
-// Rows per block of the table, from its statistics (at least one).
-int64_t rows_per_block(Oid table, int64_t *rows) {
-    pg::InternalSql spi;
-    auto r = spi.execute(
-        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
-        "WHERE oid = $1::oid",
-        {std::to_string(table)});
-    int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
-    *rows = tuples;
-    return pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
 }
 
 struct Arguments {
@@ -214,10 +184,7 @@ Arguments read_arguments(FunctionCallInfo fcinfo) {
                         "default_value must be an expression or NULL (no default)");
     if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) a.batch_size = PG_GETARG_INT32(4);
     if (PG_NARGS() > 5 && !PG_ARGISNULL(5)) a.not_null = PG_GETARG_BOOL(5);
-    if (a.batch_size < 1 || a.batch_size > 10000000)
-        throw UserError(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
+    check_batch_size(a.batch_size);
     if (a.not_null && !a.default_value)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "not_null needs a default_value: existing rows would have no value");
@@ -282,14 +249,12 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
                                      default_sql),
                          progress);
         int64_t rows = 0;
-        int64_t per_block = online::rows_per_block(args.table, &rows);
-        int64_t blocks_per_batch = std::max<int64_t>(1, args.batch_size / per_block);
+        int64_t blocks_per_batch = online::blocks_per_batch(args.table, args.batch_size, &rows);
         progress.phase("backfilling");
         progress.total(rows);
-        std::string update = fmt::format(
-            "UPDATE {0} SET {1} = {2} WHERE ctid OPERATOR(pg_catalog.>=) $1::pg_catalog.tid "
-            "AND ctid OPERATOR(pg_catalog.<) $2::pg_catalog.tid AND {1} IS NULL",
-            table, column, default_sql);
+        std::string update =
+            fmt::format("UPDATE {0} SET {1} = {2} WHERE {3} AND {1} IS NULL", table, column,
+                        default_sql, online::block_range_condition());
         int64_t next_block = 0;
         Oid relid = args.table;
         online::QuerySlowdown slowdown(relid, gucs::batch_max_slowdown);
@@ -299,8 +264,7 @@ VIRTUOSO_FUNCTION(virtuoso_add_column_zero_downtime) {
                 if (next_block >= online::relation_blocks(relid)) return std::nullopt;
                 int64_t end = next_block + blocks_per_batch;
                 pg::Spi spi;
-                auto r = prepared.execute(
-                    spi, {fmt::format("({},0)", next_block), fmt::format("({},0)", end)});
+                auto r = prepared.execute(spi, {std::to_string(next_block), std::to_string(end)});
                 next_block = end;
                 return static_cast<int64_t>(r.processed);
             },

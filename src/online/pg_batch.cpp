@@ -2,6 +2,7 @@
 #include "db_virtuoso/online/batch.hpp"
 #include "db_virtuoso/online/slowdown.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 
@@ -12,6 +13,7 @@
 
 extern "C" {
 #include "access/xlog.h"
+#include "utils/builtins.h"
 }
 
 namespace virtuoso::online {
@@ -87,29 +89,15 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
         wait_for_standbys(throttle, wal, progress);
         if (slowdown) slowdown->wait(progress);
         std::optional<int64_t> handled;
-        for (int attempt = 0;; ++attempt) {
-            try {
-                pg::SubTransaction sub;
-                {
-                    pg::GucScope guc;
-                    guc.set("lock_timeout", std::to_string(throttle.lock_timeout_ms));
-                    handled = batch();
-                }
-                sub.commit();
-                break;
-            } catch (const pg::PgError &e) {
-                // The subtransaction was rolled back: nothing of this batch stays.
-                if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE ||
-                    attempt >= throttle.max_lock_retries)
-                    throw;
-            }
-            long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-            progress.pause(fmt::format(
-                "lock wait: batch timed out after {} ms (attempt {} of {}), "
-                "backing off {} ms",
-                throttle.lock_timeout_ms, attempt + 1, throttle.max_lock_retries + 1, sleep));
-            pg::interruptible_sleep(sleep);
-        }
+        // A batch that timed out was rolled back: nothing of it stays.
+        with_lock_retries(
+            throttle.lock_timeout_ms, throttle.max_lock_retries, [&] { handled = batch(); },
+            [&](int attempt, int attempts, long sleep) {
+                progress.pause(
+                    fmt::format("lock wait: batch timed out after {} ms (attempt {} "
+                                "of {}), backing off {} ms",
+                                throttle.lock_timeout_ms, attempt, attempts, sleep));
+            });
         progress.resume();
         if (!handled) return rows;
         // A batch's rows and its position commit in one transaction, and WAL is replayed in
@@ -130,6 +118,59 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
             progress.resume();
         }
     }
+}
+
+void with_lock_retries(int lock_timeout_ms, int max_retries, const std::function<void()> &body,
+                       const LockRetryHook &after_timeout) {
+    for (int attempt = 0;; ++attempt) {
+        try {
+            pg::SubTransaction sub;
+            {
+                pg::GucScope guc;
+                guc.set("lock_timeout", std::to_string(lock_timeout_ms));
+                body();
+            }
+            sub.commit();
+            return;
+        } catch (const pg::PgError &e) {
+            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= max_retries) throw;
+        }
+        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
+        after_timeout(attempt + 1, max_retries + 1, sleep);
+        pg::interruptible_sleep(sleep);
+    }
+}
+
+void check_batch_size(int batch_size) {
+    if (batch_size < 1 || batch_size > 10000000)
+        throw pg::UserError(
+            ERRCODE_INVALID_PARAMETER_VALUE,
+            fmt::format("batch_size must be between 1 and 10000000, got {}", batch_size));
+}
+
+std::string block_range_condition() {
+    return "ctid OPERATOR(pg_catalog.>=) pg_catalog.tid(pg_catalog.format('(%s,0)', $1)) AND "
+           "ctid OPERATOR(pg_catalog.<) pg_catalog.tid(pg_catalog.format('(%s,0)', $2))";
+}
+
+int64_t relation_blocks(uint32_t table) {
+    return pg::pg_call([table] {
+        return static_cast<int64_t>(DatumGetInt64(DirectFunctionCall2(
+                   pg_relation_size, ObjectIdGetDatum(table), CStringGetTextDatum("main")))) /
+               BLCKSZ;
+    });
+}
+
+int64_t blocks_per_batch(uint32_t table, int batch_size, int64_t *rows) {
+    pg::InternalSql spi;
+    auto r = spi.execute(
+        "SELECT greatest(reltuples, 0)::bigint, greatest(relpages, 0) FROM pg_class "
+        "WHERE oid = $1::oid",
+        {std::to_string(table)});
+    int64_t tuples = std::stoll(*r.rows[0][0]), pages = std::stoll(*r.rows[0][1]);
+    *rows = tuples;
+    int64_t per_block = pages > 0 && tuples > 0 ? std::max<int64_t>(1, tuples / pages) : 50;
+    return std::max<int64_t>(1, batch_size / per_block);
 }
 
 }  // namespace virtuoso::online

@@ -20,7 +20,6 @@
 
 extern "C" {
 #include "access/htup_details.h"
-#include "common/hashfn.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_operator.h"
 #include "nodes/parsenodes.h"
@@ -343,16 +342,20 @@ bool load_or_create(Job &job, const Arguments &args) {
     return true;
 }
 
-void record_new(const Job &job, const Arguments &args) {
+// Records a new job and its ranges; returns its job_id, or nullopt when another session
+// recorded a job of this name meanwhile (that session runs it).
+std::optional<int32> record_new(const Job &job, const Arguments &args) {
     Oid caller = pg::pg_call([] { return GetUserId(); });
     migrate::AsExtensionOwner owner;
     pg::InternalSql spi;
-    spi.execute(
+    auto id = spi.scalar(
         "INSERT INTO virtuoso.batch_jobs (job_name, target_table, target_oid, source_query, "
         "key_column, key_type, upper_key, rows_total, owner_role) "
-        "VALUES ($1, $2, $3::oid, $4, $5, $6, $7, $8::bigint, $9::oid)",
+        "VALUES ($1, $2, $3::oid, $4, $5, $6, $7, $8::bigint, $9::oid) "
+        "ON CONFLICT (job_name) DO NOTHING RETURNING job_id::pg_catalog.text",
         {job.name, job.target_sql, std::to_string(job.target), args.source_query, args.key_column,
          job.key_type, job.upper_key, std::to_string(job.rows_total), std::to_string(caller)});
+    if (!id) return std::nullopt;
     // A range's position starts at its lower bound (exclusive; NULL: before the first key).
     std::optional<std::string> lower;
     for (size_t i = 0; i < job.boundaries.size(); ++i) {
@@ -362,6 +365,7 @@ void record_new(const Job &job, const Arguments &args) {
             {job.name, std::to_string(i), lower, job.boundaries[i]});
         lower = job.boundaries[i];
     }
+    return std::stoi(*id);
 }
 
 // The two statements of a batch, each planned once per run (not once per batch), with
@@ -455,22 +459,35 @@ void finish(const Job &job) {
         {job.name});
 }
 
-// One session at a time runs a job: the caller holds this lock on the job's name across its
-// commits (and its workers' run); another session asking for the same job gets 55006 at once
-// instead of racing it batch by batch.
+// One session at a time runs a job: the caller holds this lock on the job's number (job_id,
+// never a hash of its name, which two names can share) across its commits (and its workers'
+// run); another session asking for the same job gets 55006 at once instead of racing it
+// batch by batch.
 constexpr int32 kJobLockSpace = 0x76626a62;  // "vbjb"
 
-void lock_job(std::optional<pg::SessionAdvisoryLock> &lock, const std::string &name) {
-    if (lock) return;  // taken by an earlier attempt of this call
-    auto key = static_cast<int32>(
-        DatumGetUInt32(hash_any(reinterpret_cast<const unsigned char *>(name.data()),
-                                static_cast<int>(name.size()))));
-    lock.emplace(kJobLockSpace, key);
-    if (!lock->held())
-        throw UserError(ERRCODE_OBJECT_IN_USE,
-                        fmt::format("job \"{}\" is being run by another session", name), "",
-                        "Wait for that call to end, or cancel it; calling again afterwards "
-                        "resumes the job.");
+[[noreturn]] void refuse_running(const std::string &name) {
+    throw UserError(ERRCODE_OBJECT_IN_USE,
+                    fmt::format("job \"{}\" is being run by another session", name), "",
+                    "Wait for that call to end, or cancel it; calling again afterwards "
+                    "resumes the job.");
+}
+
+void lock_job(std::optional<pg::SessionAdvisoryLock> &lock, int32 job_id,
+              const std::string &name) {
+    // Taken by an earlier attempt of this call: kept when it is this job's.
+    if (lock && lock->key() == job_id) return;
+    lock.reset();
+    lock.emplace(kJobLockSpace, job_id);
+    if (!lock->held()) refuse_running(name);
+}
+
+std::optional<int32> find_job_id(const std::string &name) {
+    migrate::AsExtensionOwner owner;
+    pg::InternalSql spi;
+    auto id = spi.scalar(
+        "SELECT job_id::pg_catalog.text FROM virtuoso.batch_jobs WHERE job_name = $1", {name});
+    if (!id) return std::nullopt;
+    return std::stoi(*id);
 }
 
 // Everything checked and resolved before any row moves; the job locked for this session and
@@ -488,11 +505,18 @@ bool prepare(Job &job, const Arguments &args, std::optional<pg::SessionAdvisoryL
         spi.execute(insert_sql(job, true, " AND false"), {std::nullopt, std::nullopt});
     }
     job.name = args.job_name ? *args.job_name : default_job_name(args, job.target_sql);
-    lock_job(lock, job.name);
-    if (load_or_create(job, args)) return true;
+    if (auto id = find_job_id(job.name)) {
+        lock_job(lock, *id, job.name);
+        if (load_or_create(job, args)) return true;
+        // Deleted since: recorded anew below.
+    }
     measure(job);
     split(job, args.parallel_workers);
-    record_new(job, args);
+    // Two sessions starting the same new job: the second one's INSERT waits for the first's
+    // commit, which comes with the first holding the job's lock.
+    auto id = record_new(job, args);
+    if (!id) refuse_running(job.name);
+    lock_job(lock, *id, job.name);
     return false;
 }
 
@@ -760,10 +784,7 @@ Arguments read_arguments(FunctionCallInfo fcinfo) {
     if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) a.parallel_workers = PG_GETARG_INT32(3);
     if (auto key = pg::text_arg(fcinfo, 4)) a.key_column = *key;
     a.job_name = pg::text_arg(fcinfo, 5);
-    if (a.batch_size < 1 || a.batch_size > 10000000)
-        throw UserError(
-            ERRCODE_INVALID_PARAMETER_VALUE,
-            fmt::format("batch_size must be between 1 and 10000000, got {}", a.batch_size));
+    check_batch_size(a.batch_size);
     if (a.parallel_workers < 1 || a.parallel_workers > 64)
         throw UserError(
             ERRCODE_INVALID_PARAMETER_VALUE,
@@ -791,28 +812,18 @@ VIRTUOSO_FUNCTION(virtuoso_migrate_data_batched) {
     std::optional<pg::SessionAdvisoryLock> job_lock;
     // Preparation locks the source's and the target's tables: under the short lock_timeout,
     // rolled back and retried after a back-off like every other lock of a migration.
-    for (int attempt = 0;; ++attempt) {
-        try {
-            pg::SubTransaction sub;
-            {
-                pg::GucScope guc;
-                guc.set("lock_timeout", std::to_string(gucs::lock_timeout_ms));
-                job = online::Job{};
-                resumed = online::prepare(job, args, job_lock);
-            }
-            sub.commit();
-            break;
-        } catch (const pg::PgError &e) {
-            if (e.sqlstate() != ERRCODE_LOCK_NOT_AVAILABLE || attempt >= gucs::max_lock_retries)
-                throw;
-        }
-        long sleep = migrate::lock_retry_backoff_ms(attempt + 1);
-        pg::report(NOTICE, fmt::format("lock not available while preparing the copy (attempt {} "
-                                       "of {}); retrying in {} ms",
-                                       attempt + 1, gucs::max_lock_retries + 1, sleep));
-        pg::commit_caller(fcinfo, online::kProcedure);
-        pg::interruptible_sleep(sleep);
-    }
+    online::with_lock_retries(
+        gucs::lock_timeout_ms, gucs::max_lock_retries,
+        [&] {
+            job = online::Job{};
+            resumed = online::prepare(job, args, job_lock);
+        },
+        [fcinfo](int attempt, int attempts, long sleep) {
+            pg::report(NOTICE, fmt::format("lock not available while preparing the copy (attempt "
+                                           "{} of {}); retrying in {} ms",
+                                           attempt, attempts, sleep));
+            pg::commit_caller(fcinfo, online::kProcedure);
+        });
     if (resumed && job.finished) {
         pg::report(NOTICE, fmt::format("job \"{}\" finished earlier ({} rows); nothing to do",
                                        job.name, job.rows_done));

@@ -53,14 +53,11 @@ is($phase, 'BACKFILLING', 'expand: left BACKFILLING');
 cmp_ok($done, '>', 0, "expand: $done rows backfilled before the kill");
 cmp_ok($done, '<', $rows, 'expand: the kill came before the end');
 is(sq(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'ev'::regclass}), '1', 'expand: the sync trigger survived');
-is(sq(q{SELECT string_agg(split_part(name, ':', 3) || '=' || status, ' ' ORDER BY started_at)
-        FROM virtuoso.migration_log WHERE name LIKE 'expand:cc1:%'}),
+is(change_phases($node, 'cc1'),
     'expand=SUCCESS backfill=RUNNING', 'log: the killed backfill phase is visible (RUNNING)');
 
 # 2. pgbench writes through the old column name from now on, with a shadow of every change.
-my $script = PostgreSQL::Test::Utils::tempdir() . '/writers.sql';
-open my $fh, '>', $script or die;
-print $fh <<"SQL";
+my $writers = start_writers($node, <<"SQL");
 \\set id random(1, $rows)
 BEGIN;
 UPDATE ev SET v = v + 1 WHERE id = :id;
@@ -70,12 +67,6 @@ INSERT INTO ev (id, v) SELECT id, :id FROM n;
 INSERT INTO ev_shadow (id, v) SELECT currval('ev_ids'), :id;
 END;
 SQL
-close $fh;
-my ($bench_out, $bench_err) = ('', '');
-my $bench = IPC::Run::start(
-    [ 'pgbench', '-n', '-c', '2', '-T', '12', '-f', $script, '-h', $node->host, '-p', $node->port, 'postgres' ],
-    '<', \undef, '>', \$bench_out, '2>', \$bench_err, IPC::Run::timeout(120));
-usleep(500_000);
 
 # 3. Called again, the expand resumes after the committed batches and ends READY.
 sq(q{ALTER DATABASE postgres RESET virtuoso.batch_pause});
@@ -86,8 +77,7 @@ is($rc, 0, 'resume: called again') or diag($err);
 like($err, qr/resuming column change cc1 \(BACKFILLING\)/, 'resume: it continues the same change');
 is(sq(q{SELECT phase || ':' || rows_differing FROM virtuoso.column_changes WHERE change_id = 'cc1'}),
     'READY:0', 'resume: READY, parity holds');
-is(sq(q{SELECT string_agg(split_part(name, ':', 3) || '=' || status, ' ' ORDER BY started_at)
-        FROM virtuoso.migration_log WHERE name LIKE 'expand:cc1:%'}),
+is(change_phases($node, 'cc1'),
     'expand=SUCCESS backfill=FAILED backfill=SUCCESS build=SUCCESS parity=SUCCESS',
     'log: the resume settled the killed phase FAILED and logged its own');
 like(sq(q{SELECT error_message FROM virtuoso.migration_log WHERE name = 'expand:cc1:backfill' AND status = 'FAILED'}),
@@ -99,9 +89,11 @@ like(sq(q{SELECT error_message FROM virtuoso.migration_log WHERE name = 'expand:
 is($rc, 0, 'contract: done under writers') or diag($err);
 like($out, qr/is now v bigint; default moved; NOT NULL; index ev_v rebuilt/, 'contract: result');
 
-$bench->finish;
-like($bench_out, qr/number of failed transactions: 0 /, 'pgbench: no failed transaction') or diag($bench_out . $bench_err);
-like($bench_out, qr/number of transactions actually processed: [1-9]/, 'pgbench: wrote meanwhile');
+my $w = stop_writers($writers);
+is(join(',', grep { $_ != 0 } @{ $w->{runs} }), '', 'pgbench: no failed transaction')
+    or diag($w->{out} . $w->{err});
+ok($w->{ok} && @{ $w->{runs} }, 'pgbench: every run ended well') or diag($w->{err});
+like($w->{out}, qr/number of transactions actually processed: [1-9]/, 'pgbench: wrote meanwhile');
 is(sq(q{SELECT format_type(atttypid, atttypmod) || ':' || attnotnull FROM pg_attribute
         WHERE attrelid = 'ev'::regclass AND attname = 'v'}), 'bigint:true', 'after: v is bigint NOT NULL');
 is(sq(q{SELECT count(*) FROM ev FULL JOIN ev_shadow s USING (id) WHERE ev.v IS DISTINCT FROM s.v}),

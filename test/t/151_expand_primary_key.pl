@@ -63,10 +63,7 @@ CREATE TABLE shape_before AS SELECT * FROM shape;
 });
 
 # pgbench writes through the old column name from now on, with a shadow of every change.
-my $dir = PostgreSQL::Test::Utils::tempdir();
-my $script = "$dir/writers.sql";
-open my $fh, '>', $script or die;
-print $fh <<"SQL";
+my $writers = start_writers($node, <<"SQL", log => 1);
 \\set id random(1, $rows)
 BEGIN;
 UPDATE orders SET total = total + 1 WHERE id = :id;
@@ -78,15 +75,6 @@ WITH l AS (INSERT INTO order_lines (order_id, qty) VALUES (:id, 2) RETURNING lin
 INSERT INTO lines_shadow SELECT line, order_id FROM l;
 END;
 SQL
-close $fh;
-# Back-to-back pgbench runs of 5 s until the change is done (each prints its summary).
-my ($bench_out, $bench_err) = ('', '');
-my $host = $node->host;
-my $port = $node->port;
-my $bench = IPC::Run::start(
-    [ 'sh', '-c', qq{while [ ! -f "$dir/done" ]; do pgbench -n -c 2 -T 5 -f "$script" -l --log-prefix "$dir/tx" -h "$host" -p $port postgres || exit 1; done} ],
-    '<', \undef, '>', \$bench_out, '2>', \$bench_err, IPC::Run::timeout(1200));
-usleep(500_000);
 
 sub call
 {
@@ -121,22 +109,20 @@ like($out, qr/id of public\.orders is now id bigint; NOT NULL; primary key order
 note(sprintf('expand + contract of %d rows: %.1f s', $rows, time - $t0));
 usleep(500_000);
 
-open my $done, '>', "$dir/done" or die;
-close $done;
-my $bench_ok = $bench->finish;
-my @runs = ($bench_out =~ /number of failed transactions: (\d+) /g);
+my $w = stop_writers($writers);
+my @runs = @{ $w->{runs} };
 cmp_ok(scalar(@runs), '>', 0, 'pgbench: ' . scalar(@runs) . ' runs during the change');
 is(join(',', grep { $_ != 0 } @runs), '', 'pgbench: no failed transaction in any run')
-    or diag($bench_out . $bench_err);
-ok($bench_ok, 'pgbench: every run ended well') or diag($bench_err);
-like($bench_out, qr/number of transactions actually processed: [1-9]/, 'pgbench: wrote meanwhile');
+    or diag($w->{out} . $w->{err});
+ok($w->{ok}, 'pgbench: every run ended well') or diag($w->{err});
+like($w->{out}, qr/number of transactions actually processed: [1-9]/, 'pgbench: wrote meanwhile');
 
 # The slowest pgbench transaction against what contract held (from the migration log).
 my $held = sq(q{SELECT (final_stats->>'lock_held_ms')::int FROM virtuoso.migration_log
                 WHERE name = 'expand:cc2:contract' AND status = 'SUCCESS'});
 ok(defined $held && $held ne '', "log: contract held the lock for $held ms");
 my $max_us = 0;
-for my $f (glob("$dir/tx*"))
+for my $f (@{ $w->{logs} })
 {
     open my $lf, '<', $f or die;
     while (<$lf>)
@@ -169,8 +155,7 @@ is(sq(q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND N
     'after: the sync trigger is gone');
 my ($erc, undef, $eerr) = call(q{INSERT INTO order_lines (order_id, qty) VALUES (-5, 1)});
 like($eerr, qr/23503/, 'after: the foreign key is enforced');
-is(sq(q{SELECT string_agg(split_part(name, ':', 3) || '=' || status, ' ' ORDER BY started_at)
-        FROM virtuoso.migration_log WHERE name LIKE 'expand:cc2:%'}),
+is(change_phases($node, 'cc2'),
     'expand=SUCCESS backfill=SUCCESS build=SUCCESS parity=SUCCESS contract=SUCCESS validate=SUCCESS',
     'log: every phase recorded');
 

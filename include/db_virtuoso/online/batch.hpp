@@ -41,4 +41,24 @@ int64_t run_batches(const Batch &batch, const std::function<void()> &commit,
                     const BatchThrottle &throttle, pg::Progress &progress,
                     QuerySlowdown *slowdown = nullptr);
 
+// Runs body in a subtransaction with lock_timeout set to lock_timeout_ms.  A lock timeout
+// (55P03) rolls it back, releasing every lock it took; then after_timeout(attempt,
+// attempts, backoff_ms) runs (a procedure commits there, so that no snapshot is held while
+// sleeping; it says why it waits), the back-off of the migration executor is slept, and body
+// runs again, up to max_retries times.  Any other error, and the last timeout, is raised.
+using LockRetryHook = std::function<void(int attempt, int attempts, long backoff_ms)>;
+void with_lock_retries(int lock_timeout_ms, int max_retries, const std::function<void()> &body,
+                       const LockRetryHook &after_timeout);
+
+// The batch_size argument of the batched procedures: 1 to 10,000,000, else 22023.
+void check_batch_size(int batch_size);
+
+// Batches of block ranges (backfills, parity checks): the condition "ctid in blocks $1 to
+// $2 - 1", $1 and $2 block numbers passed as text; the table's size in blocks now; and how
+// many blocks hold about batch_size rows by the table's statistics (rows: its estimated row
+// count).
+std::string block_range_condition();
+int64_t relation_blocks(uint32_t table);
+int64_t blocks_per_batch(uint32_t table, int batch_size, int64_t *rows);
+
 }  // namespace virtuoso::online

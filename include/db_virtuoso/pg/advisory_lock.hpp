@@ -16,6 +16,7 @@ class SessionAdvisoryLock {
     SessionAdvisoryLock(const SessionAdvisoryLock &) = delete;
     SessionAdvisoryLock &operator=(const SessionAdvisoryLock &) = delete;
     bool held() const { return held_; }
+    int32_t key() const { return key_; }
 
   private:
     int32_t space_, key_;
