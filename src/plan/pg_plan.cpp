@@ -300,8 +300,10 @@ void Orchestrator::settle_interrupted_runs() {
     {
         migrate::AsExtensionOwner owner;
         pg::InternalSql spi;
-        if (spi.scalar("SELECT pg_try_advisory_xact_lock(hashtext('virtuoso.implementation:' "
-                       "|| $1))",
+        // A 64-bit key: under hashtext's 32 bits, plans with colliding names (such as
+        // 'p144044' and 'p5050') refused each other.
+        if (spi.scalar("SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtextextended("
+                       "'virtuoso.implementation:' OPERATOR(pg_catalog.||) $1, 0))",
                        {plan_.name}) != std::string("t"))
             holder = std::string("another session");
         // RUNNING rows of sessions that are gone, or of this one (which runs none now).

@@ -180,6 +180,21 @@ is($rc, 3, 'a second run of the same plan is refused');
 like($err, qr/55P03.*plan "once" is being run by another session/s, '55P03 while the first runs');
 $first->query_safe('COMMIT');
 $first->quit;
+
+# Different plans never block each other, also when their names collide under a 32-bit hash
+# ('virtuoso.implementation:p144044' and '...:p5050' have the same hashtext): the second ran
+# into 55P03 while the first's transaction was open.
+is($node->safe_psql('postgres', q{SELECT hashtext('virtuoso.implementation:p144044') = hashtext('virtuoso.implementation:p5050')}),
+    't', 'the two plan names collide under hashtext');
+my $colliding = $node->background_psql('postgres', on_error_stop => 0);
+$colliding->query_safe(q{BEGIN; SELECT count(*) FROM virtuoso.execute_database_implementation('{"name": "p144044", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE p144044_t (id int)"}]}')});
+($rc, $out, $err) = $node->psql('postgres',
+    q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "p5050", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE p5050_t (id int)"}]}') WHERE step_name = 'plan: p5050'},
+    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
+is($rc, 0, 'a plan whose name collides with a running one under hashtext runs') or diag($err);
+is($out, 'SUCCESS', 'and succeeds');
+$colliding->query_safe('COMMIT');
+$colliding->quit;
 is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "once", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE once_t (id int)"}]}') WHERE step_name = 'plan: once'}),
     'SKIPPED', 'after it ended, the plan is implemented');
 
