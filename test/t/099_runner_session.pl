@@ -49,6 +49,22 @@ is($n, 1, 'one runner worker for the RUNNING row, the 3 statements, their rows a
 is(sq(q{SELECT status || ' ' || statements_done || '/' || statements_total || ' ' || (SELECT count(*) FROM three)
         FROM virtuoso.migration_log WHERE name = 'three'}), 'SUCCESS 3/3 100', 'its log row is complete');
 
+# Its statement-by-statement rollback (backups committed first, its progress rows, the
+# statements, the final row): one worker too.
+($n, $rc, $out, $err) = workers_for(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('undone',
+    'CREATE TABLE undone (id int); INSERT INTO undone VALUES (1), (2)', 'DROP TABLE undone; SELECT 1',
+    '{"transactional": false, "lint": "off"}')});
+is($out, 'SUCCESS', 'a statement-by-statement migration with rollback SQL') or diag($err);
+($n, $rc, $out, $err) = workers_for(q{SELECT status || ' ' || cardinality(backup_tables)
+                                      FROM virtuoso.execute_rollback_with_backup('undone')});
+is($rc, 0, 'its rollback succeeds') or diag($err);
+is($out, 'ROLLED_BACK 1', 'rolled back, with the backup of its table');
+is($n, 1, 'one runner worker for the backup, the rollback statements and their rows');
+is(sq(q{SELECT to_regclass('undone') IS NULL}), 't', 'the table is gone');
+is(sq(q{SELECT (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %s', backup_tables[1]),
+                                                    false, true, '')))[1]::text
+        FROM virtuoso.migration_log WHERE name = 'undone'}), '2', 'its rows are in the backup');
+
 # A caller without rights on the log: its rows are written as the extension's owner with a
 # pinned search_path, its statements as the caller with its own search_path, in one worker.
 sq(q{CREATE ROLE app LOGIN; CREATE SCHEMA app_schema AUTHORIZATION app;
