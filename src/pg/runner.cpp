@@ -495,9 +495,9 @@ void session_start(SessionState *s) {
 }
 
 // Ends the session, whatever state it is in: the worker is told to exit (its request queue
-// detached: an idle worker exits at once) or, with `terminate`, stopped wherever it is; then
-// it is waited for, and its slot given back.  `wait_ms` bounds the wait for a worker that
-// was only told; past it, it is terminated.
+// detached: an idle worker exits at once) or, with `terminate`, stopped wherever it is; it
+// is waited for up to `wait_ms` (past it, terminated and waited for; -1: not waited for),
+// and its slot given back.
 void session_stop(SessionState *s, bool terminate, long wait_ms) {
     if (s->handle != nullptr && terminate) TerminateBackgroundWorker(s->handle);
     if (s->requests != nullptr) shm_mq_detach(s->requests);
@@ -520,10 +520,12 @@ void session_stop(SessionState *s, bool terminate, long wait_ms) {
     s->slot = -1;
 }
 
-constexpr long kEndWaitMillis = 10000;  // a worker told to exit gets this long before SIGTERM
-
+// Ends a session whose worker is idle (or has exited after its last request): it has nothing
+// in flight and exits by itself once its request queue is detached, so the slot is given
+// back at once, without waiting for the process to be gone (as a one-shot worker's always
+// was: waiting costs tens of milliseconds of wall time on a busy machine, per job).
 void session_end(void *arg) {
-    session_stop(static_cast<SessionState *>(arg), false, kEndWaitMillis);
+    session_stop(static_cast<SessionState *>(arg), false, -1);
 }
 
 void session_kill(void *arg) {

@@ -86,8 +86,10 @@ RunOutcome run_in_worker_or_raise(const RunRequest &request);
 //    SET ROLE, SET SESSION AUTHORIZATION, DISCARD, PREPARE, LISTEN, temporary objects,
 //    session advisory locks, DO, CALL: decided conservatively from the parse tree), so no
 //    later request sees state a user statement left.
-//  * The destructor (or end()) tells the worker to exit and waits until it has; a FATAL exit
-//    of the caller terminates it.
+//  * The destructor (or end()) tells the idle worker to exit and gives its slot back (the
+//    worker has nothing in flight and exits by itself, as a one-shot worker does); a worker
+//    stopped mid-request (an error of the runner, a cancel, a longjmp through the wait) is
+//    terminated and waited for; a FATAL exit of the caller terminates it.
 class RunnerSession {
   public:
     RunnerSession();
@@ -96,7 +98,7 @@ class RunnerSession {
     RunnerSession &operator=(const RunnerSession &) = delete;
 
     RunOutcome run(const RunRequest &request);
-    // Ends the worker now (if any); the next request starts another.  Never throws.
+    // Tells the worker (if any) to exit now; the next request starts another.  Never throws.
     void end() noexcept;
     bool has_worker() const;
 
