@@ -273,8 +273,11 @@ sub worker_starts
 
 if ($o{probe_calls} > 0)
 {
-    my $backend = psql('SELECT pg_backend_pid()');
-    my (undef, $postmaster) = stat_fields($backend);
+    # The postmaster: the parent of a process that lives as long as it does (not psql's
+    # backend, which is gone by the time its PID is read).
+    my $checkpointer = psql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'});
+    my (undef, $postmaster) = stat_fields($checkpointer);
+    die "no postmaster found (checkpointer PID '$checkpointer')\n" unless $postmaster;
     psql(q{ALTER SYSTEM SET log_min_messages = 'debug1'; SELECT pg_reload_conf()});
     select(undef, undef, undef, 0.5);
     my $calls = join('', map { "SELECT load.call(:'kind');\n" } 1 .. $o{probe_calls});
