@@ -889,7 +889,9 @@ RunOutcome run_request(SessionState *state, const RunRequest &request, bool last
     }
     RequestArgs args{state, &request, last, check.waits_for_snapshots, {}};
     if (ErrorData *e = catch_pg_error(session_request, &args)) {
-        (void)catch_pg_error(session_kill, state);  // (already stopped where it mattered)
+        // An error of the runner itself (no slot, a cancel, a refusal, the worker gone): the
+        // worker, if one is left, is stopped and waited for; the next request starts anew.
+        (void)catch_pg_error(session_kill, state);
         throw PgError(e);
     }
     RunOutcome outcome;
