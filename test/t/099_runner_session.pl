@@ -115,6 +115,19 @@ is(sq(q{SELECT to_regclass('fails') IS NOT NULL AND to_regclass('never') IS NULL
    'statement 1 stays applied, statement 3 never ran');
 is($n, 2, 'the failed statement ends the session: a fresh worker writes the final row');
 
+# A transactional migration starts no worker when it succeeds (its row commits with it); when
+# it fails, its FAILED row (kept past the caller's rollback) and its alert share one.
+($n, $rc, $out, $err) = workers_for(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('tx_ok',
+    'CREATE TABLE tx_ok (id int)', NULL, '{"lint": "off"}')});
+is($out, 'SUCCESS', 'a transactional migration succeeds') or diag($err);
+is($n, 0, 'without a worker');
+($n, $rc, $out, $err) = workers_for(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('tx_fails',
+    'CREATE TABLE tx_fails (id int); SELECT 1 / 0', NULL, '{"lint": "off"}')});
+like($err, qr/ERROR:  22012: division by zero/, 'a failing transactional migration reports its error');
+is(sq(q{SELECT l.status || ' ' || (SELECT count(*) FROM virtuoso.alert_log a WHERE a.object = 'tx_fails')
+        FROM virtuoso.migration_log l WHERE l.name = 'tx_fails'}), 'FAILED 1', 'its FAILED row and alert are kept');
+is($n, 1, 'one worker for the FAILED row and its alert');
+
 # ---- statements that change session state do not leak into the next statement ------------
 sq(q{CREATE ROLE session_other});
 for my $case (
