@@ -573,6 +573,10 @@ VIRTUOSO_FUNCTION(virtuoso_perform_maintenance_if_needed) {
             ERRCODE_READ_ONLY_SQL_TRANSACTION, "maintenance cannot run on a hot standby",
             "VACUUM and ANALYZE cannot run during recovery.",
             "Run it on the primary, or pass dry_run => true to see what is due.");
+    // One runner worker for the whole call: its VACUUMs and ANALYZEs and the log rows and
+    // alerts written autonomously (a new one only after a failed statement).
+    std::optional<virtuoso::pg::RunnerSession> session;
+    if (!dry_run) session.emplace();
     FunctionBackend backend;
     // Rows of calls that crashed or were terminated mid-VACUUM are closed here too, not only
     // by the scheduler: with the scheduler off, or this database not in its list, they

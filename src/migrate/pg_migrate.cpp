@@ -13,6 +13,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
 #include "db_virtuoso/pg/progress.hpp"
+#include "db_virtuoso/pg/runner.hpp"
 
 extern "C" {
 #include "access/xlog.h"
@@ -366,6 +367,11 @@ pg::Row run_migration(const MigrationCall &call) {
 
     std::string running_id;  // statement-by-statement mode: the RUNNING row written up front
     RunResult result;
+    // Statement by statement: one runner worker for the RUNNING row, the statements, their
+    // rows, the final row and its alerts (a new one only after a failure or a statement that
+    // changes session state); gone when this call ends, whichever way.
+    std::optional<pg::RunnerSession> session;
+    if (!options->transactional) session.emplace();
     // Shown in virtuoso.progress while it runs (statements done of all, one by one).
     const auto total = static_cast<int64_t>(statements.size());
     pg::Progress progress(
@@ -453,6 +459,7 @@ pg::Row run_migration(const MigrationCall &call) {
     LogRow full = row;
     full.merge(outcome);
     if (!result.ok) {
+        if (!session) session.emplace();  // one worker for the row and its alert
         pg::Row recorded = full.insert(true);  // survives the caller's rollback
         raise_failure(*result.failure, name, *recorded[log_column("id")], result.attempts);
     }

@@ -277,11 +277,15 @@ pg::Row rollback_migration(const std::string &name, bool preserve, const pg::Val
     const std::string affected = target[log_column("affected_objects")].value_or("[]");
     std::vector<std::string> backups;
     RunResult result;
+    // Statement by statement: one runner worker for the backups, the statements and the rows
+    // recording them (see pg::RunnerSession).
+    std::optional<pg::RunnerSession> session;
     if (transactional) {
         if (preserve) backups = back_up_tables_lock_safe(affected, limits);
         RunAccess::StoredSqlScope as_recorder(access);
         result = run_transactional(statements, limits, std::nullopt, true);
     } else {
+        session.emplace();
         // Each statement commits on its own, so nothing here can be undone by the caller's
         // abort: backups are committed and listed first, and the row records (committed)
         // how far the rollback got, so that a failure, a cancel or a killed caller leaves a

@@ -50,7 +50,7 @@ constexpr uint64 kRunnerMagic = 0x56495254;  // "VIRT"
 constexpr Size kQueueSize = 64 * 1024;
 constexpr long kPollMillis = 50;  // how often the caller checks for a self-deadlock
 
-enum TocKey : uint64 { kKeyFixed = 1, kKeySql, kKeyParams, kKeyGuc, kKeyQueue };
+enum TocKey : uint64 { kKeyFixed = 1, kKeyRequests, kKeyReplies };
 
 // Message types of the worker's replies beyond the protocol's 'E', 'N' and 'C'.
 constexpr char kMsgValue = 'V';  // first column of the first row (Autonomous)
@@ -64,32 +64,44 @@ constexpr char kMsgCaptured = 'o';
 // waits for its caller's locks, a worker waiting on a worker has no caller to ask).
 bool in_runner_worker = false;
 
+// In a runner worker: memory of the request being served (reset after each one).
+MemoryContext request_memory = nullptr;
+
+// What the worker needs for its whole life (the segment's fixed part).  Everything else comes
+// with each request, over the request queue.
 struct RunnerShared {
     Oid database_id;
     Oid authenticated_user_id;
-    Oid outer_user_id;  // GetCurrentRoleId(): InvalidOid when no SET ROLE is active
-    bool outer_is_superuser;
-    Oid current_user_id;
-    int sec_context;
-    int mode;  // RunMode
-    int nparams;
     pid_t caller_pid;
-    bool read_only;  // the caller's transaction is read-only (and this is no bookkeeping)
 };
 
-// The runner the caller is waiting for, so that a FATAL exit of the caller (terminate,
-// postmaster death) still stops it.
-BackgroundWorkerHandle *active_worker = nullptr;
+// One request: this header, then the SQL (or the entry's name), the parameters and the
+// caller's settings (SerializeGUCState), in one message of the request queue.  The caller's
+// identity and settings travel with every request: one worker serves requests made as
+// different users (the caller, the extension's owner) with different settings.
+struct RequestHeader {
+    int mode;  // RunMode
+    int nparams;
+    bool read_only;  // the caller's transaction is read-only (and this is no bookkeeping)
+    bool last;       // the worker exits once it has answered
+    bool outer_is_superuser;
+    Oid outer_user_id;  // GetCurrentRoleId(): InvalidOid when no SET ROLE is active
+    Oid current_user_id;
+    int sec_context;
+    uint32 sql_len;  // with its terminating zero
+    uint32 params_len;
+    uint32 guc_len;
+};
+
 bool exit_callback_registered = false;
 
-// The workers of this session's WorkerGroups (nullptr where free), for the same reason.
-constexpr int kMaxGroupWorkers = 128;
-BackgroundWorkerHandle *group_workers[kMaxGroupWorkers];
+// The running workers of this backend (runner sessions, one-shot calls, WorkerGroups; nullptr
+// where free), so that a FATAL exit of the caller (terminate, postmaster death) stops them.
+constexpr int kMaxWorkers = 128;
+BackgroundWorkerHandle *own_workers[kMaxWorkers];
 
-void terminate_active_worker(int, Datum) {
-    if (active_worker != nullptr) TerminateBackgroundWorker(active_worker);
-    active_worker = nullptr;
-    for (auto &handle : group_workers) {
+void terminate_own_workers(int, Datum) {
+    for (auto &handle : own_workers) {
         if (handle != nullptr) TerminateBackgroundWorker(handle);
         handle = nullptr;
     }
@@ -97,9 +109,25 @@ void terminate_active_worker(int, Datum) {
 
 void register_exit_callback() {
     if (!exit_callback_registered) {
-        before_shmem_exit(terminate_active_worker, (Datum)0);
+        before_shmem_exit(terminate_own_workers, (Datum)0);
         exit_callback_registered = true;
     }
+}
+
+// Index in own_workers, or -1 when all are taken (the worker then still runs; only a FATAL
+// exit of the caller would not stop it at once).
+int register_worker(BackgroundWorkerHandle *handle) {
+    register_exit_callback();
+    for (int i = 0; i < kMaxWorkers; ++i)
+        if (own_workers[i] == nullptr) {
+            own_workers[i] = handle;
+            return i;
+        }
+    return -1;
+}
+
+void unregister_worker(int index) {
+    if (index >= 0) own_workers[index] = nullptr;
 }
 
 constexpr int kMaxChain = 64;  // processes looked at per check of the blocking chain
@@ -230,7 +258,7 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
                 bool deadlock = worker_waits_for_caller(pid, &path);
                 MemoryContextSwitchTo(outer);
                 if (deadlock) {
-                    // (launch_and_wait stops the worker and waits for it before the error
+                    // (session_request stops the worker and waits for it before the error
                     // goes on)
                     ereport(ERROR,
                             (errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
@@ -271,9 +299,8 @@ void stop_worker(BackgroundWorkerHandle *handle) {
     RESUME_INTERRUPTS();
 }
 
-struct LaunchArgs {
+struct SnapshotCheck {
     const RunRequest *request;
-    RawOutcome out;
     const char *waits_for_snapshots;  // statement_waiting_for_snapshots() of the request
 };
 
@@ -328,52 +355,86 @@ void refuse_if_snapshot_held(const char *what) {
 namespace {
 
 void check_snapshot_waiter(void *arg) {
-    auto *args = static_cast<LaunchArgs *>(arg);
+    auto *args = static_cast<SnapshotCheck *>(arg);
     args->waits_for_snapshots = statement_waiting_for_snapshots(args->request->sql.c_str());
     if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
 }
 
-// Builds the DSM segment of one request (everything the worker needs) and describes its
-// worker; the caller's end of the reply queue goes to *mqh.
-dsm_segment *build_segment(const RunRequest &req, shm_mq_handle **mqh_out,
+// Builds the DSM segment of a worker (its fixed part, the request queue and the reply queue)
+// and describes the worker.  The mapping and both queue handles outlive the caller's
+// (sub)transactions, as a session does: they are given back by session_stop() /
+// group_release(), or at the caller's exit.
+dsm_segment *build_segment(shm_mq_handle **requests_out, shm_mq_handle **replies_out,
                            BackgroundWorker *worker_out) {
-    // Everything the worker needs goes through one DSM segment.
-    Size sql_len = req.sql.size() + 1;
-    Size params_len = 0;
-    for (const auto &p : req.params) params_len += sizeof(int32) + (p ? p->size() : 0);
-    Size guc_len = EstimateGUCStateSpace();
-
+    MemoryContext outer = MemoryContextSwitchTo(TopMemoryContext);
     shm_toc_estimator e;
     shm_toc_initialize_estimator(&e);
     shm_toc_estimate_chunk(&e, sizeof(RunnerShared));
-    shm_toc_estimate_chunk(&e, sql_len);
-    shm_toc_estimate_chunk(&e, params_len + 1);
-    shm_toc_estimate_chunk(&e, guc_len);
     shm_toc_estimate_chunk(&e, kQueueSize);
-    shm_toc_estimate_keys(&e, 5);
+    shm_toc_estimate_chunk(&e, kQueueSize);
+    shm_toc_estimate_keys(&e, 3);
     Size segsize = shm_toc_estimate(&e);
 
     dsm_segment *seg = dsm_create(segsize, 0);
+    dsm_pin_mapping(seg);  // not the resource owner's: a subtransaction's end must not detach it
     shm_toc *toc = shm_toc_create(kRunnerMagic, dsm_segment_address(seg), segsize);
 
     auto *fixed = static_cast<RunnerShared *>(shm_toc_allocate(toc, sizeof(RunnerShared)));
     fixed->database_id = MyDatabaseId;
     fixed->authenticated_user_id = GetAuthenticatedUserId();
-    fixed->outer_user_id = GetCurrentRoleId();
-    fixed->outer_is_superuser = superuser_arg(GetOuterUserId());
-    GetUserIdAndSecContext(&fixed->current_user_id, &fixed->sec_context);
-    fixed->mode = static_cast<int>(req.mode);
-    fixed->nparams = static_cast<int>(req.params.size());
     fixed->caller_pid = MyProcPid;
-    fixed->read_only = XactReadOnly && !req.bookkeeping;
     shm_toc_insert(toc, kKeyFixed, fixed);
 
-    char *sql = static_cast<char *>(shm_toc_allocate(toc, sql_len));
-    memcpy(sql, req.sql.c_str(), sql_len);
-    shm_toc_insert(toc, kKeySql, sql);
+    shm_mq *requests = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
+    shm_toc_insert(toc, kKeyRequests, requests);
+    shm_mq_set_sender(requests, MyProc);
+    shm_mq *replies = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
+    shm_toc_insert(toc, kKeyReplies, replies);
+    shm_mq_set_receiver(replies, MyProc);
+    *requests_out = shm_mq_attach(requests, seg, nullptr);
+    *replies_out = shm_mq_attach(replies, seg, nullptr);
 
-    char *params = static_cast<char *>(shm_toc_allocate(toc, params_len + 1));
-    char *cursor = params;
+    *worker_out = describe_worker("virtuoso_runner_main", "db_virtuoso runner",
+                                  BgWorkerStart_ConsistentState, BGW_NEVER_RESTART);
+    snprintf(worker_out->bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
+    worker_out->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
+    worker_out->bgw_notify_pid = MyProcPid;
+    MemoryContextSwitchTo(outer);
+    return seg;
+}
+
+// The request as one message (see RequestHeader), in the caller's current memory context:
+// the caller's identity and settings as they are now.
+struct RequestMessage {
+    char *data;
+    Size size;
+};
+
+RequestMessage build_request(const RunRequest &req, bool last) {
+    Size sql_len = req.sql.size() + 1;
+    Size params_len = 0;
+    for (const auto &p : req.params) params_len += sizeof(int32) + (p ? p->size() : 0);
+    Size guc_len = EstimateGUCStateSpace();
+    const Size header_len = MAXALIGN(sizeof(RequestHeader));
+    RequestMessage message;
+    message.size = header_len + sql_len + params_len + guc_len;
+    message.data = static_cast<char *>(palloc0(message.size));
+
+    auto *h = reinterpret_cast<RequestHeader *>(message.data);
+    h->mode = static_cast<int>(req.mode);
+    h->nparams = static_cast<int>(req.params.size());
+    h->read_only = XactReadOnly && !req.bookkeeping;
+    h->last = last;
+    h->outer_user_id = GetCurrentRoleId();
+    h->outer_is_superuser = superuser_arg(GetOuterUserId());
+    GetUserIdAndSecContext(&h->current_user_id, &h->sec_context);
+    h->sql_len = static_cast<uint32>(sql_len);
+    h->params_len = static_cast<uint32>(params_len);
+    h->guc_len = static_cast<uint32>(guc_len);
+
+    char *cursor = message.data + header_len;
+    memcpy(cursor, req.sql.c_str(), sql_len);
+    cursor += sql_len;
     for (const auto &p : req.params) {
         int32 len = p ? static_cast<int32>(p->size()) : -1;
         memcpy(cursor, &len, sizeof(int32));
@@ -383,67 +444,141 @@ dsm_segment *build_segment(const RunRequest &req, shm_mq_handle **mqh_out,
             cursor += p->size();
         }
     }
-    shm_toc_insert(toc, kKeyParams, params);
-
-    char *gucstate = static_cast<char *>(shm_toc_allocate(toc, guc_len));
-    SerializeGUCState(guc_len, gucstate);
-    shm_toc_insert(toc, kKeyGuc, gucstate);
-
-    shm_mq *mq = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
-    shm_toc_insert(toc, kKeyQueue, mq);
-    shm_mq_set_receiver(mq, MyProc);
-    shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
-
-    *worker_out = describe_worker("virtuoso_runner_main", "db_virtuoso runner",
-                                  BgWorkerStart_ConsistentState, BGW_NEVER_RESTART);
-    snprintf(worker_out->bgw_name, BGW_MAXLEN, "db_virtuoso runner for PID %d", MyProcPid);
-    worker_out->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-    worker_out->bgw_notify_pid = MyProcPid;
-    *mqh_out = mqh;
-    return seg;
+    SerializeGUCState(guc_len, cursor);
+    return message;
 }
 
-void launch_and_wait(void *arg) {
-    auto *args = static_cast<LaunchArgs *>(arg);
-    const RunRequest &req = *args->request;
-    RawOutcome *out = &args->out;
-    shm_mq_handle *mqh;
+// Waits (interrupts held, bounded) until the worker has exited.  False if it is still there.
+bool wait_for_exit(BackgroundWorkerHandle *handle, long max_ms) {
+    bool stopped = false;
+    HOLD_INTERRUPTS();
+    for (long waited = 0;; waited += 10) {
+        pid_t pid;
+        BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
+        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) {
+            stopped = true;
+            break;
+        }
+        if (waited >= max_ms) break;
+        // The postmaster sets our latch when the worker stops (bgw_notify_pid).
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+    }
+    RESUME_INTERRUPTS();
+    return stopped;
+}
+
+// ---- runner sessions (caller side) -------------------------------------------------------
+
+// One worker serving requests one after the other; nothing while no worker runs.
+struct SessionState {
+    dsm_segment *seg = nullptr;
+    shm_mq_handle *requests = nullptr;
+    shm_mq_handle *replies = nullptr;
+    BackgroundWorkerHandle *handle = nullptr;
+    int slot = -1;        // of the runner budget, held while the worker lives
+    int registered = -1;  // index in own_workers
+};
+
+// Starts the session's worker (waiting in line for a slot, see runner_slots.hpp).
+void session_start(SessionState *s) {
     BackgroundWorker worker;
-    dsm_segment *seg = build_segment(req, &mqh, &worker);
+    s->seg = build_segment(&s->requests, &s->replies, &worker);
+    MemoryContext outer = MemoryContextSwitchTo(TopMemoryContext);  // the handle, likewise
+    s->handle = start_runner_worker(&worker);
+    MemoryContextSwitchTo(outer);
+    s->slot = take_held_runner_slot();
+    shm_mq_set_handle(s->requests, s->handle);
+    shm_mq_set_handle(s->replies, s->handle);
+    s->registered = register_worker(s->handle);
+}
 
-    // Setting up read catalogs (a catalog snapshot): drop it before anything waits for us.
-    if (args->waits_for_snapshots != nullptr) refuse_if_snapshot_held(args->waits_for_snapshots);
+// Ends the session, whatever state it is in: the worker is told to exit (its request queue
+// detached: an idle worker exits at once) or, with `terminate`, stopped wherever it is; it
+// is waited for up to `wait_ms` (past it, terminated and waited for; -1: not waited for),
+// and its slot given back.
+void session_stop(SessionState *s, bool terminate, long wait_ms) {
+    if (s->handle != nullptr && terminate) TerminateBackgroundWorker(s->handle);
+    if (s->requests != nullptr) shm_mq_detach(s->requests);
+    s->requests = nullptr;
+    if (s->replies != nullptr) shm_mq_detach(s->replies);
+    s->replies = nullptr;
+    if (s->seg != nullptr) dsm_detach(s->seg);
+    s->seg = nullptr;
+    if (s->handle != nullptr) {
+        if (wait_ms >= 0 && !wait_for_exit(s->handle, wait_ms)) {
+            TerminateBackgroundWorker(s->handle);
+            (void)wait_for_exit(s->handle, 30000);
+        }
+        pfree(s->handle);
+    }
+    s->handle = nullptr;
+    unregister_worker(s->registered);
+    s->registered = -1;
+    release_runner_slot_number(s->slot);
+    s->slot = -1;
+}
 
-    // Within the budget, after a short wait in line if need be; the slot is given back once
-    // the worker has exited.
-    BackgroundWorkerHandle *handle = start_runner_worker(&worker);
-    shm_mq_set_handle(mqh, handle);
+// Ends a session whose worker is idle (or has exited after its last request): it has nothing
+// in flight and exits by itself once its request queue is detached, so the slot is given
+// back at once, without waiting for the process to be gone (as a one-shot worker's always
+// was: waiting costs tens of milliseconds of wall time on a busy machine, per job).
+void session_end(void *arg) {
+    session_stop(static_cast<SessionState *>(arg), false, -1);
+}
 
-    register_exit_callback();
-    active_worker = handle;
+void session_kill(void *arg) {
+    session_stop(static_cast<SessionState *>(arg), true, 30000);
+}
+
+struct RequestArgs {
+    SessionState *state;
+    const RunRequest *request;
+    bool last;                        // one-shot: the worker exits after it
+    const char *waits_for_snapshots;  // statement_waiting_for_snapshots() of the request
+    RawOutcome out;
+};
+
+// Sends the request to the session's worker (starting one if there is none) and waits for its
+// answer.  An error of the runner itself (no slot, cancel, self-deadlock, the worker gone)
+// stops the worker and is raised; the statement's own error comes back in args->out.
+void session_request(void *arg) {
+    auto *a = static_cast<RequestArgs *>(arg);
+    SessionState *s = a->state;
+    RequestMessage message = build_request(*a->request, a->last);
+    // Building it read catalogs (a catalog snapshot): drop it before anything waits for us.
+    if (a->waits_for_snapshots != nullptr) refuse_if_snapshot_held(a->waits_for_snapshots);
+    for (int tries = 0;; ++tries) {
+        if (s->seg == nullptr) session_start(s);
+        if (shm_mq_send(s->requests, message.size, message.data, false, true) == SHM_MQ_SUCCESS)
+            break;
+        // The worker is gone before it read the request (terminated while idle, or failed to
+        // start): nothing of it ran.  Once more with a fresh worker.
+        session_stop(s, true, 30000);
+        if (tries > 0)
+            ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                            errmsg("the db_virtuoso runner exited before it received its statement"),
+                            errhint("See the server log for the reason.")));
+    }
+    pfree(message.data);
 
     PG_TRY();
-    { wait_for_worker(handle, mqh, out); }
+    { wait_for_worker(s->handle, s->replies, &a->out); }
     PG_CATCH();
     {
-        stop_worker(handle);
-        release_runner_slot();
-        active_worker = nullptr;
+        session_stop(s, true, 30000);
         PG_RE_THROW();
     }
     PG_END_TRY();
-    active_worker = nullptr;
 
-    if (!out->done && out->error == nullptr) {
-        stop_worker(handle);
-        release_runner_slot();
+    if (!a->out.done && a->out.error == nullptr) {
+        session_stop(s, true, 30000);
         ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("the db_virtuoso runner exited before finishing its statement"),
                         errhint("See the server log for the reason.")));
     }
-    if (out->error != nullptr) out->ok = false;
-    release_runner_slot();
-    dsm_detach(seg);
+    if (a->out.error != nullptr) a->out.ok = false;
 }
 
 // ---- worker side -------------------------------------------------------------------------
@@ -589,7 +724,7 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
     char *value = nullptr;
     if (SPI_tuptable != nullptr && SPI_processed > 0 && SPI_tuptable->tupdesc->natts > 0)
         value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-    if (value != nullptr) value = MemoryContextStrdup(TopMemoryContext, value);
+    if (value != nullptr) value = MemoryContextStrdup(request_memory, value);
     SPI_finish();
     PopActiveSnapshot();
     CommitTransactionCommand();
@@ -627,7 +762,45 @@ struct SqlShape {
     int statements = 0;
     bool transaction_control = false;
     bool copy_with_client = false;  // COPY FROM STDIN / TO STDOUT
+    bool changes_session = false;   // see changes_session_state()
 };
+
+bool temporary(const RangeVar *rel) {
+    return rel != nullptr && rel->relpersistence == RELPERSISTENCE_TEMP;
+}
+
+// Whether a statement may leave state behind in the backend that runs it, beyond its
+// transaction: settings and roles (SET, RESET, SET ROLE, SET SESSION AUTHORIZATION,
+// set_config()), DISCARD, prepared statements, cursors WITH HOLD, LISTEN, LOAD, temporary
+// objects, session-level advisory locks, and code that may do any of it (DO, CALL).
+// Conservative: a runner session ends after such a statement, so that no later request
+// sees what it left.
+bool changes_session_state(Node *stmt) {
+    switch (nodeTag(stmt)) {
+        case T_VariableSetStmt:
+        case T_DiscardStmt:
+        case T_PrepareStmt:
+        case T_DeallocateStmt:
+        case T_ListenStmt:
+        case T_UnlistenStmt:
+        case T_LoadStmt:
+        case T_DoStmt:
+        case T_CallStmt:
+            return true;
+        case T_DeclareCursorStmt:
+            return (castNode(DeclareCursorStmt, stmt)->options & CURSOR_OPT_HOLD) != 0;
+        case T_CreateStmt:
+            return temporary(castNode(CreateStmt, stmt)->relation);
+        case T_CreateTableAsStmt:
+            return temporary(castNode(CreateTableAsStmt, stmt)->into->rel);
+        case T_ViewStmt:
+            return temporary(castNode(ViewStmt, stmt)->view);
+        case T_CreateSeqStmt:
+            return temporary(castNode(CreateSeqStmt, stmt)->sequence);
+        default:
+            return false;
+    }
+}
 
 SqlShape shape_of(const std::string &sql) {
     SqlShape shape;
@@ -640,13 +813,20 @@ SqlShape shape_of(const std::string &sql) {
             if (IsA(stmt, TransactionStmt)) shape.transaction_control = true;
             if (IsA(stmt, CopyStmt) && castNode(CopyStmt, stmt)->filename == nullptr)
                 shape.copy_with_client = true;
+            if (changes_session_state(stmt)) shape.changes_session = true;
         }
+        // Function calls anywhere in the statement (set_config, pg_advisory_lock and the
+        // like): by name, case-insensitively, wherever it appears (also in a string).
+        if (strcasestr(sql.c_str(), "set_config") != nullptr ||
+            strcasestr(sql.c_str(), "advisory_lock") != nullptr)
+            shape.changes_session = true;
     });
     return shape;
 }
 
-// Refuses, with a clear SQLSTATE, what the runner must not or cannot run.
-void check_request(const RunRequest &request) {
+// Refuses, with a clear SQLSTATE, what the runner must not or cannot run; returns what the
+// parser says about it.
+SqlShape check_request(const RunRequest &request) {
     const char *entry =
         request.mode == RunMode::TopLevel ? "execute_top_level" : "execute_autonomous";
     // An index expression, a materialized view refresh, ANALYZE or the advisor's planning run
@@ -661,7 +841,7 @@ void check_request(const RunRequest &request) {
         throw UserError(ERRCODE_FEATURE_NOT_SUPPORTED,
                         "a statement run by the db_virtuoso runner cannot start the runner again",
                         "", "Call the runner from the outer session instead.");
-    if (request.mode == RunMode::Entry) return;  // a function of ours, no SQL
+    if (request.mode == RunMode::Entry) return {};  // a function of ours, no SQL
     SqlShape shape = shape_of(request.sql);
     if (shape.statements == 0)
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -678,6 +858,7 @@ void check_request(const RunRequest &request) {
                                     "has no client connection",
                                     entry),
                         "", "COPY to or from a server file or program, or use INSERT ... SELECT.");
+    return shape;
 }
 
 }  // namespace
@@ -688,19 +869,31 @@ bool send_captured_data(const std::string &data) {
     return true;
 }
 
-RunOutcome run_in_worker(const RunRequest &request) {
-    check_request(request);
-    LaunchArgs args{&request, {}, nullptr};
+namespace {
+
+RunnerSession *current_session = nullptr;
+
+// Runs the request in the session's worker (one-shot: `last`, the worker exits after it).
+// The session ends after a request that failed, or that may have changed the worker's state.
+RunOutcome run_request(SessionState *state, const RunRequest &request, bool last) {
+    const SqlShape shape = check_request(request);
+    SnapshotCheck check{&request, nullptr};
     if (request.mode == RunMode::TopLevel) {
         // A statement that cannot run for this caller is the statement's failure, found
         // before any worker starts: nothing is half done (no invalid index left behind).
-        if (ErrorData *refused = catch_pg_error(check_snapshot_waiter, &args)) {
+        if (ErrorData *refused = catch_pg_error(check_snapshot_waiter, &check)) {
             RunOutcome outcome;
             outcome.error = refused;
             return outcome;
         }
     }
-    if (ErrorData *e = catch_pg_error(launch_and_wait, &args)) throw PgError(e);
+    RequestArgs args{state, &request, last, check.waits_for_snapshots, {}};
+    if (ErrorData *e = catch_pg_error(session_request, &args)) {
+        // An error of the runner itself (no slot, a cancel, a refusal, the worker gone): the
+        // worker, if one is left, is stopped and waited for; the next request starts anew.
+        (void)catch_pg_error(session_kill, state);
+        throw PgError(e);
+    }
     RunOutcome outcome;
     outcome.ok = args.out.ok && args.out.error == nullptr;
     if (args.out.tag) outcome.command_tag = args.out.tag;
@@ -709,7 +902,48 @@ RunOutcome run_in_worker(const RunRequest &request) {
     outcome.worker_pid = args.out.worker_pid;
     ListCell *lc;
     foreach (lc, args.out.captured) outcome.captured.emplace_back(static_cast<char *>(lfirst(lc)));
+    if (last || !outcome.ok || shape.changes_session) {
+        // A one-shot worker exits by itself once it has answered, a failed one too.
+        if (ErrorData *e = catch_pg_error(session_end, state)) throw PgError(e);
+    }
     return outcome;
+}
+
+}  // namespace
+
+struct RunnerSession::State : SessionState {};
+
+RunnerSession::RunnerSession() : state_(new State), previous_(current_session) {
+    current_session = this;
+}
+
+RunnerSession::~RunnerSession() {
+    if (current_session == this) current_session = previous_;
+    end();
+    delete state_;
+}
+
+RunOutcome RunnerSession::run(const RunRequest &request) {
+    return run_request(state_, request, false);
+}
+
+void RunnerSession::end() noexcept {
+    // Never throws: a failure to stop is left to the exit callback and the worker's own end.
+    (void)catch_pg_error(session_end, state_);
+}
+
+bool RunnerSession::has_worker() const {
+    return state_->handle != nullptr;
+}
+
+RunnerSession *RunnerSession::current() {
+    return current_session;
+}
+
+RunOutcome run_in_worker(const RunRequest &request) {
+    if (current_session != nullptr) return current_session->run(request);
+    SessionState one_shot;
+    return run_request(&one_shot, request, true);
 }
 
 RunOutcome run_in_worker_or_raise(const RunRequest &request) {
@@ -722,10 +956,11 @@ RunOutcome run_in_worker_or_raise(const RunRequest &request) {
 
 struct WorkerGroup::Member {
     dsm_segment *seg = nullptr;
-    shm_mq_handle *mqh = nullptr;
+    shm_mq_handle *requests = nullptr;
+    shm_mq_handle *mqh = nullptr;  // the replies
     BackgroundWorkerHandle *handle = nullptr;
     int slot = -1;
-    int registered = -1;  // index in group_workers
+    int registered = -1;  // index in own_workers
     bool running = false;
     RawOutcome raw{};
     int captured_taken = 0;
@@ -738,33 +973,49 @@ struct StartArgs {
     WorkerGroup::Member *member;
 };
 
+// Detaches the member's queues and segment (a worker still attached sees it as the end).
+void group_detach(WorkerGroup::Member *m) {
+    if (m->requests != nullptr) shm_mq_detach(m->requests);
+    m->requests = nullptr;
+    if (m->mqh != nullptr) shm_mq_detach(m->mqh);
+    m->mqh = nullptr;
+    if (m->seg != nullptr) dsm_detach(m->seg);
+    m->seg = nullptr;
+}
+
 void group_start(void *arg) {
     auto *a = static_cast<StartArgs *>(arg);
     WorkerGroup::Member *m = a->member;
     BackgroundWorker worker;
-    m->seg = build_segment(*a->request, &m->mqh, &worker);
+    m->seg = build_segment(&m->requests, &m->mqh, &worker);
+    RequestMessage message = build_request(*a->request, true);  // one request, then it exits
     m->handle = start_runner_worker(&worker);
     m->slot = take_held_runner_slot();
+    shm_mq_set_handle(m->requests, m->handle);
     shm_mq_set_handle(m->mqh, m->handle);
-    register_exit_callback();
-    for (int i = 0; i < kMaxGroupWorkers; ++i)
-        if (group_workers[i] == nullptr) {
-            group_workers[i] = m->handle;
-            m->registered = i;
-            break;
-        }
+    m->registered = register_worker(m->handle);
+    // A request that fits the queue is written at once, before the worker has even started.
+    if (shm_mq_send(m->requests, message.size, message.data, false, true) != SHM_MQ_SUCCESS) {
+        stop_worker(m->handle);
+        unregister_worker(m->registered);
+        m->registered = -1;
+        release_runner_slot_number(m->slot);
+        m->slot = -1;
+        ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
+                        errmsg("the db_virtuoso runner exited before it received its work"),
+                        errhint("See the server log for the reason.")));
+    }
+    pfree(message.data);
 }
 
 // A worker that has finished (or is stopped): its slot and segment are given back.
 void group_release(WorkerGroup::Member *m) {
     m->running = false;
-    if (m->registered >= 0) group_workers[m->registered] = nullptr;
+    unregister_worker(m->registered);
     m->registered = -1;
     release_runner_slot_number(m->slot);
     m->slot = -1;
-    if (m->seg != nullptr) dsm_detach(m->seg);
-    m->seg = nullptr;
-    m->mqh = nullptr;
+    group_detach(m);
 }
 
 struct WaitArgs {
@@ -842,9 +1093,8 @@ size_t WorkerGroup::start(const RunRequest &request) {
     auto *m = new Member;
     StartArgs args{&request, m};
     if (ErrorData *e = catch_pg_error(group_start, &args)) {
-        if (m->seg != nullptr)
-            (void)catch_pg_error([](void *seg) { dsm_detach(static_cast<dsm_segment *>(seg)); },
-                                 m->seg);
+        (void)catch_pg_error(
+            [](void *member) { group_detach(static_cast<WorkerGroup::Member *>(member)); }, m);
         delete m;
         throw PgError(e);
     }
@@ -895,6 +1145,87 @@ std::vector<std::string> WorkerGroup::take_captured(size_t i) {
 
 using namespace virtuoso::pg;
 
+namespace {
+
+// The caller's identity and settings for this request: its settings (search_path, timeouts,
+// work_mem, session authorization...), then its role and security context, as parallel
+// workers restore them.  Each request restores them whole (RestoreGUCState first resets
+// every setting that is not at its default), so nothing set by an earlier request survives.
+// Messages go back in the database encoding: the caller converts them for its client.
+void restore_caller_state(const RequestHeader *h, char *gucstate) {
+    // No security-restricted or local-user-change context from the previous request: the
+    // role settings cannot change inside one.
+    SetUserIdAndSecContext(GetOuterUserId(), 0);
+    // On a hot standby every transaction is read-only, and restoring transaction_read_only
+    // (reset to its boot value first) fails its check hook ("failed to initialize", XX000).
+    // Parallel workers restore the same state with InitializingParallelWorker set, which
+    // skips the checks the leader already passed; do the same, only there.
+    StartTransactionCommand();
+    InitializingParallelWorker = RecoveryInProgress();
+    RestoreGUCState(gucstate);
+    InitializingParallelWorker = false;
+    CommitTransactionCommand();
+    SetClientEncoding(GetDatabaseEncoding());
+    SetCurrentRoleId(h->outer_user_id, h->outer_is_superuser);
+    SetUserIdAndSecContext(h->current_user_id, h->sec_context);
+    // A read-only caller gets read-only transactions, and PostgreSQL's own rules decide what
+    // runs (INSERT, CREATE INDEX CONCURRENTLY: 25006).  At override level so that a SET in the
+    // statement cannot undo it; every transaction of the worker starts read-only.
+    if (h->read_only)
+        SetConfigOption("default_transaction_read_only", "on", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
+// Serves one request and answers it (the outcome, then kMsgDone).  False when it failed:
+// the worker then exits, leaving nothing of the failure behind for a later request.
+bool serve_request(char *request) {
+    auto *h = reinterpret_cast<RequestHeader *>(request);
+    char *sql = request + MAXALIGN(sizeof(RequestHeader));
+    char *params = sql + h->sql_len;
+    char *gucstate = params + h->params_len;
+    volatile bool ok = true;
+
+    debug_query_string = sql;
+    PG_TRY();
+    {
+        restore_caller_state(h, gucstate);
+        pgstat_report_activity(STATE_RUNNING, sql);
+        SetCurrentStatementStartTimestamp();
+        // The caller's statement_timeout came with its settings; a background worker has to
+        // arm the timer itself (postgres.c does it per statement for client backends).
+        if (StatementTimeout > 0) enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
+        StartTransactionCommand();
+        if (h->mode == static_cast<int>(RunMode::TopLevel))
+            run_top_level(sql);
+        else if (h->mode == static_cast<int>(RunMode::Entry))
+            run_entry(sql, h->nparams, params);
+        else
+            run_autonomous(sql, h->nparams, params);
+    }
+    PG_CATCH();
+    {
+        HOLD_INTERRUPTS();
+        EmitErrorReport();  // goes to the caller as an 'E' message, and to the log
+        AbortOutOfAnyTransaction();
+        FlushErrorState();
+        RESUME_INTERRUPTS();
+        ok = false;
+    }
+    PG_END_TRY();
+    disable_timeout(STATEMENT_TIMEOUT, false);
+    // A cancel that arrives once the request is over (its statement timeout, say) is moot: it
+    // must not fail the next request (an idle backend ignores it likewise).
+    QueryCancelPending = false;
+    debug_query_string = nullptr;
+    pgstat_report_activity(STATE_IDLE, nullptr);
+
+    StringInfoData done;
+    pq_beginmessage(&done, kMsgDone);
+    pq_endmessage(&done);
+    return ok;
+}
+
+}  // namespace
+
 extern "C" void virtuoso_runner_main(Datum main_arg) {
     in_runner_worker = true;
     pqsignal(SIGTERM, die);
@@ -910,69 +1241,34 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("db_virtuoso runner: bad magic number in its shared memory")));
     auto *fixed = static_cast<RunnerShared *>(shm_toc_lookup(toc, kKeyFixed, false));
-    char *sql = static_cast<char *>(shm_toc_lookup(toc, kKeySql, false));
-    char *params = static_cast<char *>(shm_toc_lookup(toc, kKeyParams, false));
-    char *gucstate = static_cast<char *>(shm_toc_lookup(toc, kKeyGuc, false));
-    auto *mq = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyQueue, false));
+    auto *requests = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequests, false));
+    auto *replies = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyReplies, false));
 
-    // From here on, errors and notices travel to the caller through the queue.
-    shm_mq_set_sender(mq, MyProc);
-    shm_mq_handle *mqh = shm_mq_attach(mq, seg, nullptr);
-    pq_redirect_to_shm_mq(seg, mqh);
+    // From here on, errors and notices travel to the caller through the reply queue.
+    shm_mq_set_sender(replies, MyProc);
+    shm_mq_handle *reply_mqh = shm_mq_attach(replies, seg, nullptr);
+    pq_redirect_to_shm_mq(seg, reply_mqh);
+    shm_mq_set_receiver(requests, MyProc);
+    shm_mq_handle *request_mqh = shm_mq_attach(requests, seg, nullptr);
 
     BackgroundWorkerInitializeConnectionByOid(fixed->database_id, fixed->authenticated_user_id, 0);
 
-    // The caller's settings (search_path, timeouts, work_mem, session authorization...),
-    // then its role and security context, as parallel workers restore them.  Messages go
-    // back in the database encoding: the caller converts them for its client.
-    // On a hot standby every transaction is read-only, and restoring transaction_read_only
-    // (reset to its boot value first) fails its check hook ("failed to initialize", XX000).
-    // Parallel workers restore the same state with InitializingParallelWorker set, which
-    // skips the checks the leader already passed; do the same, only there.
-    StartTransactionCommand();
-    InitializingParallelWorker = RecoveryInProgress();
-    RestoreGUCState(gucstate);
-    InitializingParallelWorker = false;
-    CommitTransactionCommand();
-    SetClientEncoding(GetDatabaseEncoding());
-    SetCurrentRoleId(fixed->outer_user_id, fixed->outer_is_superuser);
-    SetUserIdAndSecContext(fixed->current_user_id, fixed->sec_context);
-    // A read-only caller gets read-only transactions, and PostgreSQL's own rules decide what
-    // runs (INSERT, CREATE INDEX CONCURRENTLY: 25006).  At override level so that a SET in the
-    // statement cannot undo it; every transaction of the worker starts read-only.
-    if (fixed->read_only)
-        SetConfigOption("default_transaction_read_only", "on", PGC_SUSET, PGC_S_OVERRIDE);
-
-    debug_query_string = sql;
-    pgstat_report_activity(STATE_RUNNING, sql);
-    SetCurrentStatementStartTimestamp();
-    // The caller's statement_timeout came with its settings; a background worker has to arm
-    // the timer itself (postgres.c does it per statement for client backends).
-    if (StatementTimeout > 0) enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
-
-    PG_TRY();
-    {
-        StartTransactionCommand();
-        if (fixed->mode == static_cast<int>(RunMode::TopLevel))
-            run_top_level(sql);
-        else if (fixed->mode == static_cast<int>(RunMode::Entry))
-            run_entry(sql, fixed->nparams, params);
-        else
-            run_autonomous(sql, fixed->nparams, params);
+    request_memory = AllocSetContextCreate(TopMemoryContext, "db_virtuoso runner request",
+                                           ALLOCSET_DEFAULT_SIZES);
+    // Requests one after the other, until one fails, one is the last, or the caller ends the
+    // session (detaches: the receive says so).
+    for (;;) {
+        Size nbytes;
+        void *data;
+        if (shm_mq_receive(request_mqh, &nbytes, &data, false) != SHM_MQ_SUCCESS) break;
+        MemoryContextSwitchTo(request_memory);
+        auto *request = static_cast<char *>(palloc(nbytes));
+        memcpy(request, data, nbytes);
+        const bool last = reinterpret_cast<RequestHeader *>(request)->last;
+        const bool ok = serve_request(request);
+        MemoryContextSwitchTo(TopMemoryContext);
+        MemoryContextReset(request_memory);
+        if (!ok || last) break;
     }
-    PG_CATCH();
-    {
-        HOLD_INTERRUPTS();
-        EmitErrorReport();  // goes to the caller as an 'E' message, and to the log
-        AbortOutOfAnyTransaction();
-        FlushErrorState();
-        RESUME_INTERRUPTS();
-    }
-    PG_END_TRY();
-
-    pgstat_report_activity(STATE_IDLE, nullptr);
-    StringInfoData done;
-    pq_beginmessage(&done, kMsgDone);
-    pq_endmessage(&done);
     dsm_detach(seg);
 }

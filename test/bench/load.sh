@@ -3,7 +3,9 @@
 # index advisor for 60 s, twice: at a realistic rate (LOAD_RATE calls/s per kind, default 2)
 # and flat out. Prints per run the traffic's tps and p99 ratios with / without the calls,
 # calls/s, errors by SQLSTATE, the longest maintenance action on the pgbench tables and the
-# runner worker slots in use at peak (against virtuoso.max_runner_workers).
+# runner worker slots in use at peak (against virtuoso.max_runner_workers); then each kind of
+# call alone (LOAD_PROBE_CALLS in a row): the cluster's CPU and the runner workers per call
+# ("none": the probe's own cost per call, a psql session running SELECT, included in each).
 source "$REPO/test/bench/lib.sh"
 export PATH="${CLUSTER_BIN:-$(pg_config --bindir)}:$PATH"
 failed_total=0
@@ -38,6 +40,11 @@ run_load() {
     echo "load|$label: runner worker slots at peak|$(fig peak_runner_slots)|-|-|<= $(fig max_runner_workers) (virtuoso.max_runner_workers)" >>"$RESULTS"
     echo "load|$label: longest maintenance action, small busy pgbench tables|$(fig longest_maintenance_small_pgbench_table_s) s|-|-|<= 0.5 s" >>"$RESULTS"
     echo "load|$label: longest maintenance action, large pgbench tables|$(fig longest_maintenance_large_pgbench_table_s) s|-|-|report" >>"$RESULTS"
+    local kind
+    for kind in none migration migration_nontx validation maintenance advisor; do
+        echo "load|$label: $kind alone, cluster CPU per call|$(fig probe_cpu_ms_per_call_$kind) ms|-|-|report" >>"$RESULTS"
+        echo "load|$label: $kind alone, runner workers per call|$(fig probe_workers_per_call_$kind)|-|-|report" >>"$RESULTS"
+    done
     failed=$(grep -c '^check .* FAIL' "$out")
     echo "load|$label: checks (documented errors only, no lock wait, no RUNNING, log = calls, no restart)|$failed failed|-|-|0 failed" >>"$RESULTS"
     rm -f "$out"

@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use File::Temp qw(tempdir);
 use IPC::Run;
+use POSIX ();
 use Time::HiRes qw(gettimeofday tv_interval);
 
 my %o = (
@@ -22,6 +23,11 @@ my %o = (
     think_ms     => $ENV{LOAD_THINK_MS}     // 50,
     # calls per second per kind of call (pgbench -R over the five kinds); 0 = flat out
     rate         => $ENV{LOAD_RATE}         // 0,
+    # the cost probe after the load: this many calls of each kind, one after the other
+    probe_calls  => $ENV{LOAD_PROBE_CALLS}  // 20,
+    # the server's log (the probe counts runner worker starts in it); default: the bench
+    # cluster's, PGHOST/server.log
+    server_log   => $ENV{LOAD_SERVER_LOG}   // (($ENV{PGHOST} // '') . '/server.log'),
 );
 # Errors the README documents for concurrent calls: a migration waiting for another one
 # past its lock timeout (55P03), no free background worker slot (53400).
@@ -216,6 +222,88 @@ for my $size (['small', '<'], ['large', '>='])
     my ($s, $what) = split / /, $longest, 2;
     print "figure longest_maintenance_$size->[0]_pgbench_table_s $s\n";
     print "figure longest_maintenance_$size->[0]_pgbench_table_action ", $what // 'none', "\n";
+}
+
+# ---- Cost of each kind of call, alone (issue 18: the traffic lost to the calls is CPU) ----
+# Each kind is called probe_calls times in a row from one session, with nothing else running.
+# CPU: user + system time of the whole cluster from /proc -- the postmaster and its live
+# children, plus the children that have exited (the postmaster's cutime/cstime: backends and
+# background workers once reaped) -- before and after, divided by the calls.  Runner workers:
+# the postmaster's DEBUG1 "starting background worker process" lines in the server log
+# (log_min_messages is debug1 while the probe runs).  Robust on a shared, noisy machine,
+# unlike tps.
+my $ticks = POSIX::sysconf(POSIX::_SC_CLK_TCK()) || 100;
+
+sub stat_fields
+{
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return;
+    my $line = <$fh>;
+    close $fh;
+    $line =~ s/^.*\)\s+// or return;  # after "pid (comm) "
+    return split ' ', $line;          # [0] = state, [1] = ppid, [11..14] = utime stime cutime cstime
+}
+
+sub cluster_cpu_seconds
+{
+    my ($postmaster) = @_;
+    my @pm = stat_fields($postmaster) or die "no postmaster $postmaster\n";
+    my $t = $pm[11] + $pm[12] + $pm[13] + $pm[14];
+    opendir my $d, '/proc' or die "/proc: $!";
+    for my $pid (grep { /^\d+$/ } readdir $d)
+    {
+        next if $pid == $postmaster;
+        my @f = stat_fields($pid) or next;
+        $t += $f[11] + $f[12] if $f[1] == $postmaster;
+    }
+    closedir $d;
+    return $t / $ticks;
+}
+
+sub worker_starts
+{
+    my ($log) = @_;
+    return undef unless -r $log;
+    open my $fh, '<', $log or return undef;
+    my $n = 0;
+    while (<$fh>) { $n++ if /starting background worker process "db_virtuoso runner/ }
+    close $fh;
+    return $n;
+}
+
+if ($o{probe_calls} > 0)
+{
+    # The postmaster: the parent of a process that lives as long as it does (not psql's
+    # backend, which is gone by the time its PID is read).
+    my $checkpointer = psql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'});
+    my (undef, $postmaster) = stat_fields($checkpointer);
+    die "no postmaster found (checkpointer PID '$checkpointer')\n" unless $postmaster;
+    psql(q{ALTER SYSTEM SET log_min_messages = 'debug1'; SELECT pg_reload_conf()});
+    select(undef, undef, undef, 0.5);
+    my $calls = join('', map { "SELECT load.call(:'kind');\n" } 1 .. $o{probe_calls});
+    # "none": the probe's own cost (psql, its backend, a trivial call), included in each kind's
+    for my $kind (qw(none migration migration_nontx validation maintenance advisor))
+    {
+        select(undef, undef, undef, 0.3);  # the last workers reaped
+        my ($cpu0, $w0, $t0) = (cluster_cpu_seconds($postmaster), worker_starts($o{server_log}),
+                                [gettimeofday]);
+        my ($out, $err) = ('', '');
+        my $script = $kind eq 'none' ? "SELECT '00000';\n" x $o{probe_calls} : $calls;
+        IPC::Run::run([ 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-v', "kind=$kind",
+                        '-f', '-' ], '<', \$script, '>', \$out, '2>', \$err)
+          or die "psql failed: $err\n";
+        my $wall = tv_interval($t0);
+        select(undef, undef, undef, 0.3);
+        my ($cpu1, $w1) = (cluster_cpu_seconds($postmaster), worker_starts($o{server_log}));
+        my @states = split /\n/, $out;
+        my $failed = grep { $_ ne '00000' } @states;
+        printf "figure probe_cpu_ms_per_call_%s %.1f\n", $kind, 1000 * ($cpu1 - $cpu0) / $o{probe_calls};
+        printf "figure probe_wall_ms_per_call_%s %.1f\n", $kind, 1000 * $wall / $o{probe_calls};
+        printf "figure probe_workers_per_call_%s %s\n", $kind,
+          defined $w0 && defined $w1 ? sprintf('%.1f', ($w1 - $w0) / $o{probe_calls}) : 'unknown';
+        print "figure probe_failed_calls_$kind $failed\n";
+    }
+    psql(q{ALTER SYSTEM RESET log_min_messages; SELECT pg_reload_conf()});
 }
 
 sub check

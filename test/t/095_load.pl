@@ -31,6 +31,8 @@ my ($out, $err) = ('', '');
     local $ENV{LOAD_SECONDS} = $ENV{LOAD_SECONDS} // 30;
     local $ENV{LOAD_BASE_SECONDS} = $ENV{LOAD_BASE_SECONDS} // 10;
     local $ENV{LOAD_SCALE} = 2;
+    local $ENV{LOAD_PROBE_CALLS} = $ENV{LOAD_PROBE_CALLS} // 3;
+    local $ENV{LOAD_SERVER_LOG} = $node->logfile;
     IPC::Run::run([ $^X, $driver ], '>', \$out, '2>', \$err);
 }
 is($?, 0, 'the load driver ran') or diag($err);

@@ -60,10 +60,57 @@ bool send_captured_data(const std::string &data);
 
 // Runs the request and waits for it.  Errors of the statement come back in the outcome;
 // errors of the runner itself (no slot, self-deadlock, cancel) are thrown as PgError.
+// While a RunnerSession is alive in this backend, the request goes to its worker; otherwise
+// a worker is started for this request alone.
 RunOutcome run_in_worker(const RunRequest &request);
 
 // As run_in_worker, but an error of the statement is raised in the caller.
 RunOutcome run_in_worker_or_raise(const RunRequest &request);
+
+// One runner worker for all the requests of one job (a statement-by-statement migration with
+// its log rows, a maintenance call), one after the other: a worker start costs tens of
+// milliseconds of CPU (fork, backend start, catalog caches), the requests themselves often
+// far less.  RAII; while alive, it is this backend's current session: run_in_worker() sends
+// every request to it (the innermost session, when they nest).
+//
+//  * The worker starts with the first request and holds ONE slot of
+//    virtuoso.max_runner_workers until the session ends.
+//  * Each request is answered as run_in_worker() answers it (outcome, notices relayed,
+//    captured data, errors with their SQLSTATE, 40P01 when the worker waits for the caller,
+//    cancel or terminate of the caller stops the worker) and runs in its own transaction(s),
+//    with the caller's identity (user, role, security context) and settings as they are when
+//    it is sent: one worker serves the caller's statements and the extension owner's log
+//    writes.
+//  * The worker exits, and the next request starts a fresh one, after a request that failed
+//    and after a statement that may leave session state behind (SET, RESET, set_config,
+//    SET ROLE, SET SESSION AUTHORIZATION, DISCARD, PREPARE, LISTEN, temporary objects,
+//    session advisory locks, DO, CALL: decided conservatively from the parse tree), so no
+//    later request sees state a user statement left.
+//  * The destructor (or end()) tells the idle worker to exit and gives its slot back (the
+//    worker has nothing in flight and exits by itself, as a one-shot worker does); a worker
+//    stopped mid-request (an error of the runner, a cancel, a longjmp through the wait) is
+//    terminated and waited for; a FATAL exit of the caller terminates it.
+class RunnerSession {
+  public:
+    RunnerSession();
+    ~RunnerSession();
+    RunnerSession(const RunnerSession &) = delete;
+    RunnerSession &operator=(const RunnerSession &) = delete;
+
+    RunOutcome run(const RunRequest &request);
+    // Tells the worker (if any) to exit now; the next request starts another.  Never throws.
+    void end() noexcept;
+    bool has_worker() const;
+
+    // The innermost live session of this backend, or nullptr.
+    static RunnerSession *current();
+
+    struct State;
+
+  private:
+    State *state_;
+    RunnerSession *previous_;
+};
 
 // Several runner workers at once, for one job split in parts (each part a request, usually
 // RunMode::Entry).  Each worker takes a slot of the runner budget.  The caller polls: wait()
