@@ -428,6 +428,67 @@ TEST(AdvisorBudget, StorageBudgetAndIndexCountAreKept) {
     EXPECT_TRUE(select_greedy(qs, cs, ts, cost, budget).chosen.empty());
 }
 
+// Greedy by benefit per byte takes the small index first; then the large one, worth more,
+// no longer fits the budget (or the index count).  The swap phase replaces the small one.
+TEST(AdvisorBudget, SwapPhaseReplacesAChoiceTheBudgetLockedIn) {
+    Tables ts{{1, table(1000000, 2)}};
+    ts.at(1).columns[2].avg_width = 96;  // a wide key: (c2) is ~5x the size of (c1)
+    ts.at(1).columns[2].align = 8;
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 10),
+                              query(1, {{2, UseKind::Equality}}, 40)};
+    auto cs = generate_candidates(qs, ts);
+    auto cost = toy_cost(qs, cs);
+    auto size_of = [&](AttrNum a) {
+        for (const Candidate &c : cs)
+            if (c.keys == std::vector<AttrNum>{a} && c.include.empty())
+                return static_cast<double>(c.size.bytes());
+        return 0.0;
+    };
+    double small = size_of(1), large = size_of(2);
+    ASSERT_GT(large, 4 * small);
+    // benefit per byte: (c1) 9,000 / small is more than (c2) 36,000 / large
+    ASSERT_GT(9000 / small, 36000 / large);
+    SelectionOptions budget = loose();
+    budget.max_bytes = large + small / 2;  // one of them, not both
+    Selection s = select_greedy(qs, cs, ts, cost, budget);
+    ASSERT_EQ(s.chosen.size(), 1u);
+    EXPECT_EQ(cs[s.chosen[0]].keys, (std::vector<AttrNum>{2}));
+    EXPECT_DOUBLE_EQ(s.workload_after, 10 * 1000 + 40 * 100.0);
+    SelectionOptions count = loose();
+    count.max_indexes = 1;
+    Selection n = select_greedy(qs, cs, ts, cost, count);
+    ASSERT_EQ(n.chosen.size(), 1u);
+    EXPECT_EQ(cs[n.chosen[0]].keys, (std::vector<AttrNum>{2}));
+    // The same result run after run.
+    for (int i = 0; i < 3; ++i) {
+        auto again = generate_candidates(qs, ts);
+        auto again_cost = toy_cost(qs, again);
+        Selection r = select_greedy(qs, again, ts, again_cost, budget);
+        ASSERT_EQ(r.chosen.size(), 1u);
+        EXPECT_EQ(again[r.chosen[0]].keys, (std::vector<AttrNum>{2}));
+    }
+}
+
+// Without a budget the swap phase may not make the answer less lean: a swap that adds bytes
+// must be worth them by the lean threshold, as a greedy step must.
+TEST(AdvisorBudget, SwapPhaseKeepsTheLeanThreshold) {
+    Tables ts{{1, table(1000000, 2)}};
+    ts.at(1).pages = 10000;
+    ts.at(1).columns[2].avg_width = 96;
+    ts.at(1).columns[2].align = 8;
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 10),
+                              query(1, {{2, UseKind::Equality}}, 11)};
+    auto cs = generate_candidates(qs, ts);
+    auto cost = toy_cost(qs, cs);
+    SelectionOptions lean;
+    lean.min_workload_pct = 0;
+    lean.max_indexes = 1;
+    Selection s = select_greedy(qs, cs, ts, cost, lean);
+    ASSERT_EQ(s.chosen.size(), 1u);
+    // (c2) would save 900 more of 21,000 for ~100 MB more: not worth it.
+    EXPECT_EQ(cs[s.chosen[0]].keys, (std::vector<AttrNum>{1}));
+}
+
 TEST(AdvisorBudget, WithoutBudgetLowBenefitPerByteStops) {
     Tables ts{{1, table(1000000, 3)}};
     ts.at(1).pages = 10000;  // 80 MB of data; each index is ~20 MB
