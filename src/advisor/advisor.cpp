@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -332,6 +333,49 @@ bool determines(const TableInfo &t, AttrNum a, AttrNum b) {
     return result;
 }
 
+double sampled_combinations(const TableInfo &t, const std::vector<AttrNum> &cols) {
+    constexpr double kUnknown = std::numeric_limits<double>::infinity();
+    std::vector<AttrNum> key = cols;
+    std::sort(key.begin(), key.end());
+    if (t.sample_by_page) return kUnknown;
+    auto cached = t.combinations_cache.find(key);
+    if (cached != t.combinations_cache.end()) return cached->second;
+    std::vector<const std::vector<uint64_t> *> columns;
+    for (AttrNum a : key) {
+        auto it = t.sample.find(a);
+        // Not cached without a sample: one may be taken later.
+        if (it == t.sample.end()) return kUnknown;
+        columns.push_back(&it->second);
+    }
+    size_t n = columns.empty() ? 0 : columns.front()->size();
+    for (const auto *c : columns)
+        if (c->size() != n) return kUnknown;
+    std::vector<std::vector<uint64_t>> rows;
+    rows.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        std::vector<uint64_t> row;
+        for (const auto *c : columns) row.push_back((*c)[i]);
+        if (std::find(row.begin(), row.end(), 0) == row.end()) rows.push_back(std::move(row));
+    }
+    std::sort(rows.begin(), rows.end());
+    double sampled = static_cast<double>(rows.size());
+    double distinct = static_cast<double>(std::unique(rows.begin(), rows.end()) - rows.begin());
+    double result = kUnknown;
+    if (sampled >= 2 && distinct < sampled) {
+        // C * (1 - exp(-n / C)) grows with C from 0 towards n: bisection (on a log scale).
+        auto occupied = [sampled](double c) { return c * -std::expm1(-sampled / c); };
+        double lo = std::max(distinct, 1.0), hi = lo;
+        while (occupied(hi) < distinct && hi < 1e18) hi *= 2;
+        for (int i = 0; i < 100 && hi / lo > 1 + 1e-9; ++i) {
+            double mid = std::sqrt(lo * hi);
+            (occupied(mid) < distinct ? lo : hi) = mid;
+        }
+        result = hi;
+    }
+    t.combinations_cache[key] = result;
+    return result;
+}
+
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate) {
@@ -364,10 +408,13 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
             if (part <= 0) return;
             // A column that another (counted) key column determines adds no combinations.
             std::vector<bool> counted(keys.size(), false);
+            std::vector<AttrNum> non_null;
             size_t present = 0;
+            double most_distinct = 1;
             bool unique = false;  // a unique column makes every combination unique
             for (size_t i = 0; i < keys.size(); ++i) {
                 if (null[i]) continue;
+                non_null.push_back(keys[i]);
                 bool dependent = false;
                 for (size_t j = 0; j < keys.size() && !dependent; ++j)
                     dependent = j != i && !null[j] && (j > i || counted[j]) &&
@@ -376,9 +423,14 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
                 counted[i] = true;
                 double distinct = distinct_values(t, keys[i], part);
                 combinations *= distinct;
+                most_distinct = std::max(most_distinct, distinct);
                 unique = unique || distinct >= part;
                 ++present;
             }
+            // Correlated columns: no more combinations than the sample shows.
+            if (present >= 2 && !unique)
+                combinations = std::max(most_distinct,
+                                        std::min(combinations, sampled_combinations(t, non_null)));
             double tuple = tuple_bytes_if(t, keys, null), lambda = part / combinations;
             if (present <= 1 || lambda >= 30 || unique) {
                 double groups = std::min(combinations, part);
