@@ -724,6 +724,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
         return tit == tables.end() ? 0.0 : maintenance_cost(candidates[c], tit->second, options);
     };
     std::optional<size_t> swap_plans_start, swap_plan_budget;
+    double floor_pct = options.min_workload_pct;  // a step's least share of the workload
     auto swap_one = [&]() -> bool {
         if (!swap_plans_start) {
             swap_plans_start = cache.plans();
@@ -782,8 +783,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                     had += queries[q].weight * (cache.cost(q, {}).cost - now);
                 }
                 // Not a near-tie (ANALYZE noise must not flip a set), nor a crumb.
-                if (gain <= kTieTolerance * std::max(had, 0.0) ||
-                    100 * gain < options.min_workload_pct * workload)
+                if (gain <= kTieTolerance * std::max(had, 0.0) || 100 * gain < floor_pct * workload)
                     continue;
                 if (!options.max_bytes && added > 0 && workload > 0 &&
                     (gain / workload) / (added / data_bytes) < options.min_benefit_per_byte_share)
@@ -836,7 +836,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                     e.admissible =
                         benefit > 0 && improved_before > 0 && effective > 0 &&
                         100 * effective / improved_before >= options.min_improvement_pct &&
-                        100 * effective >= options.min_workload_pct * workload;
+                        100 * effective >= floor_pct * workload;
                     // Without a budget: the saving per storage must be worth it (lean default).
                     if (!options.max_bytes && workload > 0 &&
                         (effective / workload) / (std::max(bytes, 1.0) / data_bytes) <
@@ -901,7 +901,12 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                 append_candidate(candidates, std::move(g), queries, tables);
             }
         }
-        if (swaps >= kMaxSwaps || !swap_one()) break;
+        if (swaps >= kMaxSwaps || !swap_one()) {
+            // Under a storage budget the budget decides: what is left of it goes to steps
+            // below the min_workload_pct floor (crumbs), best benefit per byte first.
+            if (!options.max_bytes || floor_pct == 0) break;
+            floor_pct = 0;
+        }
         // Greedy goes on from the new set: every statement's cost, the bytes, the evaluations.
         for (size_t q = 0; q < queries.size(); ++q) current[q] = cache.cost(q, chosen).cost;
         used_bytes = bytes_of(chosen);

@@ -519,6 +519,28 @@ TEST(AdvisorBudget, SwapPhaseReplacesAChoiceTheBudgetLockedIn) {
     }
 }
 
+// Under a storage budget the budget decides: once nothing above the min_workload_pct floor
+// fits, what is left of it goes to crumbs (as Extend spends its budget); without a budget
+// the floor stays.
+TEST(AdvisorBudget, LeftoverBudgetGoesToCrumbs) {
+    Tables ts{{1, table(1000000, 2)}, {2, table(1000, 2)}};
+    std::vector<QueryDesc> qs{query(1, {{1, UseKind::Equality}}, 1000),
+                              query(2, {{1, UseKind::Equality}}, 1)};
+    auto cs = generate_candidates(qs, ts);
+    auto cost = covering_cost(qs, cs);
+    SelectionOptions plain;  // min_workload_pct 0.1: the second saves 0.09% of the workload
+    plain.min_benefit_per_byte_share = 0;
+    EXPECT_EQ(select_greedy(qs, cs, ts, cost, plain).chosen.size(), 1u);
+    SelectionOptions budget;
+    budget.max_bytes = 1e9;
+    Selection b = select_greedy(qs, cs, ts, cost, budget);
+    ASSERT_EQ(b.chosen.size(), 2u);
+    EXPECT_EQ(cs[b.chosen[1]].table, 2u);
+    // ... and only what is left of it.
+    budget.max_bytes = static_cast<double>(cs[b.chosen[0]].size.bytes());
+    EXPECT_EQ(select_greedy(qs, cs, ts, cost, budget).chosen.size(), 1u);
+}
+
 // Without a budget the swap phase may not make the answer less lean: a swap that adds bytes
 // must be worth them by the lean threshold, as a greedy step must.
 TEST(AdvisorBudget, SwapPhaseKeepsTheLeanThreshold) {

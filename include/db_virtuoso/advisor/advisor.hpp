@@ -177,7 +177,9 @@ constexpr double kTieTolerance = 0.02;
 
 struct SelectionOptions {
     double min_improvement_pct = 10;  // per step, over the statements the step improves
-    double min_workload_pct = 0.1;    // per step, of the whole workload's cost (no crumbs)
+    // per step, of the whole workload's cost (no crumbs); under a storage budget, once
+    // nothing above it fits or swaps, what is left of the budget goes to smaller steps too
+    double min_workload_pct = 0.1;
     size_t max_indexes = 20;
     // Storage budget: the summed estimated size of the chosen indexes stays within it.  When
     // unset, min_benefit_per_byte_share ends the selection instead.
