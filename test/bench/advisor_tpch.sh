@@ -161,11 +161,14 @@ build_set() {
         i=$((i + 1)); idx="bench_${name}_$i"
         def=${def/CREATE INDEX CONCURRENTLY ON/CREATE INDEX $idx ON}
         psql -X -q -v ON_ERROR_STOP=1 -c "$def"
-        real=$(psql -X -qAt -c "SELECT pg_relation_size('$idx'::regclass)")
+        # The index lives in its table's schema (the extension's own tables are in the
+        # workload too): found by name, wherever it is.
+        real=$(psql -X -qAt -c "SELECT pg_relation_size(oid) FROM pg_class WHERE relname = '$idx'")
         printf '  %-7s %12s %12s %6s  %s\n' "$name" "$est" "$real" "$(ratio "$est" "$real")" \
             "${def#CREATE INDEX $idx ON }"
         set_bytes=$((set_bytes + real))
-        psql -X -q -c "DROP INDEX $idx"
+        psql -X -q -v ON_ERROR_STOP=1 -At \
+            -c "SELECT format('DROP INDEX %s', oid::regclass) FROM pg_class WHERE relname = '$idx'" | psql -X -q
     done <"$2"
     echo "  $name: $i indexes, $set_bytes real bytes"
 }
