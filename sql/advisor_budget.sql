@@ -148,3 +148,34 @@ SELECT try($$SELECT * FROM virtuoso.recommend_indexes(max_index_bytes => -1)$$);
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes(max_indexes => -1)$$);
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes(max_indexes => 1001)$$);
 DROP TABLE bud_items, bud_default, bud_runs;
+
+-- Drop advice and the view virtuoso.redundant_indexes agree: a prefix duplicate and an
+-- INCLUDE variant whose columns the covering index has are advised as redundant, an INCLUDE
+-- variant with a column it lacks is not.
+CREATE TABLE bud_rr (a int, b int, c int, d text) WITH (autovacuum_enabled = off);
+INSERT INTO bud_rr SELECT g, g % 100, g % 7, md5(g::text) FROM generate_series(1, 20000) g;
+CREATE INDEX bud_rr_ab_c ON bud_rr (a, b) INCLUDE (c);  -- covers the next two
+CREATE INDEX bud_rr_a ON bud_rr (a);                    -- prefix duplicate
+CREATE INDEX bud_rr_a_c ON bud_rr (a) INCLUDE (c);      -- INCLUDE variant, c covered
+CREATE INDEX bud_rr_a_d ON bud_rr (a) INCLUDE (d);      -- INCLUDE variant, d not covered
+VACUUM ANALYZE bud_rr;
+SELECT count(*) FROM bud_rr WHERE a = 5;
+SELECT pg_stat_force_next_flush();
+SET client_min_messages = warning;  -- the statements on bud_w above no longer analyse
+CREATE TABLE bud_rr_advice AS
+SELECT details ->> 'index' AS index, details ->> 'reason' AS reason,
+       details ->> 'covered_by' AS covered_by
+FROM virtuoso.recommend_indexes() WHERE details ->> 'action' = 'drop'
+  AND details ->> 'index' LIKE 'public.bud\_rr\_%';
+RESET client_min_messages;
+SELECT redundant_index, covering_index, reason FROM virtuoso.redundant_indexes
+WHERE tablename = 'bud_rr' ORDER BY 1, 2;
+SELECT * FROM bud_rr_advice WHERE reason = 'redundant' ORDER BY 1;
+SELECT count(*) AS disagreements FROM (
+    (SELECT 'public.' || redundant_index FROM virtuoso.redundant_indexes WHERE tablename = 'bud_rr'
+     EXCEPT SELECT index FROM bud_rr_advice WHERE reason = 'redundant')
+    UNION ALL
+    (SELECT index FROM bud_rr_advice WHERE reason = 'redundant'
+     EXCEPT SELECT 'public.' || redundant_index FROM virtuoso.redundant_indexes
+     WHERE tablename = 'bud_rr')) d;
+DROP TABLE bud_rr, bud_rr_advice;

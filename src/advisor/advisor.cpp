@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <numeric>
 #include <set>
 #include <tuple>
@@ -34,6 +35,9 @@ constexpr double kShortVarlena = 127;
 // Nullable columns whose NULL patterns are enumerated (2^n cases); further ones count as
 // never NULL.
 constexpr size_t kMaxNullableEnumerated = 8;
+// Bounds of the swap phase of the greedy selection: swaps, and what-if plans at least allowed.
+constexpr size_t kMaxSwaps = 10;
+constexpr size_t kMinSwapPlans = 2000;
 
 double align_up(double offset, int align) {
     double a = align > 0 ? align : 1;
@@ -329,6 +333,49 @@ bool determines(const TableInfo &t, AttrNum a, AttrNum b) {
     return result;
 }
 
+double sampled_combinations(const TableInfo &t, const std::vector<AttrNum> &cols) {
+    constexpr double kUnknown = std::numeric_limits<double>::infinity();
+    std::vector<AttrNum> key = cols;
+    std::sort(key.begin(), key.end());
+    if (t.sample_by_page) return kUnknown;
+    auto cached = t.combinations_cache.find(key);
+    if (cached != t.combinations_cache.end()) return cached->second;
+    std::vector<const std::vector<uint64_t> *> columns;
+    for (AttrNum a : key) {
+        auto it = t.sample.find(a);
+        // Not cached without a sample: one may be taken later.
+        if (it == t.sample.end()) return kUnknown;
+        columns.push_back(&it->second);
+    }
+    size_t n = columns.empty() ? 0 : columns.front()->size();
+    for (const auto *c : columns)
+        if (c->size() != n) return kUnknown;
+    std::vector<std::vector<uint64_t>> rows;
+    rows.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        std::vector<uint64_t> row;
+        for (const auto *c : columns) row.push_back((*c)[i]);
+        if (std::find(row.begin(), row.end(), 0) == row.end()) rows.push_back(std::move(row));
+    }
+    std::sort(rows.begin(), rows.end());
+    double sampled = static_cast<double>(rows.size());
+    double distinct = static_cast<double>(std::unique(rows.begin(), rows.end()) - rows.begin());
+    double result = kUnknown;
+    if (sampled >= 2 && distinct < sampled) {
+        // C * (1 - exp(-n / C)) grows with C from 0 towards n: bisection (on a log scale).
+        auto occupied = [sampled](double c) { return c * -std::expm1(-sampled / c); };
+        double lo = std::max(distinct, 1.0), hi = lo;
+        while (occupied(hi) < distinct && hi < 1e18) hi *= 2;
+        for (int i = 0; i < 100 && hi / lo > 1 + 1e-9; ++i) {
+            double mid = std::sqrt(lo * hi);
+            (occupied(mid) < distinct ? lo : hi) = mid;
+        }
+        result = hi;
+    }
+    t.combinations_cache[key] = result;
+    return result;
+}
+
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate) {
@@ -361,10 +408,13 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
             if (part <= 0) return;
             // A column that another (counted) key column determines adds no combinations.
             std::vector<bool> counted(keys.size(), false);
+            std::vector<AttrNum> non_null;
             size_t present = 0;
+            double most_distinct = 1;
             bool unique = false;  // a unique column makes every combination unique
             for (size_t i = 0; i < keys.size(); ++i) {
                 if (null[i]) continue;
+                non_null.push_back(keys[i]);
                 bool dependent = false;
                 for (size_t j = 0; j < keys.size() && !dependent; ++j)
                     dependent = j != i && !null[j] && (j > i || counted[j]) &&
@@ -373,9 +423,14 @@ BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &ke
                 counted[i] = true;
                 double distinct = distinct_values(t, keys[i], part);
                 combinations *= distinct;
+                most_distinct = std::max(most_distinct, distinct);
                 unique = unique || distinct >= part;
                 ++present;
             }
+            // Correlated columns: no more combinations than the sample shows.
+            if (present >= 2 && !unique)
+                combinations = std::max(most_distinct,
+                                        std::min(combinations, sampled_combinations(t, non_null)));
             double tuple = tuple_bytes_if(t, keys, null), lambda = part / combinations;
             if (present <= 1 || lambda >= 30 || unique) {
                 double groups = std::min(combinations, part);
@@ -651,103 +706,211 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
     std::vector<std::optional<Evaluation>> memo(candidates.size());
     double used_bytes = 0;
 
-    for (;;) {
-        memo.resize(candidates.size());
-        std::vector<std::pair<size_t, double>> admissible;
-        double top = 0;
+    // The swap phase (as DB2 Advisor's second phase), once greedy can add nothing more: a
+    // chosen index is replaced by an unchosen candidate (with the chosen ones of its table
+    // that it covers: a merge) when the workload then costs less, net of maintenance, by at
+    // least min_workload_pct and by more than kTieTolerance of what the set saved on the
+    // statements the swap touches, within the budget and the index count; without a budget,
+    // bytes it adds must be worth them by the lean threshold.  The best swap wins, near-equal ones
+    // by the stable order; greedy then goes on with what is left.  Bounded: kMaxSwaps swaps,
+    // and the phase's what-if plans at most as many as greedy's (or kMinSwapPlans).
+    auto bytes_of = [&](const std::vector<size_t> &config) {
+        double b = 0;
+        for (size_t c : config) b += static_cast<double>(candidates[c].size.bytes());
+        return b;
+    };
+    auto maintenance_of = [&](size_t c) {
+        auto tit = tables.find(candidates[c].table);
+        return tit == tables.end() ? 0.0 : maintenance_cost(candidates[c], tit->second, options);
+    };
+    std::optional<size_t> swap_plans_start, swap_plan_budget;
+    double floor_pct = options.min_workload_pct;  // a step's least share of the workload
+    auto swap_one = [&]() -> bool {
+        if (!swap_plans_start) {
+            swap_plans_start = cache.plans();
+            swap_plan_budget = std::max(kMinSwapPlans, cache.plans());
+        }
+        double now_bytes = bytes_of(chosen);
+        struct Swap {
+            double gain = 0;
+            size_t in = 0;
+            std::vector<size_t> config;
+        };
+        std::optional<Swap> best;
         for (size_t c = 0; c < candidates.size(); ++c) {
-            const Candidate &cand = candidates[c];
+            if (cache.plans() - *swap_plans_start > *swap_plan_budget) break;
             if (std::find(chosen.begin(), chosen.end(), c) != chosen.end()) continue;
-            Move m = move_for(c);
-            if (m.redundant || m.config.size() > options.max_indexes) continue;
-            double cand_bytes = static_cast<double>(cand.size.bytes());
-            if (options.max_bytes && used_bytes - m.freed_bytes + cand_bytes > *options.max_bytes)
-                continue;
-            uint64_t stamp = table_version[cand.table] * 1000003u;
-            for (size_t q : m.affected) stamp += query_version[q] + 1;
-            if (!memo[c] || memo[c]->stamp != stamp) {
-                Evaluation e;
-                e.stamp = stamp;
-                double benefit = 0, improved_before = 0;
-                for (size_t q : m.affected) {
-                    double now = cache.cost(q, m.config).cost;
-                    e.costs.push_back(now);
-                    double w = queries[q].weight;
-                    benefit += w * (current[q] - now);
-                    if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
+            const Candidate &in = candidates[c];
+            // Only a candidate that helps some statement on its own can be worth a swap.
+            bool helps = false;
+            for (size_t q : in.queries)
+                if (cache.cost(q, {c}).cost < cache.cost(q, {}).cost * (1 - 1e-9)) {
+                    helps = true;
+                    break;
                 }
-                // Writes pay for every index: its maintenance is taken off the benefit, and
-                // what is left must still reach the minimum improvements.
-                auto tit = tables.find(cand.table);
-                double maintenance =
-                    tit == tables.end() ? 0 : maintenance_cost(cand, tit->second, options);
-                double effective = benefit - maintenance + m.freed_maintenance;
-                double bytes = std::max(cand_bytes - m.freed_bytes, 0.1 * cand_bytes);
-                e.admissible = benefit > 0 && improved_before > 0 && effective > 0 &&
-                               100 * effective / improved_before >= options.min_improvement_pct &&
-                               100 * effective >= options.min_workload_pct * workload;
-                // Without a budget: the saving per storage must be worth it (lean default).
-                if (!options.max_bytes && workload > 0 &&
-                    (effective / workload) / (std::max(bytes, 1.0) / data_bytes) <
-                        options.min_benefit_per_byte_share)
-                    e.admissible = false;
-                e.score = effective / std::max(bytes, 1.0);
-                memo[c] = std::move(e);
+            if (!helps) continue;
+            for (size_t k = 0; k < chosen.size(); ++k) {
+                std::vector<size_t> config, out{chosen[k]};
+                bool redundant = false;
+                for (size_t o : chosen) {
+                    if (o == chosen[k]) continue;
+                    const Candidate &other = candidates[o];
+                    if (other.table == in.table &&
+                        covered_by(in, other.keys, other.include, other.predicate)) {
+                        redundant = true;
+                        break;
+                    }
+                    if (other.table == in.table &&
+                        covered_by(other, in.keys, in.include, in.predicate)) {
+                        out.push_back(o);  // merged into the new one
+                        continue;
+                    }
+                    config.push_back(o);
+                }
+                if (redundant || config.size() + 1 > options.max_indexes) continue;
+                config.push_back(c);
+                double added = static_cast<double>(in.size.bytes()) - bytes_of(out);
+                if (options.max_bytes && now_bytes + added > *options.max_bytes) continue;
+                std::set<size_t> affected(in.queries.begin(), in.queries.end());
+                for (size_t o : out)
+                    affected.insert(candidates[o].queries.begin(), candidates[o].queries.end());
+                // gain: of the swap; had: what the current set saves on those statements.
+                double gain = -maintenance_of(c), had = 0;
+                for (size_t o : out) gain += maintenance_of(o);
+                for (size_t q : affected) {
+                    double now = cache.cost(q, chosen).cost;
+                    gain += queries[q].weight * (now - cache.cost(q, config).cost);
+                    had += queries[q].weight * (cache.cost(q, {}).cost - now);
+                }
+                // Not a near-tie (ANALYZE noise must not flip a set), nor a crumb.
+                if (gain <= kTieTolerance * std::max(had, 0.0) || 100 * gain < floor_pct * workload)
+                    continue;
+                if (!options.max_bytes && added > 0 && workload > 0 &&
+                    (gain / workload) / (added / data_bytes) < options.min_benefit_per_byte_share)
+                    continue;
+                if (!best || gain > best->gain * (1 + kTieTolerance) ||
+                    (gain >= best->gain * (1 - kTieTolerance) &&
+                     canonical_less(in, candidates[best->in])))
+                    best = Swap{gain, c, std::move(config)};
             }
-            if (!memo[c]->admissible) continue;
-            admissible.push_back({c, memo[c]->score});
-            top = std::max(top, memo[c]->score);
         }
-        // Near-equal scores are a tie: the first in the stable order wins.
-        std::optional<size_t> best;
-        for (const auto &[c, score] : admissible)
-            if (score >= top * (1 - kTieTolerance) &&
-                (!best || canonical_less(candidates[c], candidates[*best])))
-                best = c;
-        if (!best) break;
-        Move m = move_for(*best);
-        chosen = m.config;
-        used_bytes += static_cast<double>(candidates[*best].size.bytes()) - m.freed_bytes;
-        ++table_version[candidates[*best].table];
-        for (size_t i = 0; i < m.affected.size(); ++i) {
-            current[m.affected[i]] = memo[*best]->costs[i];
-            ++query_version[m.affected[i]];
-        }
-        if (!options.widen) continue;
-        // Extend's step: the chosen index with one more key column its statements use; and
-        // one index for covering variants of the same or prefix keys (INCLUDE merged).
-        const Candidate grown_from = candidates[*best];  // a copy: the list grows below
-        if (grown_from.keys.size() < options.max_key_columns)
-            for (AttrNum a : extension_columns(grown_from, queries, tables)) {
+        if (!best) return false;
+        chosen = std::move(best->config);
+        return true;
+    };
+
+    for (size_t swaps = 0;; ++swaps) {
+        for (;;) {
+            memo.resize(candidates.size());
+            std::vector<std::pair<size_t, double>> admissible;
+            double top = 0;
+            for (size_t c = 0; c < candidates.size(); ++c) {
+                const Candidate &cand = candidates[c];
+                if (std::find(chosen.begin(), chosen.end(), c) != chosen.end()) continue;
+                Move m = move_for(c);
+                if (m.redundant || m.config.size() > options.max_indexes) continue;
+                double cand_bytes = static_cast<double>(cand.size.bytes());
+                if (options.max_bytes &&
+                    used_bytes - m.freed_bytes + cand_bytes > *options.max_bytes)
+                    continue;
+                uint64_t stamp = table_version[cand.table] * 1000003u;
+                for (size_t q : m.affected) stamp += query_version[q] + 1;
+                if (!memo[c] || memo[c]->stamp != stamp) {
+                    Evaluation e;
+                    e.stamp = stamp;
+                    double benefit = 0, improved_before = 0;
+                    for (size_t q : m.affected) {
+                        double now = cache.cost(q, m.config).cost;
+                        e.costs.push_back(now);
+                        double w = queries[q].weight;
+                        benefit += w * (current[q] - now);
+                        if (now < current[q] * (1 - 1e-9)) improved_before += w * current[q];
+                    }
+                    // Writes pay for every index: its maintenance is taken off the benefit, and
+                    // what is left must still reach the minimum improvements.
+                    auto tit = tables.find(cand.table);
+                    double maintenance =
+                        tit == tables.end() ? 0 : maintenance_cost(cand, tit->second, options);
+                    double effective = benefit - maintenance + m.freed_maintenance;
+                    double bytes = std::max(cand_bytes - m.freed_bytes, 0.1 * cand_bytes);
+                    e.admissible =
+                        benefit > 0 && improved_before > 0 && effective > 0 &&
+                        100 * effective / improved_before >= options.min_improvement_pct &&
+                        100 * effective >= floor_pct * workload;
+                    // Without a budget: the saving per storage must be worth it (lean default).
+                    if (!options.max_bytes && workload > 0 &&
+                        (effective / workload) / (std::max(bytes, 1.0) / data_bytes) <
+                            options.min_benefit_per_byte_share)
+                        e.admissible = false;
+                    e.score = effective / std::max(bytes, 1.0);
+                    memo[c] = std::move(e);
+                }
+                if (!memo[c]->admissible) continue;
+                admissible.push_back({c, memo[c]->score});
+                top = std::max(top, memo[c]->score);
+            }
+            // Near-equal scores are a tie: the first in the stable order wins.
+            std::optional<size_t> best;
+            for (const auto &[c, score] : admissible)
+                if (score >= top * (1 - kTieTolerance) &&
+                    (!best || canonical_less(candidates[c], candidates[*best])))
+                    best = c;
+            if (!best) break;
+            Move m = move_for(*best);
+            chosen = m.config;
+            used_bytes += static_cast<double>(candidates[*best].size.bytes()) - m.freed_bytes;
+            ++table_version[candidates[*best].table];
+            for (size_t i = 0; i < m.affected.size(); ++i) {
+                current[m.affected[i]] = memo[*best]->costs[i];
+                ++query_version[m.affected[i]];
+            }
+            if (!options.widen) continue;
+            // Extend's step: the chosen index with one more key column its statements use; and
+            // one index for covering variants of the same or prefix keys (INCLUDE merged).
+            const Candidate grown_from = candidates[*best];  // a copy: the list grows below
+            if (grown_from.keys.size() < options.max_key_columns)
+                for (AttrNum a : extension_columns(grown_from, queries, tables)) {
+                    Candidate g;
+                    g.table = grown_from.table;
+                    g.keys = grown_from.keys;
+                    g.keys.push_back(a);
+                    g.include = grown_from.include;
+                    g.predicate = grown_from.predicate;
+                    append_candidate(candidates, std::move(g), queries, tables);
+                }
+            size_t existing = candidates.size();
+            for (size_t d = 0; d < existing; ++d) {
+                const Candidate &o = candidates[d];
+                if (d == *best || o.table != grown_from.table ||
+                    !(o.predicate == grown_from.predicate))
+                    continue;
+                // Variants of the same keys (any candidate), or of prefix keys among the chosen:
+                // merging every prefix-related candidate costs too many plans on large workloads.
+                bool chosen_other = std::find(chosen.begin(), chosen.end(), d) != chosen.end();
+                bool o_longer = is_prefix(grown_from.keys, o.keys);
+                if (!o_longer && !is_prefix(o.keys, grown_from.keys)) continue;
+                if (o.keys != grown_from.keys && !chosen_other) continue;
+                if (o.include.empty() && grown_from.include.empty()) continue;
                 Candidate g;
-                g.table = grown_from.table;
-                g.keys = grown_from.keys;
-                g.keys.push_back(a);
+                g.table = o.table;
+                g.keys = o_longer ? o.keys : grown_from.keys;
                 g.include = grown_from.include;
-                g.predicate = grown_from.predicate;
+                g.include.insert(g.include.end(), o.include.begin(), o.include.end());
+                g.predicate = o.predicate;
+                if (g.keys.size() + g.include.size() > options.max_key_columns + 3) continue;
                 append_candidate(candidates, std::move(g), queries, tables);
             }
-        size_t existing = candidates.size();
-        for (size_t d = 0; d < existing; ++d) {
-            const Candidate &o = candidates[d];
-            if (d == *best || o.table != grown_from.table || !(o.predicate == grown_from.predicate))
-                continue;
-            // Variants of the same keys (any candidate), or of prefix keys among the chosen:
-            // merging every prefix-related candidate costs too many plans on large workloads.
-            bool chosen_other = std::find(chosen.begin(), chosen.end(), d) != chosen.end();
-            bool o_longer = is_prefix(grown_from.keys, o.keys);
-            if (!o_longer && !is_prefix(o.keys, grown_from.keys)) continue;
-            if (o.keys != grown_from.keys && !chosen_other) continue;
-            if (o.include.empty() && grown_from.include.empty()) continue;
-            Candidate g;
-            g.table = o.table;
-            g.keys = o_longer ? o.keys : grown_from.keys;
-            g.include = grown_from.include;
-            g.include.insert(g.include.end(), o.include.begin(), o.include.end());
-            g.predicate = o.predicate;
-            if (g.keys.size() + g.include.size() > options.max_key_columns + 3) continue;
-            append_candidate(candidates, std::move(g), queries, tables);
         }
+        if (swaps >= kMaxSwaps || !swap_one()) {
+            // Under a storage budget the budget decides: what is left of it goes to steps
+            // below the min_workload_pct floor (crumbs), best benefit per byte first.
+            if (!options.max_bytes || floor_pct == 0) break;
+            floor_pct = 0;
+        }
+        // Greedy goes on from the new set: every statement's cost, the bytes, the evaluations.
+        for (size_t q = 0; q < queries.size(); ++q) current[q] = cache.cost(q, chosen).cost;
+        used_bytes = bytes_of(chosen);
+        memo.assign(candidates.size(), std::nullopt);
     }
     // A grown index can end up doing no more than a candidate on a subset of its columns:
     // greedy took a small first step (status) and grew it to (status, ref_code) where

@@ -881,10 +881,22 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
                         "candidates_per_group must be between 1 and 16 (the exhaustive search "
                         "plans 2^n configurations)");
+    // A storage budget of its own (e.g. the real bytes of Extend's set, built): our answer
+    // within it as recommend_indexes(max_index_bytes => ...) gives it.
+    std::optional<double> budget_bytes;
+    if (PG_NARGS() > 2 && !PG_ARGISNULL(2)) {
+        int64_t b = PG_GETARG_INT64(2);
+        if (b < 0)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            "max_index_bytes must not be negative");
+        budget_bytes = static_cast<double>(b);
+    }
     auto start = std::chrono::steady_clock::now();
     PlanCounters at_start = plan_counters();
     std::vector<std::pair<std::string, double>> figures;
-    std::vector<std::string> extend_definitions;  // Extend's set at our storage, to build
+    // Extend's set at our storage and ours within budget_bytes, to build: (definition,
+    // estimated bytes).
+    std::vector<std::pair<std::string, uint64_t>> extend_definitions, budget_definitions;
     {
         begin_costing();
         pg::SubTransaction run;
@@ -936,8 +948,9 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         double ext_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - ext_start).count();
         for (size_t c : ext.chosen)
-            extend_definitions.push_back(
-                index_definition(ext_cs[c], an.tables.at(ext_cs[c].table), pg::quote_identifier));
+            extend_definitions.emplace_back(
+                index_definition(ext_cs[c], an.tables.at(ext_cs[c].table), pg::quote_identifier),
+                ext_cs[c].size.bytes());
         std::vector<Candidate> extu_cs;
         CostFn extu_cost = make_cost_fn(an, extu_cs);
         Selection extu = select_extend(an.descs, extu_cs, an.tables, extu_cost, 1e18);
@@ -947,6 +960,25 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
         SelectionOptions budget = lean;
         budget.max_bytes = extu_bytes;
         Selection oursb = select_greedy(an.descs, oursb_cs, an.tables, oursb_cost, budget);
+        std::vector<std::pair<std::string, double>> within_budget;
+        if (budget_bytes) {
+            std::vector<Candidate> given_cs = all;
+            CostFn given_cost = make_cost_fn(an, given_cs);
+            SelectionOptions given;
+            given.max_bytes = budget_bytes;
+            given.max_indexes = kDefaultMaxIndexes;
+            Selection oursg = select_greedy(an.descs, given_cs, an.tables, given_cost, given);
+            for (size_t c : oursg.chosen)
+                budget_definitions.emplace_back(
+                    index_definition(given_cs[c], an.tables.at(given_cs[c].table),
+                                     pg::quote_identifier),
+                    given_cs[c].size.bytes());
+            within_budget = {
+                {"ours_at_budget_cost_pct_of_no_index", cost_pct(oursg)},
+                {"ours_at_budget_indexes", static_cast<double>(oursg.chosen.size())},
+                {"ours_at_budget_estimated_bytes", bytes_of(given_cs, oursg)},
+            };
+        }
         run.rollback();
         std::vector<std::pair<std::string, double>> compared_to_extend = {
             {"ours_cost_pct_of_no_index", cost_pct(ours)},
@@ -987,9 +1019,16 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
             {"greedy_whatif_plans", static_cast<double>(greedy_plans)},
         };
         figures.insert(figures.end(), compared_to_extend.begin(), compared_to_extend.end());
+        figures.insert(figures.end(), within_budget.begin(), within_budget.end());
     }
-    for (const std::string &d : extend_definitions)
-        pg::report(NOTICE, "index advisor benchmark: Extend at the same bytes: " + d);
+    for (const auto &[d, bytes] : extend_definitions)
+        pg::report(NOTICE, fmt::format("index advisor benchmark: Extend at the same bytes: {} "
+                                       "(estimated {} bytes)",
+                                       d, bytes));
+    for (const auto &[d, bytes] : budget_definitions)
+        pg::report(NOTICE, fmt::format("index advisor benchmark: ours within max_index_bytes: {} "
+                                       "(estimated {} bytes)",
+                                       d, bytes));
     PlanCounters at_end = plan_counters();
     uint64_t plans = at_end.plans - at_start.plans;
     figures.push_back({"whatif_plans", static_cast<double>(plans)});

@@ -989,19 +989,26 @@ void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info) 
                check_enable_rls(relid, InvalidOid, true) != RLS_ENABLED;
     });
     if (!readable) return;
-    // About kSampleRows rows, and never more than kMaxPages pages read: that bounds the time.
+    // About kSampleRows rows.  Rows chosen one by one (BERNOULLI) where the table has at most
+    // as many pages as ANALYZE reads (kRowSamplePages): a sample of whole pages sees rows
+    // stored together (an order's lines) together, and combinations of their values as more
+    // repeated than they are (sampled_combinations).  A larger table: whole pages (SYSTEM),
+    // never more than kMaxPages of them, which bounds the time.
+    constexpr double kRowSamplePages = 30000;
+    bool by_row = info.pages <= kRowSamplePages;
     double percent = 100;
     if (info.tuples > kSampleRows) percent = 100 * kSampleRows / info.tuples;
-    if (info.pages > kMaxPages) percent = std::min(percent, 100 * kMaxPages / info.pages);
+    if (!by_row && info.pages > kMaxPages)
+        percent = std::min(percent, 100 * kMaxPages / info.pages);
     percent = std::max(percent, 0.0001);
     std::string list;
     for (AttrNum a : cols)
         list += fmt::format("{}pg_catalog.hashtextextended({}::pg_catalog.text, 0)",
                             list.empty() ? "" : ", ", pg::quote_identifier(info.columns[a].name));
     std::string sql = fmt::format(
-        "SELECT {} FROM ONLY {} TABLESAMPLE SYSTEM ($1::pg_catalog.float8) "
+        "SELECT {} FROM ONLY {} TABLESAMPLE {} ($1::pg_catalog.float8) "
         "REPEATABLE (0)",
-        list, info.name);
+        list, info.name, by_row ? "BERNOULLI" : "SYSTEM");
     std::map<AttrNum, std::vector<uint64_t>> sample;
     pg::SubTransaction sub;
     try {
@@ -1030,6 +1037,7 @@ void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info) 
         return;
     }
     info.sample = std::move(sample);
+    info.sample_by_page = !by_row;
 }
 
 }  // namespace virtuoso::advisor

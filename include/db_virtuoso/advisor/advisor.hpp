@@ -67,14 +67,29 @@ struct TableInfo {
     // every vector the same length), to find columns that are functions of another: the
     // planner's statistics cannot tell (grp, grp % 20) from two independent columns.
     std::map<AttrNum, std::vector<uint64_t>> sample;
+    // The sample holds whole pages (a large table): rows stored together were sampled
+    // together, so it tells dependencies but not how many combinations there are.
+    bool sample_by_page = false;
     // determines(a, b) answers already worked out from the sample.
     mutable std::map<std::pair<AttrNum, AttrNum>, bool> determines_cache;
+    // sampled_combinations(cols) answers already worked out from the sample.
+    mutable std::map<std::vector<AttrNum>, double> combinations_cache;
 };
 
 // Whether column b is (almost always) a function of column a in the table's sample: at least
 // 95% of the sampled rows whose value of a repeats agree with the most common value of b for
 // it, and enough such rows to tell (false without a sample).
 bool determines(const TableInfo &t, AttrNum a, AttrNum b);
+
+// How many equally likely combinations of values of these columns the table's rows fall
+// into (those with every one of them non-NULL), as the table's sample shows them: the count
+// C whose Poisson occupancy C * (1 - exp(-n / C)) by the n sampled rows gives the distinct
+// combinations seen.  Infinity when the sample cannot tell (no sample, a sample of whole
+// pages, fewer than two rows, or no combination seen twice): the columns then count as
+// independent.  Correlated columns
+// that are no function of one another, such as (part, supplier) where each supplier
+// delivers only some parts, have far fewer combinations than their n_distinct multiplied.
+double sampled_combinations(const TableInfo &t, const std::vector<AttrNum> &cols);
 
 using Tables = std::map<TableId, TableInfo>;
 
@@ -109,8 +124,10 @@ struct Candidate {
 // posting lists of at most 812 bytes (PostgreSQL 13+; not for INCLUDE indexes nor for keys
 // whose type forbids it, e.g. numeric); the groups of one column from n_distinct, of several
 // columns from the product of their n_distinct as if independent (a Poisson count of rows per
-// combination), leaving out a column the sample shows to be a function of another key column;
-// leaf pages filled to 90%, inner pages to 70%, and the metapage.
+// combination), leaving out a column the sample shows to be a function of another key column,
+// and no more combinations than the sample shows (sampled_combinations), nor fewer than the
+// most distinct column has values; leaf pages filled to 90%, inner pages to 70%, and the
+// metapage.
 BtreeSize estimate_btree_size(const TableInfo &t, const std::vector<AttrNum> &keys,
                               const std::vector<AttrNum> &include,
                               const std::optional<PartialPredicate> &predicate);
@@ -160,7 +177,9 @@ constexpr double kTieTolerance = 0.02;
 
 struct SelectionOptions {
     double min_improvement_pct = 10;  // per step, over the statements the step improves
-    double min_workload_pct = 0.1;    // per step, of the whole workload's cost (no crumbs)
+    // per step, of the whole workload's cost (no crumbs); under a storage budget, once
+    // nothing above it fits or swaps, what is left of the budget goes to smaller steps too
+    double min_workload_pct = 0.1;
     size_t max_indexes = 20;
     // Storage budget: the summed estimated size of the chosen indexes stays within it.  When
     // unset, min_benefit_per_byte_share ends the selection instead.
