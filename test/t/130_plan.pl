@@ -6,6 +6,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 use VirtuosoTest;
 
 my $node = new_virtuoso_node('plan');
@@ -181,20 +182,31 @@ like($err, qr/55P03.*plan "once" is being run by another session/s, '55P03 while
 $first->query_safe('COMMIT');
 $first->quit;
 
-# Different plans never block each other, also when their names collide under a 32-bit hash
-# ('virtuoso.implementation:p144044' and '...:p5050' have the same hashtext): the second ran
-# into 55P03 while the first's transaction was open.
+# Different plans never refuse each other, also when their names collide under a 32-bit
+# hash ('virtuoso.implementation:p144044' and '...:p5050' have the same hashtext): the second
+# got 55P03 "is being run by another session" while the first's transaction was open.  Now
+# its step waits for the migration lock the first holds, and succeeds once it commits.
 is($node->safe_psql('postgres', q{SELECT hashtext('virtuoso.implementation:p144044') = hashtext('virtuoso.implementation:p5050')}),
     't', 'the two plan names collide under hashtext');
 my $colliding = $node->background_psql('postgres', on_error_stop => 0);
 $colliding->query_safe(q{BEGIN; SELECT count(*) FROM virtuoso.execute_database_implementation('{"name": "p144044", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE p144044_t (id int)"}]}')});
-($rc, $out, $err) = $node->psql('postgres',
-    q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "p5050", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE p5050_t (id int)"}]}') WHERE step_name = 'plan: p5050'},
-    extra_params => [ '-v', 'ON_ERROR_STOP=1' ]);
-is($rc, 0, 'a plan whose name collides with a running one under hashtext runs') or diag($err);
-is($out, 'SUCCESS', 'and succeeds');
+my $second = $node->background_psql('postgres', on_error_stop => 0);
+$second->query_until(qr/started/, q{\echo started
+SELECT count(*) FROM virtuoso.execute_database_implementation('{"name": "p5050", "options": {"lock_timeout": "60s"}, "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE p5050_t (id int)"}]}');
+});
+my $waiting = 0;
+for (1 .. 100)
+{
+    $waiting = $node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%p5050_t%'});
+    last if $waiting;
+    usleep(100_000);
+}
+is($waiting, '1', 'the colliding plan waits for the migration lock instead of being refused');
 $colliding->query_safe('COMMIT');
 $colliding->quit;
+$second->quit;
+is($node->safe_psql('postgres', q{SELECT string_agg(status, ',') FROM virtuoso.implementation_run WHERE plan_name = 'p5050'}),
+    'SUCCESS', 'and succeeds once the first commits');
 is($node->safe_psql('postgres', q{SELECT status FROM virtuoso.execute_database_implementation('{"name": "once", "changes": [{"name": "t", "type": "create_table", "definition": "CREATE TABLE once_t (id int)"}]}') WHERE step_name = 'plan: once'}),
     'SKIPPED', 'after it ended, the plan is implemented');
 
