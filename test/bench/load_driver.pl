@@ -136,11 +136,47 @@ BEGIN
     RETURN state;
 END
 $f$;
+-- Runner worker slots in use at peak over `samples` looks 0.2 s apart (one statement per
+-- look: a function scan of pg_locks inside one query is read once and replayed).
+CREATE FUNCTION load.peak_runner_slots(samples int) RETURNS bigint LANGUAGE plpgsql AS $f$
+DECLARE
+    peak bigint := 0;
+    n bigint;
+BEGIN
+    FOR i IN 1 .. samples LOOP
+        SELECT count(*) INTO n FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
+           AND database = 0 AND classid = 1447645780 AND granted;
+        peak := greatest(peak, n);
+        PERFORM pg_catalog.pg_sleep(0.2);
+    END LOOP;
+    RETURN peak;
+END
+$f$;
+-- What the traffic's backends (pgbench's TPC-B statements) wait for, sampled every 0.1 s:
+-- "CPU" when they run, else wait_event_type:wait_event; shares in percent.
+CREATE FUNCTION load.traffic_waits(samples int) RETURNS text LANGUAGE plpgsql AS $f$
+BEGIN
+    CREATE TEMP TABLE IF NOT EXISTS waits (w text);
+    TRUNCATE waits;
+    FOR i IN 1 .. samples LOOP
+        INSERT INTO waits SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU')
+          FROM pg_catalog.pg_stat_activity
+         WHERE state = 'active' AND backend_type = 'client backend'
+           AND query ~ 'pgbench_(accounts|tellers|branches|history)'
+           AND query !~ 'load\.';
+        PERFORM pg_catalog.pg_sleep(0.1);
+    END LOOP;
+    RETURN (SELECT string_agg(w || '=' || round(100.0 * n / t)::text, ' ' ORDER BY n DESC)
+              FROM (SELECT w, count(*) n, sum(count(*)) OVER () t FROM waits GROUP BY w) c);
+END
+$f$;
 SELECT pg_stat_statements_reset();
 });
 my $started = psql('SELECT pg_postmaster_start_time()');
 my @ext_files;
-for my $kind (qw(migration migration_nontx validation maintenance advisor))
+# LOAD_KINDS: the kinds of call to make (default all five), to see which one costs the traffic most.
+my @kinds = split ' ', ($ENV{LOAD_KINDS} // 'migration migration_nontx validation maintenance advisor');
+for my $kind (@kinds)
 {
     push @ext_files, '-f',
       write_file("$kind.sql", "SELECT load.call('$kind');\n"
@@ -149,25 +185,36 @@ for my $kind (qw(migration migration_nontx validation maintenance advisor))
 
 # 1. Traffic alone.
 my $base = traffic('base', $o{base_seconds});
+my $waits_base = '';
+my $waits_h = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
+    sprintf('SELECT load.traffic_waits(%d)', int($o{base_seconds} * 10) - 10) ], '>', \$waits_base);
 $base->finish;
+$waits_h->finish;
+chomp $waits_base;
 my ($base_n, $base_p50, $base_p99) = latencies("$dir/base");
 
 # 2. Traffic beside the extension's sessions.
 my $t0 = [gettimeofday];
-my @rate = $o{rate} > 0 ? ('-R', 5 * $o{rate}) : ();
+my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
 my $ext = IPC::Run::start(
     [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $o{seconds}, @rate, @ext_files ],
     '>', "$dir/ext.out", '2>&1');
 my $load = traffic('load', $o{seconds});
-# Runner worker slots in use (virtuoso.max_runner_workers), sampled while the load runs.
-my $peak_slots = 0;
-while (tv_interval($t0) < $o{seconds})
-{
-    my $n = psql(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = 0
-                   AND classid = 1447645780 AND granted});
-    $peak_slots = $n if $n > $peak_slots;
-    select(undef, undef, undef, 0.2);
-}
+# Runner worker slots in use (virtuoso.max_runner_workers), sampled every 0.2 s while the
+# load runs, by one session: a new psql connection per sample cost the traffic more than
+# some of the calls measured.
+my $slots_sql = sprintf(q{SELECT load.peak_runner_slots(%d)}, int($o{seconds} * 5) - 1);
+my $slots_out = '';
+my $sampler = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c', $slots_sql ],
+                              '>', \$slots_out, '2>', \my $slots_err);
+my $waits_load = '';
+my $waits_l = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
+    sprintf('SELECT load.traffic_waits(%d)', int($o{seconds} * 10) - 10) ], '>', \$waits_load);
+$sampler->finish;
+$waits_l->finish;
+chomp $waits_load;
+chomp $slots_out;
+my $peak_slots = $slots_out || 0;
 $load->finish;
 $ext->finish;
 my $wall = tv_interval($t0);
@@ -180,6 +227,7 @@ my %exit = (traffic_base => $base->result(0), traffic_load => $load->result(0),
 printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
   $o{sessions}, $o{clients}, $wall;
 printf "figure rate_per_kind %s\n", $o{rate} > 0 ? $o{rate} : 'flat_out';
+print "figure traffic_waits_without $waits_base\nfigure traffic_waits_with $waits_load\n";
 printf "figure peak_runner_slots %d\nfigure max_runner_workers %s\n", $peak_slots,
   psql(q{SELECT current_setting('virtuoso.max_runner_workers')});
 printf "figure traffic_tps_without %.1f\nfigure traffic_tps_with %.1f\n",
