@@ -4,7 +4,7 @@
 -- Batched jobs are locked by number, not by a hash of their name (names could collide).
 ALTER TABLE virtuoso.batch_jobs ADD COLUMN job_id integer GENERATED ALWAYS AS IDENTITY;
 
--- advisor_benchmark gained max_index_bytes: the two-argument form goes (CREATE OR REPLACE
+-- advisor_benchmark gained max_index_bytes and max_indexes: the two-argument form goes (CREATE OR REPLACE
 -- below would add a second function beside it).
 DROP FUNCTION virtuoso.advisor_benchmark(bigint, integer);
 
@@ -12,13 +12,14 @@ DROP FUNCTION virtuoso.advisor_benchmark(bigint, integer);
 
 CREATE OR REPLACE FUNCTION virtuoso.advisor_benchmark(min_calls bigint DEFAULT 1,
                                            candidates_per_group int DEFAULT 12,
-                                           max_index_bytes bigint DEFAULT NULL)
+                                           max_index_bytes bigint DEFAULT NULL,
+                                           max_indexes int DEFAULT NULL)
 RETURNS TABLE(measure text, value float8)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_advisor_benchmark';
 
-COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer, bigint) IS
-'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds. With max_index_bytes (not negative), also the answer of recommend_indexes(max_index_bytes => max_index_bytes) (figures ours_at_budget_*). NOTICEs name the indexes of Extend''s set at our storage and of the budgeted answer with their estimated bytes, so that they can be built.';
+COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer, bigint, integer) IS
+'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds. With max_index_bytes (not negative), also the answer of recommend_indexes(max_index_bytes => max_index_bytes, max_indexes => max_indexes) (figures ours_at_budget_*; max_indexes 0 to 1000, default the advisor''s own bound). NOTICEs name the indexes of Extend''s set at our storage and of the budgeted answer with their estimated bytes, so that they can be built.';
 
 COMMENT ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) IS
 'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, validates a NOT NULL check and copies of the column''s CHECK constraints (NOT VALID, then VALIDATE), builds copies of its plain indexes and of the indexes of its primary key and unique constraints concurrently, then checks parity in batches; ends READY and returns the change id. Foreign keys referencing the column are moved by contract. Refuses (0A000, naming the objects, before changing anything) what it cannot carry over: generated columns, identity columns to a type other than smallint, integer or bigint, foreign keys of the column itself, exclusion constraints, indexes with expressions, predicates, sort options or other operator classes, views, rules, policies and other dependents, foreign keys that could not reference the new type, CHECK constraints that do not hold for it. Each phase is in virtuoso.migration_log (expand:<change>:expand, backfill, build, parity). Called again for the same column it resumes. Must be called outside a transaction block.';

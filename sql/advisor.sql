@@ -144,6 +144,7 @@ SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_ord
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_orders', '{id}', '{}', 0)$$);
 SELECT try($$SELECT * FROM virtuoso.advisor_benchmark(1, 40)$$);
 SELECT try($$SELECT * FROM virtuoso.advisor_benchmark(1, 8, -1)$$);
+SELECT try($$SELECT * FROM virtuoso.advisor_benchmark(1, 8, 1000000, 1001)$$);
 CREATE TABLE adv_geo (id int, p point);
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_geo', '{p}')$$);
 SELECT try($$SELECT * FROM virtuoso.hypothetical_index_cost('SELECT 1', 'adv_view', '{id}')$$);

@@ -44,12 +44,13 @@ COMMENT ON FUNCTION virtuoso.hypothetical_index_cost(text, regclass, text[], tex
 
 CREATE FUNCTION virtuoso.advisor_benchmark(min_calls bigint DEFAULT 1,
                                            candidates_per_group int DEFAULT 12,
-                                           max_index_bytes bigint DEFAULT NULL)
+                                           max_index_bytes bigint DEFAULT NULL,
+                                           max_indexes int DEFAULT NULL)
 RETURNS TABLE(measure text, value float8)
 LANGUAGE C VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'virtuoso_advisor_benchmark';
-COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer, bigint) IS
-'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds. With max_index_bytes (not negative), also the answer of recommend_indexes(max_index_bytes => max_index_bytes) (figures ours_at_budget_*). NOTICEs name the indexes of Extend''s set at our storage and of the budgeted answer with their estimated bytes, so that they can be built.';
+COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer, bigint, integer) IS
+'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds. With max_index_bytes (not negative), also the answer of recommend_indexes(max_index_bytes => max_index_bytes, max_indexes => max_indexes) (figures ours_at_budget_*; max_indexes 0 to 1000, default the advisor''s own bound). NOTICEs name the indexes of Extend''s set at our storage and of the budgeted answer with their estimated bytes, so that they can be built.';
 
 -- Indexes that no scan has used since the statistics were reset, and that enforce nothing.
 CREATE VIEW virtuoso.unused_indexes AS

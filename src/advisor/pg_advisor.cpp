@@ -724,27 +724,37 @@ std::vector<WorkloadStatement> read_workload(const WorkloadQuery &query, size_t 
 using namespace virtuoso;
 using namespace virtuoso::advisor;
 
+namespace {
+
+// max_index_bytes and max_indexes of recommend_indexes and advisor_benchmark (argument
+// numbers bytes_arg and count_arg, NULL: no bound) into limits.
+void read_budget_args(FunctionCallInfo fcinfo, int bytes_arg, int count_arg, Limits *limits) {
+    if (PG_NARGS() > bytes_arg && !PG_ARGISNULL(bytes_arg)) {
+        int64_t bytes = PG_GETARG_INT64(bytes_arg);
+        if (bytes < 0)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_index_bytes must not be negative, got {}", bytes), "",
+                            "NULL sets no storage budget.");
+        limits->max_bytes = static_cast<double>(bytes);
+    }
+    if (PG_NARGS() > count_arg && !PG_ARGISNULL(count_arg)) {
+        int32 count = PG_GETARG_INT32(count_arg);
+        if (count < 0 || count > 1000)
+            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
+                            fmt::format("max_indexes must be between 0 and 1000, got {}", count),
+                            "", "NULL sets no bound beyond the lean threshold.");
+        limits->max_indexes = static_cast<size_t>(count);
+    }
+}
+
+}  // namespace
+
 VIRTUOSO_FUNCTION(virtuoso_recommend_indexes) {
     int64_t min_calls = min_calls_arg(fcinfo, 0);
     Limits limits;
     limits.min_improvement_pct = improvement_arg(fcinfo, 1);
     bool by_time = weight_by_time_arg(fcinfo, 2);
-    if (PG_NARGS() > 3 && !PG_ARGISNULL(3)) {
-        int64_t bytes = PG_GETARG_INT64(3);
-        if (bytes < 0)
-            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("max_index_bytes must not be negative, got {}", bytes), "",
-                            "NULL sets no storage budget.");
-        limits.max_bytes = static_cast<double>(bytes);
-    }
-    if (PG_NARGS() > 4 && !PG_ARGISNULL(4)) {
-        int32 count = PG_GETARG_INT32(4);
-        if (count < 0 || count > 1000)
-            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            fmt::format("max_indexes must be between 0 and 1000, got {}", count),
-                            "", "NULL sets no bound beyond the lean threshold.");
-        limits.max_indexes = static_cast<size_t>(count);
-    }
+    read_budget_args(fcinfo, 3, 4, &limits);
     limits.drop_advice = true;
     emit(fcinfo, recommend(workload(min_calls, by_time), false, limits, InvalidOid),
          Tenth::Details);
@@ -883,14 +893,9 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
                         "plans 2^n configurations)");
     // A storage budget of its own (e.g. the real bytes of Extend's set, built): our answer
     // within it as recommend_indexes(max_index_bytes => ...) gives it.
-    std::optional<double> budget_bytes;
-    if (PG_NARGS() > 2 && !PG_ARGISNULL(2)) {
-        int64_t b = PG_GETARG_INT64(2);
-        if (b < 0)
-            throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
-                            "max_index_bytes must not be negative");
-        budget_bytes = static_cast<double>(b);
-    }
+    Limits budget_limits;
+    read_budget_args(fcinfo, 2, 3, &budget_limits);
+    const std::optional<double> budget_bytes = budget_limits.max_bytes;
     auto start = std::chrono::steady_clock::now();
     PlanCounters at_start = plan_counters();
     std::vector<std::pair<std::string, double>> figures;
@@ -966,7 +971,7 @@ VIRTUOSO_FUNCTION(virtuoso_advisor_benchmark) {
             CostFn given_cost = make_cost_fn(an, given_cs);
             SelectionOptions given;
             given.max_bytes = budget_bytes;
-            given.max_indexes = kDefaultMaxIndexes;
+            given.max_indexes = budget_limits.max_indexes.value_or(kDefaultMaxIndexes);
             Selection oursg = select_greedy(an.descs, given_cs, an.tables, given_cost, given);
             for (size_t c : oursg.chosen)
                 budget_definitions.emplace_back(

@@ -248,7 +248,7 @@ my @matrix = (
         q{SELECT table_name, columns FROM virtuoso.recommend_indexes()
           WHERE table_name OPERATOR(pg_catalog.~~) 'alice.%'},
         '42501', 'ok:', 'ok:', 'ok:alice.t|{v}', 'ok:alice.t|{v}'],
-    ['virtuoso.advisor_benchmark(bigint,integer,bigint)', 'plan',
+    ['virtuoso.advisor_benchmark(bigint,integer,bigint,integer)', 'plan',
         q{SELECT pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 FROM virtuoso.advisor_benchmark()},
         '42501', 'ok:t', 'ok:t', 'ok:t', 'ok:t'],
     # Linting says which lock a statement takes; sizes only of tables the caller may read.
