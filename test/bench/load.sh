@@ -1,11 +1,12 @@
 # Load (issue 10 item 4, long variant of TAP 095_load; issue 18's benchmark): pgbench TPC-B
-# traffic alone, then beside 16 sessions calling migrations, validation, maintenance and the
-# index advisor for 60 s, twice: at a realistic rate (LOAD_RATE calls/s per kind, default 2)
-# and flat out. Prints per run the traffic's tps and p99 ratios with / without the calls,
-# calls/s, errors by SQLSTATE, the longest maintenance action on the pgbench tables and the
-# runner worker slots in use at peak (against virtuoso.max_runner_workers); then each kind of
-# call alone (LOAD_PROBE_CALLS in a row): the cluster's CPU and the runner workers per call
-# ("none": the probe's own cost per call, a psql session running SELECT, included in each).
+# traffic (scale 10, 8 clients, as issue 18 measured it) alone, then beside 8 sessions calling
+# migrations, validation, maintenance and the index advisor for 60 s, twice: at a realistic
+# rate (LOAD_RATE calls/s per kind, default 2) and flat out. Prints per run the traffic's tps
+# and p99 ratios with / without the calls, calls/s, errors by SQLSTATE, the longest
+# maintenance action on the pgbench tables and the runner worker slots in use at peak (against
+# virtuoso.max_runner_workers); then each kind of call alone (LOAD_PROBE_CALLS in a row): the
+# cluster's CPU and the runner workers per call ("none": the probe's own cost per call, a psql
+# session running SELECT, included in each).
 source "$REPO/test/bench/lib.sh"
 export PATH="${CLUSTER_BIN:-$(pg_config --bindir)}:$PATH"
 failed_total=0
@@ -13,7 +14,7 @@ failed_total=0
 run_load() {
     local label=$1 rate=$2 out status
     out=$(mktemp)
-    LOAD_RATE=$rate LOAD_SESSIONS=${LOAD_SESSIONS:-16} LOAD_SECONDS=${LOAD_SECONDS:-60} \
+    LOAD_RATE=$rate LOAD_SESSIONS=${LOAD_SESSIONS:-8} LOAD_CLIENTS=${LOAD_CLIENTS:-8} LOAD_SECONDS=${LOAD_SECONDS:-60} \
         LOAD_BASE_SECONDS=${LOAD_BASE_SECONDS:-30} LOAD_SCALE=${LOAD_SCALE:-10} \
         perl "$REPO/test/bench/load_driver.pl" >"$out"
     status=$?
