@@ -159,6 +159,8 @@ BEGIN
     CREATE TEMP TABLE IF NOT EXISTS waits (w text);
     TRUNCATE waits;
     FOR i IN 1 .. samples LOOP
+        -- pg_stat_activity is read once per transaction unless the snapshot is cleared
+        PERFORM pg_catalog.pg_stat_clear_snapshot();
         INSERT INTO waits SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU')
           FROM pg_catalog.pg_stat_activity
          WHERE state = 'active' AND backend_type = 'client backend'
