@@ -48,7 +48,8 @@ namespace {
 
 constexpr uint64 kRunnerMagic = 0x56495254;  // "VIRT"
 constexpr Size kQueueSize = 64 * 1024;
-constexpr long kPollMillis = 50;  // how often the caller checks for a self-deadlock
+constexpr long kPollMillis = 50;         // how often the caller checks for a self-deadlock
+constexpr long kStopWaitMillis = 30000;  // how long a stopped worker's exit is waited for
 
 enum TocKey : uint64 { kKeyFixed = 1, kKeyRequests, kKeyReplies };
 
@@ -280,23 +281,34 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
     MemoryContextDelete(poll_context);
 }
 
-// Stops the worker and waits until it has exited, so that a caller told "stopped" (an error,
-// a cancel) never sees its statement finish afterwards -- e.g. once its own locks are gone.
-// Interrupts are held: this runs while an error is being handled.  Bounded, in case a
-// worker does not answer SIGTERM.
-void stop_worker(BackgroundWorkerHandle *handle) {
-    constexpr long kStopWaitMillis = 30000;
-    TerminateBackgroundWorker(handle);
+// Waits (interrupts held, bounded) until the worker has exited.  False if it is still there.
+bool wait_for_exit(BackgroundWorkerHandle *handle, long max_ms) {
+    bool stopped = false;
     HOLD_INTERRUPTS();
-    for (long waited = 0; waited < kStopWaitMillis; waited += 10) {
+    for (long waited = 0;; waited += 10) {
         pid_t pid;
         BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
-        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) break;
+        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) {
+            stopped = true;
+            break;
+        }
+        if (waited >= max_ms) break;
+        // The postmaster sets our latch when the worker stops (bgw_notify_pid).
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
                         PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
     RESUME_INTERRUPTS();
+    return stopped;
+}
+
+// Stops the worker and waits until it has exited, so that a caller told "stopped" (an error,
+// a cancel) never sees its statement finish afterwards -- e.g. once its own locks are gone.
+// Interrupts are held: this runs while an error is being handled.  Bounded, in case a
+// worker does not answer SIGTERM.
+void stop_worker(BackgroundWorkerHandle *handle) {
+    TerminateBackgroundWorker(handle);
+    (void)wait_for_exit(handle, kStopWaitMillis);
 }
 
 struct SnapshotCheck {
@@ -448,25 +460,15 @@ RequestMessage build_request(const RunRequest &req, bool last) {
     return message;
 }
 
-// Waits (interrupts held, bounded) until the worker has exited.  False if it is still there.
-bool wait_for_exit(BackgroundWorkerHandle *handle, long max_ms) {
-    bool stopped = false;
-    HOLD_INTERRUPTS();
-    for (long waited = 0;; waited += 10) {
-        pid_t pid;
-        BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
-        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) {
-            stopped = true;
-            break;
-        }
-        if (waited >= max_ms) break;
-        // The postmaster sets our latch when the worker stops (bgw_notify_pid).
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-                        PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-    }
-    RESUME_INTERRUPTS();
-    return stopped;
+// Detaches the caller's ends of a worker's queues and its segment (build_segment), each
+// once: a worker still attached sees the end of its requests.
+void detach_worker_memory(dsm_segment **seg, shm_mq_handle **requests, shm_mq_handle **replies) {
+    if (*requests != nullptr) shm_mq_detach(*requests);
+    *requests = nullptr;
+    if (*replies != nullptr) shm_mq_detach(*replies);
+    *replies = nullptr;
+    if (*seg != nullptr) dsm_detach(*seg);
+    *seg = nullptr;
 }
 
 // ---- runner sessions (caller side) -------------------------------------------------------
@@ -500,17 +502,9 @@ void session_start(SessionState *s) {
 // and its slot given back.
 void session_stop(SessionState *s, bool terminate, long wait_ms) {
     if (s->handle != nullptr && terminate) TerminateBackgroundWorker(s->handle);
-    if (s->requests != nullptr) shm_mq_detach(s->requests);
-    s->requests = nullptr;
-    if (s->replies != nullptr) shm_mq_detach(s->replies);
-    s->replies = nullptr;
-    if (s->seg != nullptr) dsm_detach(s->seg);
-    s->seg = nullptr;
+    detach_worker_memory(&s->seg, &s->requests, &s->replies);
     if (s->handle != nullptr) {
-        if (wait_ms >= 0 && !wait_for_exit(s->handle, wait_ms)) {
-            TerminateBackgroundWorker(s->handle);
-            (void)wait_for_exit(s->handle, 30000);
-        }
+        if (wait_ms >= 0 && !wait_for_exit(s->handle, wait_ms)) stop_worker(s->handle);
         pfree(s->handle);
     }
     s->handle = nullptr;
@@ -529,7 +523,7 @@ void session_end(void *arg) {
 }
 
 void session_kill(void *arg) {
-    session_stop(static_cast<SessionState *>(arg), true, 30000);
+    session_stop(static_cast<SessionState *>(arg), true, kStopWaitMillis);
 }
 
 struct RequestArgs {
@@ -555,11 +549,12 @@ void session_request(void *arg) {
             break;
         // The worker is gone before it read the request (terminated while idle, or failed to
         // start): nothing of it ran.  Once more with a fresh worker.
-        session_stop(s, true, 30000);
+        session_stop(s, true, kStopWaitMillis);
         if (tries > 0)
-            ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
-                            errmsg("the db_virtuoso runner exited before it received its statement"),
-                            errhint("See the server log for the reason.")));
+            ereport(ERROR,
+                    (errcode(ERRCODE_CONNECTION_FAILURE),
+                     errmsg("the db_virtuoso runner exited before it received its statement"),
+                     errhint("See the server log for the reason.")));
     }
     pfree(message.data);
 
@@ -567,13 +562,13 @@ void session_request(void *arg) {
     { wait_for_worker(s->handle, s->replies, &a->out); }
     PG_CATCH();
     {
-        session_stop(s, true, 30000);
+        session_stop(s, true, kStopWaitMillis);
         PG_RE_THROW();
     }
     PG_END_TRY();
 
     if (!a->out.done && a->out.error == nullptr) {
-        session_stop(s, true, 30000);
+        session_stop(s, true, kStopWaitMillis);
         ereport(ERROR, (errcode(ERRCODE_CONNECTION_FAILURE),
                         errmsg("the db_virtuoso runner exited before finishing its statement"),
                         errhint("See the server log for the reason.")));
@@ -708,8 +703,8 @@ void run_autonomous(const char *sql, int nparams, const char *params) {
     foreach (lc, parsetrees) {
         RawStmt *raw = lfirst_node(RawStmt, lc);
         int location = raw->stmt_location > 0 ? raw->stmt_location : 0;
-        char *one = raw->stmt_len > 0 ? pnstrdup(sql + location, raw->stmt_len)
-                                      : pstrdup(sql + location);
+        char *one =
+            raw->stmt_len > 0 ? pnstrdup(sql + location, raw->stmt_len) : pstrdup(sql + location);
         if (SPI_tuptable != nullptr) SPI_freetuptable(SPI_tuptable);
         int rc = SPI_execute_with_args(one, nparams, types, values, nulls, false, 0);
         if (rc < 0)
@@ -975,12 +970,7 @@ struct StartArgs {
 
 // Detaches the member's queues and segment (a worker still attached sees it as the end).
 void group_detach(WorkerGroup::Member *m) {
-    if (m->requests != nullptr) shm_mq_detach(m->requests);
-    m->requests = nullptr;
-    if (m->mqh != nullptr) shm_mq_detach(m->mqh);
-    m->mqh = nullptr;
-    if (m->seg != nullptr) dsm_detach(m->seg);
-    m->seg = nullptr;
+    detach_worker_memory(&m->seg, &m->requests, &m->mqh);
 }
 
 void group_start(void *arg) {
