@@ -38,6 +38,8 @@ constexpr size_t kMaxNullableEnumerated = 8;
 // Bounds of the swap phase of the greedy selection: swaps, and what-if plans at least allowed.
 constexpr size_t kMaxSwaps = 10;
 constexpr size_t kMinSwapPlans = 2000;
+// No candidate (an index into the candidate list).
+constexpr size_t kNoCandidate = std::numeric_limits<size_t>::max();
 
 double align_up(double offset, int align) {
     double a = align > 0 ? align : 1;
@@ -660,18 +662,25 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
     }
     data_bytes = std::max(data_bytes, kPageSize);
 
-    // What choosing a candidate would mean now: the resulting set, and the statements whose
-    // cost it can change (its own, and those of the chosen indexes it replaces).
+    // The write cost of a candidate's index (see maintenance_cost).
+    auto maintenance_of = [&](size_t c) {
+        auto tit = tables.find(candidates[c].table);
+        return tit == tables.end() ? 0.0 : maintenance_cost(candidates[c], tit->second, options);
+    };
+    // What choosing a candidate would mean now (with the chosen index `skip` given up, for a
+    // swap): the resulting set, and the statements whose cost it can change (its own, and
+    // those of the chosen indexes it replaces).
     struct Move {
         bool redundant = false;
         std::vector<size_t> config, affected;
         double freed_bytes = 0, freed_maintenance = 0;
     };
-    auto move_for = [&](size_t c) {
+    auto move_for = [&](size_t c, size_t skip = kNoCandidate) {
         const Candidate &cand = candidates[c];
         Move m;
         std::set<size_t> affected(cand.queries.begin(), cand.queries.end());
         for (size_t o : chosen) {
+            if (o == skip) continue;
             const Candidate &other = candidates[o];
             if (other.table == cand.table &&
                 covered_by(cand, other.keys, other.include, other.predicate)) {
@@ -682,9 +691,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                 covered_by(other, cand.keys, cand.include, cand.predicate)) {
                 affected.insert(other.queries.begin(), other.queries.end());  // replaced
                 m.freed_bytes += static_cast<double>(other.size.bytes());
-                auto tit = tables.find(other.table);
-                if (tit != tables.end())
-                    m.freed_maintenance += maintenance_cost(other, tit->second, options);
+                m.freed_maintenance += maintenance_of(o);
                 continue;
             }
             m.config.push_back(o);
@@ -719,10 +726,6 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
         for (size_t c : config) b += static_cast<double>(candidates[c].size.bytes());
         return b;
     };
-    auto maintenance_of = [&](size_t c) {
-        auto tit = tables.find(candidates[c].table);
-        return tit == tables.end() ? 0.0 : maintenance_cost(candidates[c], tit->second, options);
-    };
     std::optional<size_t> swap_plans_start, swap_plan_budget;
     double floor_pct = options.min_workload_pct;  // a step's least share of the workload
     auto swap_one = [&]() -> bool {
@@ -749,37 +752,22 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                     break;
                 }
             if (!helps) continue;
-            for (size_t k = 0; k < chosen.size(); ++k) {
-                std::vector<size_t> config, out{chosen[k]};
-                bool redundant = false;
-                for (size_t o : chosen) {
-                    if (o == chosen[k]) continue;
-                    const Candidate &other = candidates[o];
-                    if (other.table == in.table &&
-                        covered_by(in, other.keys, other.include, other.predicate)) {
-                        redundant = true;
-                        break;
-                    }
-                    if (other.table == in.table &&
-                        covered_by(other, in.keys, in.include, in.predicate)) {
-                        out.push_back(o);  // merged into the new one
-                        continue;
-                    }
-                    config.push_back(o);
-                }
-                if (redundant || config.size() + 1 > options.max_indexes) continue;
-                config.push_back(c);
-                double added = static_cast<double>(in.size.bytes()) - bytes_of(out);
+            for (size_t dropped : chosen) {
+                // c in, dropped out, and the chosen ones c covers merged into it.
+                Move m = move_for(c, dropped);
+                if (m.redundant || m.config.size() > options.max_indexes) continue;
+                const Candidate &out = candidates[dropped];
+                double added = static_cast<double>(in.size.bytes()) - m.freed_bytes -
+                               static_cast<double>(out.size.bytes());
                 if (options.max_bytes && now_bytes + added > *options.max_bytes) continue;
-                std::set<size_t> affected(in.queries.begin(), in.queries.end());
-                for (size_t o : out)
-                    affected.insert(candidates[o].queries.begin(), candidates[o].queries.end());
+                std::set<size_t> affected(m.affected.begin(), m.affected.end());
+                affected.insert(out.queries.begin(), out.queries.end());
                 // gain: of the swap; had: what the current set saves on those statements.
-                double gain = -maintenance_of(c), had = 0;
-                for (size_t o : out) gain += maintenance_of(o);
+                double gain = m.freed_maintenance + maintenance_of(dropped) - maintenance_of(c),
+                       had = 0;
                 for (size_t q : affected) {
                     double now = cache.cost(q, chosen).cost;
-                    gain += queries[q].weight * (now - cache.cost(q, config).cost);
+                    gain += queries[q].weight * (now - cache.cost(q, m.config).cost);
                     had += queries[q].weight * (cache.cost(q, {}).cost - now);
                 }
                 // Not a near-tie (ANALYZE noise must not flip a set), nor a crumb.
@@ -791,7 +779,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                 if (!best || gain > best->gain * (1 + kTieTolerance) ||
                     (gain >= best->gain * (1 - kTieTolerance) &&
                      canonical_less(in, candidates[best->in])))
-                    best = Swap{gain, c, std::move(config)};
+                    best = Swap{gain, c, std::move(m.config)};
             }
         }
         if (!best) return false;
@@ -828,10 +816,7 @@ Selection select_greedy(const std::vector<QueryDesc> &queries, std::vector<Candi
                     }
                     // Writes pay for every index: its maintenance is taken off the benefit, and
                     // what is left must still reach the minimum improvements.
-                    auto tit = tables.find(cand.table);
-                    double maintenance =
-                        tit == tables.end() ? 0 : maintenance_cost(cand, tit->second, options);
-                    double effective = benefit - maintenance + m.freed_maintenance;
+                    double effective = benefit - maintenance_of(c) + m.freed_maintenance;
                     double bytes = std::max(cand_bytes - m.freed_bytes, 0.1 * cand_bytes);
                     e.admissible =
                         benefit > 0 && improved_before > 0 && effective > 0 &&
