@@ -184,14 +184,7 @@ measure() {  # STATE: measures the advisor with the tables in that state
     grep -c "not analysed" "$work/notices" | sed 's/^/statements not analysed: /'
     grep "not analysed" "$work/notices" | head -5
 
-    {
-        echo '\timing on'
-        for _ in 1 2 3; do
-            echo '\echo timed:recommend'
-            echo 'SELECT count(*) FROM virtuoso.recommend_indexes();'
-        done
-    } >"$work/timed.sql"
-    rec=$(median recommend <<<"$(time_statements "$work/timed.sql")")
+    rec=$(recommend_indexes_median_ms "$work")
     psql -X -c "SELECT table_name, index_definition, queries_improved, round(improvement_pct::numeric, 1) AS pct,
         pg_size_pretty(abs(estimated_size_bytes)) AS size FROM virtuoso.recommend_indexes()"
 

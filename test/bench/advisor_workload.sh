@@ -126,15 +126,7 @@ echo "advisor_workload|what-if plan, mean of $(fig whatif_plans) plans|$ms_plan 
 echo "-- workload 2: $BIG generated statements, one recommend_indexes() call"
 distinct=$(run_workload "$BIG" 7)
 echo "distinct statements in pg_stat_statements: $distinct"
-{
-    echo '\timing on'
-    for _ in 1 2 3; do
-        echo '\echo timed:recommend'
-        echo 'SELECT count(*) FROM virtuoso.recommend_indexes();'
-    done
-} >"$work/timed.sql"
-times=$(time_statements "$work/timed.sql")
-rec=$(median recommend <<<"$times")
+rec=$(recommend_indexes_median_ms "$work")
 psql -X -c "SELECT table_name, columns, queries_improved, total_calls, round(improvement_pct::numeric, 1) AS improvement_pct, pg_size_pretty(estimated_size_bytes) AS size FROM virtuoso.recommend_indexes() ORDER BY cost_before - cost_after DESC"
 verdict=$(perl -e 'print(($ARGV[0] <= 10000) ? "PASS" : "FAIL")' "$rec")
 echo "recommend_indexes() over $distinct statements: $rec ms (median of 3): $verdict"

@@ -20,6 +20,19 @@ median() {
         printf "%.3f\n", $m;' "$1"
 }
 
+# recommend_indexes_median_ms DIR: three recommend_indexes() calls in one session (the SQL
+# written to DIR); prints the median of their times in ms.
+recommend_indexes_median_ms() {
+    {
+        echo '\timing on'
+        for _ in 1 2 3; do
+            echo '\echo timed:recommend'
+            echo 'SELECT count(*) FROM virtuoso.recommend_indexes();'
+        done
+    } >"$1/timed_recommend.sql"
+    median recommend <<<"$(time_statements "$1/timed_recommend.sql")"
+}
+
 # record BENCH MEASURE SUBJECT_MS BASELINE_MS TARGET: one row of the final table.
 record() {
     local ratio
