@@ -4,6 +4,7 @@
 #   scripts/bench.sh                 all benchmarks
 #   BENCH="runner" scripts/bench.sh  those whose file name contains a word
 #   BENCH="load.sh" scripts/bench.sh that file alone, when a file has exactly this name
+#   BENCH_SETTINGS="virtuoso.worker_nice = 0" ...  extra postgresql.conf lines for the cluster
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -11,7 +12,8 @@ source "$(dirname "$0")/common.sh"
 build_extension
 trap stop_cluster EXIT
 start_cluster "$(make_workdir bench)" "fsync = on
-synchronous_commit = on"
+synchronous_commit = on
+${BENCH_SETTINGS:-}"
 psql -X -q -c 'CREATE EXTENSION db_virtuoso' -c 'CREATE EXTENSION pg_stat_statements'
 
 RESULTS=$(mktemp)

@@ -100,6 +100,8 @@ DECLARE
 BEGIN
     BEGIN
         CASE kind
+        WHEN 'none' THEN  -- the driver's own cost: a call that does nothing
+            n := NULL;
         WHEN 'migration' THEN
             PERFORM virtuoso.execute_migration_with_monitoring(n,
                 format('CREATE TABLE load.%I (id int PRIMARY KEY, v text); '
