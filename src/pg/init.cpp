@@ -6,6 +6,7 @@
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/postgres.hpp"
 #include "db_virtuoso/pg/progress.hpp"
+#include "db_virtuoso/pg/runner_pool.hpp"
 #include "db_virtuoso/pg/shmem.hpp"
 
 extern "C" {
@@ -28,6 +29,7 @@ void _PG_init(void) {
     virtuoso::advisor::install_whatif_hook();
     // Shared memory: every module registers its piece, then the hooks go in once.
     virtuoso::pg::register_progress_memory();
+    virtuoso::pg::pool::register_memory();
     virtuoso::pg::shmem::install();
 }
 }

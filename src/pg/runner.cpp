@@ -6,6 +6,7 @@
 
 #include "db_virtuoso/pg/bgworker.hpp"
 #include "db_virtuoso/pg/procedure.hpp"
+#include "db_virtuoso/pg/runner_pool.hpp"
 #include "db_virtuoso/pg/runner_slots.hpp"
 #include "db_virtuoso/pg/spi.hpp"
 
@@ -74,6 +75,7 @@ struct RunnerShared {
     Oid database_id;
     Oid authenticated_user_id;
     pid_t caller_pid;
+    int slot;  // the runner slot its starter holds for it (taken over by a worker kept idle)
 };
 
 // One request: this header, then the SQL (or the entry's name), the parameters and the
@@ -100,11 +102,16 @@ bool exit_callback_registered = false;
 // where free), so that a FATAL exit of the caller (terminate, postmaster death) stops them.
 constexpr int kMaxWorkers = 128;
 BackgroundWorkerHandle *own_workers[kMaxWorkers];
+pool::Claim own_claims[kMaxWorkers];  // pooled workers this backend has claimed
 
 void terminate_own_workers(int, Datum) {
     for (auto &handle : own_workers) {
         if (handle != nullptr) TerminateBackgroundWorker(handle);
         handle = nullptr;
+    }
+    for (auto &claim : own_claims) {
+        pool::terminate(claim);
+        claim = pool::Claim{};
     }
 }
 
@@ -129,6 +136,37 @@ int register_worker(BackgroundWorkerHandle *handle) {
 
 void unregister_worker(int index) {
     if (index >= 0) own_workers[index] = nullptr;
+}
+
+int register_claim(const pool::Claim &claim) {
+    register_exit_callback();
+    for (int i = 0; i < kMaxWorkers; ++i)
+        if (own_claims[i].entry < 0) {
+            own_claims[i] = claim;
+            return i;
+        }
+    return -1;
+}
+
+void unregister_claim(int index) {
+    if (index >= 0) own_claims[index] = pool::Claim{};
+}
+
+// A session's worker: one it started (handle) or an idle one it claimed from the pool.
+struct WorkerRef {
+    BackgroundWorkerHandle *handle = nullptr;
+    pool::Claim claim;
+};
+
+// The worker's PID while it works for this backend, else 0.
+pid_t worker_pid(const WorkerRef &w) {
+    pid_t pid = 0;
+    if (w.handle != nullptr) {
+        if (GetBackgroundWorkerPid(w.handle, &pid) != BGWH_STARTED) pid = 0;
+    } else if (pool::serving(w.claim)) {
+        pid = w.claim.pid;
+    }
+    return pid;
 }
 
 constexpr int kMaxChain = 64;  // processes looked at per check of the blocking chain
@@ -233,7 +271,7 @@ void handle_message(shm_mq_handle *, char *data, Size nbytes, RawOutcome *out) {
     pfree(msg.data);
 }
 
-void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutcome *out) {
+void wait_for_worker(const WorkerRef &worker, shm_mq_handle *mqh, RawOutcome *out) {
     // The chain checks allocate; they run every kPollMillis for as long as the wait lasts.
     MemoryContext poll_context = AllocSetContextCreate(
         CurrentMemoryContext, "db_virtuoso runner wait", ALLOCSET_SMALL_SIZES);
@@ -249,8 +287,10 @@ void wait_for_worker(BackgroundWorkerHandle *handle, shm_mq_handle *mqh, RawOutc
         }
         if (res == SHM_MQ_DETACHED) break;  // the worker is gone
 
-        pid_t pid;
-        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_STARTED) {
+        const pid_t pid = worker_pid(worker);
+        // A claimed worker gone before it attached to the queue: nothing says so but the pool.
+        if (pid == 0 && worker.handle == nullptr) break;
+        if (pid != 0) {
             out->worker_pid = pid;
             if (waited >= kPollMillis) {
                 MemoryContext outer = MemoryContextSwitchTo(poll_context);
@@ -377,7 +417,7 @@ void check_snapshot_waiter(void *arg) {
 // (sub)transactions, as a session does: they are given back by session_stop() /
 // group_release(), or at the caller's exit.
 dsm_segment *build_segment(shm_mq_handle **requests_out, shm_mq_handle **replies_out,
-                           BackgroundWorker *worker_out) {
+                           BackgroundWorker *worker_out, RunnerShared **fixed_out = nullptr) {
     MemoryContext outer = MemoryContextSwitchTo(TopMemoryContext);
     shm_toc_estimator e;
     shm_toc_initialize_estimator(&e);
@@ -395,7 +435,9 @@ dsm_segment *build_segment(shm_mq_handle **requests_out, shm_mq_handle **replies
     fixed->database_id = MyDatabaseId;
     fixed->authenticated_user_id = GetAuthenticatedUserId();
     fixed->caller_pid = MyProcPid;
+    fixed->slot = -1;
     shm_toc_insert(toc, kKeyFixed, fixed);
+    if (fixed_out != nullptr) *fixed_out = fixed;
 
     shm_mq *requests = shm_mq_create(shm_toc_allocate(toc, kQueueSize), kQueueSize);
     shm_toc_insert(toc, kKeyRequests, requests);
@@ -478,22 +520,30 @@ struct SessionState {
     dsm_segment *seg = nullptr;
     shm_mq_handle *requests = nullptr;
     shm_mq_handle *replies = nullptr;
-    BackgroundWorkerHandle *handle = nullptr;
-    int slot = -1;        // of the runner budget, held while the worker lives
-    int registered = -1;  // index in own_workers
+    WorkerRef worker;
+    int slot = -1;        // of the runner budget, held while a worker it started lives
+    int registered = -1;  // index in own_workers (own_claims for a claimed worker)
 };
 
-// Starts the session's worker (waiting in line for a slot, see runner_slots.hpp).
+// Gives the session a worker: an idle one of the pool (runner_pool.hpp), which holds its own
+// slot, or a new one (waiting in line for a slot, see runner_slots.hpp).
 void session_start(SessionState *s) {
     BackgroundWorker worker;
-    s->seg = build_segment(&s->requests, &s->replies, &worker);
+    RunnerShared *fixed = nullptr;
+    s->seg = build_segment(&s->requests, &s->replies, &worker, &fixed);
+    s->worker.claim = pool::claim(dsm_segment_handle(s->seg));
+    if (s->worker.claim.entry >= 0) {
+        s->registered = register_claim(s->worker.claim);
+        return;
+    }
     MemoryContext outer = MemoryContextSwitchTo(TopMemoryContext);  // the handle, likewise
-    s->handle = start_runner_worker(&worker);
+    s->worker.handle = start_runner_worker(&worker);
     MemoryContextSwitchTo(outer);
     s->slot = take_held_runner_slot();
-    shm_mq_set_handle(s->requests, s->handle);
-    shm_mq_set_handle(s->replies, s->handle);
-    s->registered = register_worker(s->handle);
+    fixed->slot = s->slot;
+    shm_mq_set_handle(s->requests, s->worker.handle);
+    shm_mq_set_handle(s->replies, s->worker.handle);
+    s->registered = register_worker(s->worker.handle);
 }
 
 // Ends the session, whatever state it is in: the worker is told to exit (its request queue
@@ -501,14 +551,26 @@ void session_start(SessionState *s) {
 // is waited for up to `wait_ms` (past it, terminated and waited for; -1: not waited for),
 // and its slot given back.
 void session_stop(SessionState *s, bool terminate, long wait_ms) {
-    if (s->handle != nullptr && terminate) TerminateBackgroundWorker(s->handle);
-    detach_worker_memory(&s->seg, &s->requests, &s->replies);
-    if (s->handle != nullptr) {
-        if (wait_ms >= 0 && !wait_for_exit(s->handle, wait_ms)) stop_worker(s->handle);
-        pfree(s->handle);
+    WorkerRef &w = s->worker;
+    if (terminate) {
+        if (w.handle != nullptr) TerminateBackgroundWorker(w.handle);
+        pool::terminate(w.claim);
     }
-    s->handle = nullptr;
-    unregister_worker(s->registered);
+    detach_worker_memory(&s->seg, &s->requests, &s->replies);
+    if (w.handle != nullptr) {
+        if (wait_ms >= 0 && !wait_for_exit(w.handle, wait_ms)) stop_worker(w.handle);
+        pfree(w.handle);
+        w.handle = nullptr;
+        unregister_worker(s->registered);
+    } else if (w.claim.entry >= 0) {
+        // Told to go (or back to the pool, when it ends the job normally: detached queues).
+        if (wait_ms >= 0 && !pool::wait_until_released(w.claim, wait_ms)) {
+            pool::terminate(w.claim);
+            (void)pool::wait_until_released(w.claim, kStopWaitMillis);
+        }
+        w.claim = pool::Claim{};
+        unregister_claim(s->registered);
+    }
     s->registered = -1;
     release_runner_slot_number(s->slot);
     s->slot = -1;
@@ -526,10 +588,27 @@ void session_kill(void *arg) {
     session_stop(static_cast<SessionState *>(arg), true, kStopWaitMillis);
 }
 
+// Sends the request.  To a worker it started, the queue's handle tells when it is gone; a
+// claimed one has no handle: the send does not block, and the pool says whether the worker
+// still works for us while the queue is full.
+shm_mq_result send_request(SessionState *s, const RequestMessage &message) {
+    if (s->worker.handle != nullptr)
+        return shm_mq_send(s->requests, message.size, message.data, false, true);
+    for (;;) {
+        shm_mq_result res = shm_mq_send(s->requests, message.size, message.data, true, true);
+        if (res != SHM_MQ_WOULD_BLOCK) return res;
+        if (!pool::serving(s->worker.claim)) return SHM_MQ_DETACHED;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kPollMillis,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
 struct RequestArgs {
     SessionState *state;
     const RunRequest *request;
-    bool last;                        // one-shot: the worker exits after it
+    bool last;                        // the worker exits after it (it may leave session state)
     const char *waits_for_snapshots;  // statement_waiting_for_snapshots() of the request
     RawOutcome out;
 };
@@ -545,8 +624,7 @@ void session_request(void *arg) {
     if (a->waits_for_snapshots != nullptr) refuse_if_snapshot_held(a->waits_for_snapshots);
     for (int tries = 0;; ++tries) {
         if (s->seg == nullptr) session_start(s);
-        if (shm_mq_send(s->requests, message.size, message.data, false, true) == SHM_MQ_SUCCESS)
-            break;
+        if (send_request(s, message) == SHM_MQ_SUCCESS) break;
         // The worker is gone before it read the request (terminated while idle, or failed to
         // start): nothing of it ran.  Once more with a fresh worker.
         session_stop(s, true, kStopWaitMillis);
@@ -559,7 +637,7 @@ void session_request(void *arg) {
     pfree(message.data);
 
     PG_TRY();
-    { wait_for_worker(s->handle, s->replies, &a->out); }
+    { wait_for_worker(s->worker, s->replies, &a->out); }
     PG_CATCH();
     {
         session_stop(s, true, kStopWaitMillis);
@@ -868,8 +946,9 @@ namespace {
 
 RunnerSession *current_session = nullptr;
 
-// Runs the request in the session's worker (one-shot: `last`, the worker exits after it).
-// The session ends after a request that failed, or that may have changed the worker's state.
+// Runs the request in the session's worker (one-shot: `last`, the session ends after it).
+// The session ends after a request that failed, or that may have changed the worker's state
+// (that worker exits instead of going back to the pool).
 RunOutcome run_request(SessionState *state, const RunRequest &request, bool last) {
     const SqlShape shape = check_request(request);
     SnapshotCheck check{&request, nullptr};
@@ -882,7 +961,7 @@ RunOutcome run_request(SessionState *state, const RunRequest &request, bool last
             return outcome;
         }
     }
-    RequestArgs args{state, &request, last, check.waits_for_snapshots, {}};
+    RequestArgs args{state, &request, shape.changes_session, check.waits_for_snapshots, {}};
     if (ErrorData *e = catch_pg_error(session_request, &args)) {
         // An error of the runner itself (no slot, a cancel, a refusal, the worker gone): the
         // worker, if one is left, is stopped and waited for; the next request starts anew.
@@ -898,7 +977,8 @@ RunOutcome run_request(SessionState *state, const RunRequest &request, bool last
     ListCell *lc;
     foreach (lc, args.out.captured) outcome.captured.emplace_back(static_cast<char *>(lfirst(lc)));
     if (last || !outcome.ok || shape.changes_session) {
-        // A one-shot worker exits by itself once it has answered, a failed one too.
+        // The worker goes back to the pool (or exits) once its queues are detached; one that
+        // failed or may hold session state has exited by itself.
         if (ErrorData *e = catch_pg_error(session_end, state)) throw PgError(e);
     }
     return outcome;
@@ -928,7 +1008,7 @@ void RunnerSession::end() noexcept {
 }
 
 bool RunnerSession::has_worker() const {
-    return state_->handle != nullptr;
+    return state_->seg != nullptr;
 }
 
 RunnerSession *RunnerSession::current() {
@@ -1214,6 +1294,59 @@ bool serve_request(char *request) {
     return ok;
 }
 
+// The job's queues: replies (and the protocol's output: errors, notices) go to the caller.
+shm_mq_handle *attach_job(dsm_segment *seg, RunnerShared **fixed_out) {
+    shm_toc *toc = shm_toc_attach(kRunnerMagic, dsm_segment_address(seg));
+    if (toc == nullptr)
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("db_virtuoso runner: bad magic number in its shared memory")));
+    *fixed_out = static_cast<RunnerShared *>(shm_toc_lookup(toc, kKeyFixed, false));
+    auto *requests = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequests, false));
+    auto *replies = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyReplies, false));
+    shm_mq_set_sender(replies, MyProc);
+    shm_mq_handle *reply_mqh = shm_mq_attach(replies, seg, nullptr);
+    pq_redirect_to_shm_mq(seg, reply_mqh);
+    shm_mq_set_receiver(requests, MyProc);
+    return shm_mq_attach(requests, seg, nullptr);
+}
+
+// Serves requests one after the other, until one fails, one is the last, or the caller ends
+// the job (detaches: the receive says so).  True in the last case only: then nothing of the
+// job is left in this worker, and it may serve another.
+bool serve_job(shm_mq_handle *request_mqh) {
+    for (;;) {
+        Size nbytes;
+        void *data;
+        if (shm_mq_receive(request_mqh, &nbytes, &data, false) != SHM_MQ_SUCCESS) return true;
+        MemoryContextSwitchTo(request_memory);
+        auto *request = static_cast<char *>(palloc(nbytes));
+        memcpy(request, data, nbytes);
+        const bool last = reinterpret_cast<RequestHeader *>(request)->last;
+        const bool ok = serve_request(request);
+        MemoryContextSwitchTo(TopMemoryContext);
+        MemoryContextReset(request_memory);
+        if (!ok || last) return false;
+    }
+}
+
+// Between two jobs: waits in the pool (runner_pool.hpp), holding the slot its first starter
+// held, for the next job of this database and user; its segment, or nullptr when the worker
+// should exit (pooling off, the slot taken by someone else, no job within the idle timeout).
+dsm_segment *next_job(int starter_slot, bool *holds_slot) {
+    for (;;) {
+        if (!*holds_slot) *holds_slot = take_over_runner_slot(starter_slot);
+        if (!*holds_slot || !pool::go_idle()) return nullptr;
+        const dsm_handle handle = pool::wait_for_claim();
+        if (handle == DSM_HANDLE_INVALID) return nullptr;
+        // The caller may have ended already (its segment is gone): back to the pool.
+        dsm_segment *seg = dsm_attach(handle);
+        if (seg != nullptr) {
+            dsm_pin_mapping(seg);
+            return seg;
+        }
+    }
+}
+
 }  // namespace
 
 extern "C" void virtuoso_runner_main(Datum main_arg) {
@@ -1226,39 +1359,25 @@ extern "C" void virtuoso_runner_main(Datum main_arg) {
     if (seg == nullptr)
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                         errmsg("db_virtuoso runner: could not map its shared memory segment")));
-    shm_toc *toc = shm_toc_attach(kRunnerMagic, dsm_segment_address(seg));
-    if (toc == nullptr)
-        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("db_virtuoso runner: bad magic number in its shared memory")));
-    auto *fixed = static_cast<RunnerShared *>(shm_toc_lookup(toc, kKeyFixed, false));
-    auto *requests = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyRequests, false));
-    auto *replies = static_cast<shm_mq *>(shm_toc_lookup(toc, kKeyReplies, false));
-
+    dsm_pin_mapping(seg);
     // From here on, errors and notices travel to the caller through the reply queue.
-    shm_mq_set_sender(replies, MyProc);
-    shm_mq_handle *reply_mqh = shm_mq_attach(replies, seg, nullptr);
-    pq_redirect_to_shm_mq(seg, reply_mqh);
-    shm_mq_set_receiver(requests, MyProc);
-    shm_mq_handle *request_mqh = shm_mq_attach(requests, seg, nullptr);
+    RunnerShared *fixed = nullptr;
+    shm_mq_handle *request_mqh = attach_job(seg, &fixed);
 
     BackgroundWorkerInitializeConnectionByOid(fixed->database_id, fixed->authenticated_user_id, 0);
 
     request_memory = AllocSetContextCreate(TopMemoryContext, "db_virtuoso runner request",
                                            ALLOCSET_DEFAULT_SIZES);
-    // Requests one after the other, until one fails, one is the last, or the caller ends the
-    // session (detaches: the receive says so).
+    int starter_slot = -1;
+    bool holds_slot = false;
     for (;;) {
-        Size nbytes;
-        void *data;
-        if (shm_mq_receive(request_mqh, &nbytes, &data, false) != SHM_MQ_SUCCESS) break;
-        MemoryContextSwitchTo(request_memory);
-        auto *request = static_cast<char *>(palloc(nbytes));
-        memcpy(request, data, nbytes);
-        const bool last = reinterpret_cast<RequestHeader *>(request)->last;
-        const bool ok = serve_request(request);
-        MemoryContextSwitchTo(TopMemoryContext);
-        MemoryContextReset(request_memory);
-        if (!ok || last) break;
+        const bool reusable = serve_job(request_mqh);
+        // (the starter sets it before it sends its first request)
+        if (!holds_slot) starter_slot = fixed->slot;
+        dsm_detach(seg);  // the queues with it; errors go to the log until the next job
+        if (!reusable) break;
+        seg = next_job(starter_slot, &holds_slot);
+        if (seg == nullptr) break;
+        request_mqh = attach_job(seg, &fixed);
     }
-    dsm_detach(seg);
 }

@@ -3,8 +3,10 @@
 #include "db_virtuoso/pg/runner_slots.hpp"
 
 #include "db_virtuoso/pg/gucs.hpp"
+#include "db_virtuoso/pg/runner_pool.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "utils/timestamp.h"
@@ -16,6 +18,7 @@ namespace {
 
 constexpr long kPollMillis = 10;      // first pause between two looks at the slots
 constexpr long kMaxPollMillis = 100;  // pauses grow to this while the wait lasts
+constexpr long kTakeOverMillis = 200;  // a worker going idle waits this long for its slot
 
 int held_slot = -1;  // the slot this session holds, -1 when none
 
@@ -90,6 +93,27 @@ void release_runner_slot_number(int slot) {
     (void)LockRelease(&tag, ExclusiveLock, true);
 }
 
+bool take_over_runner_slot(int slot) {
+    if (slot < 0 || slot >= gucs::max_runner_workers) return false;
+    LOCKTAG tag;
+    set_tag(&tag, kRunnerSlotLockClass, static_cast<uint32>(slot));
+    // The starter gives the slot back right after it ends the job; a caller waiting in line
+    // may take it first, and then this worker is one too many.
+    const TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kTakeOverMillis);
+    bool taken = false;
+    StartTransactionCommand();  // session locks outlive it
+    for (long pause = 1;; pause = Min(pause * 2, kPollMillis)) {
+        taken = LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+        if (taken || GetCurrentTimestamp() >= deadline) break;
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, pause,
+                        PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
+    CommitTransactionCommand();
+    return taken;
+}
+
 BackgroundWorkerHandle *start_runner_worker(BackgroundWorker *worker) {
     const TimestampTz deadline =
         TimestampTzPlusMilliseconds(GetCurrentTimestamp(), gucs::runner_queue_timeout_ms);
@@ -110,6 +134,9 @@ BackgroundWorkerHandle *start_runner_worker(BackgroundWorker *worker) {
             } else {
                 budget_full = true;
             }
+            // Idle workers of the pool hold slots (and background worker slots) that a
+            // caller in line needs more: one is asked to exit.
+            (void)pool::evict_one();
             if (!queued) {
                 queue_lock(true);
                 queued = true;

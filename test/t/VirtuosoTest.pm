@@ -24,7 +24,7 @@ sub new_virtuoso_node
 shared_preload_libraries = 'db_virtuoso,pg_stat_statements'
 max_worker_processes = 32
 virtuoso.enable_maintenance_worker = off
-} . ($extra_conf // ''));
+} . ($extra_conf // '') . "\n" . ($ENV{VIRTUOSO_TEST_SETTINGS} // '') . "\n");
     $node->start;
     $node->safe_psql('postgres', 'CREATE EXTENSION db_virtuoso');
     return $node;

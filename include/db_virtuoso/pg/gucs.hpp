@@ -27,6 +27,7 @@ extern char *log_retention;          // interval text; 0 = keep
 extern int maintenance_min_interval_s;  // per table, between two actions of one kind
 extern int max_runner_workers;          // runner workers at once, cluster-wide
 extern int runner_queue_timeout_ms;     // how long a runner call waits in line for a worker
+extern int runner_idle_timeout_ms;      // how long a finished runner worker waits for another job
 
 extern int batch_pause_ms;           // batched copies and backfills: pause between batches
 extern int batch_max_replay_lag_ms;  // ... and the standby replay lag they wait for, 0 = off

@@ -38,4 +38,10 @@ void release_runner_slot();
 int take_held_runner_slot();
 void release_runner_slot_number(int slot);
 
+// In a runner worker whose job is done and that would wait in the pool (runner_pool.hpp): takes
+// over the slot its starter held for it, which the starter gives back as the job ends; false
+// when another caller took it first (the worker then exits).  The slot is held until the
+// worker exits.
+bool take_over_runner_slot(int slot);
+
 }  // namespace virtuoso::pg

@@ -1,0 +1,169 @@
+# Issue 18, CPU under load: with virtuoso.runner_idle_timeout, a runner worker whose job is
+# done waits (holding its runner slot) for the next job of the same database and user, from
+# any session, instead of exiting: a worker start (fork, backend start, caches, page faults,
+# exit) costs the busy server more than most jobs.  Checked from the outside: jobs of two
+# sessions in a row start one worker; the worker runs each job with that caller's identity and
+# settings; another user gets a worker of its own; a job that changes session state or fails
+# does not go back to the pool; an idle worker gives its slot to a caller in line and its
+# database to DROP DATABASE; the idle timeout ends it; terminating or cancelling the caller of
+# a reused worker stops it.  Workers are counted from the postmaster's DEBUG1 lines, as 099 does.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use VirtuosoTest;
+
+my $node = new_virtuoso_node('runner_pool', q{
+autovacuum = off
+log_min_messages = debug1
+virtuoso.runner_idle_timeout = 3s
+});
+sub sq { return $node->safe_psql('postgres', $_[0]); }
+
+my $runners = q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'};
+my $slots = q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = 0
+              AND classid = 1447645780 AND granted};
+
+# Runner workers started while `$sql` runs in a new session (as `$user`), its exit code,
+# output and errors.
+sub workers_for
+{
+    my ($sql, $user, $db) = @_;
+    my $offset = -s $node->logfile;
+    my ($rc, $out, $err) = $node->psql($db // 'postgres', "\\set VERBOSITY verbose\n$sql",
+                                       on_error_stop => 1,
+                                       extra_params => [ '-U', $user // 'postgres' ]);
+    my $log = slurp_file($node->logfile, $offset);
+    my $n = () = $log =~ /starting background worker process "db_virtuoso runner/g;
+    return ($n, $rc, $out, $err);
+}
+sub migrate
+{
+    my ($name, $sql, $user, $prefix) = @_;
+    $sql =~ s/'/''/g;
+    return workers_for(($prefix // '') . qq{SELECT status FROM virtuoso.execute_migration_with_monitoring('$name',
+        '$sql', NULL, '{"transactional": false, "lint": "off"}')}, $user);
+}
+
+# ---- two sessions in a row: one worker ------------------------------------------------------
+my ($n, $rc, $out, $err) = migrate('first', 'CREATE TABLE first (id int); VACUUM first');
+is($rc, 0, 'a statement-by-statement migration succeeds') or diag($err);
+is($n, 1, 'in one new worker');
+is(sq($runners) . ' ' . sq($slots), '1 1', 'the worker waits in the pool, holding one runner slot');
+is(sq(q{SELECT wait_event FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'}), 'Extension',
+   'idle, on its latch');
+($n, $rc, $out, $err) = migrate('second', 'CREATE TABLE second (id int); VACUUM second',
+                                undef, "SET statement_timeout = '1h';\nSET search_path = public, pg_catalog;\n");
+is($rc, 0, 'the next session\'s migration succeeds') or diag($err);
+is($n, 0, 'in the pooled worker: no worker started');
+is(sq(q{SELECT count(*) FROM pg_tables WHERE tablename IN ('first', 'second')}), '2', 'both tables exist');
+
+# Each job runs with its own caller's settings: the previous caller's search_path and
+# statement_timeout are not left in the worker.
+($n, $rc, $out, $err) = migrate('settings',
+    q{CREATE TABLE settings AS SELECT current_setting('search_path') AS path,
+                                      current_setting('statement_timeout') AS timeout});
+is($n, 0, 'a third session reuses it too');
+is(sq(q{SELECT path || ' | ' || timeout FROM settings}), '"$user", public | 0',
+   'with that session\'s settings, not the previous caller\'s');
+
+# ---- another user: a worker of its own, with its own identity --------------------------------
+sq(q{CREATE ROLE pool_user LOGIN; GRANT CREATE ON SCHEMA public TO pool_user;
+     GRANT USAGE ON SCHEMA virtuoso TO pool_user;
+     GRANT EXECUTE ON FUNCTION virtuoso.execute_migration_with_monitoring(text, text, text, jsonb) TO pool_user;
+     GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA virtuoso TO pool_user;
+     GRANT USAGE ON ALL SEQUENCES IN SCHEMA virtuoso TO pool_user});
+($n, $rc, $out, $err) = migrate('by_user', 'CREATE TABLE by_user (id int); VACUUM by_user', 'pool_user');
+is($rc, 0, 'another user\'s migration succeeds') or diag($err);
+is($n, 1, 'in a worker of its own (pooled workers serve one database and user)');
+is(sq(q{SELECT tableowner FROM pg_tables WHERE tablename = 'by_user'}), 'pool_user', 'as that user');
+($n, $rc, $out, $err) = migrate('by_postgres', 'CREATE TABLE by_postgres (id int); VACUUM by_postgres');
+is($n, 0, 'the first user\'s pooled worker is still there for it');
+is(sq(q{SELECT tableowner FROM pg_tables WHERE tablename = 'by_postgres'}), 'postgres', 'and works as that user');
+is(sq($runners) . ' ' . sq($slots), '2 2', 'two pooled workers, two slots');
+
+# ---- a job that may leave session state, or that failed, does not go back --------------------
+($n, $rc, $out, $err) = migrate('sets', q{CREATE TABLE sets (id int); SET work_mem = '77MB'});
+is($rc, 0, 'a migration ending with SET succeeds') or diag($err);
+ok(wait_until($node, $runners, '1'), 'its worker exits instead of waiting in the pool');
+($n, $rc, $out, $err) = migrate('fails', 'CREATE TABLE fails (id int); SELECT 1 / 0');
+like($err, qr/ERROR:  22012: division by zero/, 'a failing migration fails with its error');
+ok(wait_until($node, $runners, '0'), 'and its worker exits too');
+($n, $rc, $out, $err) = migrate('fresh', q{CREATE TABLE fresh AS SELECT current_setting('work_mem') AS w});
+is($n, 1, 'the next job starts a fresh worker');
+is(sq(q{SELECT w FROM fresh}), '4MB', 'which has none of the SET');
+
+# ---- the idle timeout ends it ----------------------------------------------------------------
+ok(wait_until($node, "SELECT ($runners) = 1 AND ($slots) = 1", 't'), 'one worker in the pool');
+sleep(4);
+is(sq($runners) . ' ' . sq($slots), '0 0', 'gone after virtuoso.runner_idle_timeout, with its slot');
+
+# ---- an idle worker gives its slot to a caller in line ---------------------------------------
+sq(q{ALTER SYSTEM SET virtuoso.max_runner_workers = 1; SELECT pg_reload_conf()});
+ok(wait_until($node, q{SELECT current_setting('virtuoso.max_runner_workers') = '1'}), 'budget of one slot');
+($n, $rc, $out, $err) = migrate('slot_a', 'CREATE TABLE slot_a (id int); VACUUM slot_a');
+is(sq($slots), '1', 'the pooled worker holds the only slot');
+($n, $rc, $out, $err) = migrate('slot_b', 'CREATE TABLE slot_b (id int); VACUUM slot_b', 'pool_user');
+is($rc, 0, 'another user\'s migration still gets a worker (no 53400)') or diag($err);
+is($n, 1, 'a new one, once the idle worker gave the slot back');
+sq(q{ALTER SYSTEM RESET virtuoso.max_runner_workers; SELECT pg_reload_conf()});
+ok(wait_until($node, q{SELECT current_setting('virtuoso.max_runner_workers') = '4'}), 'budget back to 4');
+
+# ---- DROP DATABASE is not refused because of idle workers -------------------------------------
+sq(q{CREATE DATABASE pooled_db});
+$node->safe_psql('pooled_db', 'CREATE EXTENSION db_virtuoso');
+($n, $rc, $out, $err) = workers_for(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('in_db',
+    'CREATE TABLE in_db (id int); VACUUM in_db', NULL, '{"transactional": false, "lint": "off"}')},
+    undef, 'pooled_db');
+is($out, 'SUCCESS', 'a migration in a second database') or diag($err);
+is(sq(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'pooled_db'}), '1',
+   'leaves its pooled worker connected to it');
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE pooled_db');
+is($rc, 0, 'DROP DATABASE succeeds: the idle worker is asked to exit first') or diag($err);
+
+# ---- terminating or cancelling the caller of a reused worker stops it ------------------------
+($n, $rc, $out, $err) = migrate('warm', 'CREATE TABLE warm (id int); VACUUM warm');
+ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool');
+my $pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
+my $caller = $node->background_psql('postgres', on_error_stop => 0);
+$caller->query_until(qr/started/, q{
+\echo started
+SELECT virtuoso.execute_migration_with_monitoring('killed',
+    'CREATE TABLE killed (id int); SELECT pg_sleep(60)', NULL, '{"transactional": false, "lint": "off"}');
+});
+ok(wait_until($node, qq{SELECT count(*) = 1 FROM pg_stat_activity
+                        WHERE pid = $pooled_pid AND query LIKE '%pg_sleep(60)%'}),
+   'the pooled worker runs the sleeping statement');
+my $caller_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%execute_migration_with_monitoring(''killed''%'
+                      AND backend_type = 'client backend'});
+sq("SELECT pg_terminate_backend($caller_pid)");
+ok(wait_until($node, $runners, '0'), 'terminating its caller stops it');
+ok(wait_until($node, $slots, '0'), 'and its slot is free');
+eval { $caller->quit };
+
+($n, $rc, $out, $err) = migrate('warm2', 'CREATE TABLE warm2 (id int); VACUUM warm2');
+ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool again');
+$pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
+$caller = $node->background_psql('postgres', on_error_stop => 0);
+$caller->query_until(qr/started/, q{
+\echo started
+SELECT virtuoso.execute_migration_with_monitoring('cancelled',
+    'CREATE TABLE cancelled (id int); SELECT pg_sleep(60)', NULL, '{"transactional": false, "lint": "off"}');
+});
+ok(wait_until($node, qq{SELECT count(*) = 1 FROM pg_stat_activity
+                        WHERE pid = $pooled_pid AND query LIKE '%pg_sleep(60)%'}),
+   'the reused worker runs the sleeping statement');
+$caller_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%execute_migration_with_monitoring(''cancelled''%'
+                   AND backend_type = 'client backend'});
+sq("SELECT pg_cancel_backend($caller_pid)");
+ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $pooled_pid", '0'),
+   'cancelling its caller stops it');
+$out = sq(q{SELECT status FROM virtuoso.migration_log WHERE name = 'cancelled'});
+is($out, 'FAILED', 'the cancelled migration is recorded as FAILED');
+is(sq(q{SELECT count(*) FROM pg_tables WHERE tablename = 'cancelled'}), '1',
+   'its first statement stays done (statement by statement)');
+$caller->quit;
+
+$node->stop;
+done_testing();
