@@ -331,19 +331,24 @@ BEGIN
     ORDER BY 1, 4 DESC;
 
     -- The statement runner's worker budget: slots in use and calls waiting in line, from the
-    -- session-level advisory locks (database 0) that stand for them.
+    -- session-level advisory locks (database 0) that stand for them; of the slots in use, those
+    -- of workers idle in the pool (virtuoso.runner_idle_timeout: waiting on their latch), which
+    -- give their slot to a caller in line.  (Other users' workers show as busy to callers
+    -- without pg_read_all_stats, who cannot see their state.)
     RETURN QUERY
     WITH budget AS (SELECT current_setting('virtuoso.max_runner_workers')::int AS slots),
          runner AS (
         SELECT count(*) FILTER (WHERE l.classid = 1447645780) AS in_use,
+               count(*) FILTER (WHERE l.classid = 1447645780 AND a.state = 'idle'
+                                  AND a.wait_event_type = 'Extension') AS idle,
                count(*) FILTER (WHERE l.classid = 1447645777) AS waiting
-        FROM pg_locks l
+        FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid OPERATOR(pg_catalog.=) l.pid
         WHERE l.locktype = 'advisory' AND l.database = 0 AND l.objsubid = 2 AND l.granted)
-    SELECT 'runner_workers', CASE WHEN runner.waiting > 0 OR runner.in_use >= budget.slots THEN 'WARN' ELSE 'INFO' END,
+    SELECT 'runner_workers', CASE WHEN runner.waiting > 0 OR runner.in_use - runner.idle >= budget.slots THEN 'WARN' ELSE 'INFO' END,
            NULL::text, runner.in_use::numeric,
-           format('%s of %s runner worker slots (virtuoso.max_runner_workers) in use, %s call(s) waiting in line for one',
-                  runner.in_use, budget.slots, runner.waiting),
-           CASE WHEN runner.waiting > 0 OR runner.in_use >= budget.slots
+           format('%s of %s runner worker slots (virtuoso.max_runner_workers) in use (%s by workers idle in the pool), %s call(s) waiting in line for one',
+                  runner.in_use, budget.slots, runner.idle, runner.waiting),
+           CASE WHEN runner.waiting > 0 OR runner.in_use - runner.idle >= budget.slots
                 THEN format('ALTER SYSTEM SET virtuoso.max_runner_workers = %s; SELECT pg_reload_conf();  -- if max_worker_processes (%s) leaves room; calls wait up to virtuoso.runner_queue_timeout (%s)',
                             budget.slots * 2, current_setting('max_worker_processes'), current_setting('virtuoso.runner_queue_timeout')) END
     FROM budget, runner;

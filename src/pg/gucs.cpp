@@ -32,7 +32,7 @@ char *log_retention = nullptr;
 int maintenance_min_interval_s = 60;
 int max_runner_workers = 4;
 int runner_queue_timeout_ms = 10000;
-int runner_idle_timeout_ms = 0;
+int runner_idle_timeout_ms = 2000;
 int batch_pause_ms = 0;
 int batch_max_replay_lag_ms = 0;
 double batch_max_slowdown = 0;
@@ -212,7 +212,7 @@ void define_all() {
                             "How long a runner worker whose job is done waits for the next job "
                             "of the same database and user (holding its runner slot) before it "
                             "exits; 0 means it exits at once.",
-                            nullptr, &runner_idle_timeout_ms, 0, 0, 3600000, PGC_SIGHUP,
+                            nullptr, &runner_idle_timeout_ms, 2000, 0, 3600000, PGC_SIGHUP,
                             GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "virtuoso.batch_pause", "Pause between two batches of a batched copy or backfill.", nullptr,

@@ -26,7 +26,9 @@ namespace {
 // More than virtuoso.max_runner_workers is never used: an idle worker holds a runner slot.
 constexpr int kEntries = 64;
 
-enum class State : int { Free = 0, Idle, Claimed };
+// Leaving: told to exit (to free its slot or its database); never claimed any more, so that
+// no caller hands its job to a worker about to exit.
+enum class State : int { Free = 0, Idle, Claimed, Leaving };
 
 struct Entry {
     State state;
@@ -74,6 +76,22 @@ void free_entry_at_exit(int, Datum) {
 
 ProcessUtility_hook_type previous_utility = nullptr;
 
+// Tells the idle workers (of `database`, or any when InvalidOid; at most `max`) to exit.
+int send_away(Oid database, int max) {
+    if (registry == nullptr) return 0;
+    int n = 0;
+    LWLockAcquire(registry->lock, LW_EXCLUSIVE);
+    for (Entry &e : registry->entries) {
+        if (n >= max) break;
+        if (e.state != State::Idle || (OidIsValid(database) && e.database != database)) continue;
+        e.state = State::Leaving;
+        (void)kill(e.pid, SIGTERM);
+        ++n;
+    }
+    LWLockRelease(registry->lock);
+    return n;
+}
+
 // The database a command needs free of other sessions (DROP DATABASE, ALTER DATABASE RENAME
 // or SET TABLESPACE, CREATE DATABASE from a template), or nullptr.
 const char *database_needing_no_sessions(Node *stmt) {
@@ -109,12 +127,7 @@ void utility_hook(PlannedStmt *pstmt, const char *query, bool read_only, Process
     const char *name = database_needing_no_sessions(pstmt->utilityStmt);
     if (name != nullptr && registry != nullptr) {
         const Oid database = get_database_oid(name, true);
-        if (OidIsValid(database)) {
-            LWLockAcquire(registry->lock, LW_SHARED);
-            for (const Entry &e : registry->entries)
-                if (e.state == State::Idle && e.database == database) (void)kill(e.pid, SIGTERM);
-            LWLockRelease(registry->lock);
-        }
+        if (OidIsValid(database)) (void)send_away(database, kEntries);
     }
     if (previous_utility != nullptr)
         previous_utility(pstmt, query, read_only, context, params, env, dest, qc);
@@ -185,16 +198,12 @@ bool wait_until_released(const Claim &c, long max_ms) {
 
 bool evict_one() {
     if (registry == nullptr) return false;
-    bool evicted = false;
+    // One at a time: a caller polling for a slot would otherwise send away one per look.
     LWLockAcquire(registry->lock, LW_SHARED);
-    for (const Entry &e : registry->entries)
-        if (e.state == State::Idle) {
-            (void)kill(e.pid, SIGTERM);
-            evicted = true;
-            break;
-        }
+    bool leaving = false;
+    for (const Entry &e : registry->entries) leaving = leaving || e.state == State::Leaving;
     LWLockRelease(registry->lock);
-    return evicted;
+    return !leaving && send_away(InvalidOid, 1) > 0;
 }
 
 int idle_count() {
@@ -219,6 +228,10 @@ bool go_idle() {
             on_shmem_exit(free_entry_at_exit, (Datum)0);
             exit_callback_registered = true;
         }
+    }
+    if (my_entry >= 0 && registry->entries[my_entry].state == State::Leaving) {
+        LWLockRelease(registry->lock);
+        return false;  // told to exit while it served its last job
     }
     if (my_entry >= 0) {
         Entry &e = registry->entries[my_entry];

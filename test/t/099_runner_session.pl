@@ -14,9 +14,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use VirtuosoTest;
 
+# Without the pool (100_runner_pool): here a new session's worker is always a new process.
 my $node = new_virtuoso_node('runner_session', q{
 autovacuum = off
 log_min_messages = debug1
+virtuoso.runner_idle_timeout = 0
 });
 sub sq { return $node->safe_psql('postgres', $_[0]); }
 
