@@ -2,8 +2,8 @@
 # Load run shared by TAP 095_load and the bench's load.sh (issue 10 item 4, issue 18):
 # pgbench TPC-B traffic runs once, continuously, and SESSIONS pgbench clients calling the
 # extension (migrations transactional and not, validation rules, maintenance, the index
-# advisor) are switched on and off beside it in alternating windows (LOAD_WINDOW_SECONDS,
-# off first). Each traffic transaction counts in the window in which it ended, the first
+# advisor) are switched off and on beside it in windows of LOAD_WINDOW_SECONDS, in blocks
+# off, on, on, off. Each traffic transaction counts in the window in which it ended, the first
 # second of each window (the switch-over) left out; tps with / without the calls = median
 # over the on / off windows, p50/p99 over all their transactions. Every extension call goes
 # through load.call(), which records its SQLSTATE (00000 on success) in load.calls and lets
@@ -218,12 +218,15 @@ for my $kind (@kinds)
                               . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"));
 }
 
-# The traffic runs once, continuously; the calls are switched on and off in alternating
-# windows of window_seconds (off first; base_seconds + seconds of them, rounded to an even
-# count). The traffic's own tps drifts by more than the calls cost on a shared machine, and
-# its tables bloat as it runs: side by side windows see the same drift and bloat.
+# The traffic runs once, continuously; the calls are switched off and on in windows of
+# window_seconds, in blocks of four: off, on, on, off (base_seconds + seconds of them, rounded
+# to a multiple of 4). The traffic's own tps drifts by more than the calls cost on a shared
+# machine, and falls as its tables bloat: side by side windows see the same drift, and in
+# this order the on and off windows lie at the same mean time, so a steady trend weighs on
+# both alike (with plain off/on alternation every "on" window came one window later than its
+# "off" one, and a call that does nothing measured 0.90x).
 my $w = $o{window_seconds};
-my $n_windows = 2 * int(($o{base_seconds} + $o{seconds}) / (2 * $w) + 0.5) || 2;
+my $n_windows = 4 * int(($o{base_seconds} + $o{seconds}) / (4 * $w) + 0.5) || 4;
 my $traffic = traffic('traffic', $n_windows * $w + 3);
 my $first = Time::HiRes::time() + 1;  # the traffic's clients connected
 # Runner worker slots in use (virtuoso.max_runner_workers), sampled every 0.2 s all along by
@@ -237,22 +240,16 @@ my (@windows, @waits, $ext, $ext_started, $calls_seconds, $ext_exit);
 $ext_exit = 0;
 for my $k (0 .. $n_windows - 1)
 {
-    my %win = (on => $k % 2, start => $first + $k * $w, end => $first + ($k + 1) * $w);
+    my %win = (on => ($k % 4 == 1 || $k % 4 == 2) ? 1 : 0,
+               start => $first + $k * $w, end => $first + ($k + 1) * $w);
     sleep_until($win{start});
     push @waits, IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
         sprintf(q{SELECT load.sample_waits('%s', %d)}, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10) ],
         '>', \my $waits_out);  # finished at the end: never holds up the next window
-    # counted from the window's second second on, and not before the calls of the last
-    # "on" window have all returned
+    # counted from the window's second second on, and not before the calls of the window
+    # before have all returned
     $win{from} = $win{start} + 1;
-    if ($win{on})
-    {
-        $ext_started = Time::HiRes::time();
-        $ext = IPC::Run::start(
-            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @ext_files ],
-            '>', "$dir/ext_$k.out", '2>&1');
-    }
-    elsif ($ext)
+    if ($ext)
     {
         $ext->finish;
         $ext_exit ||= $ext->result(0);
@@ -260,12 +257,16 @@ for my $k (0 .. $n_windows - 1)
         $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
         undef $ext;
     }
+    if ($win{on})
+    {
+        $ext_started = Time::HiRes::time();
+        $ext = IPC::Run::start(
+            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @ext_files ],
+            '>', "$dir/ext_$k.out", '2>&1');
+    }
     sleep_until($win{end});
     push @windows, \%win;
 }
-$ext->finish;
-$ext_exit ||= $ext->result(0);
-$calls_seconds += Time::HiRes::time() - $ext_started;
 $_->finish for $sampler, @waits;
 $traffic->finish;
 chomp $slots_out;
@@ -280,6 +281,7 @@ for my $t (transactions("$dir/traffic"))
     my $k = int(($end - $first) / $w);
     next if $k < 0 || $k >= $n_windows || $end < $windows[$k]{from};
     $windows[$k]{n}++;
+    push @{ $windows[$k]{us} }, $us;
     push @{ $lat{ $windows[$k]{on} } }, $us;
 }
 my %tps = (0 => [], 1 => []);
@@ -287,6 +289,19 @@ for my $win (@windows)
 {
     $win->{tps} = $win->{end} > $win->{from} ? ($win->{n} // 0) / ($win->{end} - $win->{from}) : 0;
     push @{ $tps{ $win->{on} } }, $win->{tps};
+}
+# Paired: per block of four windows (off, on, on, off), the on windows' tps over the off
+# windows', and their p99 over the off windows' -- a steady trend cancels inside each block,
+# and drift between blocks (another job on the machine) does not count. Median over blocks.
+my (@tps_ratios, @p99_ratios);
+for my $b (0 .. $n_windows / 4 - 1)
+{
+    my ($off0, $on1, $on2, $off3) = @windows[ 4 * $b .. 4 * $b + 3 ];
+    my $off = $off0->{tps} + $off3->{tps};
+    push @tps_ratios, $off > 0 ? ($on1->{tps} + $on2->{tps}) / $off : 0;
+    my (undef, $p99_on) = percentiles(map { @{ $_->{us} // [] } } $on1, $on2);
+    my (undef, $p99_off) = percentiles(map { @{ $_->{us} // [] } } $off0, $off3);
+    push @p99_ratios, $p99_off > 0 ? $p99_on / $p99_off : 0;
 }
 my ($p50_without, $p99_without) = percentiles(@{ $lat{0} });
 my ($p50_with, $p99_with) = percentiles(@{ $lat{1} });
@@ -311,6 +326,11 @@ printf "figure peak_runner_slots %d\nfigure max_runner_workers %s\n", $peak_slot
   psql(q{SELECT current_setting('virtuoso.max_runner_workers')});
 printf "figure traffic_tps_without %.1f\nfigure traffic_tps_with %.1f\n",
   median(@{ $tps{0} }), median(@{ $tps{1} });
+printf "figure blocks %d\n", scalar @tps_ratios;
+printf "figure traffic_tps_ratio_paired %.3f\nfigure traffic_tps_ratio_blocks %s\n",
+  median(@tps_ratios), join(',', map { sprintf '%.3f', $_ } @tps_ratios);
+printf "figure p99_ratio_paired %.3f\nfigure p99_ratio_blocks %s\n",
+  median(@p99_ratios), join(',', map { sprintf '%.3f', $_ } @p99_ratios);
 printf "figure p50_ms_without %.3f\nfigure p50_ms_with %.3f\n", $p50_without, $p50_with;
 printf "figure p99_ms_without %.3f\nfigure p99_ms_with %.3f\n", $p99_without, $p99_with;
 
