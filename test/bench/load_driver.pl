@@ -1,10 +1,14 @@
 #!/usr/bin/env perl
 # Load run shared by TAP 095_load and the bench's load.sh (issue 10 item 4, issue 18):
-# pgbench TPC-B traffic alone, then the same traffic beside SESSIONS pgbench clients calling
-# the extension (migrations transactional and not, validation rules, maintenance, the index
-# advisor). Every extension call goes through load.call(), which records its SQLSTATE (00000
-# on success) in load.calls and lets the error through as a row: pgbench 15 would stop a
-# client at the first error, and this run is about which error classes occur.
+# pgbench TPC-B traffic runs once, continuously, and SESSIONS pgbench clients calling the
+# extension (migrations transactional and not, validation rules, maintenance, the index
+# advisor) are switched off and on beside it in windows of LOAD_WINDOW_SECONDS, in blocks
+# off, on, on, off. Each traffic transaction counts in the window in which it ended, the first
+# second of each window (the switch-over) left out; tps with / without the calls = median
+# over the on / off windows, p50/p99 over all their transactions. Every extension call goes
+# through load.call(), which records its SQLSTATE (00000 on success) in load.calls and lets
+# the error through as a row: pgbench 15 would stop a client at the first error, and this run
+# is about which error classes occur.
 # Connection: PGHOST, PGPORT, PGDATABASE, PGUSER of the environment; pgbench and psql in PATH.
 # Prints "figure NAME VALUE" and "check NAME ok|FAIL DETAIL" lines; exit status 0.
 use strict;
@@ -21,6 +25,8 @@ my %o = (
     clients      => $ENV{LOAD_CLIENTS}      // 4,
     scale        => $ENV{LOAD_SCALE}        // 5,
     think_ms     => $ENV{LOAD_THINK_MS}     // 50,
+    # the calls are switched on and off in windows this long (whole seconds: pgbench -T)
+    window_seconds => $ENV{LOAD_WINDOW_SECONDS} // 10,
     # calls per second per kind of call (pgbench -R over the five kinds); 0 = flat out
     rate         => $ENV{LOAD_RATE}         // 0,
     # the cost probe after the load: this many calls of each kind, one after the other
@@ -54,20 +60,46 @@ sub write_file
     return "$dir/$name";
 }
 
-# p50/p99 (ms) of the transactions logged by pgbench -l under prefix.
-sub latencies
+# The transactions logged by pgbench -l under prefix, as [end time (epoch s), latency (us)].
+# A log line: client_id transaction_no time script_no time_epoch time_us; the transaction
+# ended at time_epoch + time_us / 1e6 and took `time` us.
+sub transactions
 {
     my ($prefix) = @_;
-    my @us;
+    my @t;
     for my $f (glob("$prefix.*"))
     {
         open my $fh, '<', $f or die "$f: $!";
-        while (<$fh>) { my @c = split; push @us, $c[2] if @c >= 6 && $c[2] =~ /^\d+$/ }
+        while (<$fh>)
+        {
+            my @c = split;
+            push @t, [ $c[4] + $c[5] / 1e6, $c[2] ] if @c >= 6 && $c[2] =~ /^\d+$/;
+        }
     }
-    die "no transactions logged under $prefix\n" unless @us;
-    @us = sort { $a <=> $b } @us;
-    my $at = sub { $us[ int($_[0] * $#us) ] / 1000 };
-    return (scalar(@us), $at->(0.5), $at->(0.99));
+    die "no transactions logged under $prefix\n" unless @t;
+    return @t;
+}
+
+sub median
+{
+    my @v = sort { $a <=> $b } @_;
+    return 0 unless @v;
+    return @v % 2 ? $v[$#v / 2] : ($v[@v / 2 - 1] + $v[@v / 2]) / 2;
+}
+
+# p50 and p99 (ms) of latencies in us.
+sub percentiles
+{
+    my @us = sort { $a <=> $b } @_;
+    return (0, 0) unless @us;
+    return map { $us[ int($_ * $#us) ] / 1000 } 0.5, 0.99;
+}
+
+sub sleep_until
+{
+    my ($t) = @_;
+    my $d = $t - Time::HiRes::time();
+    select(undef, undef, undef, $d) if $d > 0;
 }
 
 sub traffic
@@ -154,24 +186,23 @@ BEGIN
     RETURN peak;
 END
 $f$;
--- What the traffic's backends (pgbench's TPC-B statements) wait for, sampled every 0.1 s:
--- "CPU" when they run, else wait_event_type:wait_event; shares in percent.
-CREATE FUNCTION load.traffic_waits(samples int) RETURNS text LANGUAGE plpgsql AS $f$
+-- What the traffic's backends (pgbench's TPC-B statements) wait for, sampled every 0.1 s
+-- after the first second of a window (the switch-over) into load.waits, tagged with the
+-- window's kind (on/off): "CPU" when they run, else wait_event_type:wait_event.
+CREATE TABLE load.waits (tag text NOT NULL, w text NOT NULL);
+CREATE FUNCTION load.sample_waits(tag text, samples int) RETURNS void LANGUAGE plpgsql AS $f$
 BEGIN
-    CREATE TEMP TABLE IF NOT EXISTS waits (w text);
-    TRUNCATE waits;
+    PERFORM pg_catalog.pg_sleep(1);
     FOR i IN 1 .. samples LOOP
         -- pg_stat_activity is read once per transaction unless the snapshot is cleared
         PERFORM pg_catalog.pg_stat_clear_snapshot();
-        INSERT INTO waits SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU')
+        INSERT INTO load.waits SELECT tag, coalesce(wait_event_type || ':' || wait_event, 'CPU')
           FROM pg_catalog.pg_stat_activity
          WHERE state = 'active' AND backend_type = 'client backend'
            AND query ~ 'pgbench_(accounts|tellers|branches|history)'
            AND query !~ 'load\.';
         PERFORM pg_catalog.pg_sleep(0.1);
     END LOOP;
-    RETURN (SELECT string_agg(w || '=' || round(100.0 * n / t)::text, ' ' ORDER BY n DESC)
-              FROM (SELECT w, count(*) n, sum(count(*)) OVER () t FROM waits GROUP BY w) c);
 END
 $f$;
 SELECT pg_stat_statements_reset();
@@ -187,61 +218,125 @@ for my $kind (@kinds)
                               . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"));
 }
 
-# 1. Traffic alone.
-my $base = traffic('base', $o{base_seconds});
-my $waits_base = '';
-my $waits_h = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
-    sprintf('SELECT load.traffic_waits(%d)', int($o{base_seconds} * 10) - 10) ], '>', \$waits_base);
-$base->finish;
-$waits_h->finish;
-chomp $waits_base;
-my ($base_n, $base_p50, $base_p99) = latencies("$dir/base");
-
-# 2. Traffic beside the extension's sessions.
-my $t0 = [gettimeofday];
-my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
-my $ext = IPC::Run::start(
-    [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $o{seconds}, @rate, @ext_files ],
-    '>', "$dir/ext.out", '2>&1');
-my $load = traffic('load', $o{seconds});
-# Runner worker slots in use (virtuoso.max_runner_workers), sampled every 0.2 s while the
-# load runs, by one session: a new psql connection per sample cost the traffic more than
-# some of the calls measured.
-my $slots_sql = sprintf(q{SELECT load.peak_runner_slots(%d)}, int($o{seconds} * 5) - 1);
+# The traffic runs once, continuously; the calls are switched off and on in windows of
+# window_seconds, in blocks of four: off, on, on, off (base_seconds + seconds of them, rounded
+# to a multiple of 4). The traffic's own tps drifts by more than the calls cost on a shared
+# machine, and falls as its tables bloat: side by side windows see the same drift, and in
+# this order the on and off windows lie at the same mean time, so a steady trend weighs on
+# both alike (with plain off/on alternation every "on" window came one window later than its
+# "off" one, and a call that does nothing measured 0.90x).
+my $w = $o{window_seconds};
+my $n_windows = 4 * int(($o{base_seconds} + $o{seconds}) / (4 * $w) + 0.5) || 4;
+my $traffic = traffic('traffic', $n_windows * $w + 3);
+my $first = Time::HiRes::time() + 1;  # the traffic's clients connected
+# Runner worker slots in use (virtuoso.max_runner_workers), sampled every 0.2 s all along by
+# one session: a new psql connection per sample cost the traffic more than some calls.
 my $slots_out = '';
-my $sampler = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c', $slots_sql ],
-                              '>', \$slots_out, '2>', \my $slots_err);
-my $waits_load = '';
-my $waits_l = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
-    sprintf('SELECT load.traffic_waits(%d)', int($o{seconds} * 10) - 10) ], '>', \$waits_load);
-$sampler->finish;
-$waits_l->finish;
-chomp $waits_load;
+my $sampler = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
+    sprintf('SELECT load.peak_runner_slots(%d)', $n_windows * $w * 5 - 1) ],
+    '>', \$slots_out, '2>', \my $slots_err);
+my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
+my (@windows, @waits, $ext, $ext_started, $calls_seconds, $ext_exit);
+$ext_exit = 0;
+for my $k (0 .. $n_windows - 1)
+{
+    my %win = (on => ($k % 4 == 1 || $k % 4 == 2) ? 1 : 0,
+               start => $first + $k * $w, end => $first + ($k + 1) * $w);
+    sleep_until($win{start});
+    push @waits, IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
+        sprintf(q{SELECT load.sample_waits('%s', %d)}, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10) ],
+        '>', \my $waits_out);  # finished at the end: never holds up the next window
+    # counted from the window's second second on, and not before the calls of the window
+    # before have all returned
+    $win{from} = $win{start} + 1;
+    if ($ext)
+    {
+        $ext->finish;
+        $ext_exit ||= $ext->result(0);
+        $calls_seconds += Time::HiRes::time() - $ext_started;
+        $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
+        undef $ext;
+    }
+    if ($win{on})
+    {
+        $ext_started = Time::HiRes::time();
+        $ext = IPC::Run::start(
+            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @ext_files ],
+            '>', "$dir/ext_$k.out", '2>&1');
+    }
+    sleep_until($win{end});
+    push @windows, \%win;
+}
+$_->finish for $sampler, @waits;
+$traffic->finish;
 chomp $slots_out;
 my $peak_slots = $slots_out || 0;
-$load->finish;
-$ext->finish;
-my $wall = tv_interval($t0);
-my ($load_n, $load_p50, $load_p99) = latencies("$dir/load");
+
+# Each transaction of the traffic counts in the window in which it ended, if it ended in the
+# window's counted part; tps of a window = its transactions / the counted part's seconds.
+my %lat = (0 => [], 1 => []);
+for my $t (transactions("$dir/traffic"))
+{
+    my ($end, $us) = @$t;
+    my $k = int(($end - $first) / $w);
+    next if $k < 0 || $k >= $n_windows || $end < $windows[$k]{from};
+    $windows[$k]{n}++;
+    push @{ $windows[$k]{us} }, $us;
+    push @{ $lat{ $windows[$k]{on} } }, $us;
+}
+my %tps = (0 => [], 1 => []);
+for my $win (@windows)
+{
+    $win->{tps} = $win->{end} > $win->{from} ? ($win->{n} // 0) / ($win->{end} - $win->{from}) : 0;
+    push @{ $tps{ $win->{on} } }, $win->{tps};
+}
+# Paired: per block of four windows (off, on, on, off), the on windows' tps over the off
+# windows', and their p99 over the off windows' -- a steady trend cancels inside each block,
+# and drift between blocks (another job on the machine) does not count. Median over blocks.
+my (@tps_ratios, @p99_ratios);
+for my $b (0 .. $n_windows / 4 - 1)
+{
+    my ($off0, $on1, $on2, $off3) = @windows[ 4 * $b .. 4 * $b + 3 ];
+    my $off = $off0->{tps} + $off3->{tps};
+    push @tps_ratios, $off > 0 ? ($on1->{tps} + $on2->{tps}) / $off : 0;
+    my (undef, $p99_on) = percentiles(map { @{ $_->{us} // [] } } $on1, $on2);
+    my (undef, $p99_off) = percentiles(map { @{ $_->{us} // [] } } $off0, $off3);
+    push @p99_ratios, $p99_off > 0 ? $p99_on / $p99_off : 0;
+}
+my ($p50_without, $p99_without) = percentiles(@{ $lat{0} });
+my ($p50_with, $p99_with) = percentiles(@{ $lat{1} });
+my %waits = map { split / /, $_, 2 } split /\n/, psql(q{
+SELECT tag || ' ' || string_agg(w || '=' || round(100.0 * n / t)::text, ' ' ORDER BY n DESC)
+  FROM (SELECT tag, w, count(*) n, sum(count(*)) OVER (PARTITION BY tag) t
+          FROM load.waits GROUP BY tag, w) c
+ GROUP BY tag});
 
 sub slurp { local (@ARGV, $/) = @_; return <> // '' }
-my %exit = (traffic_base => $base->result(0), traffic_load => $load->result(0),
-            extension => $ext->result(0));
+my %exit = (traffic => $traffic->result(0), extension => $ext_exit);
 
 printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
-  $o{sessions}, $o{clients}, $wall;
+  $o{sessions}, $o{clients}, $calls_seconds;
 printf "figure rate_per_kind %s\n", $o{rate} > 0 ? $o{rate} : 'flat_out';
-print "figure traffic_waits_without $waits_base\nfigure traffic_waits_with $waits_load\n";
+printf "figure windows %d\nfigure window_seconds %d\n", $n_windows, $w;
+printf "figure window_tps_%d %s %.1f\n", $_, $windows[$_]{on} ? 'on' : 'off', $windows[$_]{tps}
+  for 0 .. $#windows;
+printf "figure traffic_waits_without %s\nfigure traffic_waits_with %s\n",
+  $waits{off} // '', $waits{on} // '';
 printf "figure peak_runner_slots %d\nfigure max_runner_workers %s\n", $peak_slots,
   psql(q{SELECT current_setting('virtuoso.max_runner_workers')});
 printf "figure traffic_tps_without %.1f\nfigure traffic_tps_with %.1f\n",
-  $base_n / $o{base_seconds}, $load_n / $o{seconds};
-printf "figure p50_ms_without %.3f\nfigure p50_ms_with %.3f\n", $base_p50, $load_p50;
-printf "figure p99_ms_without %.3f\nfigure p99_ms_with %.3f\n", $base_p99, $load_p99;
+  median(@{ $tps{0} }), median(@{ $tps{1} });
+printf "figure blocks %d\n", scalar @tps_ratios;
+printf "figure traffic_tps_ratio_paired %.3f\nfigure traffic_tps_ratio_blocks %s\n",
+  median(@tps_ratios), join(',', map { sprintf '%.3f', $_ } @tps_ratios);
+printf "figure p99_ratio_paired %.3f\nfigure p99_ratio_blocks %s\n",
+  median(@p99_ratios), join(',', map { sprintf '%.3f', $_ } @p99_ratios);
+printf "figure p50_ms_without %.3f\nfigure p50_ms_with %.3f\n", $p50_without, $p50_with;
+printf "figure p99_ms_without %.3f\nfigure p99_ms_with %.3f\n", $p99_without, $p99_with;
 
 my $calls = psql(q{SELECT count(*) FROM load.calls});
 print "figure calls $calls\n";
-print "figure calls_per_s ", sprintf('%.1f', $calls / $wall), "\n";
+print "figure calls_per_s ", sprintf('%.1f', $calls / $calls_seconds), "\n";
 for (split /\n/, psql(q{SELECT kind || ' ' || sqlstate || ' ' || count(*)
                        FROM load.calls GROUP BY kind, sqlstate ORDER BY 1}))
 {
@@ -366,10 +461,12 @@ sub check
 
 for my $p (sort keys %exit)
 {
-    my $out = $exit{$p} == 0 ? '' : slurp("$dir/" . ($p eq 'extension' ? 'ext' : $p =~ s/traffic_//r) . '.out');
+    my $out = $exit{$p} == 0 ? '' : join('', map { slurp($_) } glob("$dir/" . ($p eq 'extension' ? 'ext_*' : $p) . '.out'));
     $out =~ s/\n/ | /g;
     check("pgbench_$p", $exit{$p} == 0, "exit $exit{$p} $out");
 }
+my @empty = grep { !$windows[$_]{n} } 0 .. $#windows;
+check('windows_measured', !@empty, "$n_windows windows" . (@empty ? ", no traffic counted in @empty" : ''));
 check('calls_made', $calls > 0, "$calls calls");
 my $allowed_list = join(',', sort keys %allowed);
 my $bad = psql(qq{SELECT coalesce(string_agg(DISTINCT sqlstate || ': ' || message, ' | '), '')
