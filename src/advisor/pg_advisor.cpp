@@ -7,6 +7,7 @@
 #include <set>
 
 #include "db_virtuoso/advisor/pg_whatif.hpp"
+#include "db_virtuoso/core/sql_lexer.hpp"
 #include "db_virtuoso/online/index_build.hpp"
 #include "db_virtuoso/pg/gucs.hpp"
 #include "db_virtuoso/pg/spi.hpp"
@@ -231,6 +232,10 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
             analyse_one(an, st, whole_row, true);
             continue;
         }
+        // A utility statement (pg_stat_statements holds every CREATE, VACUUM, BEGIN run at
+        // top level) is left out before it costs a subtransaction and the parser: on a busy
+        // server with many migrations those were most of the advisor's time.
+        if (!core::may_be_query(st.text)) continue;
         pg::SubTransaction sub;
         try {
             analyse_one(an, st, whole_row, false);

@@ -142,4 +142,16 @@ std::optional<std::string> with_concurrently(std::string_view sql, std::string *
     return out;
 }
 
+bool may_be_query(std::string_view sql) {
+    for (const Token &t : tokenize(sql)) {
+        if (t.kind == TokenKind::Punctuation && t.text == "(") continue;
+        if (t.kind != TokenKind::Word) return false;
+        for (const char *keyword :
+             {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"})
+            if (t.is_keyword(keyword)) return true;
+        return false;
+    }
+    return false;
+}
+
 }  // namespace virtuoso::core

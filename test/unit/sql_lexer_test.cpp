@@ -4,6 +4,7 @@
 
 using virtuoso::core::tokenize;
 using virtuoso::core::TokenKind;
+using virtuoso::core::may_be_query;
 using virtuoso::core::with_concurrently;
 
 TEST(SqlLexer, SkipsCommentsAndKeepsQuotedText) {
@@ -69,4 +70,29 @@ TEST(WithConcurrently, RefusesOtherStatements) {
     EXPECT_FALSE(with_concurrently("", &error));
     EXPECT_FALSE(with_concurrently("CREATE UNIQUE", &error));
     EXPECT_FALSE(with_concurrently("'CREATE INDEX' x", &error));
+}
+
+TEST(MayBeQuery, QueriesAfterCommentsAndParentheses) {
+    EXPECT_TRUE(may_be_query("SELECT 1"));
+    EXPECT_TRUE(may_be_query("  -- a comment\n/* another */ with x AS (SELECT 1) SELECT * FROM x"));
+    EXPECT_TRUE(may_be_query("((select a from t) union (select b from u))"));
+    EXPECT_TRUE(may_be_query("insert into t values ($1)"));
+    EXPECT_TRUE(may_be_query("UPDATE t SET a = $1"));
+    EXPECT_TRUE(may_be_query("delete from t"));
+    EXPECT_TRUE(may_be_query("MERGE INTO t USING u ON true WHEN MATCHED THEN DELETE"));
+    EXPECT_TRUE(may_be_query("VALUES (1)"));
+    EXPECT_TRUE(may_be_query("TABLE t"));
+}
+
+TEST(MayBeQuery, UtilityStatementsAndOddInput) {
+    EXPECT_FALSE(may_be_query("CREATE TABLE t (id int)"));
+    EXPECT_FALSE(may_be_query("VACUUM (ANALYZE) t"));
+    EXPECT_FALSE(may_be_query("BEGIN"));
+    EXPECT_FALSE(may_be_query("END"));
+    EXPECT_FALSE(may_be_query("SET search_path = public"));
+    EXPECT_FALSE(may_be_query("EXPLAIN SELECT 1"));
+    EXPECT_FALSE(may_be_query("\"SELECT\" 1"));
+    EXPECT_FALSE(may_be_query(""));
+    EXPECT_FALSE(may_be_query("   /* only a comment */"));
+    EXPECT_FALSE(may_be_query("$1"));
 }

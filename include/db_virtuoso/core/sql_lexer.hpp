@@ -30,4 +30,9 @@ std::vector<Token> tokenize(std::string_view sql);
 // definition.
 std::optional<std::string> with_concurrently(std::string_view sql, std::string *error);
 
+// Whether sql may be a query an index can serve (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH,
+// VALUES, TABLE, after comments and opening parentheses): false for utility statements
+// (CREATE, VACUUM, BEGIN, SET...), which the index advisor can skip without parsing them.
+bool may_be_query(std::string_view sql);
+
 }  // namespace virtuoso::core
