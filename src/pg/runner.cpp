@@ -889,9 +889,11 @@ SqlShape shape_of(const std::string &sql) {
             if (changes_session_state(stmt)) shape.changes_session = true;
         }
         // Function calls anywhere in the statement (set_config, pg_advisory_lock and the
-        // like): by name, case-insensitively, wherever it appears (also in a string).
+        // like): by name, case-insensitively, wherever it appears (also in a string).  The
+        // unlocks too: pg_advisory_unlock_all would also drop a pooled worker's runner slot.
         if (strcasestr(sql.c_str(), "set_config") != nullptr ||
-            strcasestr(sql.c_str(), "advisory_lock") != nullptr)
+            strcasestr(sql.c_str(), "advisory_lock") != nullptr ||
+            strcasestr(sql.c_str(), "advisory_unlock") != nullptr)
             shape.changes_session = true;
     });
     return shape;

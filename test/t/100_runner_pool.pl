@@ -17,13 +17,22 @@ use VirtuosoTest;
 my $node = new_virtuoso_node('runner_pool', q{
 autovacuum = off
 log_min_messages = debug1
-virtuoso.runner_idle_timeout = 3s
+virtuoso.runner_idle_timeout = 30s
 });
 sub sq { return $node->safe_psql('postgres', $_[0]); }
 
 my $runners = q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'};
 my $slots = q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = 0
               AND classid = 1447645780 AND granted};
+
+# Sends every worker of the pool away (they exit on SIGTERM like any backend) and waits until
+# they and their slots are gone: each part below starts from an empty pool, whatever the
+# machine's speed.
+sub clear_pool
+{
+    sq(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
+    return wait_until($node, "SELECT ($runners) + ($slots)", '0');
+}
 
 # Runner workers started while `$sql` runs in a new session (as `$user`), its exit code,
 # output and errors.
@@ -84,22 +93,52 @@ is(sq(q{SELECT tableowner FROM pg_tables WHERE tablename = 'by_postgres'}), 'pos
 is(sq($runners) . ' ' . sq($slots), '2 2', 'two pooled workers, two slots');
 
 # ---- a job that may leave session state, or that failed, does not go back --------------------
+# The PID of the one worker in the pool, once there is one; whether a PID is gone.
+sub pooled_worker
+{
+    wait_until($node, "SELECT ($runners) = 1", 't');
+    return sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
+}
+sub gone { return wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $_[0]", '0'); }
+
+ok(clear_pool(), 'pool emptied');
+migrate('before_set', 'CREATE TABLE before_set (id int); VACUUM before_set');
+my $pooled = pooled_worker();
 ($n, $rc, $out, $err) = migrate('sets', q{CREATE TABLE sets (id int); SET work_mem = '77MB'});
-is($rc, 0, 'a migration ending with SET succeeds') or diag($err);
-ok(wait_until($node, $runners, '1'), 'its worker exits instead of waiting in the pool');
+is($rc, 0, 'a migration ending with SET succeeds, in the pooled worker') or diag($err);
+ok(gone($pooled), 'the worker that ran the SET exits instead of going back to the pool');
+is(sq("SELECT ($runners) = ($slots)"), 't', 'every worker left holds its slot');
+
+ok(clear_pool(), 'pool emptied');
+migrate('before_unlock', 'CREATE TABLE before_unlock (id int); VACUUM before_unlock');
+$pooled = pooled_worker();
+($n, $rc, $out, $err) = migrate('unlocks', q{CREATE TABLE unlocks (id int); SELECT pg_advisory_unlock_all()});
+is($rc, 0, 'a migration calling pg_advisory_unlock_all succeeds') or diag($err);
+ok(gone($pooled), 'the worker that ran it exits (the unlock dropped its runner slot)');
+is(sq("SELECT ($runners) = ($slots)"), 't', 'every worker left holds its slot');
+
+ok(clear_pool(), 'pool emptied');
+migrate('before_fail', 'CREATE TABLE before_fail (id int); VACUUM before_fail');
+$pooled = pooled_worker();
 ($n, $rc, $out, $err) = migrate('fails', 'CREATE TABLE fails (id int); SELECT 1 / 0');
 like($err, qr/ERROR:  22012: division by zero/, 'a failing migration fails with its error');
-ok(wait_until($node, $runners, '0'), 'and its worker exits too');
+ok(gone($pooled), 'the worker whose statement failed exits');
 ($n, $rc, $out, $err) = migrate('fresh', q{CREATE TABLE fresh AS SELECT current_setting('work_mem') AS w});
-is($n, 1, 'the next job starts a fresh worker');
-is(sq(q{SELECT w FROM fresh}), '4MB', 'which has none of the SET');
+is(sq(q{SELECT w FROM fresh}), '4MB', 'no later job sees the SET');
 
 # ---- the idle timeout ends it ----------------------------------------------------------------
-ok(wait_until($node, "SELECT ($runners) = 1 AND ($slots) = 1", 't'), 'one worker in the pool');
-sleep(4);
-is(sq($runners) . ' ' . sq($slots), '0 0', 'gone after virtuoso.runner_idle_timeout, with its slot');
+sq(q{ALTER SYSTEM SET virtuoso.runner_idle_timeout = '1s'; SELECT pg_reload_conf()});
+ok(wait_until($node, q{SELECT current_setting('virtuoso.runner_idle_timeout') = '1s'}), 'idle timeout 1 s');
+ok(clear_pool(), 'pool emptied');
+($n, $rc, $out, $err) = migrate('short_wait', 'CREATE TABLE short_wait (id int); VACUUM short_wait');
+is($rc, 0, 'a migration after the reload') or diag($err);
+ok(wait_until($node, "SELECT ($runners) + ($slots)", '0'),
+   'its worker is gone after the new virtuoso.runner_idle_timeout, with its slot');
+sq(q{ALTER SYSTEM RESET virtuoso.runner_idle_timeout; SELECT pg_reload_conf()});
+ok(wait_until($node, q{SELECT current_setting('virtuoso.runner_idle_timeout') = '30s'}), 'idle timeout 30 s again');
 
 # ---- an idle worker gives its slot to a caller in line ---------------------------------------
+ok(clear_pool(), 'pool emptied');
 sq(q{ALTER SYSTEM SET virtuoso.max_runner_workers = 1; SELECT pg_reload_conf()});
 ok(wait_until($node, q{SELECT current_setting('virtuoso.max_runner_workers') = '1'}), 'budget of one slot');
 ($n, $rc, $out, $err) = migrate('slot_a', 'CREATE TABLE slot_a (id int); VACUUM slot_a');
@@ -111,6 +150,7 @@ sq(q{ALTER SYSTEM RESET virtuoso.max_runner_workers; SELECT pg_reload_conf()});
 ok(wait_until($node, q{SELECT current_setting('virtuoso.max_runner_workers') = '4'}), 'budget back to 4');
 
 # ---- DROP DATABASE is not refused because of idle workers -------------------------------------
+ok(clear_pool(), 'pool emptied');
 sq(q{CREATE DATABASE pooled_db});
 $node->safe_psql('pooled_db', 'CREATE EXTENSION db_virtuoso');
 ($n, $rc, $out, $err) = workers_for(q{SELECT status FROM virtuoso.execute_migration_with_monitoring('in_db',
@@ -123,6 +163,7 @@ is(sq(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'pooled_db'}), '1'
 is($rc, 0, 'DROP DATABASE succeeds: the idle worker is asked to exit first') or diag($err);
 
 # ---- terminating or cancelling the caller of a reused worker stops it ------------------------
+ok(clear_pool(), 'pool emptied');
 ($n, $rc, $out, $err) = migrate('warm', 'CREATE TABLE warm (id int); VACUUM warm');
 ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool');
 my $pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
@@ -142,6 +183,7 @@ ok(wait_until($node, $runners, '0'), 'terminating its caller stops it');
 ok(wait_until($node, $slots, '0'), 'and its slot is free');
 eval { $caller->quit };
 
+ok(clear_pool(), 'pool emptied');
 ($n, $rc, $out, $err) = migrate('warm2', 'CREATE TABLE warm2 (id int); VACUUM warm2');
 ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool again');
 $pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
