@@ -13,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -126,8 +127,10 @@ void utility_hook(PlannedStmt *pstmt, const char *query, bool read_only, Process
                   QueryCompletion *qc) {
     const char *name = database_needing_no_sessions(pstmt->utilityStmt);
     if (name != nullptr && registry != nullptr) {
+        // Only for its owner (or a superuser): anyone else's command fails on privileges.
         const Oid database = get_database_oid(name, true);
-        if (OidIsValid(database)) (void)send_away(database, kEntries);
+        if (OidIsValid(database) && pg_database_ownercheck(database, GetUserId()))
+            (void)send_away(database, kEntries);
     }
     if (previous_utility != nullptr)
         previous_utility(pstmt, query, read_only, context, params, env, dest, qc);

@@ -11,9 +11,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use VirtuosoTest;
 
+# Workers started are counted, so none may come from the pool (100_runner_pool tests reuse).
 my $node = new_virtuoso_node('log_workers', q{
 autovacuum = off
 log_min_messages = debug1
+virtuoso.runner_idle_timeout = 0
 });
 sub sq { return $node->safe_psql('postgres', $_[0]); }
 

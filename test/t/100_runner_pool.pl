@@ -159,6 +159,10 @@ $node->safe_psql('pooled_db', 'CREATE EXTENSION db_virtuoso');
 is($out, 'SUCCESS', 'a migration in a second database') or diag($err);
 is(sq(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'pooled_db'}), '1',
    'leaves its pooled worker connected to it');
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE pooled_db', extra_params => [ '-U', 'pool_user' ]);
+like($err, qr/must be owner of database pooled_db/, 'another user cannot drop it');
+is(sq(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'pooled_db'}), '1',
+   'nor send its pooled worker away by trying');
 ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE pooled_db');
 is($rc, 0, 'DROP DATABASE succeeds: the idle worker is asked to exit first') or diag($err);
 
