@@ -4,7 +4,7 @@
 #   scripts/bench.sh                 all benchmarks
 #   BENCH="runner" scripts/bench.sh  those whose file name contains a word
 #   BENCH="load.sh" scripts/bench.sh that file alone, when a file has exactly this name
-#   BENCH_SETTINGS="virtuoso.worker_nice = 0" ...  extra postgresql.conf lines for the cluster
+#   BENCH_SETTINGS="virtuoso.runner_idle_timeout = 0" ...  extra postgresql.conf lines for the cluster
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 

@@ -98,20 +98,29 @@ struct RequestHeader {
 
 bool exit_callback_registered = false;
 
-// The running workers of this backend (runner sessions, one-shot calls, WorkerGroups; nullptr
+// A worker of this backend: one it started (handle) or an idle one it claimed from the pool.
+struct WorkerRef {
+    BackgroundWorkerHandle *handle = nullptr;
+    pool::Claim claim;
+
+    bool empty() const { return handle == nullptr && claim.entry < 0; }
+};
+
+// Tells the worker to stop wherever it is (a claimed one only while it still works for us).
+void terminate_worker(const WorkerRef &w) {
+    if (w.handle != nullptr) TerminateBackgroundWorker(w.handle);
+    pool::terminate(w.claim);
+}
+
+// The running workers of this backend (runner sessions, one-shot calls, WorkerGroups; empty
 // where free), so that a FATAL exit of the caller (terminate, postmaster death) stops them.
 constexpr int kMaxWorkers = 128;
-BackgroundWorkerHandle *own_workers[kMaxWorkers];
-pool::Claim own_claims[kMaxWorkers];  // pooled workers this backend has claimed
+WorkerRef own_workers[kMaxWorkers];
 
 void terminate_own_workers(int, Datum) {
-    for (auto &handle : own_workers) {
-        if (handle != nullptr) TerminateBackgroundWorker(handle);
-        handle = nullptr;
-    }
-    for (auto &claim : own_claims) {
-        pool::terminate(claim);
-        claim = pool::Claim{};
+    for (auto &w : own_workers) {
+        terminate_worker(w);
+        w = WorkerRef{};
     }
 }
 
@@ -124,39 +133,19 @@ void register_exit_callback() {
 
 // Index in own_workers, or -1 when all are taken (the worker then still runs; only a FATAL
 // exit of the caller would not stop it at once).
-int register_worker(BackgroundWorkerHandle *handle) {
+int register_worker(const WorkerRef &w) {
     register_exit_callback();
     for (int i = 0; i < kMaxWorkers; ++i)
-        if (own_workers[i] == nullptr) {
-            own_workers[i] = handle;
+        if (own_workers[i].empty()) {
+            own_workers[i] = w;
             return i;
         }
     return -1;
 }
 
 void unregister_worker(int index) {
-    if (index >= 0) own_workers[index] = nullptr;
+    if (index >= 0) own_workers[index] = WorkerRef{};
 }
-
-int register_claim(const pool::Claim &claim) {
-    register_exit_callback();
-    for (int i = 0; i < kMaxWorkers; ++i)
-        if (own_claims[i].entry < 0) {
-            own_claims[i] = claim;
-            return i;
-        }
-    return -1;
-}
-
-void unregister_claim(int index) {
-    if (index >= 0) own_claims[index] = pool::Claim{};
-}
-
-// A session's worker: one it started (handle) or an idle one it claimed from the pool.
-struct WorkerRef {
-    BackgroundWorkerHandle *handle = nullptr;
-    pool::Claim claim;
-};
 
 // The worker's PID while it works for this backend, else 0.
 pid_t worker_pid(const WorkerRef &w) {
@@ -167,6 +156,15 @@ pid_t worker_pid(const WorkerRef &w) {
         pid = w.claim.pid;
     }
     return pid;
+}
+
+// The worker no longer works for this backend: one it started has exited; a claimed one has
+// exited or gone back to the pool.
+bool worker_gone(const WorkerRef &w) {
+    if (w.handle == nullptr) return !pool::serving(w.claim);
+    pid_t pid;
+    BgwHandleStatus status = GetBackgroundWorkerPid(w.handle, &pid);
+    return status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED;
 }
 
 constexpr int kMaxChain = 64;  // processes looked at per check of the blocking chain
@@ -321,19 +319,17 @@ void wait_for_worker(const WorkerRef &worker, shm_mq_handle *mqh, RawOutcome *ou
     MemoryContextDelete(poll_context);
 }
 
-// Waits (interrupts held, bounded) until the worker has exited.  False if it is still there.
-bool wait_for_exit(BackgroundWorkerHandle *handle, long max_ms) {
+// Waits (interrupts held, bounded) until worker_gone().  False if it is still there.
+bool wait_for_exit(const WorkerRef &w, long max_ms) {
     bool stopped = false;
     HOLD_INTERRUPTS();
     for (long waited = 0;; waited += 10) {
-        pid_t pid;
-        BgwHandleStatus status = GetBackgroundWorkerPid(handle, &pid);
-        if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) {
+        if (worker_gone(w)) {
             stopped = true;
             break;
         }
         if (waited >= max_ms) break;
-        // The postmaster sets our latch when the worker stops (bgw_notify_pid).
+        // The postmaster sets our latch when a worker we started stops (bgw_notify_pid).
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
                         PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
@@ -346,9 +342,9 @@ bool wait_for_exit(BackgroundWorkerHandle *handle, long max_ms) {
 // a cancel) never sees its statement finish afterwards -- e.g. once its own locks are gone.
 // Interrupts are held: this runs while an error is being handled.  Bounded, in case a
 // worker does not answer SIGTERM.
-void stop_worker(BackgroundWorkerHandle *handle) {
-    TerminateBackgroundWorker(handle);
-    (void)wait_for_exit(handle, kStopWaitMillis);
+void stop_worker(const WorkerRef &w) {
+    terminate_worker(w);
+    (void)wait_for_exit(w, kStopWaitMillis);
 }
 
 struct SnapshotCheck {
@@ -522,7 +518,7 @@ struct SessionState {
     shm_mq_handle *replies = nullptr;
     WorkerRef worker;
     int slot = -1;        // of the runner budget, held while a worker it started lives
-    int registered = -1;  // index in own_workers (own_claims for a claimed worker)
+    int registered = -1;  // index in own_workers
 };
 
 // Gives the session a worker: an idle one of the pool (runner_pool.hpp), which holds its own
@@ -533,7 +529,7 @@ void session_start(SessionState *s) {
     s->seg = build_segment(&s->requests, &s->replies, &worker, &fixed);
     s->worker.claim = pool::claim(dsm_segment_handle(s->seg));
     if (s->worker.claim.entry >= 0) {
-        s->registered = register_claim(s->worker.claim);
+        s->registered = register_worker(s->worker);
         return;
     }
     MemoryContext outer = MemoryContextSwitchTo(TopMemoryContext);  // the handle, likewise
@@ -543,7 +539,7 @@ void session_start(SessionState *s) {
     fixed->slot = s->slot;
     shm_mq_set_handle(s->requests, s->worker.handle);
     shm_mq_set_handle(s->replies, s->worker.handle);
-    s->registered = register_worker(s->worker.handle);
+    s->registered = register_worker(s->worker);
 }
 
 // Ends the session, whatever state it is in: the worker is told to exit (its request queue
@@ -552,25 +548,13 @@ void session_start(SessionState *s) {
 // and its slot given back.
 void session_stop(SessionState *s, bool terminate, long wait_ms) {
     WorkerRef &w = s->worker;
-    if (terminate) {
-        if (w.handle != nullptr) TerminateBackgroundWorker(w.handle);
-        pool::terminate(w.claim);
-    }
+    if (terminate) terminate_worker(w);
+    // (a claimed worker that ends its job normally goes back to the pool: detached queues)
     detach_worker_memory(&s->seg, &s->requests, &s->replies);
-    if (w.handle != nullptr) {
-        if (wait_ms >= 0 && !wait_for_exit(w.handle, wait_ms)) stop_worker(w.handle);
-        pfree(w.handle);
-        w.handle = nullptr;
-        unregister_worker(s->registered);
-    } else if (w.claim.entry >= 0) {
-        // Told to go (or back to the pool, when it ends the job normally: detached queues).
-        if (wait_ms >= 0 && !pool::wait_until_released(w.claim, wait_ms)) {
-            pool::terminate(w.claim);
-            (void)pool::wait_until_released(w.claim, kStopWaitMillis);
-        }
-        w.claim = pool::Claim{};
-        unregister_claim(s->registered);
-    }
+    if (!w.empty() && wait_ms >= 0 && !wait_for_exit(w, wait_ms)) stop_worker(w);
+    if (w.handle != nullptr) pfree(w.handle);
+    w = WorkerRef{};
+    unregister_worker(s->registered);
     s->registered = -1;
     release_runner_slot_number(s->slot);
     s->slot = -1;
@@ -1065,10 +1049,10 @@ void group_start(void *arg) {
     m->slot = take_held_runner_slot();
     shm_mq_set_handle(m->requests, m->handle);
     shm_mq_set_handle(m->mqh, m->handle);
-    m->registered = register_worker(m->handle);
+    m->registered = register_worker(WorkerRef{m->handle, {}});
     // A request that fits the queue is written at once, before the worker has even started.
     if (shm_mq_send(m->requests, message.size, message.data, false, true) != SHM_MQ_SUCCESS) {
-        stop_worker(m->handle);
+        stop_worker(WorkerRef{m->handle, {}});
         unregister_worker(m->registered);
         m->registered = -1;
         release_runner_slot_number(m->slot);
@@ -1144,7 +1128,7 @@ void group_stop(void *arg) {
         if (m->running) TerminateBackgroundWorker(m->handle);
     for (WorkerGroup::Member *m : *members)
         if (m->running) {
-            stop_worker(m->handle);
+            stop_worker(WorkerRef{m->handle, {}});
             group_release(m);
         }
 }

@@ -182,23 +182,6 @@ void terminate(const Claim &c) {
     LWLockRelease(registry->lock);
 }
 
-bool wait_until_released(const Claim &c, long max_ms) {
-    bool released = false;
-    HOLD_INTERRUPTS();
-    for (long waited = 0;; waited += 10) {
-        if (!serving(c)) {
-            released = true;
-            break;
-        }
-        if (waited >= max_ms) break;
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
-                        PG_WAIT_EXTENSION);
-        ResetLatch(MyLatch);
-    }
-    RESUME_INTERRUPTS();
-    return released;
-}
-
 bool evict_one() {
     if (registry == nullptr) return false;
     // One at a time: a caller polling for a slot would otherwise send away one per look.
@@ -207,15 +190,6 @@ bool evict_one() {
     for (const Entry &e : registry->entries) leaving = leaving || e.state == State::Leaving;
     LWLockRelease(registry->lock);
     return !leaving && send_away(InvalidOid, 1) > 0;
-}
-
-int idle_count() {
-    if (registry == nullptr) return 0;
-    int n = 0;
-    LWLockAcquire(registry->lock, LW_SHARED);
-    for (const Entry &e : registry->entries) n += e.state == State::Idle;
-    LWLockRelease(registry->lock);
-    return n;
 }
 
 bool go_idle() {

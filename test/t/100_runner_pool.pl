@@ -167,44 +167,38 @@ is(sq(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'pooled_db'}), '1'
 is($rc, 0, 'DROP DATABASE succeeds: the idle worker is asked to exit first') or diag($err);
 
 # ---- terminating or cancelling the caller of a reused worker stops it ------------------------
-ok(clear_pool(), 'pool emptied');
-($n, $rc, $out, $err) = migrate('warm', 'CREATE TABLE warm (id int); VACUUM warm');
-ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool');
-my $pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
-my $caller = $node->background_psql('postgres', on_error_stop => 0);
-$caller->query_until(qr/started/, q{
-\echo started
-SELECT virtuoso.execute_migration_with_monitoring('killed',
-    'CREATE TABLE killed (id int); SELECT pg_sleep(60)', NULL, '{"transactional": false, "lint": "off"}');
+# A caller whose statement-by-statement migration `name` sleeps in a worker reused from the
+# pool: its psql session, its backend's PID and the worker's PID.
+sub sleeping_in_pooled_worker
+{
+    my ($name) = @_;
+    ok(clear_pool(), 'pool emptied');
+    migrate("warm_$name", "CREATE TABLE warm_$name (id int); VACUUM warm_$name");
+    my $pooled_pid = pooled_worker();
+    ok($pooled_pid, 'a worker waits in the pool');
+    my $caller = $node->background_psql('postgres', on_error_stop => 0);
+    $caller->query_until(qr/started/, qq{
+\\echo started
+SELECT virtuoso.execute_migration_with_monitoring('$name',
+    'CREATE TABLE $name (id int); SELECT pg_sleep(60)', NULL, '{"transactional": false, "lint": "off"}');
 });
-ok(wait_until($node, qq{SELECT count(*) = 1 FROM pg_stat_activity
-                        WHERE pid = $pooled_pid AND query LIKE '%pg_sleep(60)%'}),
-   'the pooled worker runs the sleeping statement');
-my $caller_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%execute_migration_with_monitoring(''killed''%'
-                      AND backend_type = 'client backend'});
+    ok(wait_until($node, qq{SELECT count(*) = 1 FROM pg_stat_activity
+                            WHERE pid = $pooled_pid AND query LIKE '%pg_sleep(60)%'}),
+       "$name: the pooled worker runs the sleeping statement");
+    my $caller_pid = sq(qq{SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'
+                           AND query LIKE '%execute_migration_with_monitoring(''$name''%'});
+    return ($caller, $caller_pid, $pooled_pid);
+}
+
+my ($caller, $caller_pid, $pooled_pid) = sleeping_in_pooled_worker('killed');
 sq("SELECT pg_terminate_backend($caller_pid)");
 ok(wait_until($node, $runners, '0'), 'terminating its caller stops it');
 ok(wait_until($node, $slots, '0'), 'and its slot is free');
 eval { $caller->quit };
 
-ok(clear_pool(), 'pool emptied');
-($n, $rc, $out, $err) = migrate('warm2', 'CREATE TABLE warm2 (id int); VACUUM warm2');
-ok(wait_until($node, "SELECT ($runners) = 1", 't'), 'a worker waits in the pool again');
-$pooled_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'db_virtuoso runner'});
-$caller = $node->background_psql('postgres', on_error_stop => 0);
-$caller->query_until(qr/started/, q{
-\echo started
-SELECT virtuoso.execute_migration_with_monitoring('cancelled',
-    'CREATE TABLE cancelled (id int); SELECT pg_sleep(60)', NULL, '{"transactional": false, "lint": "off"}');
-});
-ok(wait_until($node, qq{SELECT count(*) = 1 FROM pg_stat_activity
-                        WHERE pid = $pooled_pid AND query LIKE '%pg_sleep(60)%'}),
-   'the reused worker runs the sleeping statement');
-$caller_pid = sq(q{SELECT pid FROM pg_stat_activity WHERE query LIKE '%execute_migration_with_monitoring(''cancelled''%'
-                   AND backend_type = 'client backend'});
+($caller, $caller_pid, $pooled_pid) = sleeping_in_pooled_worker('cancelled');
 sq("SELECT pg_cancel_backend($caller_pid)");
-ok(wait_until($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $pooled_pid", '0'),
-   'cancelling its caller stops it');
+ok(gone($pooled_pid), 'cancelling its caller stops it');
 $out = sq(q{SELECT status FROM virtuoso.migration_log WHERE name = 'cancelled'});
 is($out, 'FAILED', 'the cancelled migration is recorded as FAILED');
 is(sq(q{SELECT count(*) FROM pg_tables WHERE tablename = 'cancelled'}), '1',

@@ -40,13 +40,9 @@ Claim claim(dsm_handle segment);
 bool serving(const Claim &claim);
 // Sends SIGTERM to the claimed worker if it still works for this backend.
 void terminate(const Claim &claim);
-// Waits (interrupts held) up to max_ms until the worker no longer works for this backend.
-bool wait_until_released(const Claim &claim, long max_ms);
 // Asks one idle worker (any database, any user) to exit, to free its slot for a caller that
 // waits in line; false when none is idle.
 bool evict_one();
-// Idle workers now (for the health check).
-int idle_count();
 
 // ---- worker side ----
 
