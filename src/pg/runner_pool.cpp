@@ -122,9 +122,9 @@ const char *database_needing_no_sessions(Node *stmt) {
 // Idle workers connected to a database are sessions of it: such commands would wait for them
 // and fail ("being accessed by other users").  They are asked to exit first; the command's
 // own wait for other sessions (up to 5 s) covers the time they take.
-void utility_hook(PlannedStmt *pstmt, const char *query, bool read_only, ProcessUtilityContext context,
-                  ParamListInfo params, QueryEnvironment *env, DestReceiver *dest,
-                  QueryCompletion *qc) {
+void utility_hook(PlannedStmt *pstmt, const char *query, bool read_only,
+                  ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *env,
+                  DestReceiver *dest, QueryCompletion *qc) {
     const char *name = database_needing_no_sessions(pstmt->utilityStmt);
     if (name != nullptr && registry != nullptr) {
         // Only for its owner (or a superuser): anyone else's command fails on privileges.
@@ -240,8 +240,8 @@ dsm_handle wait_for_claim() {
             return segment;
         }
         const long left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-                        Max(left, 1L), PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, Max(left, 1L),
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
 }
