@@ -193,6 +193,21 @@ SELECT pg_stat_force_next_flush();
 SELECT pg_stat_clear_snapshot();
 SELECT indexname, idx_scan FROM virtuoso.unused_indexes WHERE tablename = 'adv_idx' ORDER BY 1;
 
+-- Statements that read only the system catalogs (a monitoring query, a function call) can
+-- gain nothing from an index: they are left out before the planner sees them (no what-if
+-- plan), and the extension's own bookkeeping (the log rows a statement-by-statement
+-- migration writes through its worker) never enters the workload.
+SELECT pg_stat_statements_reset();
+SELECT count(*) FROM pg_catalog.pg_class WHERE relname = 'adv_orders';
+SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE pid = 1;
+SELECT count(*) FROM pg_catalog.pg_locks WHERE NOT granted;
+SELECT status FROM virtuoso.execute_migration_with_monitoring('adv_nontx',
+    'CREATE TABLE adv_nontx (a int); DROP TABLE adv_nontx', NULL, '{"transactional": false}');
+SELECT count(*) AS bookkeeping_in_workload FROM pg_stat_statements
+WHERE query ~ 'virtuoso\.(migration_log|migration_stats|alert_log)';
+SELECT measure, value FROM virtuoso.advisor_benchmark()
+WHERE measure IN ('statements_with_tables', 'whatif_plans') ORDER BY 1;
+
 -- Without pg_stat_statements in the database there is no workload: a clear error.
 DROP EXTENSION pg_stat_statements;
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes()$$);

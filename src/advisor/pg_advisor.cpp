@@ -95,13 +95,19 @@ struct Attempt {
 };
 
 // Analyses and plans a statement (permissions checked as the executor would) inside a
-// subtransaction: a failure is returned, with nothing of it left behind.
-Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &types) {
+// subtransaction: a failure is returned, with nothing of it left behind.  Unless
+// must_plan, a statement that touches no table an index could serve (a monitoring query
+// on the catalogs, a function call) is not planned: it leaves the workload anyway, and
+// planning the catalog views was most of the advisor's time on a busy server.
+Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &types,
+                    bool must_plan) {
     Attempt a;
     pg::SubTransaction sub;
     try {
         a.queries = analyse_statement(sql, role, types);
-        if (a.queries != NIL) plan_with(a.queries, {}, role, true);
+        if (a.queries != NIL &&
+            (must_plan || !describe_statement(a.queries, nullptr).tables.empty()))
+            plan_with(a.queries, {}, role, true);
         sub.commit();
         a.ok = true;
     } catch (const std::exception &e) {
@@ -140,14 +146,14 @@ constexpr int kMaxTriedParameters = 32;
 // after which the same error appears elsewhere in the text while the next parameters are
 // tried (several open positions).  The first way that
 // analyses and plans wins; when none does, the error of the statement as written is raised.
-List *analyse_understood(const WorkloadStatement &st) {
-    Attempt first = try_analyse(st.text, st.role, {});
+List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
+    Attempt first = try_analyse(st.text, st.role, {}, must_plan);
     if (first.ok) return first.queries;
     if (normalisation_may_cause(first.sqlstate)) {
         std::string repaired = repair_normalised(st.text);
         Attempt now = first;  // the error to get past
         if (repaired != st.text) {
-            now = try_analyse(repaired, st.role, {});
+            now = try_analyse(repaired, st.role, {}, must_plan);
             if (now.ok) return now.queries;
         }
         int n = parameter_count(repaired);
@@ -156,7 +162,7 @@ List *analyse_understood(const WorkloadStatement &st) {
                 for (Oid type : kTriedTypes) {
                     std::vector<Oid> types(static_cast<size_t>(n), InvalidOid);
                     types[i] = type;
-                    Attempt a = try_analyse(repaired, st.role, types);
+                    Attempt a = try_analyse(repaired, st.role, types, must_plan);
                     if (a.ok) return a.queries;
                 }
             // The same error elsewhere in the text: this type got past one occurrence.
@@ -168,7 +174,7 @@ List *analyse_understood(const WorkloadStatement &st) {
                     for (Oid type : kTriedTypes) {
                         std::vector<Oid> types = kept;
                         types[i] = type;
-                        Attempt a = try_analyse(repaired, st.role, types);
+                        Attempt a = try_analyse(repaired, st.role, types, must_plan);
                         if (a.ok) return a.queries;
                         if (a.sqlstate == now.sqlstate && a.message == now.message &&
                             a.position != now.position) {
@@ -190,7 +196,7 @@ List *analyse_understood(const WorkloadStatement &st) {
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
-    List *queries = analyse_understood(st);
+    List *queries = analyse_understood(st, given_by_hand);
     if (queries == NIL) {
         if (given_by_hand)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,

@@ -85,8 +85,9 @@ struct RunnerShared {
 struct RequestHeader {
     int mode;  // RunMode
     int nparams;
-    bool read_only;  // the caller's transaction is read-only (and this is no bookkeeping)
-    bool last;       // the worker exits once it has answered
+    bool read_only;    // the caller's transaction is read-only (and this is no bookkeeping)
+    bool bookkeeping;  // the extension's own log write: kept out of pg_stat_statements
+    bool last;         // the worker exits once it has answered
     bool outer_is_superuser;
     Oid outer_user_id;  // GetCurrentRoleId(): InvalidOid when no SET ROLE is active
     Oid current_user_id;
@@ -474,6 +475,7 @@ RequestMessage build_request(const RunRequest &req, bool last) {
     h->mode = static_cast<int>(req.mode);
     h->nparams = static_cast<int>(req.params.size());
     h->read_only = XactReadOnly && !req.bookkeeping;
+    h->bookkeeping = req.bookkeeping;
     h->last = last;
     h->outer_user_id = GetCurrentRoleId();
     h->outer_is_superuser = superuser_arg(GetOuterUserId());
@@ -1250,6 +1252,8 @@ bool serve_request(char *request) {
         // arm the timer itself (postgres.c does it per statement for client backends).
         if (StatementTimeout > 0) enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
         StartTransactionCommand();
+        // At the worker's top level, pg_stat_statements would record them as the users' own.
+        if (h->bookkeeping) untrack_statements_of_transaction();
         if (h->mode == static_cast<int>(RunMode::TopLevel))
             run_top_level(sql);
         else if (h->mode == static_cast<int>(RunMode::Entry))

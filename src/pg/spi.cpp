@@ -199,6 +199,24 @@ void GucScope::set(const char *name, const std::string &value) {
     });
 }
 
+namespace {
+constexpr const char *kTrackSetting = "pg_stat_statements.track";
+
+void untrack(GucAction action) {
+    if (GetConfigOption(kTrackSetting, true, false) == nullptr) return;  // not loaded
+    (void)set_config_option(kTrackSetting, "none", PGC_SUSET, PGC_S_SESSION, action, true, 0,
+                            false);
+}
+}  // namespace
+
+void GucScope::untrack_statements() {
+    pg_call([] { untrack(GUC_ACTION_SAVE); });
+}
+
+void untrack_statements_of_transaction() {
+    untrack(GUC_ACTION_LOCAL);
+}
+
 void interruptible_sleep(long milliseconds) {
     pg_call([milliseconds] {
         // The latch is also set by others (a shm_mq peer, a signal): sleep on to the end.

@@ -73,10 +73,19 @@ class GucScope {
     GucScope(const GucScope &) = delete;
     GucScope &operator=(const GucScope &) = delete;
     void set(const char *name, const std::string &value);
+    // Keeps the statements run in this scope out of pg_stat_statements (see
+    // untrack_statements_of_transaction).
+    void untrack_statements();
 
   private:
     int nest_level_;
 };
+
+// The extension's own statements (its log writes, its scheduler's queries) stay out of
+// pg_stat_statements, when that is loaded: they are not the users' workload, which the index
+// advisor and the migration gate read and a DBA ranks.  For the rest of the transaction;
+// plain PostgreSQL style (errors ereport()ed), for the runner worker.
+void untrack_statements_of_transaction();
 
 // The extension's own SQL: SPI with search_path pinned to pg_catalog (then pg_temp), so that
 // objects a user creates cannot capture what internal queries call.  Do not run user
@@ -87,6 +96,7 @@ class InternalSql : public Spi {
     // would leak for the life of the session.
     explicit InternalSql(bool keep_plans = true) : Spi(keep_plans) {
         guc_.set("search_path", "pg_catalog, pg_temp");
+        guc_.untrack_statements();
         ++depth_;
     }
     ~InternalSql() { --depth_; }
