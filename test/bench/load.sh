@@ -44,7 +44,7 @@ run_load() {
         END { for (k in e) { printf "%s%s:%d", sep, k, e[k]; sep = " " } }' "$out")
     echo "load|$label: window tps off/on: $(awk '$1 == "figure" && $2 ~ /^window_tps_/ { printf "%s%s", sep, $4; sep = " " }' "$out")|-|-|-|report" >>"$RESULTS"
     echo "load|$label: calls in $(fig seconds) s ($(fig calls_per_s)/s), errors by SQLSTATE|$(fig calls) calls|-|-|${errors:-none}" >>"$RESULTS"
-    echo "load|$label: bytes of migration_log (+ migration_stats) per migration|$(fig log_bytes_per_migration) B|-|-|report" >>"$RESULTS"
+    echo "load|$label: bytes of migration_log (+ migration_stats) per migration, as left / live rows (VACUUM FULL)|$(fig log_bytes_per_migration) B|$(fig log_live_bytes_per_migration) B|-|report" >>"$RESULTS"
     echo "load|$label: runner worker slots at peak|$(fig peak_runner_slots)|-|-|<= $(fig max_runner_workers) (virtuoso.max_runner_workers)" >>"$RESULTS"
     echo "load|$label: longest maintenance action, small busy pgbench tables|$(fig longest_maintenance_small_pgbench_table_s) s|-|-|<= 0.5 s" >>"$RESULTS"
     echo "load|$label: longest maintenance action, large pgbench tables|$(fig longest_maintenance_large_pgbench_table_s) s|-|-|report" >>"$RESULTS"
