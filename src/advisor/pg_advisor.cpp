@@ -196,6 +196,29 @@ List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
+    // An INSERT of constants or generated rows (pg_stat_statements keeps one entry per row
+    // count of a VALUES list, and one per table a migration fills) needs no analysis: no
+    // index serves it, only the rows it wrote count.
+    if (!given_by_hand) {
+        std::optional<core::Token> first = core::leading_word(st.text);
+        if (first && first->is_keyword("INSERT")) {
+            std::optional<Oid> target;
+            pg::SubTransaction probe;
+            try {
+                target = plain_insert_target(st.text, st.role);
+                probe.commit();
+            } catch (const pg::PgError &e) {
+                probe.rollback();
+                // The full analysis repairs what normalisation broke; other errors it
+                // would meet too.
+                if (!normalisation_may_cause(e.sqlstate())) throw;
+            }
+            if (target) {
+                an.writes[*target] += st.rows;
+                return;
+            }
+        }
+    }
     List *queries = analyse_understood(st, given_by_hand);
     if (queries == NIL) {
         if (given_by_hand)

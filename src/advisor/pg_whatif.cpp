@@ -16,6 +16,7 @@ extern "C" {
 #include "access/table.h"
 #include "catalog/catalog.h"
 #include "access/transam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_statistic.h"
@@ -717,6 +718,110 @@ void analyse_restricted(void *arg) {
     call->result = QueryRewrite(query);
 }
 }  // namespace
+
+namespace {
+// Only constants, parameters, casts, operators and function calls over them (what
+// pg_stat_statements keeps of VALUES lists and generated rows): anything else, a subquery
+// first, sends the statement to the full analysis.
+bool simple_expression(Node *node) {
+    if (node == nullptr) return true;
+    switch (nodeTag(node)) {
+        case T_List: {
+            ListCell *lc;
+            foreach (lc, castNode(List, node))
+                if (!simple_expression(static_cast<Node *>(lfirst(lc)))) return false;
+            return true;
+        }
+        case T_A_Const:
+        case T_ParamRef:
+        case T_ColumnRef:  // a column of the generated rows: FROM holds functions alone
+        case T_SetToDefault:
+        case T_SQLValueFunction:
+            return true;
+        case T_ResTarget:
+            return simple_expression(castNode(ResTarget, node)->val);
+        case T_TypeCast:
+            return simple_expression(castNode(TypeCast, node)->arg);
+        case T_A_Expr: {
+            auto *e = castNode(A_Expr, node);
+            return simple_expression(e->lexpr) && simple_expression(e->rexpr);
+        }
+        case T_FuncCall: {
+            auto *f = castNode(FuncCall, node);
+            return f->over == nullptr && f->agg_filter == nullptr && f->agg_order == NIL &&
+                   simple_expression(reinterpret_cast<Node *>(f->args));
+        }
+        case T_RowExpr:
+            return simple_expression(reinterpret_cast<Node *>(castNode(RowExpr, node)->args));
+        case T_A_ArrayExpr:
+            return simple_expression(
+                reinterpret_cast<Node *>(castNode(A_ArrayExpr, node)->elements));
+        case T_CoalesceExpr:
+            return simple_expression(reinterpret_cast<Node *>(castNode(CoalesceExpr, node)->args));
+        case T_BoolExpr:
+            return simple_expression(reinterpret_cast<Node *>(castNode(BoolExpr, node)->args));
+        case T_NullTest:
+            return simple_expression(reinterpret_cast<Node *>(castNode(NullTest, node)->arg));
+        default:
+            return false;
+    }
+}
+
+bool plain_rows(SelectStmt *sel) {
+    if (sel == nullptr) return true;  // DEFAULT VALUES
+    if (sel->op != SETOP_NONE || sel->whereClause || sel->groupClause || sel->havingClause ||
+        sel->sortClause || sel->distinctClause || sel->windowClause || sel->withClause ||
+        sel->limitCount || sel->limitOffset || sel->lockingClause || sel->intoClause)
+        return false;
+    ListCell *lc;
+    foreach (lc, sel->fromClause) {
+        auto *item = static_cast<Node *>(lfirst(lc));
+        if (!IsA(item, RangeFunction)) return false;
+        ListCell *fc;
+        foreach (fc, castNode(RangeFunction, item)->functions)  // (call, column definitions)
+            if (!simple_expression(static_cast<Node *>(linitial(castNode(List, lfirst(fc))))))
+                return false;
+    }
+    return simple_expression(reinterpret_cast<Node *>(sel->targetList)) &&
+           simple_expression(reinterpret_cast<Node *>(sel->valuesLists));
+}
+
+struct PlainInsertCall {
+    const char *sql;
+    Oid target;
+};
+
+void plain_insert_restricted(void *arg) {
+    auto *call = static_cast<PlainInsertCall *>(arg);
+    List *raw = raw_parser(call->sql, RAW_PARSE_DEFAULT);
+    if (list_length(raw) != 1) return;
+    Node *stmt = linitial_node(RawStmt, raw)->stmt;
+    if (!IsA(stmt, InsertStmt)) return;
+    auto *ins = castNode(InsertStmt, stmt);
+    if (ins->withClause || ins->onConflictClause ||
+        !simple_expression(reinterpret_cast<Node *>(ins->returningList)) ||
+        !plain_rows(reinterpret_cast<SelectStmt *>(ins->selectStmt)))
+        return;
+    Oid relid = RangeVarGetRelid(ins->relation, NoLock, true);
+    if (!OidIsValid(relid)) return;
+    HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+    if (!HeapTupleIsValid(tup)) return;
+    auto *form = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup));
+    // A view or a rule rewrites the INSERT into other statements: those are analysed.
+    bool plain =
+        (form->relkind == RELKIND_RELATION || form->relkind == RELKIND_PARTITIONED_TABLE) &&
+        !form->relhasrules;
+    ReleaseSysCache(tup);
+    if (plain) call->target = relid;
+}
+}  // namespace
+
+std::optional<Oid> plain_insert_target(const std::string &sql, Oid role) {
+    PlainInsertCall call{sql.c_str(), InvalidOid};
+    pg::pg_call([&call, role] { run_restricted(role, plain_insert_restricted, &call); });
+    if (!OidIsValid(call.target)) return std::nullopt;
+    return call.target;
+}
 
 List *analyse_statement(const std::string &sql, Oid role, const std::vector<Oid> &param_types) {
     // Names resolve, and row-level security policies apply, as for the role that runs it.

@@ -142,15 +142,21 @@ std::optional<std::string> with_concurrently(std::string_view sql, std::string *
     return out;
 }
 
-bool may_be_query(std::string_view sql) {
+std::optional<Token> leading_word(std::string_view sql) {
     for (const Token &t : tokenize(sql)) {
         if (t.kind == TokenKind::Punctuation && t.text == "(") continue;
-        if (t.kind != TokenKind::Word) return false;
-        for (const char *keyword :
-             {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"})
-            if (t.is_keyword(keyword)) return true;
-        return false;
+        if (t.kind != TokenKind::Word) return std::nullopt;
+        return t;
     }
+    return std::nullopt;
+}
+
+bool may_be_query(std::string_view sql) {
+    std::optional<Token> first = leading_word(sql);
+    if (!first) return false;
+    for (const char *keyword :
+         {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"})
+        if (first->is_keyword(keyword)) return true;
     return false;
 }
 

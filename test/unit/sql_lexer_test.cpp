@@ -2,13 +2,15 @@
 
 #include <gtest/gtest.h>
 
+using virtuoso::core::leading_word;
+using virtuoso::core::may_be_query;
 using virtuoso::core::tokenize;
 using virtuoso::core::TokenKind;
-using virtuoso::core::may_be_query;
 using virtuoso::core::with_concurrently;
 
 TEST(SqlLexer, SkipsCommentsAndKeepsQuotedText) {
-    auto tokens = tokenize("/* a /* nested */ comment */ SELECT 'it''s -- not a comment' -- end\n, 1");
+    auto tokens =
+        tokenize("/* a /* nested */ comment */ SELECT 'it''s -- not a comment' -- end\n, 1");
     ASSERT_EQ(tokens.size(), 4u);
     EXPECT_TRUE(tokens[0].is_keyword("SELECT"));
     EXPECT_EQ(tokens[1].kind, TokenKind::String);
@@ -95,4 +97,16 @@ TEST(MayBeQuery, UtilityStatementsAndOddInput) {
     EXPECT_FALSE(may_be_query(""));
     EXPECT_FALSE(may_be_query("   /* only a comment */"));
     EXPECT_FALSE(may_be_query("$1"));
+}
+
+TEST(LeadingWord, FirstWordAfterCommentsAndParentheses) {
+    ASSERT_TRUE(leading_word("  -- c\n/* d */ ((insert into t values ($1)))"));
+    EXPECT_TRUE(
+        leading_word("  -- c\n/* d */ ((insert into t values ($1)))")->is_keyword("INSERT"));
+    EXPECT_TRUE(
+        leading_word("INSERT INTO t SELECT g FROM generate_series(1, 3) g")->is_keyword("INSERT"));
+    EXPECT_FALSE(leading_word("SELECT 1")->is_keyword("INSERT"));
+    EXPECT_FALSE(leading_word(""));
+    EXPECT_FALSE(leading_word("$1"));
+    EXPECT_FALSE(leading_word("'INSERT'"));
 }

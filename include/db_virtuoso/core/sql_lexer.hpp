@@ -30,6 +30,10 @@ std::vector<Token> tokenize(std::string_view sql);
 // definition.
 std::optional<std::string> with_concurrently(std::string_view sql, std::string *error);
 
+// The first token of sql after comments and opening parentheses when it is a word ("(select
+// ..." -> select); nullopt when something else comes first.  The token views sql.
+std::optional<Token> leading_word(std::string_view sql);
+
 // Whether sql may be a query an index can serve (SELECT, INSERT, UPDATE, DELETE, MERGE, WITH,
 // VALUES, TABLE, after comments and opening parentheses): false for utility statements
 // (CREATE, VACUUM, BEGIN, SET...), which the index advisor can skip without parsing them.
