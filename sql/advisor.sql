@@ -223,6 +223,25 @@ SELECT measure, value FROM virtuoso.advisor_benchmark()
 WHERE measure IN ('statements_not_analysed', 'statements_with_tables') ORDER BY 1;
 DROP TABLE adv_ins;
 
+-- A cancel (here statement_timeout) while the workload's statements are analysed ends the
+-- call: it is not one statement's failure, to report with a NOTICE and skip.  Planning this
+-- eleven-way join exhaustively takes far longer than the timeout.
+DO $$ BEGIN FOR i IN 1..11 LOOP EXECUTE format('CREATE TABLE adv_j%s (a int, b int)', i); END LOOP; END $$;
+SELECT pg_stat_statements_reset();
+SELECT count(*) FROM adv_j1 JOIN adv_j2 USING (a) JOIN adv_j3 USING (a) JOIN adv_j4 USING (a)
+  JOIN adv_j5 USING (a) JOIN adv_j6 USING (a) JOIN adv_j7 USING (a) JOIN adv_j8 USING (a)
+  JOIN adv_j9 USING (a) JOIN adv_j10 USING (a) JOIN adv_j11 USING (a) WHERE adv_j1.b = 1;
+SET join_collapse_limit = 12;
+SET from_collapse_limit = 12;
+SET geqo = off;
+SET statement_timeout = '20ms';
+SELECT count(*) FROM virtuoso.recommend_indexes();
+RESET statement_timeout;
+RESET geqo;
+RESET from_collapse_limit;
+RESET join_collapse_limit;
+DO $$ BEGIN FOR i IN 1..11 LOOP EXECUTE format('DROP TABLE adv_j%s', i); END LOOP; END $$;
+
 -- Without pg_stat_statements in the database there is no workload: a clear error.
 DROP EXTENSION pg_stat_statements;
 SELECT try($$SELECT * FROM virtuoso.recommend_indexes()$$);

@@ -111,6 +111,10 @@ Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &ty
         sub.commit();
         a.ok = true;
     } catch (const std::exception &e) {
+        if (pg::ends_the_call(sqlstate_of(e))) {
+            sub.rollback();
+            throw;
+        }
         // copied before the rollback frees the error's memory
         a.sqlstate = sqlstate_of(e);
         a.message = e.what();
@@ -272,6 +276,7 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
         } catch (const std::exception &e) {
             std::string reason = error_text(e);
             sub.rollback();
+            if (pg::ends_the_call(sqlstate_of(e))) throw;  // a cancel is not one statement's
             ++an.not_analysed;
             pg::report(NOTICE, fmt::format("index advisor: statement not analysed ({}): {}", reason,
                                            shorten(st.text)));

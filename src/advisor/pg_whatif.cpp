@@ -1154,12 +1154,7 @@ void sample_table(Oid relid, const std::set<AttrNum> &columns, TableInfo &info) 
         sub.rollback();
         // A value whose text form fails (a type's output function) leaves the estimate
         // unsampled; a cancel, a shutdown or running out of resources is the caller's.
-        int category = ERRCODE_TO_CATEGORY(e.sqlstate());
-        if (e.sqlstate() == ERRCODE_QUERY_CANCELED ||
-            category == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||
-            category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-            category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED))
-            throw;
+        if (pg::ends_the_call(e.sqlstate())) throw;
         return;
     }
     info.sample = std::move(sample);

@@ -78,6 +78,13 @@ void raise_pending(const PendingError &err, const char *function_name) {
     pg_unreachable();
 }
 
+bool ends_the_call(int sqlstate) {
+    int category = ERRCODE_TO_CATEGORY(sqlstate);
+    return category == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||  // 57: 57014 too
+           category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+           category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+}
+
 void report(int elevel, const std::string &message) {
     pg_call([&] { ereport(elevel, (errmsg_internal("%s", message.c_str()))); });
 }

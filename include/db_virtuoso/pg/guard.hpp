@@ -118,6 +118,11 @@ Datum guarded(const char *function_name, Body &&body) {
 // Checked once per backend.
 void require_matching_sql_version();
 
+// Whether an error with this SQLSTATE belongs to the whole call, never to one item of it
+// that a loop may report and skip: a cancel (statement_timeout, pg_cancel_backend), a
+// shutdown, running out of resources or past a limit.
+bool ends_the_call(int sqlstate);
+
 // Sends a NOTICE (or another level below ERROR) to the client.
 void report(int elevel, const std::string &message);
 
@@ -140,17 +145,17 @@ class SubTransaction {
 
 }  // namespace virtuoso::pg
 
-#define VIRTUOSO_FUNCTION_BODY(name, check_version)                                    \
-    static Datum name##_impl(FunctionCallInfo fcinfo);                                 \
-    extern "C" {                                                                       \
-    PG_FUNCTION_INFO_V1(name);                                                         \
-    Datum name(PG_FUNCTION_ARGS) {                                                     \
-        return virtuoso::pg::guarded(#name, [fcinfo] {                                 \
-            if (check_version) virtuoso::pg::require_matching_sql_version();           \
-            return name##_impl(fcinfo);                                                \
-        });                                                                            \
-    }                                                                                  \
-    }                                                                                  \
+#define VIRTUOSO_FUNCTION_BODY(name, check_version)                          \
+    static Datum name##_impl(FunctionCallInfo fcinfo);                       \
+    extern "C" {                                                             \
+    PG_FUNCTION_INFO_V1(name);                                               \
+    Datum name(PG_FUNCTION_ARGS) {                                           \
+        return virtuoso::pg::guarded(#name, [fcinfo] {                       \
+            if (check_version) virtuoso::pg::require_matching_sql_version(); \
+            return name##_impl(fcinfo);                                      \
+        });                                                                  \
+    }                                                                        \
+    }                                                                        \
     static Datum name##_impl(FunctionCallInfo fcinfo)
 
 // Declares a SQL-callable C function whose body runs inside the guard, after checking that
