@@ -33,15 +33,13 @@ Cell num_cell(const Value &v, int decimals = 1) {
     return {v ? report::format_number(dbl(v), decimals) : "", "num"};
 }
 
-// Errors that end the whole call instead of one section: the user's cancel or timeout,
-// shutdown, out of memory or disk, serialization failures and deadlocks (the caller retries),
-// and internal errors.
-bool ends_the_call(int sqlstate) {
+// Errors that end the whole report instead of one section: those that end any call (the
+// user's cancel or timeout, shutdown, out of memory or disk), and also serialization
+// failures and deadlocks (the caller retries) and system and internal errors.
+bool ends_the_report(int sqlstate) {
     int category = ERRCODE_TO_CATEGORY(sqlstate);
-    return category == ERRCODE_OPERATOR_INTERVENTION ||
-           category == ERRCODE_INSUFFICIENT_RESOURCES || category == ERRCODE_SYSTEM_ERROR ||
-           category == ERRCODE_INTERNAL_ERROR || category == ERRCODE_TRANSACTION_ROLLBACK ||
-           category == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+    return pg::ends_the_call(sqlstate) || category == ERRCODE_SYSTEM_ERROR ||
+           category == ERRCODE_INTERNAL_ERROR || category == ERRCODE_TRANSACTION_ROLLBACK;
 }
 
 // Runs f in a subtransaction; returns the text of an error the reader should see.
@@ -54,7 +52,7 @@ std::optional<std::string> in_section(F &&f) {
         sub.commit();
         return std::nullopt;
     } catch (const pg::PgError &e) {
-        if (ends_the_call(e.sqlstate())) throw;
+        if (ends_the_report(e.sqlstate())) throw;
         message =
             fmt::format("Not shown: {} (SQLSTATE {})", e.what(), unpack_sql_state(e.sqlstate()));
         if (e.data() && e.data()->hint) message += fmt::format(". Hint: {}", e.data()->hint);
