@@ -89,6 +89,8 @@ constexpr size_t kDefaultMaxIndexes = 64;
 struct Attempt {
     bool ok = false;
     List *queries = NIL;
+    QueryDesc desc;                  // of queries (describe_statement)
+    std::vector<TableId> whole_row;  // tables it reads whole rows of
     int sqlstate = 0;
     int position = 0;  // of the error in the text, 0 if none
     std::string message, detail, hint;
@@ -105,9 +107,10 @@ Attempt try_analyse(const std::string &sql, Oid role, const std::vector<Oid> &ty
     pg::SubTransaction sub;
     try {
         a.queries = analyse_statement(sql, role, types);
-        if (a.queries != NIL &&
-            (must_plan || !describe_statement(a.queries, nullptr).tables.empty()))
-            plan_with(a.queries, {}, role, true);
+        if (a.queries != NIL) {
+            a.desc = describe_statement(a.queries, &a.whole_row);
+            if (must_plan || !a.desc.tables.empty()) plan_with(a.queries, {}, role, true);
+        }
         sub.commit();
         a.ok = true;
     } catch (const std::exception &e) {
@@ -150,15 +153,15 @@ constexpr int kMaxTriedParameters = 32;
 // after which the same error appears elsewhere in the text while the next parameters are
 // tried (several open positions).  The first way that
 // analyses and plans wins; when none does, the error of the statement as written is raised.
-List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
+Attempt analyse_understood(const WorkloadStatement &st, bool must_plan) {
     Attempt first = try_analyse(st.text, st.role, {}, must_plan);
-    if (first.ok) return first.queries;
+    if (first.ok) return first;
     if (normalisation_may_cause(first.sqlstate)) {
         std::string repaired = repair_normalised(st.text);
         Attempt now = first;  // the error to get past
         if (repaired != st.text) {
             now = try_analyse(repaired, st.role, {}, must_plan);
-            if (now.ok) return now.queries;
+            if (now.ok) return now;
         }
         int n = parameter_count(repaired);
         if (n > 0 && n <= kMaxTriedParameters) {
@@ -167,7 +170,7 @@ List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
                     std::vector<Oid> types(static_cast<size_t>(n), InvalidOid);
                     types[i] = type;
                     Attempt a = try_analyse(repaired, st.role, types, must_plan);
-                    if (a.ok) return a.queries;
+                    if (a.ok) return a;
                 }
             // The same error elsewhere in the text: this type got past one occurrence.
             std::vector<Oid> kept(static_cast<size_t>(n), InvalidOid);
@@ -179,7 +182,7 @@ List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
                         std::vector<Oid> types = kept;
                         types[i] = type;
                         Attempt a = try_analyse(repaired, st.role, types, must_plan);
-                        if (a.ok) return a.queries;
+                        if (a.ok) return a;
                         if (a.sqlstate == now.sqlstate && a.message == now.message &&
                             a.position != now.position) {
                             now = std::move(a);
@@ -195,35 +198,32 @@ List *analyse_understood(const WorkloadStatement &st, bool must_plan) {
     throw UserError(first.sqlstate, first.message, first.detail, first.hint);
 }
 
+// An INSERT of constants or generated rows (pg_stat_statements keeps one entry per row count
+// of a VALUES list, and one per table a migration fills) needs no analysis: no index serves
+// it, only the rows it wrote count.  True when st is one, its rows counted.
+bool counted_as_plain_insert(Analysed &an, const WorkloadStatement &st) {
+    std::optional<Oid> target;
+    pg::SubTransaction probe;
+    try {
+        target = plain_insert_target(st.text, st.role);
+        probe.commit();
+    } catch (const pg::PgError &e) {
+        probe.rollback();
+        // The full analysis repairs what normalisation broke; other errors it would meet too.
+        if (!normalisation_may_cause(e.sqlstate())) throw;
+    }
+    if (!target) return false;
+    an.writes[*target] += st.rows;
+    return true;
+}
+
 // Analyses one statement and adds it to the workload.  A statement given by hand must be a
 // query; one from the workload that is a utility statement, or touches no table an index
 // could serve, is left out silently.
 void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId> &whole_row,
                  bool given_by_hand) {
-    // An INSERT of constants or generated rows (pg_stat_statements keeps one entry per row
-    // count of a VALUES list, and one per table a migration fills) needs no analysis: no
-    // index serves it, only the rows it wrote count.
-    if (!given_by_hand) {
-        std::optional<core::Token> first = core::leading_word(st.text);
-        if (first && first->is_keyword("INSERT")) {
-            std::optional<Oid> target;
-            pg::SubTransaction probe;
-            try {
-                target = plain_insert_target(st.text, st.role);
-                probe.commit();
-            } catch (const pg::PgError &e) {
-                probe.rollback();
-                // The full analysis repairs what normalisation broke; other errors it
-                // would meet too.
-                if (!normalisation_may_cause(e.sqlstate())) throw;
-            }
-            if (target) {
-                an.writes[*target] += st.rows;
-                return;
-            }
-        }
-    }
-    List *queries = analyse_understood(st, given_by_hand);
+    Attempt understood = analyse_understood(st, given_by_hand);
+    List *queries = understood.queries;
     if (queries == NIL) {
         if (given_by_hand)
             throw UserError(ERRCODE_INVALID_PARAMETER_VALUE,
@@ -243,7 +243,8 @@ void analyse_one(Analysed &an, const WorkloadStatement &st, std::vector<TableId>
     // Plannable, and readable by its role as the executor checks (the caller has that role's
     // privileges: see workload()): analyse_understood planned it so.  Nothing is revealed
     // about tables the caller cannot read.
-    QueryDesc desc = describe_statement(queries, &whole_row);
+    whole_row.insert(whole_row.end(), understood.whole_row.begin(), understood.whole_row.end());
+    QueryDesc desc = std::move(understood.desc);
     if (desc.tables.empty() && !given_by_hand) return;
     desc.weight = st.weight;
     an.texts.push_back(st.text);
@@ -268,10 +269,12 @@ Analysed analyse_workload(const std::vector<WorkloadStatement> &statements, bool
         // A utility statement (pg_stat_statements holds every CREATE, VACUUM, BEGIN run at
         // top level) is left out before it costs a subtransaction and the parser: on a busy
         // server with many migrations those were most of the advisor's time.
-        if (!core::may_be_query(st.text)) continue;
+        std::optional<core::Token> first = core::leading_word(st.text);
+        if (!core::may_be_query(first)) continue;
         pg::SubTransaction sub;
         try {
-            analyse_one(an, st, whole_row, false);
+            if (!(first->is_keyword("INSERT") && counted_as_plain_insert(an, st)))
+                analyse_one(an, st, whole_row, false);
             sub.commit();
         } catch (const std::exception &e) {
             std::string reason = error_text(e);

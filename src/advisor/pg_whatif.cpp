@@ -717,9 +717,7 @@ void analyse_restricted(void *arg) {
     Query *query = parse_analyze_varparams(stmt, sql, &param_types, &param_count, nullptr);
     call->result = QueryRewrite(query);
 }
-}  // namespace
 
-namespace {
 // Only constants, parameters, casts, operators and function calls over them (what
 // pg_stat_statements keeps of VALUES lists and generated rows): anything else, a subquery
 // first, sends the statement to the full analysis.

@@ -152,7 +152,10 @@ std::optional<Token> leading_word(std::string_view sql) {
 }
 
 bool may_be_query(std::string_view sql) {
-    std::optional<Token> first = leading_word(sql);
+    return may_be_query(leading_word(sql));
+}
+
+bool may_be_query(const std::optional<Token> &first) {
     if (!first) return false;
     for (const char *keyword :
          {"SELECT", "INSERT", "UPDATE", "DELETE", "MERGE", "WITH", "VALUES", "TABLE"})

@@ -38,5 +38,7 @@ std::optional<Token> leading_word(std::string_view sql);
 // VALUES, TABLE, after comments and opening parentheses): false for utility statements
 // (CREATE, VACUUM, BEGIN, SET...), which the index advisor can skip without parsing them.
 bool may_be_query(std::string_view sql);
+// The same from the statement's leading_word().
+bool may_be_query(const std::optional<Token> &first);
 
 }  // namespace virtuoso::core
