@@ -143,3 +143,41 @@ SELECT count(*) AS runs_seen FROM virtuoso.implementation_log;
 RESET ROLE;
 SELECT count(*) > 0 AS runs_exist FROM virtuoso.implementation_log;
 REVOKE SELECT ON virtuoso.implementation_log FROM regress_virtuoso_user;
+
+-- A cancel (here statement_timeout) ends the plan and reaches the caller: it is not a failed
+-- step to undo and go on from (the plan used to roll back the steps before it and return as
+-- if nothing had happened, with the timeout spent).  The step's FAILED record stays.
+\set VERBOSITY terse
+SET statement_timeout = '1s';
+SELECT step_name, status FROM virtuoso.execute_database_implementation('{"name": "cancelled", "changes": [
+  {"name": "first", "type": "sql", "definition": "CREATE TABLE pl_first (id int)", "rollback": "DROP TABLE pl_first"},
+  {"name": "slow", "type": "sql", "definition": "SELECT pg_sleep(30)", "rollback": "SELECT 1"}],
+  "options": {"prechecks": false}}');
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT to_regclass('pl_first') AS first_table;
+SELECT name, status, error_message FROM virtuoso.migration_log WHERE name LIKE 'cancelled/%' ORDER BY started_at;
+-- ... and so does a cancel while the plan undoes its steps after a failure.
+\set VERBOSITY terse
+SET statement_timeout = '1s';
+SELECT step_name, status FROM virtuoso.execute_database_implementation('{"name": "cancelled_undo", "changes": [
+  {"name": "first", "type": "sql", "definition": "CREATE TABLE pl_first (id int)", "rollback": "SELECT pg_sleep(30); DROP TABLE pl_first"},
+  {"name": "broken", "type": "sql", "definition": "SELECT 1/0", "rollback": "SELECT 1"}],
+  "options": {"prechecks": false}}');
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT to_regclass('pl_first') AS first_table;
+-- As a procedure the steps before the cancel stay committed, and the run's record says where
+-- it stopped.
+\set VERBOSITY terse
+SET statement_timeout = '1s';
+CALL virtuoso.run_implementation('{"name": "cancelled_call", "changes": [
+  {"name": "first", "type": "sql", "definition": "CREATE TABLE pl_first (id int)", "rollback": "DROP TABLE pl_first"},
+  {"name": "slow", "type": "sql", "definition": "SELECT pg_sleep(30)", "rollback": "SELECT 1"}],
+  "options": {"prechecks": false}}', NULL, NULL, NULL);
+RESET statement_timeout;
+\set VERBOSITY default
+SELECT to_regclass('pl_first') AS first_table;
+SELECT status, state FROM virtuoso.implementation_run WHERE plan_name = 'cancelled_call';
+SELECT step_name, status FROM virtuoso.implementation_log WHERE plan_name = 'cancelled_call' ORDER BY ordinal;
+DROP TABLE pl_first;

@@ -85,6 +85,23 @@ bool ends_the_call(int sqlstate) {
            category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
 }
 
+ErrorData *copy_error(const ErrorData *error, MemoryContext context) {
+    return pg_call([&] {
+        MemoryContext caller = MemoryContextSwitchTo(context);
+        auto *copy = static_cast<ErrorData *>(palloc(sizeof(ErrorData)));
+        *copy = *error;
+        // the strings belong to the error's own context: each needs its own copy
+        for (char **field :
+             {&copy->message, &copy->detail, &copy->detail_log, &copy->hint, &copy->context,
+              &copy->backtrace, &copy->schema_name, &copy->table_name, &copy->column_name,
+              &copy->datatype_name, &copy->constraint_name, &copy->internalquery})
+            if (*field) *field = pstrdup(*field);
+        copy->assoc_context = context;
+        MemoryContextSwitchTo(caller);
+        return copy;
+    });
+}
+
 void report(int elevel, const std::string &message) {
     pg_call([&] { ereport(elevel, (errmsg_internal("%s", message.c_str()))); });
 }

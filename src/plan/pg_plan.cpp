@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -143,6 +144,9 @@ class Orchestrator {
     bool undo(size_t failed_index, std::string *state);
     bool post_validate();
     void finish(const std::string &status, const std::string &state, json extra = json::object());
+    // A cancel, a shutdown or a resource limit met during `during` (pg::ends_the_call): the run
+    // ends there (nothing more runs, nothing is undone) and the error reaches the caller.
+    [[noreturn]] void stop(const pg::PgError &e, const std::string &during);
 
     Plan plan_;
     std::vector<std::string> parse_problems_;
@@ -202,6 +206,7 @@ void Orchestrator::validate() {
                 }
                 if (out) *out = std::move(statements);
             } catch (const pg::PgError &e) {
+                if (pg::ends_the_call(e.sqlstate())) throw;
                 problems.push_back(where + fmt::format("{}: {}", what, e.what()));
             }
         };
@@ -226,6 +231,7 @@ void Orchestrator::validate() {
                                                                ? ""
                                                                : " (" + f.safe_alternative + ")"));
         } catch (const pg::PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) throw;
             // a syntax error was already listed by the statement check
         }
     }
@@ -325,8 +331,7 @@ void Orchestrator::settle_interrupted_runs() {
     }
     if (holder)
         throw UserError(ERRCODE_LOCK_NOT_AVAILABLE,
-                        fmt::format("plan \"{}\" is being run by {}", plan_.name, *holder),
-                        "",
+                        fmt::format("plan \"{}\" is being run by {}", plan_.name, *holder), "",
                         "Wait until that run ends (see virtuoso.implementation_log), then run "
                         "the plan again: it resumes where that run stopped.");
 }
@@ -342,6 +347,7 @@ bool Orchestrator::prechecks() {
             body(row);
             scope.commit();
         } catch (const pg::PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) stop(e, "pre-check: " + name);
             row.status = "WARN";
             row.details = {{"error", error_json(e)}, {"message", "the check could not run"}};
         }
@@ -531,6 +537,7 @@ bool Orchestrator::run_step(Step &step) {
     row.details["type"] = step.type_name;
     row.details["migration"] = name;
     bool ok = true;
+    std::optional<pg::PgError> ending;
     try {
         pg::SubTransaction scope;
         if (step.type == StepType::Scaffold) scaffold(step);
@@ -576,6 +583,7 @@ bool Orchestrator::run_step(Step &step) {
         ok = false;
         row.status = "FAILED";
         row.details["error"] = error_json(e);
+        if (pg::ends_the_call(e.sqlstate())) ending = e;
     } catch (const UserError &e) {
         ok = false;
         row.status = "FAILED";
@@ -591,6 +599,7 @@ bool Orchestrator::run_step(Step &step) {
     }
     row.duration = interval_text(t0, GetCurrentTimestamp());
     add(std::move(row));
+    if (ending) stop(*ending, fmt::format("step \"{}\"", step.name));
     commit_if_procedure();
     return ok;
 }
@@ -636,6 +645,11 @@ bool Orchestrator::undo(size_t failed_index, std::string *state) {
             row.status = "FAILED";
             row.details["error"] = error_json(e);
             remaining.push_back(step.name);
+            if (pg::ends_the_call(e.sqlstate())) {
+                row.duration = interval_text(t0, GetCurrentTimestamp());
+                add(std::move(row));
+                stop(e, fmt::format("the undo of step \"{}\"", step.name));
+            }
         } catch (const UserError &e) {
             row.status = "FAILED";
             row.details["error"] = error_json(e);
@@ -693,6 +707,7 @@ bool Orchestrator::post_validate() {
                 add(std::move(row));
             }
         } catch (const pg::PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) stop(e, "post-implementation validation");
             ok = false;
             add({"validation",
                  "validation: rules",
@@ -728,6 +743,7 @@ bool Orchestrator::post_validate() {
                                         {"message", text_or_null(x[3])}});
             }
         } catch (const pg::PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) stop(e, "post-implementation validation");
             problems.push_back({{"step", step.name}, {"error", error_json(e)}});
         }
     }
@@ -842,6 +858,18 @@ void Orchestrator::run() {
     std::string state;
     const bool clean = undo(failed, &state);
     finish(clean ? "ROLLED_BACK" : "FAILED", failure + "; " + state);
+}
+
+void Orchestrator::stop(const pg::PgError &e, const std::string &during) {
+    // Recording the run commits a procedure's transaction, and the error's copy with it.
+    ErrorData *error = pg::copy_error(e.data(), fcinfo_->flinfo->fn_mcxt);
+    finish("FAILED",
+           fmt::format("stopped during {} by \"{}\" ({}): nothing after it ran and nothing was "
+                       "undone; run the plan again to resume from there",
+                       during, error->message ? error->message : "an error", pg::pg_call([&] {
+                           return std::string(unpack_sql_state(error->sqlerrcode));
+                       })));
+    throw pg::PgError(error);
 }
 
 ParseResult parsed_plan(const std::string &text) {

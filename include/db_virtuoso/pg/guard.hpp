@@ -123,6 +123,10 @@ void require_matching_sql_version();
 // shutdown, running out of resources or past a limit.
 bool ends_the_call(int sqlstate);
 
+// A copy of a saved error in `context`: one that must outlive the transaction it was caught in
+// (a procedure that records the error and commits before raising it again).
+ErrorData *copy_error(const ErrorData *error, MemoryContext context);
+
 // Sends a NOTICE (or another level below ERROR) to the client.
 void report(int elevel, const std::string &message);
 
