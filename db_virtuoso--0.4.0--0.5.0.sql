@@ -21,6 +21,107 @@ AS 'MODULE_PATHNAME', 'virtuoso_advisor_benchmark';
 COMMENT ON FUNCTION virtuoso.advisor_benchmark(bigint, integer, bigint, integer) IS
 'Benchmark of the index advisor over the pg_stat_statements workload: the greedy selection against an exhaustive search over the same candidates (the best candidates_per_group of each group of joined tables), and the time per what-if plan; then the default (lean) recommendation over every candidate against the reference Extend algorithm (Schlosser et al.) costed through the same what-if planner, at the same estimated storage and unbounded, and ours within the storage of unbounded Extend: workload cost relative to no index, index count, estimated bytes, seconds. With max_index_bytes (not negative), also the answer of recommend_indexes(max_index_bytes => max_index_bytes, max_indexes => max_indexes) (figures ours_at_budget_*; max_indexes 0 to 1000, default the advisor''s own bound). NOTICEs name the indexes of Extend''s set at our storage and of the budgeted answer with their estimated bytes, so that they can be built.';
 
+CREATE OR REPLACE VIEW virtuoso.unused_indexes AS
+SELECT s.schemaname,
+       s.relname AS tablename,
+       s.indexrelname AS indexname,
+       pg_relation_size(s.indexrelid) AS index_size_bytes,
+       s.idx_scan,
+       pg_get_indexdef(s.indexrelid) AS index_definition,
+       -- qualified and quoted: right whatever the search_path of whoever runs it
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', s.schemaname, s.indexrelname)
+           AS drop_statement
+FROM pg_catalog.pg_stat_user_indexes s
+JOIN pg_catalog.pg_index i ON i.indexrelid = s.indexrelid
+JOIN pg_catalog.pg_class t ON t.oid = s.relid
+WHERE s.idx_scan = 0
+  -- only tables the caller may see, as virtuoso.health_may_see decides (defined later)
+  AND (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+       OR pg_catalog.pg_has_role(t.relowner, 'USAGE')
+       OR pg_catalog.has_any_column_privilege(t.oid, 'SELECT'))
+  AND NOT i.indisunique
+  AND NOT i.indisprimary
+  AND NOT i.indisexclusion
+  AND i.indisvalid
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid)
+  -- an extension's tables keep the indexes it made (rarely scanned is not unneeded)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND d.objid OPERATOR(pg_catalog.=) s.relid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                    AND d.deptype OPERATOR(pg_catalog.=) 'e');
+
+COMMENT ON VIEW virtuoso.unused_indexes IS
+'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted). Only indexes of tables the caller owns or may read (all with pg_read_all_stats); not those of an extension''s own tables.';
+
+CREATE OR REPLACE VIEW virtuoso.redundant_indexes AS
+WITH idx AS (
+    SELECT i.indexrelid, i.indrelid, i.indisunique, i.indisprimary, c.relam,
+           i.indnkeyatts,
+           (string_to_array(i.indkey::text, ' ')::int2[])[1:i.indnkeyatts] AS keys,
+           string_to_array(i.indkey::text, ' ')::int2[] AS all_columns,
+           (string_to_array(i.indclass::text, ' ')::oid[])[1:i.indnkeyatts] AS opclasses,
+           (string_to_array(i.indcollation::text, ' ')::oid[])[1:i.indnkeyatts] AS collations,
+           (string_to_array(i.indoption::text, ' ')::int2[])[1:i.indnkeyatts] AS options,
+           pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS predicate,
+           pg_catalog.pg_get_expr(i.indexprs, i.indrelid) AS expressions
+    FROM pg_catalog.pg_index i
+    JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+    JOIN pg_catalog.pg_class tc ON tc.oid = i.indrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE i.indisvalid
+      -- only tables the caller may see, as virtuoso.health_may_see decides (defined later)
+      AND (pg_catalog.pg_has_role('pg_read_all_stats', 'USAGE')
+           OR pg_catalog.pg_has_role(tc.relowner, 'USAGE')
+           OR pg_catalog.has_any_column_privilege(tc.oid, 'SELECT'))
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname !~ '^pg_toast'
+      -- an extension's tables keep the indexes it made
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        AND d.objid OPERATOR(pg_catalog.=) i.indrelid
+                        AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                        AND d.deptype OPERATOR(pg_catalog.=) 'e')
+)
+SELECT n.nspname AS schemaname,
+       t.relname AS tablename,
+       r.indexrelid::regclass::text AS redundant_index,
+       k.indexrelid::regclass::text AS covering_index,
+       pg_relation_size(r.indexrelid) AS redundant_size_bytes,
+       CASE WHEN r.keys = k.keys THEN 'duplicate'
+            ELSE 'prefix' END AS reason,
+       pg_get_indexdef(r.indexrelid) AS redundant_definition,
+       pg_get_indexdef(k.indexrelid) AS covering_definition,
+       pg_catalog.format('DROP INDEX CONCURRENTLY %I.%I', n.nspname, ri.relname)
+           AS drop_statement
+FROM idx r
+JOIN idx k ON k.indrelid = r.indrelid AND k.indexrelid <> r.indexrelid
+          AND k.relam = r.relam
+          AND k.indnkeyatts >= r.indnkeyatts
+          AND k.keys[1:r.indnkeyatts] = r.keys
+          AND k.opclasses[1:r.indnkeyatts] = r.opclasses
+          AND k.collations[1:r.indnkeyatts] = r.collations
+          AND k.options[1:r.indnkeyatts] = r.options
+          AND k.predicate IS NOT DISTINCT FROM r.predicate
+          AND k.expressions IS NOT DISTINCT FROM r.expressions
+          AND r.all_columns <@ k.all_columns
+JOIN pg_catalog.pg_class t ON t.oid = r.indrelid
+JOIN pg_catalog.pg_class ri ON ri.oid = r.indexrelid  -- in the table's schema, as every index
+JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace
+WHERE NOT r.indisprimary
+  -- a unique index enforces uniqueness of exactly its keys: keep it unless the other is an
+  -- identical unique index
+  AND (NOT r.indisunique OR (k.indisunique AND k.keys = r.keys))
+  -- of two identical indexes report one: the newer (or the non-unique) one
+  AND NOT (k.keys = r.keys AND r.all_columns = k.all_columns AND k.indisunique = r.indisunique
+           AND NOT k.indisprimary AND k.indexrelid > r.indexrelid)
+  AND NOT (k.keys = r.keys AND r.all_columns = k.all_columns AND NOT k.indisunique
+           AND r.indisunique)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = r.indexrelid);
+
+COMMENT ON VIEW virtuoso.redundant_indexes IS
+'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed. Only indexes of tables the caller owns or may read (all with pg_read_all_stats); not those of an extension''s own tables.';
+
 COMMENT ON PROCEDURE virtuoso.expand_column_change(regclass, text, text, text, text, text, integer, text) IS
 'Expand phase of a column change: checks the type and the mappings (up_expression: the new value from the old column, by its name, default a cast; down_expression: the old value from the new column, by its final name, default a cast), adds the new nullable column and a trigger keeping both in agreement, backfills the existing rows in committed batches of block ranges, validates a NOT NULL check and copies of the column''s CHECK constraints (NOT VALID, then VALIDATE), builds copies of its plain indexes and of the indexes of its primary key and unique constraints concurrently, then checks parity in batches; ends READY and returns the change id. Foreign keys referencing the column are moved by contract. Refuses (0A000, naming the objects, before changing anything) what it cannot carry over: generated columns, identity columns to a type other than smallint, integer or bigint, foreign keys of the column itself, exclusion constraints, indexes with expressions, predicates, sort options or other operator classes, views, rules, policies and other dependents, foreign keys that could not reference the new type, CHECK constraints that do not hold for it. Each phase is in virtuoso.migration_log (expand:<change>:expand, backfill, build, parity). Called again for the same column it resumes. Must be called outside a transaction block.';
 

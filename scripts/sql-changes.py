@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the statements of the current install script that a released one lacks, in the
-form an update script needs them (CREATE OR REPLACE FUNCTION for changed functions, DROP and
-CREATE for changed views, with their comments), as a starting point for
+form an update script needs them (CREATE OR REPLACE FUNCTION for changed functions and
+CREATE OR REPLACE VIEW for changed views, with their comments), as a starting point for
 db_virtuoso--<released>--<current>.sql.  Tables are flagged for a hand-written ALTER TABLE.
 test/t/070_upgrade.pl checks the result: an updated extension must equal a fresh install.
 
@@ -86,14 +86,12 @@ def main(released_path, current_path, hand_written_path=None):
             if kind == 'TABLE':
                 print(f'-- {name} changed: write its ALTER TABLE by hand\n')
                 continue
-            if kind == 'VIEW':  # a column may change type or collation: make it again
-                print(f'DROP VIEW {name};\n')
-                print(s + '\n')
-                for c in current:
-                    if comparable(c).startswith(f'COMMENT ON VIEW {name} '):
-                        print(c + '\n')
-                        done.add(comparable(c))
-                print(f'REVOKE ALL ON {name} FROM PUBLIC;\n')
+            if kind == 'VIEW':
+                # Replaced in place: the privileges a DBA granted on it stay.  A view whose
+                # columns change type or order cannot be (070_upgrade then fails): write its
+                # DROP VIEW above the marker, with the grants it must keep.
+                print(re.sub(r'^CREATE VIEW', 'CREATE OR REPLACE VIEW', s) + '\n')
+                printed = True
                 continue
             s = re.sub(r'^CREATE FUNCTION', 'CREATE OR REPLACE FUNCTION', s)
         print(s + '\n')

@@ -192,6 +192,14 @@ RESET enable_bitmapscan;
 SELECT pg_stat_force_next_flush();
 SELECT pg_stat_clear_snapshot();
 SELECT indexname, idx_scan FROM virtuoso.unused_indexes WHERE tablename = 'adv_idx' ORDER BY 1;
+-- The tables of an extension (this one's logs among them) are its own: their indexes are
+-- never advised dropped (not scanned yet is not unneeded: the extension's next query may
+-- need them) and no index is advised on them (a dump would lose it).
+SELECT count(*) AS extension_indexes_listed FROM (
+    SELECT indexname FROM virtuoso.unused_indexes WHERE schemaname = 'virtuoso'
+    UNION ALL SELECT redundant_index FROM virtuoso.redundant_indexes WHERE schemaname = 'virtuoso') x;
+SELECT count(*) AS advised FROM virtuoso.recommend_indexes_for_query(
+    'SELECT * FROM virtuoso.migration_log WHERE error_message = ''x'' AND executed_by = ''y''');
 
 -- Statements that read only the system catalogs (a monitoring query, a function call) can
 -- gain nothing from an index: they are left out before the planner sees them (no what-if

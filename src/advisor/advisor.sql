@@ -75,9 +75,15 @@ WHERE s.idx_scan = 0
   AND NOT i.indisprimary
   AND NOT i.indisexclusion
   AND i.indisvalid
-  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid);
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = s.indexrelid)
+  -- an extension's tables keep the indexes it made (rarely scanned is not unneeded)
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                  WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                    AND d.objid OPERATOR(pg_catalog.=) s.relid
+                    AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                    AND d.deptype OPERATOR(pg_catalog.=) 'e');
 COMMENT ON VIEW virtuoso.unused_indexes IS
-'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted). Only indexes of tables the caller owns or may read (all with pg_read_all_stats).';
+'Valid, non-unique indexes that back no constraint and have not been scanned (idx_scan = 0) since the statistics were last reset, with their size and a DROP INDEX CONCURRENTLY statement (schema-qualified and quoted). Only indexes of tables the caller owns or may read (all with pg_read_all_stats); not those of an extension''s own tables.';
 
 -- An index whose key columns (same operator classes, collations and sort orders) are a leading prefix of
 -- another index's on the same table, with the same predicate and access method, serves no
@@ -104,6 +110,12 @@ WITH idx AS (
            OR pg_catalog.has_any_column_privilege(tc.oid, 'SELECT'))
       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname !~ '^pg_toast'
+      -- an extension's tables keep the indexes it made
+      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        AND d.objid OPERATOR(pg_catalog.=) i.indrelid
+                        AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                        AND d.deptype OPERATOR(pg_catalog.=) 'e')
 )
 SELECT n.nspname AS schemaname,
        t.relname AS tablename,
@@ -141,4 +153,4 @@ WHERE NOT r.indisprimary
            AND r.indisunique)
   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint c WHERE c.conindid = r.indexrelid);
 COMMENT ON VIEW virtuoso.redundant_indexes IS
-'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed. Only indexes of tables the caller owns or may read (all with pg_read_all_stats).';
+'Indexes whose key columns (with the same operator classes, collations, sort orders, predicate and access method) are a leading prefix of, or identical to, another index of the same table, and that back no constraint: the other index serves every query this one does. Of two identical indexes, the newer is listed. Only indexes of tables the caller owns or may read (all with pg_read_all_stats); not those of an extension''s own tables.';

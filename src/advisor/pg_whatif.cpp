@@ -15,6 +15,7 @@ extern "C" {
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/catalog.h"
+#include "catalog/dependency.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_am.h"
@@ -665,12 +666,14 @@ void describe_query(Query *query, WalkContext *ctx) {
     ctx->query_stack = list_delete_first(ctx->query_stack);
 }
 
-// Tables an index can be built on by the caller's statements.
+// Tables an index can be built on by the caller's statements.  Not an extension's tables:
+// the extension decides their indexes (and a dump would lose one added by hand).
 bool indexable(Oid relid) {
     char kind = get_rel_relkind(relid);
     if (kind != RELKIND_RELATION && kind != RELKIND_MATVIEW) return false;
     if (IsCatalogRelationOid(relid)) return false;
-    return !isAnyTempNamespace(get_rel_namespace(relid));
+    if (isAnyTempNamespace(get_rel_namespace(relid))) return false;
+    return !OidIsValid(getExtensionOfObject(RelationRelationId, relid));
 }
 
 }  // namespace

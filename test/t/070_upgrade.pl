@@ -136,6 +136,14 @@ SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
     $node->safe_psql($db, 'CREATE TABLE during_upgrade (id int); DROP TABLE during_upgrade');
 
 
+    # Privileges a DBA granted on the extension's views survive the update (a view the update
+    # replaced used to be dropped and made again, without them).  From 0.2.0 on: the frozen
+    # 0.1.0 -> 0.2.0 script drops and remakes views.
+    my $grantee = 'upgrade_monitor_' . $old =~ s/\W/_/gr;
+    $node->safe_psql($db, qq{CREATE ROLE $grantee;
+        GRANT USAGE ON SCHEMA virtuoso TO $grantee;
+        GRANT SELECT ON virtuoso.unused_indexes, virtuoso.redundant_indexes TO $grantee});
+
     my $had_stats_table = $node->safe_psql($db,
         q{SELECT to_regclass('virtuoso.migration_stats') IS NOT NULL}) eq 't';
     my ($rc, $out, $err) = $node->psql($db, 'ALTER EXTENSION db_virtuoso UPDATE', on_error_stop => 1);
@@ -148,6 +156,11 @@ SELECT (SELECT count(*) FROM virtuoso.migration_log) || ' migrations, '
     || (SELECT count(*) FROM virtuoso.maintenance_log) || ' maintenance rows, '
     || (SELECT string_agg(name || ':' || status, ',' ORDER BY started_at) FROM virtuoso.migration_log)});
     is($after, $before, "$old: the logs keep every row");
+    is($node->safe_psql($db, qq{SELECT has_table_privilege('$grantee', 'virtuoso.unused_indexes', 'SELECT')
+        AND has_table_privilege('$grantee', 'virtuoso.redundant_indexes', 'SELECT')}),
+        't', "$old: SELECT granted on the views is kept") if $old ne '0.1.0';
+    $node->safe_psql($db, qq{REVOKE ALL ON ALL TABLES IN SCHEMA virtuoso FROM $grantee;
+        REVOKE USAGE ON SCHEMA virtuoso FROM $grantee});
 
     # The statistics of each relation moved to migration_stats; the log rows keep a summary.
     # (Versions that already have migration_stats wrote the rows as they are: nothing moves.)
