@@ -235,6 +235,29 @@ my $slots_out = '';
 my $sampler = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
     sprintf('SELECT load.peak_runner_slots(%d)', $n_windows * $w * 5 - 1) ],
     '>', \$slots_out, '2>', \my $slots_err);
+# LOAD_BASELINE=direct: the "off" windows run, at the same rate, what each kind of call does
+# done directly instead of nothing -- the migrations' SQL as plain statements, the validation's
+# queries, and for maintenance and the advisor (which have no such equivalent: autovacuum and
+# the planner do their work) a bare SELECT -- so that the ratios are the extension's own cost,
+# apart from the cost of the work it is asked to do.
+my $direct = ($ENV{LOAD_BASELINE} // 'none') eq 'direct';
+my %direct_sql = (
+    migration => "\\set n random(1, 2000000000)\n"
+      . "BEGIN;\nCREATE TABLE IF NOT EXISTS load.direct_:n (id int PRIMARY KEY, v text);\n"
+      . "INSERT INTO load.direct_:n SELECT g, g::text FROM generate_series(1, 100) g ON CONFLICT DO NOTHING;\nCOMMIT;\n",
+    migration_nontx => "\\set n random(1, 2000000000)\n"
+      . "CREATE TABLE IF NOT EXISTS load.directn_:n (id int, v text);\n"
+      . "INSERT INTO load.directn_:n SELECT g, g::text FROM generate_series(1, 100) g;\n"
+      . "VACUUM (ANALYZE) load.directn_:n;\n",
+    validation => "SELECT count(*) FROM public.pgbench_branches;\n"
+      . "SELECT count(*) FROM public.pgbench_branches;\n"
+      . "SELECT count(*) FROM public.pgbench_tellers t WHERE NOT EXISTS "
+      . "(SELECT FROM public.pgbench_branches b WHERE b.bid = t.bid);\n",
+    maintenance => "SELECT 1;\n",
+    advisor => "SELECT 1;\n",
+    none => "SELECT 1;\n");
+my @direct_files = map { ('-f', write_file("direct_$_.sql", $direct_sql{$_}
+                                           . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"))) } @kinds;
 my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
 my (@windows, @waits, $ext, $ext_started, $calls_seconds, $ext_exit);
 $ext_exit = 0;
@@ -253,7 +276,7 @@ for my $k (0 .. $n_windows - 1)
     {
         $ext->finish;
         $ext_exit ||= $ext->result(0);
-        $calls_seconds += Time::HiRes::time() - $ext_started;
+        $calls_seconds += Time::HiRes::time() - $ext_started if $windows[-1]{on};
         $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
         undef $ext;
     }
@@ -262,6 +285,12 @@ for my $k (0 .. $n_windows - 1)
         $ext_started = Time::HiRes::time();
         $ext = IPC::Run::start(
             [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @ext_files ],
+            '>', "$dir/ext_$k.out", '2>&1');
+    }
+    elsif ($direct)
+    {
+        $ext = IPC::Run::start(
+            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @direct_files ],
             '>', "$dir/ext_$k.out", '2>&1');
     }
     sleep_until($win{end});
@@ -317,6 +346,7 @@ my %exit = (traffic => $traffic->result(0), extension => $ext_exit);
 printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
   $o{sessions}, $o{clients}, $calls_seconds;
 printf "figure rate_per_kind %s\n", $o{rate} > 0 ? $o{rate} : 'flat_out';
+printf "figure baseline %s\n", $direct ? 'the_same_work_done_directly' : 'no_calls';
 printf "figure windows %d\nfigure window_seconds %d\n", $n_windows, $w;
 printf "figure window_tps_%d %s %.1f\n", $_, $windows[$_]{on} ? 'on' : 'off', $windows[$_]{tps}
   for 0 .. $#windows;
