@@ -68,3 +68,18 @@ SELECT count(*) - :plans AS plans_added FROM pg_backend_memory_contexts WHERE na
 SELECT details->>'sql' AS sql, octet_length(details->>'sql') AS bytes
 FROM virtuoso.lint_migration('UPDATE lint_tr.parent SET v = 1 WHERE v::text = ''' || repeat('é', 150) || '''')
 WHERE rule = 'lock';
+
+-- A cancel (here statement_timeout) ends the lint and reaches the caller: it is not one
+-- statement's trace error or one statement's failed description to report and go on from.
+\set VERBOSITY terse
+SET statement_timeout = '1s';
+SELECT statement_no, rule FROM virtuoso.lint_migration('SELECT pg_sleep(30); SELECT 1', true);
+RESET statement_timeout;
+-- A default that is folded while the statement is described runs the function.
+CREATE FUNCTION lint_tr.slow_default() RETURNS int IMMUTABLE LANGUAGE plpgsql
+AS $f$ BEGIN PERFORM pg_sleep(30); RETURN 1; END $f$;
+SET statement_timeout = '1s';
+SELECT statement_no, rule FROM virtuoso.lint_migration('ALTER TABLE lint_tr.parent ADD COLUMN slow int DEFAULT lint_tr.slow_default()');
+RESET statement_timeout;
+\set VERBOSITY default
+DROP FUNCTION lint_tr.slow_default();

@@ -707,6 +707,7 @@ void Describer::add_column(Statement &s, Action &a, ColumnDef *def) {
                     "existing row gets its own value";
             }
         } catch (const PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) throw;  // a cancel is not the default's
             a.unknown = true;
             a.rewrite_reason = fmt::format("its default cannot be evaluated here ({})", e.what());
         }
@@ -753,6 +754,7 @@ void Describer::alter_table(Statement &s, AlterTableStmt *stmt) {
                                      def->raw_default != nullptr);
                     sub.rollback();
                 } catch (const PgError &e) {
+                    if (pg::ends_the_call(e.sqlstate())) throw;
                     tc.why = e.what();
                 }
                 a.rewrites = tc.rewrites;
@@ -1379,6 +1381,7 @@ void run_trace(std::vector<Statement> &statements, const std::vector<std::string
                 sub.commit();
                 t.ran = true;
             } catch (const PgError &e) {
+                if (pg::ends_the_call(e.sqlstate())) throw;  // not the statement's own error
                 t.error = e.what();
                 t.sqlstate = unpack_sql_state(e.sqlstate());
             }
@@ -1528,6 +1531,10 @@ std::vector<Finding> lint_sql(const char *sql, bool trace, const Options &option
             s = describer.describe(rs->stmt, no, line);
             sub.rollback();
         } catch (const PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) {
+                MemoryContextSwitchTo(caller);
+                throw;  // a cancel ends the lint, it is no statement's finding
+            }
             s = Statement{};
             s.no = no;
             s.line = line;
