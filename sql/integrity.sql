@@ -201,6 +201,14 @@ SET statement_timeout = '200ms';
 SELECT * FROM virtuoso.validate_data_integrity('[{"name": "x", "query": "SELECT count(*) FROM pg_sleep(5)"}]');
 RESET statement_timeout;
 SELECT pg_sleep(0.3);  -- a rule's timer left behind would cancel this
+-- ... and so do running out of a resource and a limit: they are no rule's ERROR row, and the
+-- rules after them do not run.
+SELECT * FROM virtuoso.validate_data_integrity('[{"name": "limit", "query": "SELECT length(repeat(''xx'', 600000000)) AS count"}, {"name": "after", "query": "SELECT 0"}]');
+SET temp_file_limit = '64kB';
+SET work_mem = '64kB';
+SELECT * FROM virtuoso.validate_data_integrity('[{"name": "temp_files", "query": "SELECT count(*) FROM (SELECT g FROM generate_series(1, 100000) g ORDER BY g DESC) s"}, {"name": "after", "query": "SELECT 0"}]');
+RESET temp_file_limit;
+RESET work_mem;
 
 -- Malformed input: 22023 naming the rule and the field; nothing runs.
 SELECT try($$SELECT * FROM virtuoso.validate_data_integrity(NULL)$$);

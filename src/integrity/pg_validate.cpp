@@ -352,8 +352,8 @@ Row run_rule(const Rule &rule, long timeout_ms) {
                 "57014: the rule ran longer than its timeout of {} ms and was "
                 "cancelled",
                 timeout_ms);
-        } else if (cancel) {
-            throw;  // the user's cancel or statement_timeout: it ends the whole call
+        } else if (pg::ends_the_call(e.sqlstate())) {
+            throw;  // the user's cancel or statement_timeout, a shutdown, a resource or limit
         } else if (e.sqlstate() == ERRCODE_FEATURE_NOT_SUPPORTED &&
                    std::string_view(e.what()).find("non-volatile function") !=
                        std::string_view::npos) {
