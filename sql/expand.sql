@@ -44,6 +44,17 @@ ALTER TABLE ec ADD CONSTRAINT ec_s_len CHECK (length(s) > 0);
 CALL virtuoso.expand_column_change('ec', 's', 'integer', up_expression => 'length(s)');
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE ec DROP CONSTRAINT ec_s_len;
+-- A cancel (here statement_timeout) while a CHECK is type-checked for the new type ends the
+-- call as a cancel: it is not the constraint's failure to refuse the change for (0A000).
+CREATE FUNCTION ec_slow_check(bigint) RETURNS boolean IMMUTABLE LANGUAGE plpgsql
+AS $f$ BEGIN PERFORM pg_sleep(30); RETURN true; END $f$;
+ALTER TABLE ec ADD CONSTRAINT ec_r_slow CHECK (ec_slow_check(r)) NOT VALID;
+SET statement_timeout = '1s';
+CALL virtuoso.expand_column_change('ec', 'r', 'bigint');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+ALTER TABLE ec DROP CONSTRAINT ec_r_slow;
+DROP FUNCTION ec_slow_check(bigint);
 -- an exclusion constraint, a view, a generated column, an identity column to a type that
 -- cannot be an identity (to bigint it is carried over: see the end).
 CREATE TABLE ecx (a int, b int GENERATED ALWAYS AS (a * 2) STORED, c int GENERATED ALWAYS AS IDENTITY,

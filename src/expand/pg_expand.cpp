@@ -930,6 +930,7 @@ void refuse_dependents(Oid table, const ColumnFacts &f, const std::string &colum
                 }
                 sub.commit();
             } catch (const pg::PgError &e) {
+                if (pg::ends_the_call(e.sqlstate())) throw;  // not the constraint's failure
                 refused.push_back(
                     fmt::format("constraint {} ({})", pg::quote_identifier(*row[1]), e.what()));
             }
