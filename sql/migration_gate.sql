@@ -182,6 +182,24 @@ SELECT (plan_changes->>'skipped_other_roles')::int > 0 AS skipped_others,
                    WHERE s->>'role' <> 'regress_gate_monitor') AS only_own_statements
 FROM virtuoso.migration_log WHERE name = 'gate_as_monitor';
 
+-- Running out of a resource or past a limit while a statement is costed ends the migration
+-- with that error: it is not that statement's failure to plan, reported and gone on from.
+-- (Here an IMMUTABLE function the planner folds builds a string past the 1 GB limit.)
+CREATE FUNCTION gate_grows() RETURNS int LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN length(repeat('xx', current_setting('regress_gate.repeat')::int));
+END $$;
+SET regress_gate.repeat = 1;
+SELECT gate_grows() FROM pg_sleep(0.3);
+SET regress_gate.repeat = 600000000;
+\set VERBOSITY terse
+SELECT status FROM virtuoso.execute_migration_with_monitoring('gate_limit',
+    'CREATE TABLE gate_new4 (a int)', NULL, '{"max_plan_regression": 2}');
+\set VERBOSITY default
+RESET regress_gate.repeat;
+SELECT to_regclass('gate_new4') AS not_created;
+DROP FUNCTION gate_grows();
+
 -- Without pg_stat_statements the plan gate cannot work: a clear error, nothing recorded.
 DROP EXTENSION pg_stat_statements;
 SELECT try($$SELECT virtuoso.execute_migration_with_monitoring('gate_no_pgss',

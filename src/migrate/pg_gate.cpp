@@ -63,8 +63,8 @@ class ScratchMemory {
 
 // Analyses and plans one statement generically as `role`, in a subtransaction that is rolled
 // back (the locks it took are released, nothing stays).  *utility: it is no query (not costed).
-// Errors are the statement's result, except operator intervention (cancel, shutdown): those
-// end the migration.
+// Errors are the statement's result, except those that end the whole call (pg::ends_the_call:
+// cancel, shutdown, resources, limits): those end the migration.
 PlanGate::Entry::Side cost_statement(const std::string &text, Oid role, bool *utility) {
     PlanGate::Entry::Side side;
     *utility = false;
@@ -81,7 +81,7 @@ PlanGate::Entry::Side cost_statement(const std::string &text, Oid role, bool *ut
         }
         scope.rollback();
     } catch (const pg::PgError &e) {
-        if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_OPERATOR_INTERVENTION) throw;
+        if (pg::ends_the_call(e.sqlstate())) throw;
         side.error = fmt::format("{}: {}", unpack_sql_state(e.sqlstate()), e.what());
     } catch (const pg::UserError &e) {
         side.error = fmt::format("{}: {}", unpack_sql_state(e.sqlstate()), e.what());
