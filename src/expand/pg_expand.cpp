@@ -1063,7 +1063,8 @@ std::string first_failing_row(const Change &c, int64_t from_block, int64_t to_bl
                 one.execute(probe, {row[2]}, true);
             }
             sub.commit();
-        } catch (const pg::PgError &) {
+        } catch (const pg::PgError &e) {
+            if (pg::ends_the_call(e.sqlstate())) throw;  // not this row's failure
             return key ? fmt::format("First failing row: ({})={}, ctid {}.", *key,
                                      row[1].value_or("NULL"), *row[0])
                        : fmt::format("First failing row: ctid {}.", *row[0]);
@@ -1107,6 +1108,9 @@ std::string validate_keys(Change &c, const std::vector<ForeignKey> &keys,
             commit();
             result += "; foreign key " + key_label(k) + " validated";
         } catch (const pg::PgError &e) {
+            // A cancel may come from the backoff sleep, outside any subtransaction: nothing
+            // more may run, the next call settles the phase and validates the keys left.
+            if (pg::ends_the_call(e.sqlstate())) throw;
             failed += (failed.empty() ? "" : ", ") + key_label(k) + " (" + e.what() + ")";
         }
     }
@@ -1590,7 +1594,8 @@ VIRTUOSO_FUNCTION(virtuoso_contract_column_change) {
                         {c.old_column, table_name}, true);
                 }
                 sub.commit();
-            } catch (const pg::PgError &) {
+            } catch (const pg::PgError &e) {
+                if (pg::ends_the_call(e.sqlstate())) throw;
                 n.reset();
             }
         }
