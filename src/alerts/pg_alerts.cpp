@@ -128,6 +128,9 @@ void emit(const Alert &alert, bool autonomous) {
         pg::SubTransaction sub;
         emit_unguarded(alert, autonomous);
         sub.commit();
+    } catch (const pg::PgError &e) {
+        if (pg::ends_the_call(e.sqlstate())) throw;  // a cancel still ends the call
+        failure = e.what();
     } catch (const std::exception &e) {
         failure = e.what();
     }
@@ -244,10 +247,10 @@ int health_round() {
                 a.severity = "WARN";
                 a.object = row[2].value_or("");
                 a.message = row[0] == "job"
-                                ? fmt::format("{} has made no progress for longer than {} s "
-                                              "(running since {})",
-                                              a.object, gucs::alert_stalled_after_s,
-                                              row[3].value_or("?"))
+                                ? fmt::format(
+                                      "{} has made no progress for longer than {} s "
+                                      "(running since {})",
+                                      a.object, gucs::alert_stalled_after_s, row[3].value_or("?"))
                                 : fmt::format("{} {} has been RUNNING since {}",
                                               row[0].value_or(""), a.object, row[3].value_or("?"));
                 a.details =

@@ -137,6 +137,7 @@ int64_t interval_ms(const Rule &rule, std::string_view field, const std::string 
                 fmt::format("rule \"{}\": field \"{}\" must not be negative", rule.name, field));
         return ms;
     } catch (const PgError &e) {
+        if (pg::ends_the_call(e.sqlstate())) throw;  // not the interval's fault
         std::string why = e.what();
         sub.rollback();
         throw UserError(

@@ -55,7 +55,7 @@ bool references(const advisor::WorkloadStatement &st, Oid relid) {
         scope.rollback();
         return found;
     } catch (const pg::PgError &e) {
-        if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_OPERATOR_INTERVENTION) throw;
+        if (pg::ends_the_call(e.sqlstate())) throw;
         return false;
     } catch (const pg::UserError &) {
         return false;
