@@ -129,7 +129,9 @@ void emit(const Alert &alert, bool autonomous) {
         emit_unguarded(alert, autonomous);
         sub.commit();
     } catch (const pg::PgError &e) {
-        if (pg::ends_the_call(e.sqlstate())) throw;  // a cancel still ends the call
+        // The user's cancel or a shutdown still ends the call; a resource the alert lacks
+        // (no runner worker slot: 53400) is the alert's failure, not the operation's.
+        if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN)) throw;
         failure = e.what();
     } catch (const std::exception &e) {
         failure = e.what();
