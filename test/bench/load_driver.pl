@@ -38,7 +38,7 @@ my %o = (
 # Errors the README documents for concurrent calls: a migration waiting for another one
 # past its lock timeout (55P03), no free background worker slot (53400).
 my %allowed = map { $_ => 1 } qw(00000 55P03 53400);
-my $dir = tempdir('load.XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $dir = tempdir('load.XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{LOAD_KEEP});  # LOAD_KEEP=1: keep the logs
 
 sub psql
 {
@@ -269,32 +269,35 @@ for my $k (0 .. $n_windows - 1)
     push @waits, IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
         sprintf(q{SELECT load.sample_waits('%s', %d)}, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10) ],
         '>', \my $waits_out);  # finished at the end: never holds up the next window
-    # counted from the window's second second on, and not before the calls of the window
-    # before have all returned
+    # The window's calls start on time (a pgbench run outlasts its -T by about half a second:
+    # waiting for it first would push every later window back), then the calls of the window
+    # before are waited for.  Counted from the window's second second on, and not before those
+    # have all returned.
     $win{from} = $win{start} + 1;
-    if ($ext)
-    {
-        $ext->finish;
-        $ext_exit ||= $ext->result(0);
-        $calls_seconds += Time::HiRes::time() - $ext_started if $windows[-1]{on};
-        $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
-        undef $ext;
-    }
-    if ($win{on})
+    my ($before, $before_started) = ($ext, $ext_started);
+    undef $ext;
+    if ($win{on} || $direct)
     {
         $ext_started = Time::HiRes::time();
         $ext = IPC::Run::start(
-            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @ext_files ],
+            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate,
+              $win{on} ? @ext_files : @direct_files ],
             '>', "$dir/ext_$k.out", '2>&1');
     }
-    elsif ($direct)
+    if ($before)
     {
-        $ext = IPC::Run::start(
-            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate, @direct_files ],
-            '>', "$dir/ext_$k.out", '2>&1');
+        $before->finish;
+        $ext_exit ||= $before->result(0);
+        $calls_seconds += Time::HiRes::time() - $before_started if $windows[-1]{on};
+        $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
     }
     sleep_until($win{end});
     push @windows, \%win;
+}
+if ($ext)  # the last window's (an "off" window's direct work)
+{
+    $ext->finish;
+    $ext_exit ||= $ext->result(0);
 }
 $_->finish for $sampler, @waits;
 $traffic->finish;
