@@ -309,3 +309,20 @@ INSERT INTO eid_d (id, v) VALUES (1000, 'given') RETURNING id;
 SELECT 'eid_a' AS t, count(*), count(DISTINCT id), min(id), max(id) FROM eid_a
 UNION ALL SELECT 'eid_d', count(*), count(DISTINCT id), min(id), max(id) FROM eid_d;
 DROP TABLE eid_a, eid_d;
+
+-- A cancel (here statement_timeout) during the backfill is no failing row: the call ends with
+-- 57014, the change is not marked FAILED with a hint to fix rows (it used to be, after a
+-- probe of the batch for its first failing row), and it stays where it was, to resume or abort.
+CREATE TABLE ec_cancel (id int PRIMARY KEY, v int);
+INSERT INTO ec_cancel SELECT g, g FROM generate_series(1, 40) g;
+CREATE FUNCTION ec_slow_up(int) RETURNS bigint IMMUTABLE LANGUAGE plpgsql
+AS $f$ BEGIN PERFORM pg_sleep(0.1); RETURN $1; END $f$;
+SET statement_timeout = '1s';
+CALL virtuoso.expand_column_change('ec_cancel', 'v', 'bigint', up_expression => 'public.ec_slow_up(v)');
+\echo :LAST_ERROR_SQLSTATE
+RESET statement_timeout;
+SELECT phase, message FROM virtuoso.column_changes WHERE table_name = 'public.ec_cancel';
+SELECT virtuoso.abort_column_change(change_id) IS NOT NULL AS aborted
+FROM virtuoso.column_changes WHERE table_name = 'public.ec_cancel';
+DROP TABLE ec_cancel;
+DROP FUNCTION ec_slow_up(int);

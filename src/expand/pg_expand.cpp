@@ -1362,7 +1362,11 @@ VIRTUOSO_FUNCTION(virtuoso_expand_column_change) {
                             spi.execute(update, {std::to_string(c.next_block), std::to_string(end)})
                                 .processed);
                     } catch (const pg::PgError &e) {
-                        if (e.sqlstate() == ERRCODE_LOCK_NOT_AVAILABLE) throw;
+                        // A lock wait is retried; a cancel ends the call and leaves the phase
+                        // RUNNING, to resume: neither is a row that fails.
+                        if (e.sqlstate() == ERRCODE_LOCK_NOT_AVAILABLE ||
+                            pg::ends_the_call(e.sqlstate()))
+                            throw;
                         throw expand::BatchFailure(
                             e.sqlstate(),
                             fmt::format("backfill of blocks {} to {} failed: {}", c.next_block,
