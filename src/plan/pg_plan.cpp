@@ -538,6 +538,9 @@ bool Orchestrator::run_step(Step &step) {
     row.details["migration"] = name;
     bool ok = true;
     std::optional<pg::PgError> ending;
+    pg::Row recorded;
+    // Only the step itself is caught, in its subtransaction (rolled back on an error, so that
+    // SQL may run after it); reading what it recorded is not the step's failure.
     try {
         pg::SubTransaction scope;
         if (step.type == StepType::Scaffold) scaffold(step);
@@ -546,8 +549,19 @@ bool Orchestrator::run_step(Step &step) {
         call.sql = step.sql;
         call.rollback_sql = step.rollback;
         call.options_text = migration_options(step);
-        pg::Row recorded = migrate::run_migration(call);
+        recorded = migrate::run_migration(call);
         scope.commit();
+    } catch (const pg::PgError &e) {
+        ok = false;
+        row.status = "FAILED";
+        row.details["error"] = error_json(e);
+        if (pg::ends_the_call(e.sqlstate())) ending = e;
+    } catch (const UserError &e) {
+        ok = false;
+        row.status = "FAILED";
+        row.details["error"] = error_json(e);
+    }
+    if (ok) {
         auto col = [&](const char *c) { return recorded[migrate::log_column(c)]; };
         row.migration_id = col("id");
         row.details["sql"] = step.sql;
@@ -579,15 +593,6 @@ bool Orchestrator::run_step(Step &step) {
                 }
             row.details["generated_functions"] = fns;
         }
-    } catch (const pg::PgError &e) {
-        ok = false;
-        row.status = "FAILED";
-        row.details["error"] = error_json(e);
-        if (pg::ends_the_call(e.sqlstate())) ending = e;
-    } catch (const UserError &e) {
-        ok = false;
-        row.status = "FAILED";
-        row.details["error"] = error_json(e);
     }
     if (!ok) {
         row.details["sql"] = step.sql;
