@@ -131,7 +131,7 @@ void emit(const Alert &alert, bool autonomous) {
     } catch (const pg::PgError &e) {
         // The user's cancel or a shutdown still ends the call; a resource the alert lacks
         // (no runner worker slot: 53400) is the alert's failure, not the operation's.
-        if (ERRCODE_TO_CATEGORY(e.sqlstate()) == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN)) throw;
+        if (pg::is_operator_intervention(e.sqlstate())) throw;
         failure = e.what();
     } catch (const std::exception &e) {
         failure = e.what();

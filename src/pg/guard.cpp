@@ -78,9 +78,13 @@ void raise_pending(const PendingError &err, const char *function_name) {
     pg_unreachable();
 }
 
+bool is_operator_intervention(int sqlstate) {
+    return ERRCODE_TO_CATEGORY(sqlstate) == ERRCODE_OPERATOR_INTERVENTION;  // 57014 too
+}
+
 bool ends_the_call(int sqlstate) {
     int category = ERRCODE_TO_CATEGORY(sqlstate);
-    return category == ERRCODE_TO_CATEGORY(ERRCODE_ADMIN_SHUTDOWN) ||  // 57: 57014 too
+    return is_operator_intervention(sqlstate) ||
            category == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
            category == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
 }

@@ -122,6 +122,9 @@ void require_matching_sql_version();
 // that a loop may report and skip: a cancel (statement_timeout, pg_cancel_backend), a
 // shutdown, running out of resources or past a limit.
 bool ends_the_call(int sqlstate);
+// Of those, the operator's own (class 57): a cancel (statement_timeout, pg_cancel_backend) or
+// a shutdown, which end even work whose other failures are only reported.
+bool is_operator_intervention(int sqlstate);
 
 // A copy of a saved error in `context`: one that must outlive the transaction it was caught in
 // (a procedure that records the error and commits before raising it again).
