@@ -74,11 +74,10 @@ def main(released_path, current_path, hand_written_path=None):
         released |= {comparable(s) for s in statements(text)}
     released_objects = {object_of(s) for s in released if object_of(s)}
     current = statements(open(current_path).read())
-    done = set()
     printed = False
     for s in current:
         key = comparable(s)
-        if key in released or key in done or s.startswith(('\\echo', 'CREATE SCHEMA', 'SET LOCAL')):
+        if key in released or s.startswith(('\\echo', 'CREATE SCHEMA', 'SET LOCAL')):
             continue
         obj = object_of(key)
         if obj in released_objects:
