@@ -871,9 +871,8 @@ void Orchestrator::stop(const pg::PgError &e, const std::string &during) {
     finish("FAILED",
            fmt::format("stopped during {} by \"{}\" ({}): nothing after it ran and nothing was "
                        "undone; run the plan again to resume from there",
-                       during, error->message ? error->message : "an error", pg::pg_call([&] {
-                           return std::string(unpack_sql_state(error->sqlerrcode));
-                       })));
+                       during, error->message ? error->message : "an error",
+                       unpack_sql_state(error->sqlerrcode)));
     throw pg::PgError(error);
 }
 

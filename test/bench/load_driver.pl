@@ -261,6 +261,14 @@ my @direct_files = map { ('-f', write_file("direct_$_.sql", $direct_sql{$_}
 my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
 my (@windows, @waits, $ext, $ext_started, $calls_seconds, $ext_exit);
 $ext_exit = 0;
+
+# Waits for a window's pgbench run of calls; the first failing exit status is kept.
+sub finish_calls
+{
+    my ($run) = @_;
+    $run->finish;
+    $ext_exit ||= $run->result(0);
+}
 for my $k (0 .. $n_windows - 1)
 {
     my %win = (on => ($k % 4 == 1 || $k % 4 == 2) ? 1 : 0,
@@ -286,19 +294,14 @@ for my $k (0 .. $n_windows - 1)
     }
     if ($before)
     {
-        $before->finish;
-        $ext_exit ||= $before->result(0);
+        finish_calls($before);
         $calls_seconds += Time::HiRes::time() - $before_started if $windows[-1]{on};
         $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
     }
     sleep_until($win{end});
     push @windows, \%win;
 }
-if ($ext)  # the last window's (an "off" window's direct work)
-{
-    $ext->finish;
-    $ext_exit ||= $ext->result(0);
-}
+finish_calls($ext) if $ext;  # the last window's (an "off" window's direct work)
 $_->finish for $sampler, @waits;
 $traffic->finish;
 chomp $slots_out;
