@@ -170,41 +170,10 @@ BEGIN
     RETURN state;
 END
 $f$;
--- Runner worker slots in use at peak over `samples` looks 0.2 s apart (one statement per
--- look: a function scan of pg_locks inside one query is read once and replayed).
-CREATE FUNCTION load.peak_runner_slots(samples int) RETURNS bigint LANGUAGE plpgsql AS $f$
-DECLARE
-    peak bigint := 0;
-    n bigint;
-BEGIN
-    FOR i IN 1 .. samples LOOP
-        SELECT count(*) INTO n FROM pg_catalog.pg_locks WHERE locktype = 'advisory'
-           AND database = 0 AND classid = 1447645780 AND granted;
-        peak := greatest(peak, n);
-        PERFORM pg_catalog.pg_sleep(0.2);
-    END LOOP;
-    RETURN peak;
-END
-$f$;
--- What the traffic's backends (pgbench's TPC-B statements) wait for, sampled every 0.1 s
--- after the first second of a window (the switch-over) into load.waits, tagged with the
--- window's kind (on/off): "CPU" when they run, else wait_event_type:wait_event.
+-- The samplers' tables (see sampler): what the traffic's backends (pgbench's TPC-B statements)
+-- wait for, tagged with the window's kind (on/off); runner worker slots in use.
 CREATE TABLE load.waits (tag text NOT NULL, w text NOT NULL);
-CREATE FUNCTION load.sample_waits(tag text, samples int) RETURNS void LANGUAGE plpgsql AS $f$
-BEGIN
-    PERFORM pg_catalog.pg_sleep(1);
-    FOR i IN 1 .. samples LOOP
-        -- pg_stat_activity is read once per transaction unless the snapshot is cleared
-        PERFORM pg_catalog.pg_stat_clear_snapshot();
-        INSERT INTO load.waits SELECT tag, coalesce(wait_event_type || ':' || wait_event, 'CPU')
-          FROM pg_catalog.pg_stat_activity
-         WHERE state = 'active' AND backend_type = 'client backend'
-           AND query ~ 'pgbench_(accounts|tellers|branches|history)'
-           AND query !~ 'load\.';
-        PERFORM pg_catalog.pg_sleep(0.1);
-    END LOOP;
-END
-$f$;
+CREATE TABLE load.slots (n bigint NOT NULL);
 SELECT pg_stat_statements_reset();
 });
 my $started = psql('SELECT pg_postmaster_start_time()');
@@ -229,12 +198,34 @@ my $w = $o{window_seconds};
 my $n_windows = 4 * int(($o{base_seconds} + $o{seconds}) / (4 * $w) + 0.5) || 4;
 my $traffic = traffic('traffic', $n_windows * $w + 3);
 my $first = Time::HiRes::time() + 1;  # the traffic's clients connected
-# Runner worker slots in use (virtuoso.max_runner_workers), sampled every 0.2 s all along by
-# one session: a new psql connection per sample cost the traffic more than some calls.
-my $slots_out = '';
-my $sampler = IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
-    sprintf('SELECT load.peak_runner_slots(%d)', $n_windows * $w * 5 - 1) ],
-    '>', \$slots_out, '2>', \my $slots_err);
+# The samplers are pgbench runs of one short statement per sample, each its own transaction,
+# with pgbench's \sleep between: a sampling loop inside one statement (a PL/pgSQL function
+# sleeping between looks) held its snapshot for the whole run, so the traffic's updated rows
+# could not be pruned -- pgbench_branches grew from 17 to 362 pages in 80 s with no extension
+# call at all, and the traffic slowed down by a third.
+sub sampler
+{
+    my ($name, $statement, $pause_ms, $samples, $delay_s) = @_;
+    my $script = write_file("$name.sql", "$statement;\n\\sleep $pause_ms ms\n");
+    return IPC::Run::start([ 'sh', '-c', 'sleep "$1" && exec pgbench -n -c 1 -t "$2" -f "$3"',
+                             'sampler', $delay_s, $samples, $script ],
+                           '>', "$dir/$name.out", '2>&1');
+}
+# Runner worker slots in use (virtuoso.max_runner_workers), every 0.2 s all along.
+my $sampler = sampler('slots', q{INSERT INTO load.slots SELECT count(*) FROM pg_catalog.pg_locks
+ WHERE locktype = 'advisory' AND database = 0 AND classid = 1447645780 AND granted}, 200,
+                      $n_windows * $w * 5 - 1, 0);
+# What the traffic's backends wait for, every 0.1 s after the first second of a window (the
+# switch-over): "CPU" when they run, else wait_event_type:wait_event.
+sub waits_sampler
+{
+    my ($k, $tag, $samples) = @_;
+    return sampler("waits_$k", qq{INSERT INTO load.waits SELECT '$tag',
+  coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_catalog.pg_stat_activity
+ WHERE state = 'active' AND backend_type = 'client backend'
+   AND query ~ 'pgbench_(accounts|tellers|branches|history)' AND query !~ 'load\\.'},
+                   100, $samples, 1);
+}
 # LOAD_BASELINE=direct: the "off" windows run, at the same rate, what each kind of call does
 # done directly instead of nothing -- the migrations' SQL as plain statements, the validation's
 # queries, and for maintenance and the advisor (which have no such equivalent: autovacuum and
@@ -274,9 +265,7 @@ for my $k (0 .. $n_windows - 1)
     my %win = (on => ($k % 4 == 1 || $k % 4 == 2) ? 1 : 0,
                start => $first + $k * $w, end => $first + ($k + 1) * $w);
     sleep_until($win{start});
-    push @waits, IPC::Run::start([ 'psql', '-X', '-q', '-At', '-c',
-        sprintf(q{SELECT load.sample_waits('%s', %d)}, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10) ],
-        '>', \my $waits_out);  # finished at the end: never holds up the next window
+    push @waits, waits_sampler($k, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10);  # finished at the end: never holds up the next window
     # The window's calls start on time (a pgbench run outlasts its -T by about half a second:
     # waiting for it first would push every later window back), then the calls of the window
     # before are waited for.  Counted from the window's second second on, and not before those
@@ -304,8 +293,7 @@ for my $k (0 .. $n_windows - 1)
 finish_calls($ext) if $ext;  # the last window's (an "off" window's direct work)
 $_->finish for $sampler, @waits;
 $traffic->finish;
-chomp $slots_out;
-my $peak_slots = $slots_out || 0;
+my $peak_slots = psql(q{SELECT coalesce(max(n), 0) FROM load.slots});
 
 # Each transaction of the traffic counts in the window in which it ended, if it ended in the
 # window's counted part; tps of a window = its transactions / the counted part's seconds.
