@@ -51,7 +51,7 @@ run_load() {
     echo "load|$label: longest maintenance action, small busy pgbench tables|$(fig longest_maintenance_small_pgbench_table_s) s|-|-|<= 0.5 s" >>"$RESULTS"
     echo "load|$label: longest maintenance action, large pgbench tables|$(fig longest_maintenance_large_pgbench_table_s) s|-|-|report" >>"$RESULTS"
     local kind
-    for kind in none migration migration_nontx validation maintenance advisor; do
+    for kind in none burn migration migration_nontx validation maintenance advisor; do
         echo "load|$label: $kind alone, cluster CPU per call|$(fig probe_cpu_ms_per_call_$kind) ms|-|-|report" >>"$RESULTS"
         echo "load|$label: $kind alone, runner workers per call|$(fig probe_workers_per_call_$kind)|-|-|report" >>"$RESULTS"
     done

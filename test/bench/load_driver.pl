@@ -134,6 +134,9 @@ BEGIN
         CASE kind
         WHEN 'none' THEN  -- the driver's own cost: a call that does nothing
             n := NULL;
+        WHEN 'burn' THEN  -- calibration: plain SQL that only spends CPU (about 10 ms here)
+            n := NULL;
+            PERFORM count(*) FROM pg_catalog.generate_series(1, 50000);
         WHEN 'migration' THEN
             PERFORM virtuoso.execute_migration_with_monitoring(n,
                 format('CREATE TABLE load.%I (id int PRIMARY KEY, v text); '
@@ -177,20 +180,14 @@ CREATE TABLE load.slots (n bigint NOT NULL);
 SELECT pg_stat_statements_reset();
 });
 my $started = psql('SELECT pg_postmaster_start_time()');
-my @ext_files;
-# LOAD_KINDS: the kinds of call to make (default all five), to see which one costs the traffic most.
+# LOAD_KINDS: the kinds of call to make (default all five), to see which one costs the traffic most;
+# "none" (a call that only records itself: the driver's own cost) and "burn" (plain SQL spending
+# about 10 ms of CPU: how much the traffic loses to CPU taken from it, whoever takes it) calibrate.
 my @kinds = split ' ', ($ENV{LOAD_KINDS} // 'migration migration_nontx validation maintenance advisor');
-for my $kind (@kinds)
-{
-    push @ext_files, '-f',
-      write_file("$kind.sql", "SELECT load.call('$kind');\n"
-                              . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"));
-}
-
 # The traffic runs once, continuously; the calls are switched off and on in windows of
 # window_seconds, in blocks of four: off, on, on, off (base_seconds + seconds of them, rounded
 # to a multiple of 4). The traffic's own tps drifts by more than the calls cost on a shared
-# machine, and falls as its tables bloat: side by side windows see the same drift, and in
+# machine: side by side windows see the same drift, and in
 # this order the on and off windows lie at the same mean time, so a steady trend weighs on
 # both alike (with plain off/on alternation every "on" window came one window later than its
 # "off" one, and a call that does nothing measured 0.90x).
@@ -246,51 +243,41 @@ my %direct_sql = (
       . "(SELECT FROM public.pgbench_branches b WHERE b.bid = t.bid);\n",
     maintenance => "SELECT 1;\n",
     advisor => "SELECT 1;\n",
-    none => "SELECT 1;\n");
-my @direct_files = map { ('-f', write_file("direct_$_.sql", $direct_sql{$_}
-                                           . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n"))) } @kinds;
+    none => "SELECT 1;\n",
+    burn => "SELECT 1;\n");
+# The calling sessions stay connected all along, as an application's would (a session's first
+# call of a kind costs several times the next ones: the extension's plans and catalog caches are
+# built per session; starting new sessions for each window made the driver pay that 8 times per
+# window).  Each call first reads the switch (load.switch, flipped by the driver at the window's
+# start): the call when on; when off, nothing, or the same work done directly.
+psql(q{CREATE TABLE load.switch (calls_on int NOT NULL); INSERT INTO load.switch VALUES (0)});
+my @call_files = map {
+    ('-f', write_file("$_.sql", "SELECT calls_on FROM load.switch \\gset\n\\if :calls_on\n"
+                               . "SELECT load.call('$_');\n"
+                               . ($direct ? "\\else\n$direct_sql{$_}" : '') . "\\endif\n"
+                               . ($o{rate} > 0 ? '' : "\\sleep $o{think_ms} ms\n")))
+} @kinds;
 my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
-my (@windows, @waits, $ext, $ext_started, $calls_seconds, $ext_exit);
-$ext_exit = 0;
-
-# Waits for a window's pgbench run of calls; the first failing exit status is kept.
-sub finish_calls
-{
-    my ($run) = @_;
-    $run->finish;
-    $ext_exit ||= $run->result(0);
-}
+my $calls_run = IPC::Run::start(
+    [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $n_windows * $w + 1, @rate, @call_files ],
+    '>', "$dir/ext.out", '2>&1');
+my (@windows, @waits, $calls_seconds);
 for my $k (0 .. $n_windows - 1)
 {
     my %win = (on => ($k % 4 == 1 || $k % 4 == 2) ? 1 : 0,
                start => $first + $k * $w, end => $first + ($k + 1) * $w);
     sleep_until($win{start});
     push @waits, waits_sampler($k, $win{on} ? 'on' : 'off', ($w - 1) * 10 - 10);  # finished at the end: never holds up the next window
-    # The window's calls start on time (a pgbench run outlasts its -T by about half a second:
-    # waiting for it first would push every later window back), then the calls of the window
-    # before are waited for.  Counted from the window's second second on, and not before those
-    # have all returned.
+    # Counted from the window's second second on: calls of the window before still running
+    # (the switch is read as each call starts) end in it.
     $win{from} = $win{start} + 1;
-    my ($before, $before_started) = ($ext, $ext_started);
-    undef $ext;
-    if ($win{on} || $direct)
-    {
-        $ext_started = Time::HiRes::time();
-        $ext = IPC::Run::start(
-            [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $w, @rate,
-              $win{on} ? @ext_files : @direct_files ],
-            '>', "$dir/ext_$k.out", '2>&1');
-    }
-    if ($before)
-    {
-        finish_calls($before);
-        $calls_seconds += Time::HiRes::time() - $before_started if $windows[-1]{on};
-        $win{from} = Time::HiRes::time() if Time::HiRes::time() > $win{from};
-    }
+    psql(sprintf('UPDATE load.switch SET calls_on = %d', $win{on}))
+      if !@windows || $windows[-1]{on} != $win{on};
+    $calls_seconds += $w if $win{on};
     sleep_until($win{end});
     push @windows, \%win;
 }
-finish_calls($ext) if $ext;  # the last window's (an "off" window's direct work)
+$calls_run->finish;
 $_->finish for $sampler, @waits;
 $traffic->finish;
 my $peak_slots = psql(q{SELECT coalesce(max(n), 0) FROM load.slots});
@@ -335,7 +322,7 @@ SELECT tag || ' ' || string_agg(w || '=' || round(100.0 * n / t)::text, ' ' ORDE
  GROUP BY tag});
 
 sub slurp { local (@ARGV, $/) = @_; return <> // '' }
-my %exit = (traffic => $traffic->result(0), extension => $ext_exit);
+my %exit = (traffic => $traffic->result(0), extension => $calls_run->result(0));
 
 printf "figure sessions %d\nfigure traffic_clients %d\nfigure seconds %.1f\n",
   $o{sessions}, $o{clients}, $calls_seconds;
@@ -458,7 +445,7 @@ if ($o{probe_calls} > 0)
     select(undef, undef, undef, 0.5);
     my $calls = join('', map { "SELECT load.call(:'kind');\n" } 1 .. $o{probe_calls});
     # "none": the probe's own cost (psql, its backend, a trivial call), included in each kind's
-    for my $kind (qw(none migration migration_nontx validation maintenance advisor))
+    for my $kind (qw(none burn migration migration_nontx validation maintenance advisor))
     {
         select(undef, undef, undef, 0.3);  # the last workers reaped
         my ($cpu0, $w0, $t0) = (cluster_cpu_seconds($postmaster), worker_starts($o{server_log}),
@@ -490,7 +477,7 @@ sub check
 
 for my $p (sort keys %exit)
 {
-    my $out = $exit{$p} == 0 ? '' : join('', map { slurp($_) } glob("$dir/" . ($p eq 'extension' ? 'ext_*' : $p) . '.out'));
+    my $out = $exit{$p} == 0 ? '' : join('', map { slurp($_) } glob("$dir/" . ($p eq 'extension' ? 'ext' : $p) . '.out'));
     $out =~ s/\n/ | /g;
     check("pgbench_$p", $exit{$p} == 0, "exit $exit{$p} $out");
 }
