@@ -187,9 +187,8 @@ my @kinds = split ' ', ($ENV{LOAD_KINDS} // 'migration migration_nontx validatio
 # The traffic runs once, continuously; the calls are switched off and on in windows of
 # window_seconds, in blocks of four: off, on, on, off (base_seconds + seconds of them, rounded
 # to a multiple of 4). The traffic's own tps drifts by more than the calls cost on a shared
-# machine: side by side windows see the same drift, and in
-# this order the on and off windows lie at the same mean time, so a steady trend weighs on
-# both alike (with plain off/on alternation every "on" window came one window later than its
+# machine: side by side windows see the same drift, and in this order the on and off windows
+# lie at the same mean time, so a steady trend weighs on both alike (with plain off/on alternation every "on" window came one window later than its
 # "off" one, and a call that does nothing measured 0.90x).
 my $w = $o{window_seconds};
 my $n_windows = 4 * int(($o{base_seconds} + $o{seconds}) / (4 * $w) + 0.5) || 4;
@@ -260,7 +259,7 @@ my @call_files = map {
 my @rate = $o{rate} > 0 ? ('-R', scalar(@kinds) * $o{rate}) : ();
 my $calls_run = IPC::Run::start(
     [ 'pgbench', '-n', '-c', $o{sessions}, '-j', 2, '-T', $n_windows * $w + 1, @rate, @call_files ],
-    '>', "$dir/ext.out", '2>&1');
+    '>', "$dir/extension.out", '2>&1');
 my (@windows, @waits, $calls_seconds);
 for my $k (0 .. $n_windows - 1)
 {
@@ -477,7 +476,7 @@ sub check
 
 for my $p (sort keys %exit)
 {
-    my $out = $exit{$p} == 0 ? '' : join('', map { slurp($_) } glob("$dir/" . ($p eq 'extension' ? 'ext' : $p) . '.out'));
+    my $out = $exit{$p} == 0 ? '' : slurp("$dir/$p.out");  # each pgbench run's output, named by its key
     $out =~ s/\n/ | /g;
     check("pgbench_$p", $exit{$p} == 0, "exit $exit{$p} $out");
 }
